@@ -1,0 +1,23 @@
+"""keras-eexit: early-exit (multi-exit) neural networks for Keras 3.
+
+Example:
+
+```python
+import keras_eexit
+splits = keras_eexit.data.load("digits")
+model = keras_eexit.models.get_model("small_cnn", input_shape=(8, 8, 1),
+                                     num_classes=10)
+model.compile(optimizer="adam", metrics=["accuracy"])
+model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
+```
+"""
+
+from keras_eexit import data
+from keras_eexit import evaluation
+from keras_eexit import layers
+from keras_eexit import losses
+from keras_eexit import models
+from keras_eexit import regimes
+from keras_eexit.models.multi_exit_model import MultiExitModel
+
+__version__ = "0.1.0"

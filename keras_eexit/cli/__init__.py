@@ -1,0 +1,1 @@
+"""The `keras-eexit` command line interface."""

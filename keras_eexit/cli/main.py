@@ -1,0 +1,151 @@
+"""The `keras-eexit` command line: train and report multi-exit models."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+DEFAULT_MODELS = {"digits": "small_cnn", "mnist1d": "cnn1d"}
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-eexit",
+        description="Early-exit neural networks for Keras 3: train a "
+        "multi-exit model and report per-exit accuracy and cost.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train a multi-exit model, print the per-exit table, write "
+        "metrics.json and model.keras",
+    )
+    train.add_argument("--model", default="auto",
+                       help="zoo model name; 'auto' picks small_cnn for "
+                       "digits, cnn1d for mnist1d, cifar_resnet otherwise")
+    train.add_argument("--dataset", default="digits",
+                       help="'digits', 'mnist1d' or a TFDS name")
+    train.add_argument("--regime", default="joint", help="training regime")
+    train.add_argument("--weights", default="uniform",
+                       help="per-exit loss weights of the joint regime: "
+                       "uniform, linear, to_final, han, or comma-separated "
+                       "numbers")
+    train.add_argument("--head", default="linear", help="exit head type")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--num-samples", type=int, default=None,
+                       help="size of generated data sets (mnist1d)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="runs/latest",
+                       help="output directory")
+    train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                       help="Keras progress output: 0 silent, 1 progress "
+                       "bar, 2 one line per epoch")
+    return parser
+
+
+def _weights(text):
+    if "," in text:
+        return [float(v) for v in text.split(",")]
+    return text
+
+
+def train(args):
+    """Runs `keras-eexit train`; returns the metrics dict it wrote."""
+    import keras
+
+    from keras_eexit import data
+    from keras_eexit import evaluation
+    from keras_eexit import models
+    from keras_eexit import regimes
+    from keras_eexit.utils.atomic import atomic_path
+    from keras_eexit.utils.atomic import write_text
+    from keras_eexit.utils.validation import check_choice
+    from keras_eexit.utils.validation import check_positive_int
+
+    check_positive_int("epochs", args.epochs)
+    check_positive_int("batch_size", args.batch_size)
+    regime = regimes.get_regime(args.regime, weights=_weights(args.weights))
+    model_name = args.model
+    if model_name == "auto":
+        model_name = DEFAULT_MODELS.get(args.dataset, "cifar_resnet")
+    check_choice("model", model_name, models.MODELS)
+    keras.utils.set_random_seed(args.seed)
+    load_kwargs = {"batch_size": args.batch_size, "seed": args.seed}
+    if args.num_samples is not None:
+        load_kwargs["num_samples"] = args.num_samples
+    splits = data.load(args.dataset, **load_kwargs)
+    model = models.get_model(
+        model_name,
+        input_shape=splits.info.input_shape,
+        num_classes=splits.info.num_classes,
+        head=args.head,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        metrics=["accuracy"],
+    )
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    history = model.fit(
+        splits.train,
+        validation_data=splits.validation,
+        epochs=args.epochs,
+        callbacks=[regime],
+        verbose=args.verbose,
+    )
+    seconds = time.perf_counter() - start
+    outputs = evaluation.collect(model, splits.test)
+    rows = evaluation.exit_table(outputs)
+    print(f"\nTest set of {args.dataset} ({len(outputs.labels)} samples), "
+          f"model {model_name}, regime {args.regime}:")
+    print(evaluation.format_table(rows))
+    metrics = {
+        "model": model_name,
+        "dataset": args.dataset,
+        "regime": args.regime,
+        "weights": _weights(args.weights),
+        "head": args.head,
+        "epochs": len(history.epoch),
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "train_seconds": round(seconds, 3),
+        "exits": rows,
+        "history": {
+            k: [float(v) for v in values]
+            for k, values in history.history.items()
+        },
+    }
+    model_path = os.path.join(args.out, "model.keras")
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
+    write_text(os.path.join(args.out, "metrics.json"),
+               json.dumps(metrics, indent=2))
+    print(f"Wrote {model_path} and {os.path.join(args.out, 'metrics.json')}")
+    return metrics
+
+
+def main(argv=None):
+    """Entry point of the `keras-eexit` console script.
+
+    Args:
+        argv: argument list (defaults to `sys.argv[1:]`).
+
+    Returns:
+        The process exit code.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            train(args)
+    except ValueError as error:
+        print(f"keras-eexit: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

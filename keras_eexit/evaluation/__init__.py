@@ -1,0 +1,6 @@
+"""Measuring multi-exit models: per-exit outputs, accuracy and cost."""
+
+from keras_eexit.evaluation.collect import ExitOutputs
+from keras_eexit.evaluation.collect import collect
+from keras_eexit.evaluation.collect import exit_table
+from keras_eexit.evaluation.collect import format_table

@@ -1,0 +1,93 @@
+"""Exit heads: layers mapping a feature map to logits, and their registry."""
+
+import keras
+
+from keras_eexit.layers.conv_pool_head import ConvPoolHead
+from keras_eexit.layers.linear_head import LinearHead
+from keras_eexit.layers.mlp_head import MLPHead
+from keras_eexit.layers.sdn_pool_head import SDNPoolHead
+from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import invalid_value
+
+HEADS = {
+    "linear": LinearHead,
+    "sdn_pool": SDNPoolHead,
+    "conv_pool": ConvPoolHead,
+    "mlp": MLPHead,
+}
+"""Exit heads by name: `"linear"`, `"sdn_pool"`, `"conv_pool"`, `"mlp"`."""
+
+
+def get_head(head, num_classes, name=None, **kwargs):
+    """Creates a new exit head.
+
+    Every call returns a new layer with its own weights, so the same
+    `head` argument can be used for all the exits of a network.
+
+    Args:
+        head: One of
+            - a name from `HEADS` (`"linear"`, `"sdn_pool"`, `"conv_pool"`,
+              `"mlp"`);
+            - a layer class, called as `head(num_classes, name=name,
+              **kwargs)`;
+            - a factory callable with the same signature, returning a
+              `keras.layers.Layer`.
+            Layer instances are refused: they would share weights between
+            exits.
+        num_classes: Integer, the number of classes (logits).
+        name: Optional name of the new layer, such as `"exit_1"`. `None`
+            lets Keras choose a unique name.
+        **kwargs: Further arguments of the head, such as `dropout=0.2`.
+
+    Returns:
+        A new, unbuilt `keras.layers.Layer`.
+
+    Raises:
+        ValueError: if `head` is an unknown name (the message lists the
+            valid names), a layer instance or not callable, or if a factory
+            does not return a layer.
+
+    Example:
+
+    ```python
+    head = get_head("linear", 10, name="exit_1", dropout=0.2)
+    head = get_head(MLPHead, 10, hidden_units=(64,))
+    head = get_head(lambda n, name=None: keras.layers.Dense(n, name=name), 10)
+    ```
+    """
+    if isinstance(head, str):
+        check_choice("head", head, HEADS)
+        return HEADS[head](num_classes, name=name, **kwargs)
+    if isinstance(head, keras.layers.Layer):
+        raise invalid_value(
+            "head",
+            "a head name, a layer class or a factory callable, not a layer "
+            "instance (each exit needs its own weights)",
+            head,
+        )
+    if not callable(head):
+        raise invalid_value(
+            "head",
+            f"a head name (one of {sorted(HEADS)}), a layer class or a "
+            "factory callable",
+            head,
+        )
+    layer = head(num_classes, name=name, **kwargs)
+    if not isinstance(layer, keras.layers.Layer):
+        raise invalid_value(
+            "head",
+            "a factory returning a `keras.layers.Layer`, got "
+            f"{type(layer).__name__}",
+            head,
+        )
+    return layer
+
+
+__all__ = [
+    "HEADS",
+    "ConvPoolHead",
+    "LinearHead",
+    "MLPHead",
+    "SDNPoolHead",
+    "get_head",
+]

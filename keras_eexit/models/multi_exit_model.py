@@ -1,0 +1,476 @@
+"""`MultiExitModel`: a chain of stages, each a segment and an exit head."""
+
+import keras
+from keras import ops
+
+from keras_eexit.api import register
+from keras_eexit.losses.objective import Objective
+from keras_eexit.utils.validation import invalid_value
+
+
+def _first(state):
+    """The tensor a head reads from a state (the first element of a tuple)."""
+    return state[0] if isinstance(state, (list, tuple)) else state
+
+
+def _static_shape(x):
+    shape = getattr(x, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+@register
+class MultiExitModel(keras.Model):
+    """A multi-exit network: a chain of stages, each a segment and a head.
+
+    Stage `k` runs `segments[k]` on the state left by stage `k - 1` (the
+    input for the first stage) and reads exit `k` from the new state with
+    `heads[k]`:
+
+        x -> segment_1 -> state_1 -> segment_2 -> ... -> segment_K -> state_K
+                 |                       |                     |
+               head_1                  head_2                head_K
+
+    A state is one tensor or a tuple of tensors (a multi-scale network keeps
+    several); a head reads the first element of a tuple. Calling the model
+    returns `{"exit_1": logits, ..., "exit_K": logits}`.
+
+    Training takes ONE label per sample and applies it to every exit (a dict
+    of labels keyed by exit name is accepted too); sparse integer labels and
+    one-hot labels both work. Without a regime callback, `fit` trains all
+    exits jointly with uniform weights; regimes from `keras_eexit.regimes`
+    change the exit weights, the objective and the trainable stages.
+
+    Args:
+        segments: list of Keras layers or models, one per exit. Segment `k`
+            maps the state after stage `k - 1` to the state after stage `k`.
+        heads: list of Keras layers of the same length, mapping a state to
+            the logits of an exit. Name them after their exits (`"exit_1"`,
+            ...) so that their weights are recognisable by path.
+        exit_names: optional list of output names; defaults to the head
+            names when they are all distinct, else `"exit_1"`, ...
+        **kwargs: forwarded to `keras.Model` (`name`, ...).
+
+    Example:
+
+    ```python
+    model = keras_eexit.MultiExitModel.from_backbone(
+        keras.applications.MobileNetV2(
+            weights=None, include_top=False, input_shape=(32, 32, 3)),
+        taps=["block_3_expand_relu", "block_6_expand_relu"],
+        num_classes=10,
+    )
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    model.fit(x, y, epochs=5, callbacks=[keras_eexit.regimes.Joint()])
+    model(x[:2])["exit_1"].shape  # (2, 10)
+    ```
+    """
+
+    def __init__(self, segments, heads, exit_names=None, **kwargs):
+        super().__init__(**kwargs)
+        segments, heads = list(segments), list(heads)
+        if not segments or len(segments) != len(heads):
+            raise invalid_value(
+                "heads",
+                f"one head per segment ({len(segments)} segments, at least "
+                "one)",
+                f"{len(heads)} heads",
+            )
+        if exit_names is None:
+            names = [h.name for h in heads]
+            default = [f"exit_{k + 1}" for k in range(len(heads))]
+            exit_names = names if len(set(names)) == len(names) else default
+        exit_names = [str(n) for n in exit_names]
+        if len(exit_names) != len(heads) or len(set(exit_names)) != len(
+            exit_names
+        ):
+            raise invalid_value(
+                "exit_names",
+                f"{len(heads)} distinct names, one per head",
+                exit_names,
+            )
+        self.segments = segments
+        self.heads = heads
+        self._exit_names = exit_names
+        self.exit_weights = keras.Variable(
+            ops.ones((len(heads),)),
+            trainable=False,
+            name="exit_weights",
+        )
+        self.objective = Objective.cross_entropy()
+        self.exit_loss_trackers = [
+            keras.metrics.Mean(name=f"{name}_loss") for name in exit_names
+        ]
+        self._base_loss = None
+        input_shape = self._declared_input_shape()
+        if input_shape is not None:
+            self.build((None,) + input_shape)
+
+    # ------------------------------------------------------------------ API
+    @property
+    def num_exits(self):
+        """Number of exits (stages) of the chain."""
+        return len(self.heads)
+
+    @property
+    def exit_names(self):
+        """Output names, in forward order (`["exit_1", ...]`)."""
+        return list(self._exit_names)
+
+    @property
+    def num_classes(self):
+        """Number of classes of the exits (they must agree), once built."""
+        classes = set(getattr(self, "_classes_per_exit", []))
+        if len(classes) != 1:
+            return None
+        return classes.pop()
+
+    @classmethod
+    def from_backbone(
+        cls, backbone, taps, head="linear", num_classes=None, **head_kwargs
+    ):
+        """Turns a functional Keras model into a multi-exit model.
+
+        The backbone graph is cut after each tap layer; the pieces become the
+        segments, and an exit head is attached at every tap and at the
+        backbone's output. The new model shares the backbone's layers (and
+        therefore its weights).
+
+        Args:
+            backbone: a functional `keras.Model` (or a built `Sequential`)
+                with one input and one output, for example
+                `keras.applications.ResNet50(weights=None, include_top=False)`.
+            taps: names of the layers after which internal exits go, in
+                forward order.
+            head: a head name from `keras_eexit.layers.HEADS`, a head class,
+                or a factory `f(num_classes, name=...)`.
+            num_classes: number of classes (>= 2).
+            **head_kwargs: forwarded to the head constructor.
+
+        Returns:
+            A `MultiExitModel` with `len(taps) + 1` exits.
+        """
+        from keras_eexit.layers import get_head
+        from keras_eexit.models.backbone_split import split_backbone
+
+        if num_classes is None:
+            raise invalid_value("num_classes", "an integer >= 2", None)
+        segments = split_backbone(backbone, taps)
+        heads = [
+            get_head(head, num_classes, name=f"exit_{k + 1}", **head_kwargs)
+            for k in range(len(segments))
+        ]
+        return cls(segments, heads, name=f"{backbone.name}_exits")
+
+    def flops_per_exit(self):
+        """Cumulative FLOPs to reach and evaluate each exit, for one sample.
+
+        Exit `k` costs segments `1..k` plus heads `1..k`: a sample that
+        leaves at exit `k` has evaluated every earlier head too (the
+        convention of Kubaty et al.'s benchmark). FLOPs are read from the
+        traced TensorFlow graph, 2 per multiply-add of convolutions,
+        depthwise convolutions, dense layers, matrix products and attention
+        (see `keras_eexit.evaluation.flops`).
+
+        Returns:
+            A list of `num_exits` integers, non-decreasing.
+        """
+        return self._cumulative(*self._stage_costs()[:2])
+
+    def params_per_exit(self):
+        """Cumulative parameter count of segments and heads up to each exit.
+
+        Returns:
+            A list of `num_exits` integers: weights of segments `1..k` and
+            heads `1..k`.
+        """
+        return self._cumulative(*self._stage_costs()[2:])
+
+    # ----------------------------------------------------------- internals
+    def _declared_input_shape(self):
+        inputs = getattr(self.segments[0], "inputs", None)
+        if not inputs or len(inputs) != 1:
+            return None
+        return tuple(inputs[0].shape[1:])
+
+    def _stage_costs(self):
+        import tensorflow as tf
+
+        from keras_eexit.evaluation.flops import count_flops, count_params
+
+        if not self.built:
+            raise ValueError(
+                "The model is not built yet: call it on a batch (or `build` "
+                "it) before counting FLOPs or parameters."
+            )
+        spec = tf.TensorSpec(
+            (1,) + tuple(self._build_input_shape()), self.compute_dtype
+        )
+        seg_flops, head_flops, seg_params, head_params = [], [], [], []
+        for segment, head in zip(self.segments, self.heads):
+            seg_flops.append(count_flops(segment, spec))
+            state_spec = _state_spec(segment, spec)
+            head_flops.append(count_flops(head, _first(state_spec)))
+            seg_params.append(count_params(segment))
+            head_params.append(count_params(head))
+            spec = state_spec
+        return seg_flops, head_flops, seg_params, head_params
+
+    def _build_input_shape(self):
+        declared = self._declared_input_shape()
+        if declared is not None:
+            return declared
+        shape = self._build_shapes_dict or {}
+        shape = shape.get("input_shape")
+        if shape is None:
+            raise ValueError("Cannot tell the model's input shape.")
+        return tuple(shape)[1:]
+
+    @staticmethod
+    def _cumulative(segment_costs, head_costs):
+        totals, running = [], 0
+        for seg, head in zip(segment_costs, head_costs):
+            running += seg
+            totals.append(running + head)
+            running += head
+        return totals
+
+    def build(self, input_shape):
+        inputs = getattr(self.segments[0], "inputs", None)
+        dtype = inputs[0].dtype if inputs else "float32"
+        state = keras.KerasTensor(tuple(input_shape), dtype)
+        classes = []
+        for segment, head in zip(self.segments, self.heads):
+            state = segment(state)
+            classes.append(head(_first(state)).shape[-1])
+        self._classes_per_exit = classes
+        self.built = True
+
+    def call(self, inputs, training=None):
+        self._check_input(inputs)
+        state = inputs
+        outputs = {}
+        for name, segment, head in zip(
+            self._exit_names, self.segments, self.heads
+        ):
+            state = segment(state, training=training)
+            outputs[name] = head(_first(state), training=training)
+        return outputs
+
+    def _check_input(self, inputs):
+        expected = self._declared_input_shape()
+        received = _static_shape(inputs)
+        if expected is None or received is None:
+            return
+        if len(received) != len(expected) + 1 or any(
+            e is not None and r is not None and e != r
+            for e, r in zip(expected, received[1:])
+        ):
+            raise ValueError(
+                "Input shape mismatch: the model expects inputs of shape "
+                f"{(None,) + expected} (batch first). Received: inputs with "
+                f"shape {received}."
+            )
+
+    # ------------------------------------------------------------ training
+    def compile(self, optimizer="adam", loss=None, loss_weights=None,
+                **kwargs):
+        """Configures the model for training, as `keras.Model.compile`.
+
+        Args:
+            optimizer: as in `keras.Model.compile`.
+            loss: `None` (cross-entropy on logits; sparse or one-hot chosen
+                from the label shape), or one Keras loss (name, class
+                instance or function of `(y_true, logits)`) applied to every
+                exit.
+            loss_weights: optional list of per-exit weights; regimes may
+                change them during training.
+            **kwargs: forwarded to `keras.Model.compile` (`metrics`,
+                `jit_compile`, `steps_per_execution`, ...). A flat list of
+                metrics is applied to every exit (`exit_1_accuracy`, ...).
+        """
+        if isinstance(loss, (dict, list, tuple)):
+            raise invalid_value(
+                "loss",
+                "one loss applied to every exit (use `loss_weights` or a "
+                "regime to weight exits)",
+                loss,
+            )
+        self._base_loss = None if loss is None else keras.losses.get(loss)
+        self.objective = Objective.cross_entropy(self._base_loss)
+        if loss_weights is not None:
+            from keras_eexit.regimes.weights import exit_weights
+
+            self.exit_weights.assign(exit_weights(loss_weights,
+                                                  self.num_exits))
+        metrics = kwargs.pop("metrics", None)
+        if isinstance(metrics, (list, tuple)):
+            metrics = {name: list(metrics) for name in self._exit_names}
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._compile_config.config.update(
+            loss=loss,
+            loss_weights=None if loss_weights is None else list(
+                self.exit_weights.numpy().tolist()
+            ),
+        )
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        total, per_exit = self.objective(self, y, y_pred, sample_weight)
+        for tracker, value in zip(self.exit_loss_trackers, per_exit):
+            tracker.update_state(value)
+        for extra in self.losses:
+            total = total + self._aggregate_additional_loss(extra)
+        return total
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """As `keras.Model.fit`; labels are checked first (see class doc)."""
+        self._check_labels(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """As `keras.Model.evaluate`; labels are checked first."""
+        self._check_labels(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_labels(self, x, y):
+        """Eager checks of label range and format with clear messages.
+
+        Arrays are checked in full; for a `tf.data.Dataset` the first batch
+        is checked.
+        """
+        import numpy as np
+        import tensorflow as tf
+
+        if y is None and isinstance(x, tf.data.Dataset):
+            for batch in x.take(1):
+                _, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        if y is None or self.num_classes is None:
+            return
+        labels = y.values() if isinstance(y, dict) else [y]
+        for value in labels:
+            if isinstance(value, (list, tuple)):
+                return  # structure errors are raised by the train step
+            value = np.asarray(value)
+            _check_label_values(value, self.num_classes)
+
+    def train_step(self, data):
+        return super().train_step(self._labels_per_exit(data))
+
+    def test_step(self, data):
+        return super().test_step(self._labels_per_exit(data))
+
+    def _labels_per_exit(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "Training and evaluation need labels: pass `y` (one label "
+                "per sample) or a data set of `(x, y)` pairs."
+            )
+        if isinstance(y, dict):
+            if set(y) != set(self._exit_names):
+                raise ValueError(
+                    "Label/exit structure mismatch: a dict of labels must "
+                    f"have one entry per exit {self._exit_names}. Received "
+                    f"keys: {sorted(y)}."
+                )
+        elif isinstance(y, (list, tuple)):
+            raise ValueError(
+                "Label/exit structure mismatch: pass one label per sample "
+                "(applied to every exit) or a dict keyed by exit name "
+                f"{self._exit_names}. Received a {type(y).__name__} of "
+                f"{len(y)} label tensors."
+            )
+        else:
+            y = {name: y for name in self._exit_names}
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    # -------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "segments": [
+                    keras.saving.serialize_keras_object(s)
+                    for s in self.segments
+                ],
+                "heads": [
+                    keras.saving.serialize_keras_object(h) for h in self.heads
+                ],
+                "exit_names": self.exit_names,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        segments = [
+            keras.saving.deserialize_keras_object(
+                s, custom_objects=custom_objects
+            )
+            for s in config.pop("segments")
+        ]
+        heads = [
+            keras.saving.deserialize_keras_object(
+                h, custom_objects=custom_objects
+            )
+            for h in config.pop("heads")
+        ]
+        return cls(segments=segments, heads=heads, **config)
+
+
+def _state_spec(segment, spec):
+    """The `tf.TensorSpec` structure a segment returns for input `spec`."""
+    import tensorflow as tf
+
+    def to_keras(s):
+        return keras.KerasTensor(tuple(s.shape), s.dtype.name)
+
+    def to_tf(t):
+        return tf.TensorSpec(tuple(t.shape), t.dtype)
+
+    inputs = keras.tree.map_structure(to_keras, spec)
+    out = segment.compute_output_spec(inputs)
+    return keras.tree.map_structure(to_tf, out)
+
+
+
+def _check_label_values(labels, num_classes):
+    import numpy as np
+
+    if labels.ndim == 2 and labels.shape[-1] not in (1,):
+        if labels.shape[-1] != num_classes:
+            raise ValueError(
+                f"One-hot labels have {labels.shape[-1]} columns but the "
+                f"model has {num_classes} classes. Pass integer labels in "
+                f"[0, {num_classes}) or one-hot labels with {num_classes} "
+                "columns."
+            )
+        return
+    if labels.ndim > 2:
+        raise ValueError(
+            f"Labels have shape {labels.shape}: expected integer classes of "
+            "shape (batch,) or one-hot labels of shape (batch, num_classes)."
+        )
+    if labels.size == 0:
+        return
+    if not np.issubdtype(labels.dtype, np.integer) and not np.all(
+        labels == np.round(labels)
+    ):
+        raise ValueError(
+            "Integer class labels expected; received non-integer values "
+            f"such as {labels.reshape(-1)[:3].tolist()}."
+        )
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"Labels out of range: the model has {num_classes} classes, so "
+            f"labels must be in [0, {num_classes - 1}]. Received labels "
+            f"from {low} to {high}."
+        )

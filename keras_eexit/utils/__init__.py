@@ -1,0 +1,1 @@
+"""Small shared helpers: argument validation and atomic file writes."""

@@ -1,0 +1,62 @@
+"""Atomic file writes: a reader never sees a half-written output."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path next to `path`; renames it over `path` on success.
+
+    The temporary file lives in the same directory (so the final rename is
+    atomic on POSIX) and keeps the suffix of `path` (Keras chooses the save
+    format from it). If the body raises, the temporary file is removed and
+    any previous file at `path` is left intact.
+
+    Args:
+        path: the final destination.
+
+    Returns:
+        A context manager yielding the temporary path (a `str`).
+
+    Example:
+
+    ```python
+    with atomic_path("run/model.keras") as tmp:
+        model.save(tmp)
+    ```
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{base}.", suffix=os.path.splitext(base)[1] or ".tmp",
+        dir=directory,
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        if isinstance(error, OSError) and path not in str(error):
+            raise OSError(
+                error.errno, f"Could not write {path}: {error.strerror or error}"
+            ) from error
+        raise
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically (UTF-8).
+
+    Args:
+        path: destination file.
+        text: the content.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())

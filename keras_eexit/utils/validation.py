@@ -1,0 +1,67 @@
+"""Argument validation with error messages in one recognisable form."""
+
+import difflib
+
+
+def invalid_value(argument, expected, received):
+    """Builds a `ValueError` in the Keras form.
+
+    Args:
+        argument: Name of the offending argument.
+        expected: What a valid value looks like (a phrase).
+        received: The value that was passed.
+
+    Returns:
+        A `ValueError` to raise, reading
+        "Invalid value received for argument `rate`. Expected a float between
+        0 and 1. Received: rate=1.5".
+    """
+    return ValueError(
+        f"Invalid value received for argument `{argument}`. Expected "
+        f"{expected}. Received: {argument}={received!r}"
+    )
+
+
+def check_choice(argument, value, choices):
+    """Checks that `value` is one of `choices`.
+
+    Args:
+        argument: Name of the argument, used in the message.
+        value: The value to check.
+        choices: The valid values (an iterable of strings).
+
+    Returns:
+        `value`, unchanged, when it is valid.
+
+    Raises:
+        ValueError: naming the argument, the valid choices and, when one
+            is close, the likely intended choice.
+
+    Example:
+
+    >>> check_choice("head", "linear", ["linear", "mlp"])
+    'linear'
+    """
+    choices = sorted(choices)
+    if value in choices:
+        return value
+    near = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise ValueError(
+        f"Unknown {argument} {value!r}. Valid choices: {choices}.{hint}"
+    )
+
+
+def check_positive_int(argument, value):
+    """Checks that `value` is an integer >= 1 and returns it.
+
+    Args:
+        argument: Name of the argument, used in the message.
+        value: The value to check.
+
+    Returns:
+        `value` as an `int`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid_value(argument, "an integer >= 1", value)
+    return value

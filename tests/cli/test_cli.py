@@ -1,0 +1,56 @@
+"""The `keras-eexit` command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_eexit.cli.main import main
+
+
+def test_train_writes_table_metrics_and_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "digits", "--epochs", "2",
+                 "--seed", "1", "--verbose", "0", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "exit_1" in printed and "FLOPs" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "small_cnn" and metrics["epochs"] == 2
+    rows = metrics["exits"]
+    assert [r["exit"] for r in rows] == ["exit_1", "exit_2", "exit_3"]
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    assert rows[0]["flops"] < rows[-1]["flops"]
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert model.num_exits == 3
+    assert sorted(os.listdir(out)) == ["metrics.json", "model.keras"]
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--model", "resnet9000", "Unknown model"),
+    ("--regime", "jointt", "Unknown regime"),
+    ("--dataset", "digitz", "digits"),
+    ("--head", "linaer", "Unknown head"),
+    ("--epochs", "0", "epochs"),
+])
+def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path, capsys,
+                                                      flag, value, message):
+    out = tmp_path / "run"
+    code = main(["train", flag, value, "--epochs", "1", "--verbose", "0",
+                 "--out", str(out)] if flag != "--epochs" else
+                ["train", flag, value, "--verbose", "0", "--out", str(out)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "model.keras").exists()
+    assert not (out / "metrics.json").exists()
+
+
+def test_console_script_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_eexit", "train", "--help"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "--regime" in result.stdout and "--dataset" in result.stdout
