@@ -4,3 +4,6 @@ from keras_eexit.evaluation.collect import ExitOutputs
 from keras_eexit.evaluation.collect import collect
 from keras_eexit.evaluation.collect import exit_table
 from keras_eexit.evaluation.collect import format_table
+from keras_eexit.evaluation.flops import count_flops
+from keras_eexit.evaluation.flops import count_params
+from keras_eexit.evaluation.flops import profiler_flops
