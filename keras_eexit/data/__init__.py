@@ -1,0 +1,26 @@
+"""Data sets for early-exit experiments, as `tf.data` pipelines or arrays.
+
+`load(name, ...)` returns a `Splits` of three batched pipelines plus a
+`DatasetInfo`; `load_arrays(name, ...)` returns the same splits as numpy
+arrays; `available()` lists the embedded sets that need no download
+(`"digits"`, `"mnist1d"`). Any other name is read offline from a prepared
+TensorFlow Datasets directory.
+"""
+
+from keras_eexit.data.augment import AUGMENTATIONS
+from keras_eexit.data.cache import cache_dir
+from keras_eexit.data.info import DatasetInfo
+from keras_eexit.data.info import Splits
+from keras_eexit.data.loaders import available
+from keras_eexit.data.loaders import load
+from keras_eexit.data.loaders import load_arrays
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DatasetInfo",
+    "Splits",
+    "available",
+    "cache_dir",
+    "load",
+    "load_arrays",
+]
