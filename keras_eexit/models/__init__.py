@@ -1,0 +1,12 @@
+"""Multi-exit models: the `MultiExitModel` chain and the model zoo."""
+
+from keras_eexit.models.backbone_split import split_backbone
+from keras_eexit.models.multi_exit_model import MultiExitModel
+from keras_eexit.models.applications import mobilenet_v2_exits
+from keras_eexit.models.applications import resnet50_exits
+from keras_eexit.models.cifar_resnet import cifar_resnet
+from keras_eexit.models.cnn1d import cnn1d
+from keras_eexit.models.registry import MODELS
+from keras_eexit.models.registry import get_model
+from keras_eexit.models.small_cnn import small_cnn
+from keras_eexit.models.vgg16_exits import vgg16_exits

@@ -1,0 +1,45 @@
+"""The model zoo by name: `MODELS` and `get_model`."""
+
+from keras_eexit.models.applications import mobilenet_v2_exits
+from keras_eexit.models.applications import resnet50_exits
+from keras_eexit.models.cifar_resnet import cifar_resnet
+from keras_eexit.models.cnn1d import cnn1d
+from keras_eexit.models.small_cnn import small_cnn
+from keras_eexit.models.vgg16_exits import vgg16_exits
+from keras_eexit.utils.validation import check_choice
+
+MODELS = {
+    "small_cnn": small_cnn,
+    "cnn1d": cnn1d,
+    "cifar_resnet": cifar_resnet,
+    "vgg16_exits": vgg16_exits,
+    "mobilenet_v2_exits": mobilenet_v2_exits,
+    "resnet50_exits": resnet50_exits,
+}
+"""Zoo builders by name; each returns a new, randomly initialised
+`MultiExitModel`."""
+
+
+def get_model(name, **kwargs):
+    """Builds a zoo model by name.
+
+    Args:
+        name: a key of `MODELS`: `"small_cnn"`, `"cnn1d"`,
+            `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"` or
+            `"resnet50_exits"`.
+        **kwargs: the builder's arguments (`num_classes`, `input_shape`,
+            `head`, ...).
+
+    Returns:
+        A new `MultiExitModel`.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones).
+
+    Example:
+
+    ```python
+    model = get_model("cifar_resnet", depth=32, num_classes=100)
+    ```
+    """
+    return MODELS[check_choice("model", name, MODELS)](**kwargs)

@@ -1,0 +1,116 @@
+"""Shared machinery of the model zoo: argument checks and assembly.
+
+Every zoo builder makes a functional backbone whose block outputs carry
+recognisable names, cuts it after the tap layers with `split_backbone`, and
+attaches one head per piece. The heads are named `"exit_1"`, ...,
+`"exit_K"`, so that their weights are recognisable by path.
+"""
+
+import numbers
+
+from keras_eexit.models.backbone_split import split_backbone
+from keras_eexit.models.multi_exit_model import MultiExitModel
+from keras_eexit.utils.validation import invalid_value
+
+
+def check_num_classes(num_classes):
+    """Returns `num_classes` as an `int` if it is an integer >= 2."""
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 2
+    ):
+        raise invalid_value("num_classes", "an integer >= 2", num_classes)
+    return int(num_classes)
+
+
+def check_input_shape(input_shape, rank, min_size=1, channels=None):
+    """Checks a channels-last input shape without the batch axis.
+
+    Args:
+        input_shape: the shape to check, for example `(32, 32, 3)`.
+        rank: the number of axes expected (2 for sequences, 3 for images).
+        min_size: smallest allowed size of each spatial axis.
+        channels: if given, the required number of channels.
+
+    Returns:
+        The shape as a tuple of Python integers.
+    """
+    expected = (
+        f"a tuple of {rank} positive integers (spatial axes >= {min_size}"
+        + ("" if channels is None else f", {channels} channels")
+        + ")"
+    )
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise invalid_value("input_shape", expected, input_shape) from None
+    if len(shape) != rank or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+        for d in shape
+    ):
+        raise invalid_value("input_shape", expected, input_shape)
+    if any(d < min_size for d in shape[:-1]) or (
+        channels is not None and shape[-1] != channels
+    ):
+        raise invalid_value("input_shape", expected, input_shape)
+    return tuple(int(d) for d in shape)
+
+
+def check_positions(argument, positions, last, what):
+    """Checks a list of 1-based positions after which internal exits go.
+
+    Args:
+        argument: name of the argument, for the message.
+        positions: an iterable of integers.
+        last: largest allowed position (the final exit always comes after
+            the last position of the backbone, so `last` is one less).
+        what: what a position counts, for the message (`"block"`, ...).
+
+    Returns:
+        The positions as a list of Python integers, strictly increasing.
+    """
+    expected = (
+        f"a non-empty, strictly increasing list of {what} indices between 1 "
+        f"and {last}"
+    )
+    if isinstance(positions, (str, bytes)) or isinstance(
+        positions, numbers.Number
+    ):
+        raise invalid_value(argument, expected, positions)
+    try:
+        values = list(positions)
+    except TypeError:
+        raise invalid_value(argument, expected, positions) from None
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, numbers.Integral)
+        for v in values
+    ):
+        raise invalid_value(argument, expected, positions)
+    values = [int(v) for v in values]
+    if values[0] < 1 or values[-1] > last or any(
+        b <= a for a, b in zip(values, values[1:])
+    ):
+        raise invalid_value(argument, expected, positions)
+    return values
+
+
+def make_heads(head, num_classes, count, start=1, **head_kwargs):
+    """Creates `count` new heads named `exit_{start}`, `exit_{start + 1}`..."""
+    from keras_eexit.layers import get_head
+
+    return [
+        get_head(head, num_classes, name=f"exit_{k}", **head_kwargs)
+        for k in range(start, start + count)
+    ]
+
+
+def assemble(backbone, taps, heads, name):
+    """Cuts `backbone` after `taps` and returns the `MultiExitModel`."""
+    segments = split_backbone(backbone, taps)
+    if len(segments) != len(heads):
+        raise ValueError(
+            f"Internal error: {len(segments)} segments for {len(heads)} "
+            "heads."
+        )
+    return MultiExitModel(segments, heads, name=name)
