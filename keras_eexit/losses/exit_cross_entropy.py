@@ -93,7 +93,7 @@ class ExitCrossEntropy:
 
     ```python
     term = ExitCrossEntropy()
-    total, per_exit = term(model, labels_by_exit, logits_by_exit)
+    total, per_exit = term(model, x, labels_by_exit, logits_by_exit)
     ```
     """
 
@@ -103,7 +103,7 @@ class ExitCrossEntropy:
         self.loss = loss
         self._per_sample = resolve_loss(loss)
 
-    def __call__(self, model, y, y_pred, sample_weight=None):
+    def __call__(self, model, x, y, y_pred, sample_weight=None):
         """Returns `(weighted total, {exit_name: mean loss})`."""
         per_exit = {}
         total = 0.0

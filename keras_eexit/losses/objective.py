@@ -15,42 +15,57 @@ def _replica_fraction():
 class Objective:
     """A sum of loss terms over the exit outputs.
 
-    Each term is a callable `term(model, y, y_pred, sample_weight)` returning
-    `(scalar, per_exit)` where `per_exit` maps exit names to that exit's
-    unweighted loss (or is empty). The objective adds the scalars and sums
-    the per-exit values by exit for logging. The total is divided by the
-    number of replicas under a distribution strategy, so gradients summed
-    across replicas are those of the global batch.
+    Each term is a callable `term(model, x, y, y_pred, sample_weight)`
+    returning `(scalar, per_exit)`, where `per_exit` maps exit names to that
+    exit's part of the term. Every term has a `name`; the cross-entropy
+    term's per-exit values are logged as `exit_k_loss` (unweighted), every
+    other term as `<name>_loss` (its weighted total). The total is divided by
+    the number of replicas under a distribution strategy, so that gradients
+    summed across replicas are those of the global batch.
 
     Args:
-        terms: a list of terms.
+        terms: a list of terms with distinct names.
 
     Example:
 
     ```python
-    model.objective = Objective([ExitCrossEntropy()])
+    model.set_objective(Objective([ExitCrossEntropy(),
+                                   Distillation(students=[0, 1])]))
     ```
     """
 
     def __init__(self, terms):
         self.terms = list(terms)
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Objective terms need distinct names: {names}.")
 
     @classmethod
     def cross_entropy(cls, loss=None):
         """The joint objective: weighted cross-entropy over all exits."""
         return cls([ExitCrossEntropy(loss)])
 
-    def __call__(self, model, y, y_pred, sample_weight=None):
-        """Returns `(total loss scaled for distribution, per-exit losses)`.
+    @property
+    def extra_names(self):
+        """Names of the terms other than the per-exit cross-entropy."""
+        return [t.name for t in self.terms if t.name != ExitCrossEntropy.name]
 
-        Per-exit losses are the unscaled batch means, in exit order.
+    def __call__(self, model, x, y, y_pred, sample_weight=None):
+        """Returns `(total, per-exit cross-entropies, {term name: value})`.
+
+        The total is scaled for distribution; the logged values are the
+        unscaled batch means, per-exit ones in exit order (zero when no
+        cross-entropy term is present).
         """
         total = 0.0
-        per_exit = {name: 0.0 for name in model.exit_names}
+        per_exit = [0.0] * model.num_exits
+        extras = {}
         for term in self.terms:
-            value, exits = term(model, y, y_pred, sample_weight)
+            value, exits = term(model, x, y, y_pred, sample_weight)
             total = total + value
-            for name, loss in exits.items():
-                per_exit[name] = per_exit[name] + loss
+            if term.name == ExitCrossEntropy.name:
+                per_exit = [exits.get(n, 0.0) for n in model.exit_names]
+            else:
+                extras[term.name] = value
         total = ops.convert_to_tensor(total) * _replica_fraction()
-        return total, [per_exit[name] for name in model.exit_names]
+        return total, per_exit, extras

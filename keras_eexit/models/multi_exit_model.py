@@ -13,6 +13,15 @@ def _first(state):
     return state[0] if isinstance(state, (list, tuple)) else state
 
 
+def _rescale_first(state, scale):
+    """Scales the gradient flowing back through the head-read tensor."""
+    from keras_eexit.layers.gradient_rescale import rescale_gradient
+
+    if isinstance(state, (list, tuple)):
+        return [rescale_gradient(state[0], scale)] + list(state[1:])
+    return rescale_gradient(state, scale)
+
+
 def _static_shape(x):
     shape = getattr(x, "shape", None)
     return None if shape is None else tuple(shape)
@@ -33,6 +42,13 @@ class MultiExitModel(keras.Model):
     A state is one tensor or a tuple of tensors (a multi-scale network keeps
     several); a head reads the first element of a tuple. Calling the model
     returns `{"exit_1": logits, ..., "exit_K": logits}`.
+
+    With `model.gradient_equilibrium = True` (set by
+    `Joint(gradient_equilibrium=True)`), training rescales the gradients that
+    meet at each stage output as Li et al. (ICCV 2019) do: the tensor a head
+    reads is multiplied by `1 / (K - k + 1)` in the backward pass and the
+    path on to deeper stages by `K - k`, so stage `k` receives the mean of
+    its own exit's gradient and the deeper exits' (stage `k` 1-based).
 
     Training takes ONE label per sample and applies it to every exit (a dict
     of labels keyed by exit name is accepted too); sparse integer labels and
@@ -97,10 +113,16 @@ class MultiExitModel(keras.Model):
             name="exit_weights",
         )
         self.objective = Objective.cross_entropy()
+        # Created on demand by `set_objective` after the model is built, so
+        # kept out of Keras' (locked) tracking and listed in `metrics`.
+        object.__setattr__(self, "term_loss_trackers", {})
         self.exit_loss_trackers = [
             keras.metrics.Mean(name=f"{name}_loss") for name in exit_names
         ]
         self._base_loss = None
+        self.gradient_equilibrium = False
+        object.__setattr__(self, "regime_state", None)
+        object.__setattr__(self, "feature_cache", None)
         input_shape = self._declared_input_shape()
         if input_shape is not None:
             self.build((None,) + input_shape)
@@ -249,11 +271,16 @@ class MultiExitModel(keras.Model):
         self._check_input(inputs)
         state = inputs
         outputs = {}
-        for name, segment, head in zip(
-            self._exit_names, self.segments, self.heads
+        equilibrium = self.gradient_equilibrium and training
+        for k, (name, segment, head) in enumerate(
+            zip(self._exit_names, self.segments, self.heads)
         ):
             state = segment(state, training=training)
+            if equilibrium:
+                state = _rescale_first(state, 1.0 / (self.num_exits - k))
             outputs[name] = head(_first(state), training=training)
+            if equilibrium:
+                state = _rescale_first(state, float(self.num_exits - k - 1))
         return outputs
 
     def _check_input(self, inputs):
@@ -295,8 +322,8 @@ class MultiExitModel(keras.Model):
                 "regime to weight exits)",
                 loss,
             )
-        self._base_loss = None if loss is None else keras.losses.get(loss)
-        self.objective = Objective.cross_entropy(self._base_loss)
+        self._base_loss = loss
+        self.set_objective(Objective.cross_entropy(loss))
         if loss_weights is not None:
             from keras_eexit.regimes.weights import exit_weights
 
@@ -313,6 +340,27 @@ class MultiExitModel(keras.Model):
             ),
         )
 
+    @property
+    def metrics(self):
+        return super().metrics + list(self.term_loss_trackers.values())
+
+    def set_objective(self, objective):
+        """Sets the training objective (an `Objective`).
+
+        Creates a `<term>_loss` tracker for every term other than the
+        cross-entropy. Rebuild the train function afterwards if training has
+        started (`make_train_function(force=True)`); regimes do this.
+
+        Args:
+            objective: a `keras_eexit.losses.Objective`.
+        """
+        for name in objective.extra_names:
+            if name not in self.term_loss_trackers:
+                self.term_loss_trackers[name] = keras.metrics.Mean(
+                    name=f"{name}_loss"
+                )
+        self.objective = objective
+
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
@@ -321,17 +369,41 @@ class MultiExitModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        total, per_exit = self.objective(self, y, y_pred, sample_weight)
+        total, per_exit, extras = self.objective(
+            self, x, y, y_pred, sample_weight
+        )
         for tracker, value in zip(self.exit_loss_trackers, per_exit):
             tracker.update_state(value)
+        for name, value in extras.items():
+            self.term_loss_trackers[name].update_state(value)
         for extra in self.losses:
             total = total + self._aggregate_additional_loss(extra)
         return total
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """As `keras.Model.fit`; labels are checked first (see class doc)."""
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
+            callbacks=None, **kwargs):
+        """As `keras.Model.fit`; labels are checked first.
+
+        At most one regime (`keras_eexit.regimes.Regime`) may be among the
+        callbacks; it is prepared before Keras builds the optimizer (see
+        `Regime.prepare`). Without a regime, every exit trains jointly with
+        the current `exit_weights`.
+        """
+        from keras_eexit.regimes.regime import Regime
+
         self._check_labels(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        callbacks = list(callbacks or [])
+        regimes = [c for c in callbacks if isinstance(c, Regime)]
+        if len(regimes) > 1:
+            raise ValueError(
+                "fit received several regimes "
+                f"({[type(r).__name__ for r in regimes]}): compose them into "
+                "one (`regime_a + regime_b`) instead."
+            )
+        if regimes:
+            callbacks = regimes[0].prepare(self, callbacks)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                           verbose=verbose, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; labels are checked first."""
@@ -360,7 +432,14 @@ class MultiExitModel(keras.Model):
             _check_label_values(value, self.num_classes)
 
     def train_step(self, data):
-        return super().train_step(self._labels_per_exit(data))
+        data = self._labels_per_exit(data)
+        if self.feature_cache is not None:
+            return self.feature_cache.train_step(self, data)
+        return super().train_step(data)
+
+    def _default_train_step(self, data):
+        """Keras' own train step (used by the feature cache)."""
+        return super().train_step(data)
 
     def test_step(self, data):
         return super().test_step(self._labels_per_exit(data))

@@ -1,99 +1,125 @@
-"""`Phase` and `Regime`: a training regime as phases run inside one `fit`."""
+"""`Regime`: a training regime as phases run by one callback inside `fit`."""
 
-import dataclasses
+import warnings
 
 import keras
+import numpy as np
 
+from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
+from keras_eexit.losses.objective import Objective
+from keras_eexit.regimes.phase import Phase
+from keras_eexit.regimes.state import RegimeState
 from keras_eexit.regimes.weights import exit_weights
 from keras_eexit.utils.validation import invalid_value
 
 
-@dataclasses.dataclass(frozen=True)
-class Phase:
-    """One phase of a training regime.
-
-    Args:
-        name: shown in the progress output and recorded in the logs.
-        epochs: how many epochs the phase lasts; `None` lets it run until
-            `fit` ends (only allowed for the last phase).
-        weights: per-exit loss weights (a scheme of
-            `keras_eexit.regimes.weights.exit_weights` or a list).
-        learning_rate: optional learning rate assigned to the optimizer when
-            the phase starts.
-    """
-
-    name: str
-    epochs: int | None = None
-    weights: object = "uniform"
-    learning_rate: float | None = None
-
-    def __post_init__(self):
-        if self.epochs is not None and (
-            isinstance(self.epochs, bool)
-            or not isinstance(self.epochs, int)
-            or self.epochs < 1
-        ):
-            raise invalid_value(
-                "epochs", "an integer >= 1 or None", self.epochs
-            )
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise invalid_value(
-                "learning_rate", "a positive number", self.learning_rate
-            )
-
-
 class Regime(keras.callbacks.Callback):
-    """A training regime: phases applied in order during one `model.fit`.
+    """A training regime: phases applied in order during ONE `model.fit`.
 
-    The regime is a Keras callback. When a phase starts it assigns the
-    model's per-exit loss weights (a variable read by the train step, so
-    nothing is retraced) and, if the phase sets one, the learning rate. The
-    index of the active phase is recorded in the logs as `"phase"`, so it
-    appears in `History`.
+    When a phase starts, the regime freezes and unfreezes segments and heads
+    (and rebuilds the train function, as Keras requires when the trainable
+    set changes), sets the objective and the per-exit weights, the learning
+    rate and gradient equilibrium, and takes a teacher snapshot if asked.
+    A phase ends after its epochs or when its monitored metric stops
+    improving; the last phase ends `fit`.
+
+    The index of the active phase is logged as `"phase"` (so it is in
+    `History`), and each phase's name is printed as it starts. The regime's
+    progress lives in model weights while `fit` runs, so
+    `keras.callbacks.BackupAndRestore` resumes a killed run in the right
+    phase (the regime moves itself before any `BackupAndRestore` in the
+    callback list so that its state is saved up to date).
+
+    Regimes compose: `regime_a + regime_b` runs the phases of both.
 
     Args:
-        phases: a list of `Phase`s; only the last may have `epochs=None`.
+        phases: a list of `Phase`s, or a function `f(num_exits) -> list` for
+            regimes whose phases depend on the model (the list is built when
+            the regime meets its model). Every phase but the last needs an
+            end (fixed `epochs` or a `monitor`).
         verbose: print the name of each phase as it starts.
 
     Example:
 
     ```python
-    regime = Regime([Phase("warm", epochs=2, weights="to_final"),
-                     Phase("main", epochs=8)])
+    regime = Regime([
+        Phase("backbone", epochs=5, train_heads=[3], weights=[0, 0, 1]),
+        Phase("heads", epochs=3, train_segments="none",
+              train_heads=[1, 2], weights=[1, 1, 0]),
+    ])
     model.fit(x, y, epochs=regime.epochs, callbacks=[regime])
     ```
     """
 
     def __init__(self, phases, verbose=True):
         super().__init__()
-        phases = list(phases)
-        if not phases:
-            raise invalid_value("phases", "at least one Phase", phases)
-        for phase in phases[:-1]:
-            if phase.epochs is None:
-                raise invalid_value(
-                    "phases",
-                    "a fixed number of epochs for every phase but the last",
-                    [p.name for p in phases],
-                )
-        self.phases = phases
+        self._builder = phases if callable(phases) else None
+        self.phases = None if callable(phases) else _checked(phases)
         self.verbose = verbose
         self._bound_model = None
-        self.phase_index = 0
-        self.epoch_in_phase = 0
+        self._applied = None
+        self._trainable_before = None
+
+    def __add__(self, other):
+        if not isinstance(other, Regime):
+            return NotImplemented
+
+        def phases(num_exits):
+            return (self.phases_for(num_exits)
+                    + other.phases_for(num_exits))
+
+        return Regime(phases, verbose=self.verbose and other.verbose)
+
+    # ------------------------------------------------------------ queries
+    def phases_for(self, num_exits):
+        """The phases this regime runs on a model with `num_exits` exits."""
+        if self._builder is None:
+            return list(self.phases)
+        return _checked(self._builder(num_exits))
 
     @property
     def epochs(self):
-        """Total epochs when every phase has a fixed length, else `None`."""
-        if any(p.epochs is None for p in self.phases):
+        """Total epochs when every phase has a fixed length, else `None`.
+
+        For regimes whose phases depend on the number of exits this is
+        known once the regime meets its model; use `epochs_for(model)`
+        before that.
+        """
+        if self.phases is None or not all(
+            p.fixed_length for p in self.phases
+        ):
             return None
         return sum(p.epochs for p in self.phases)
+
+    def epochs_for(self, model):
+        """Total epochs on `model` (a `MultiExitModel` or a number of exits).
+
+        Returns:
+            An int, or `None` when a phase ends by early stopping or lasts
+            until `fit` ends.
+        """
+        num_exits = model if isinstance(model, int) else model.num_exits
+        phases = self.phases_for(num_exits)
+        if not all(p.fixed_length for p in phases):
+            return None
+        return sum(p.epochs for p in phases)
+
+    @property
+    def phase_index(self):
+        """Index of the active phase (0-based)."""
+        state = self._state()
+        return 0 if state is None else int(state.phase_index.numpy())
 
     @property
     def phase(self):
         """The active `Phase`."""
         return self.phases[self.phase_index]
 
+    def _state(self):
+        model = self._bound_model
+        return None if model is None else getattr(model, "regime_state", None)
+
+    # ------------------------------------------------------- binding/setup
     def set_model(self, model):
         from keras_eexit.models.multi_exit_model import MultiExitModel
 
@@ -111,54 +137,233 @@ class Regime(keras.callbacks.Callback):
         self._bound_model = model
         super().set_model(model)
 
-    def on_train_begin(self, logs=None):
+    def prepare(self, model, callbacks):
+        """Readies `model` for this regime; called by `MultiExitModel.fit`.
+
+        Checks the phases against the model, makes every segment and head
+        trainable so that the optimizer is built over every variable a phase
+        may train, and attaches a fresh `RegimeState` (which
+        `BackupAndRestore` may then overwrite with a saved one).
+
+        Args:
+            model: the `MultiExitModel` about to be fitted.
+            callbacks: the callback list given to `fit`.
+
+        Returns:
+            The callback list, with this regime moved before any
+            `BackupAndRestore`.
+        """
+        self.set_model(model)
+        if self._builder is not None:
+            self.phases = self.phases_for(model.num_exits)
         for phase in self.phases:
-            exit_weights(phase.weights, self.model.num_exits)
+            phase.check_exits(model.num_exits)
+            if not callable(phase.weights):
+                exit_weights(phase.weights, model.num_exits)
+        self.check_model(model)
+        layers = list(model.segments) + list(model.heads)
+        self._trainable_before = [layer.trainable for layer in layers]
+        for layer in layers:
+            layer.trainable = True
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        # Not tracked as a sublayer (so not part of the model's variables or
+        # of files saved after fit), but saved by `save_weights` during fit,
+        # which walks attributes: BackupAndRestore therefore keeps it.
+        state = RegimeState(
+            model,
+            teacher=any(p.snapshot_teacher for p in self.phases),
+            best_weights=any(p.restore_best for p in self.phases),
+        )
+        state.reset()
+        object.__setattr__(model, "regime_state", state)
+        self._applied = None
+        callbacks = [c for c in callbacks if c is not self]
+        backups = [i for i, c in enumerate(callbacks)
+                   if isinstance(c, keras.callbacks.BackupAndRestore)]
+        position = backups[0] if backups else len(callbacks)
+        callbacks.insert(position, self)
+        return callbacks
+
+    def check_model(self, model):
+        """Regime-specific checks of the model (subclasses override)."""
+
+    # ------------------------------------------------------------- events
+    def on_train_begin(self, logs=None):
         total = self.epochs
         planned = (self.params or {}).get("epochs")
         if total is not None and planned is not None and planned < total:
-            import warnings
-
             warnings.warn(
                 f"fit(epochs={planned}) ends before the {total} epochs this "
                 f"regime needs: pass epochs={total} (regime.epochs).",
                 stacklevel=2,
             )
-        self.phase_index = 0
-        self.epoch_in_phase = 0
-        self._start_phase()
 
     def on_epoch_begin(self, epoch, logs=None):
-        phase = self.phase
-        if phase.epochs is not None and self.epoch_in_phase >= phase.epochs:
-            if self.phase_index + 1 >= len(self.phases):
-                self.model.stop_training = True
-                return
-            self.phase_index += 1
-            self.epoch_in_phase = 0
-            self._start_phase()
+        state = self.model.regime_state
+        index = int(state.phase_index.numpy())
+        start = int(state.phase_start.numpy())
+        # Fixed-length phases end by epoch count: derived from the absolute
+        # epoch, so a run resumed by BackupAndRestore lands in its phase.
+        while (
+            index + 1 < len(self.phases)
+            and self.phases[index].fixed_length
+            and epoch - start >= self.phases[index].epochs
+        ):
+            start += self.phases[index].epochs
+            index += 1
+            state.phase_index.assign(index)
+            state.phase_start.assign(start)
+            state.wait.assign(0)
+        phase = self.phases[index]
+        if self._applied != index:
+            self._apply(phase, index, fresh=(epoch == start))
+        elif self.model.feature_cache is not None:
+            if self.model.feature_cache.next_epoch():
+                self.model.make_train_function(force=True)
+        self._set_weights(phase, epoch - start, start)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_in_phase += 1
-        if logs is not None and len(self.phases) > 1:
-            logs["phase"] = self.phase_index
-        last = self.phase_index + 1 >= len(self.phases)
-        if last and self.phase.epochs is not None and (
-            self.epoch_in_phase >= self.phase.epochs
-        ):
+        state = self.model.regime_state
+        index = int(state.phase_index.numpy())
+        start = int(state.phase_start.numpy())
+        phase = self.phases[index]
+        if logs is not None:
+            logs["phase"] = index
+        ended = phase.fixed_length and epoch + 1 - start >= phase.epochs
+        if phase.monitor is not None:
+            ended = self._monitor(phase, logs) or (
+                phase.epochs is not None and epoch + 1 - start >= phase.epochs
+            )
+            if ended and phase.restore_best:
+                state.restore_best(self.model)
+        if not ended:
+            return
+        if index + 1 >= len(self.phases):
             self.model.stop_training = True
+            return
+        state.phase_index.assign(index + 1)
+        state.phase_start.assign(epoch + 1)
+        state.wait.assign(0)
 
-    def _start_phase(self):
-        phase = self.phase
+    def on_train_end(self, logs=None):
         model = self.model
-        model.exit_weights.assign(exit_weights(phase.weights, model.num_exits))
+        layers = list(model.segments) + list(model.heads)
+        for layer, flag in zip(layers, self._trainable_before or []):
+            layer.trainable = flag
+        model.set_objective(Objective.cross_entropy(model._base_loss))
+        model.gradient_equilibrium = False
+        object.__setattr__(model, "feature_cache", None)
+        object.__setattr__(model, "regime_state", None)
+        self._applied = None
+        model.make_train_function(force=True)
+
+    # ---------------------------------------------------------- internals
+    def _monitor(self, phase, logs):
+        """Updates early-stopping counters; returns whether the phase ends."""
+        logs = logs or {}
+        if phase.monitor not in logs:
+            raise ValueError(
+                f"Phase {phase.name!r} monitors {phase.monitor!r}, which is "
+                f"not in the logs. Available: {sorted(logs)} (validation "
+                "metrics need `validation_data`)."
+            )
+        value = float(logs[phase.monitor])
+        state = self.model.regime_state
+        larger = phase.mode == "max" or (
+            phase.mode == "auto"
+            and any(s in phase.monitor for s in ("acc", "auc", "precision",
+                                                 "recall"))
+        )
+        sign = 1.0 if larger else -1.0
+        first = self._fresh_monitor
+        best = float(state.best.numpy())
+        if first or sign * (value - best) > phase.min_delta:
+            state.best.assign(value)
+            state.wait.assign(0)
+            self._fresh_monitor = False
+            if phase.restore_best:
+                state.save_best(self.model)
+            return False
+        state.wait.assign_add(1)
+        return int(state.wait.numpy()) >= phase.patience
+
+    def _apply(self, phase, index, fresh):
+        model = self.model
+        n = model.num_exits
+        for k, segment in enumerate(model.segments):
+            segment.trainable = phase.trains("segments", k, n)
+        for k, head in enumerate(model.heads):
+            head.trainable = phase.trains("heads", k, n)
+        terms = [ExitCrossEntropy(model._base_loss)] + list(phase.terms)
+        model.set_objective(Objective(terms))
+        model.gradient_equilibrium = phase.gradient_equilibrium
+        object.__setattr__(model, "feature_cache",
+                           self._feature_cache(phase))
         if phase.learning_rate is not None:
-            model.optimizer.learning_rate.assign(phase.learning_rate)
+            _set_learning_rate(model.optimizer, phase.learning_rate)
+        state = model.regime_state
+        if fresh and phase.snapshot_teacher:
+            state.snapshot_teacher(model)
+        self._fresh_monitor = fresh or phase.monitor is None
+        if fresh:
+            state.wait.assign(0)
+        model.make_train_function(force=True)
+        self._applied = index
         if self.verbose:
-            epochs = "until fit ends" if phase.epochs is None else (
-                f"{phase.epochs} epochs"
+            if phase.monitor is not None:
+                length = f"until {phase.monitor} stalls {phase.patience} " \
+                         "epochs"
+            elif phase.epochs is None:
+                length = "until fit ends"
+            else:
+                length = f"{phase.epochs} epochs"
+            print(f"[{type(self).__name__}] phase {index + 1}/"
+                  f"{len(self.phases)} '{phase.name}' ({length})")
+
+    def _feature_cache(self, phase):
+        if not phase.cache_features:
+            return None
+        from keras_eexit.regimes.feature_cache import FeatureCache
+
+        return FeatureCache.for_phase(self.model, phase)
+
+    def _set_weights(self, phase, epoch_in_phase, start):
+        model = self.model
+        weights = phase.weights
+        if callable(weights):
+            total = phase.epochs
+            if total is None:
+                total = max(1, (self.params or {}).get("epochs", 1) - start)
+            weights = weights(epoch_in_phase, total)
+        model.exit_weights.assign(
+            np.asarray(exit_weights(weights, model.num_exits))
+        )
+
+
+def _set_learning_rate(optimizer, value):
+    lr = optimizer._learning_rate if hasattr(
+        optimizer, "_learning_rate") else None
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        raise ValueError(
+            "A phase sets learning_rate, but the optimizer uses a "
+            f"{type(lr).__name__} schedule: give the optimizer a float "
+            "learning rate, or drop the phase's learning_rate."
+        )
+    optimizer.learning_rate.assign(value)
+
+
+def _checked(phases):
+    phases = list(phases)
+    if not phases or not all(isinstance(p, Phase) for p in phases):
+        raise invalid_value("phases", "a non-empty list of Phase", phases)
+    for phase in phases[:-1]:
+        if phase.epochs is None and phase.monitor is None:
+            raise invalid_value(
+                "phases",
+                "a fixed number of epochs or a monitor for every phase "
+                "but the last",
+                [p.name for p in phases],
             )
-            print(
-                f"[{type(self).__name__}] phase {self.phase_index + 1}/"
-                f"{len(self.phases)} '{phase.name}' ({epochs})"
-            )
+    return phases

@@ -1,0 +1,106 @@
+"""Unshared prefixes: one independent copy of the backbone per exit."""
+
+import keras
+
+from keras_eexit.api import register
+
+
+@register
+class UnsharedStage(keras.layers.Layer):
+    """A stage that recomputes its exit's features from the raw input.
+
+    The state it passes on is `[features, x]`: `features` (read by the head)
+    come from this stage's own copy of the backbone prefix, and `x` is the
+    input, carried so that the next stage can start from scratch. FLOPs and
+    parameters counted on a chain of these are the true cost of cascading
+    through independent sub-models.
+
+    Args:
+        prefix: a model mapping the input to the features of this exit.
+        first: whether this is the first stage (its input is `x` itself).
+
+    Input shape:
+        `x` for the first stage, else the previous stage's `[features, x]`.
+
+    Output shape:
+        `[features, x]`.
+    """
+
+    def __init__(self, prefix, first=False, **kwargs):
+        super().__init__(**kwargs)
+        self.prefix = prefix
+        self.first = first
+
+    def build(self, input_shape):
+        if not self.prefix.built:
+            shape = input_shape if self.first else input_shape[1]
+            self.prefix.build(shape)
+        self.built = True
+
+    def call(self, state, training=None):
+        x = state if self.first else state[1]
+        return [self.prefix(x, training=training), x]
+
+    def compute_output_spec(self, state):
+        x = state if self.first else state[1]
+        return [self.prefix.compute_output_spec(x), x]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "prefix": keras.saving.serialize_keras_object(self.prefix),
+            "first": self.first,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["prefix"] = keras.saving.deserialize_keras_object(
+            config["prefix"])
+        return cls(**config)
+
+
+def _fresh_copy(layer):
+    """A new, independently initialised layer with the same config."""
+    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+        return keras.models.clone_model(layer)
+    return layer.__class__.from_config(layer.get_config())
+
+
+def unshared_prefixes(model):
+    """Builds a model whose exit `k` owns a private copy of segments 1..k.
+
+    This is the model of "separate" training (Algorithm 2 of "Strategies at
+    a glance"): every exit is an independent sub-model, nothing is shared.
+    Weights are freshly initialised.
+
+    Args:
+        model: a built `MultiExitModel` (any chain; tuple states allowed).
+
+    Returns:
+        A new `MultiExitModel` whose stages are `UnsharedStage`s.
+
+    Example:
+
+    ```python
+    separate = unshared_prefixes(keras_eexit.models.small_cnn())
+    separate.flops_per_exit()  # the cost of cascading through sub-models
+    ```
+    """
+    from keras_eexit.models.multi_exit_model import MultiExitModel
+
+    spec = model.segments[0].inputs[0]
+    stages, heads = [], []
+    for k in range(model.num_exits):
+        inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype)
+        state = inputs
+        for segment in model.segments[: k + 1]:
+            state = _fresh_copy(segment)(state)
+        features = state[0] if isinstance(state, (list, tuple)) else state
+        prefix = keras.Model(inputs, features, name=f"prefix_{k + 1}")
+        stages.append(UnsharedStage(prefix, first=(k == 0),
+                                    name=f"unshared_{k + 1}"))
+        heads.append(_fresh_copy(model.heads[k]))
+    return MultiExitModel(stages, heads, exit_names=model.exit_names,
+                          name=f"{model.name}_unshared")

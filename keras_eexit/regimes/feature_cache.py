@@ -1,0 +1,178 @@
+"""`FeatureCache`: replay frozen-backbone features instead of recomputing."""
+
+import numpy as np
+import tensorflow as tf
+
+
+class FeatureCache:
+    """Caches what the heads read while the backbone is frozen.
+
+    In a phase whose segments are all frozen (the head phase of two-stage
+    training), the backbone computes the same features every epoch. The
+    cache goes through three modes, one epoch each, then stays in the last:
+
+    1. `"count"`: a normal training epoch that also counts the samples.
+    2. `"fill"`: the train step computes the features once (segments in
+       inference mode), stores every exit's head input and the labels, and
+       trains the heads on them.
+    3. `"replay"`: the train step ignores the incoming batch's content and
+       trains the heads on cached samples, in a new random order each epoch
+       (the batch sizes follow the input pipeline).
+
+    This is exact when the training data are the same every epoch (no
+    random augmentation): only the sample order differs from recomputing.
+    Memory: `num_samples × Σ_k (size of exit k's head input)` floats plus
+    the labels, held on the training device. A resumed run refills the
+    cache. Not used under a `tf.distribute` strategy or with sample weights.
+
+    Args:
+        model: the `MultiExitModel`.
+
+    Example:
+
+    ```python
+    Phase("heads", 10, train_segments="none", train_heads=[1, 2],
+          cache_features=True)
+    ```
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.mode = "count"
+        self.seen = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.offset = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.features = None
+        self.labels = None
+        self.order = None
+        self._sparse = True
+
+    @classmethod
+    def for_phase(cls, model, phase):
+        """A cache for `phase`, or `None` when caching cannot apply."""
+        if tf.distribute.has_strategy() or phase.train_segments != "none":
+            return None
+        return cls(model)
+
+    @property
+    def num_samples(self):
+        """Samples counted in the first epoch of the phase."""
+        return int(self.seen.numpy())
+
+    def memory_bytes(self):
+        """Bytes held by the cached features and labels."""
+        if self.features is None:
+            return 0
+        return sum(int(np.prod(v.shape)) * v.dtype.size
+                   for v in self.features + [self.labels])
+
+    def next_epoch(self):
+        """Moves to the next mode; returns whether the train step changes."""
+        self.offset.assign(0)
+        if self.mode == "count":
+            self._allocate()
+            self.mode = "fill"
+            return True
+        if self.mode == "fill":
+            self.mode = "replay"
+            self._shuffle()
+            return True
+        self._shuffle()
+        return False
+
+    def _allocate(self):
+        import keras
+
+        from keras_eexit.models.multi_exit_model import _first
+        from keras_eexit.models.multi_exit_model import _state_spec
+
+        n = self.num_samples
+        if n == 0:
+            raise ValueError("The feature cache saw no training samples.")
+        model = self.model
+        spec = tf.TensorSpec((1,) + tuple(model._build_input_shape()),
+                             model.compute_dtype)
+        self.features = []
+        for segment in model.segments:
+            spec = _state_spec(segment, spec)
+            head_input = _first(spec)
+            self.features.append(tf.Variable(
+                tf.zeros((n,) + tuple(head_input.shape[1:]),
+                         head_input.dtype),
+                trainable=False))
+        classes = model.num_classes
+        label_shape = (n,) if self._sparse else (n, classes)
+        self.labels = tf.Variable(
+            tf.zeros(label_shape,
+                     tf.int64 if self._sparse else keras.backend.floatx()),
+            trainable=False)
+
+    def _shuffle(self):
+        permutation = np.random.permutation(self.num_samples)
+        if self.order is None:
+            self.order = tf.Variable(permutation, dtype=tf.int64,
+                                     trainable=False)
+        else:
+            self.order.assign(permutation)
+
+    # ---------------------------------------------------------- train step
+    def train_step(self, model, data):
+        """The train step of the current mode (traced by Keras)."""
+        import keras
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                "Feature caching does not support sample weights: set "
+                "`cache_features=False` on the regime."
+            )
+        labels = y[model.exit_names[0]]
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        if self.mode == "count":
+            self._sparse = len(labels.shape) == 1 or labels.shape[-1] == 1
+            self.seen.assign_add(tf.cast(batch, tf.int64))
+            return model._default_train_step(data)
+        start = self.offset
+        if self.mode == "fill":
+            state = x
+            features = []
+            for segment in model.segments:
+                state = segment(state, training=False)
+                features.append(state[0] if isinstance(state, (list, tuple))
+                                else state)
+            for store, value in zip(self.features, features):
+                store.scatter_nd_update(
+                    tf.range(start, start + tf.cast(batch, tf.int64))[:, None],
+                    value)
+            cached = tf.reshape(labels, (batch,)) if self._sparse else labels
+            self.labels.scatter_nd_update(
+                tf.range(start, start + tf.cast(batch, tf.int64))[:, None],
+                tf.cast(cached, self.labels.dtype))
+        else:
+            index = self.order[start:start + tf.cast(batch, tf.int64)]
+            features = [tf.gather(store, index) for store in self.features]
+            labels = tf.gather(self.labels, index)
+            y = {name: labels for name in model.exit_names}
+        self.offset.assign_add(tf.cast(batch, tf.int64))
+        return self._heads_step(model, x, y, features)
+
+    @staticmethod
+    def _heads_step(model, x, y, features):
+        from keras.src.losses import loss as loss_module
+
+        with tf.GradientTape() as tape:
+            y_pred = {
+                name: head(feature, training=True)
+                for name, head, feature in zip(model.exit_names, model.heads,
+                                               features)
+            }
+            loss = model.compute_loss(x=None, y=y, y_pred=y_pred,
+                                      training=True)
+            model._loss_tracker.update_state(
+                loss_module.unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(features[0])[0],
+            )
+            scaled = model.optimizer.scale_loss(loss)
+        variables = model.trainable_weights
+        gradients = tape.gradient(scaled, variables)
+        model.optimizer.apply_gradients(zip(gradients, variables))
+        return model.compute_metrics(x, y, y_pred, sample_weight=None)

@@ -1,0 +1,151 @@
+"""`Phase`: one step of a training regime."""
+
+import dataclasses
+
+from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import invalid_value
+
+
+def _exit_set(argument, value):
+    """Normalises "all" / "none" / 1-based exit numbers to a frozenset or str."""
+    if value in ("all", "none"):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    try:
+        exits = frozenset(value)
+    except TypeError:
+        raise invalid_value(
+            argument, "'all', 'none' or 1-based exit numbers", value
+        ) from None
+    if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1
+               for e in exits):
+        raise invalid_value(
+            argument, "'all', 'none' or 1-based exit numbers", value
+        )
+    return exits
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of a training regime.
+
+    A phase says what trains, on which objective, and for how long.
+
+    Args:
+        name: shown in the progress output; the phase index is logged as
+            `"phase"` in the epoch logs and `History`.
+        epochs: length in epochs. With `monitor`, the most epochs the phase
+            may last (`None`: no limit). `None` without `monitor` lets the
+            phase run until `fit` ends (last phase only).
+        train_segments: the segments that train: `"all"`, `"none"`, or
+            1-based exit numbers (segment `k` is the part of the backbone
+            between exits `k - 1` and `k`). The others are frozen: their
+            weights, BatchNorm statistics and optimizer state do not move.
+        train_heads: the exit heads that train, in the same form.
+        weights: per-exit cross-entropy weights (a scheme name, a list, or a
+            function `f(epoch_in_phase, phase_epochs) -> list` evaluated at
+            every epoch, for schedules).
+        terms: extra objective terms (for example
+            `keras_eexit.losses.Distillation`).
+        learning_rate: assigned to the optimizer when the phase starts.
+        monitor: a logged metric (e.g. `"val_exit_3_accuracy"`) that ends the
+            phase when it stops improving for `patience` epochs.
+        patience: epochs without improvement before the phase ends.
+        min_delta: smallest change that counts as an improvement.
+        mode: `"auto"`, `"min"` or `"max"` (auto: max for accuracy-like
+            names, min otherwise).
+        restore_best: at the end of a monitored phase, restore the weights of
+            its best epoch.
+        snapshot_teacher: when the phase starts, copy the model into a
+            frozen teacher (read by `Distillation(teacher="snapshot")`).
+        cache_features: with a frozen backbone, reuse the features of the
+            first epochs instead of recomputing them (see
+            `keras_eexit.regimes.FeatureCache`).
+        gradient_equilibrium: rescale the gradients meeting at each stage
+            (Li et al., 2019) during this phase.
+    """
+
+    name: str
+    epochs: int | None = None
+    train_segments: object = "all"
+    train_heads: object = "all"
+    weights: object = "uniform"
+    terms: tuple = ()
+    learning_rate: float | None = None
+    monitor: str | None = None
+    patience: int = 0
+    min_delta: float = 0.0
+    mode: str = "auto"
+    restore_best: bool = False
+    snapshot_teacher: bool = False
+    cache_features: bool = False
+    gradient_equilibrium: bool = False
+
+    def __post_init__(self):
+        if self.epochs is not None and (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int)
+            or self.epochs < 1
+        ):
+            raise invalid_value(
+                "epochs", "an integer >= 1 or None", self.epochs
+            )
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise invalid_value(
+                "learning_rate", "a positive number", self.learning_rate
+            )
+        if isinstance(self.patience, bool) or not isinstance(
+            self.patience, int
+        ) or self.patience < 0:
+            raise invalid_value("patience", "an integer >= 0", self.patience)
+        check_choice("mode", self.mode, ("auto", "min", "max"))
+        if self.restore_best and self.monitor is None:
+            raise invalid_value(
+                "restore_best", "False unless a `monitor` is set", True
+            )
+        object.__setattr__(
+            self, "train_segments",
+            _exit_set("train_segments", self.train_segments),
+        )
+        object.__setattr__(
+            self, "train_heads", _exit_set("train_heads", self.train_heads)
+        )
+        object.__setattr__(self, "terms", tuple(self.terms))
+        if self.cache_features and (
+            self.train_segments != "none" or self.terms
+        ):
+            raise invalid_value(
+                "cache_features",
+                "False unless every segment is frozen "
+                "(train_segments='none') and the objective has no extra "
+                "terms",
+                True,
+            )
+
+    @property
+    def fixed_length(self):
+        """Whether the phase lasts exactly `epochs` epochs."""
+        return self.monitor is None and self.epochs is not None
+
+    def trains(self, which, k, num_exits):
+        """Whether segment/head `k` (0-based) trains in this phase."""
+        chosen = self.train_segments if which == "segments" else (
+            self.train_heads
+        )
+        if chosen == "all":
+            return True
+        if chosen == "none":
+            return False
+        return (k + 1) in chosen
+
+    def check_exits(self, num_exits):
+        """Raises if the phase names exits the model does not have."""
+        for argument in ("train_segments", "train_heads"):
+            chosen = getattr(self, argument)
+            if isinstance(chosen, frozenset) and max(chosen) > num_exits:
+                raise ValueError(
+                    f"Phase {self.name!r} references exit "
+                    f"{max(chosen)} in `{argument}`, but the model has "
+                    f"{num_exits} exits (valid: 1..{num_exits})."
+                )
