@@ -50,3 +50,46 @@ def tiny_data():
 @pytest.fixture
 def model_factory():
     return make_tiny_model
+
+
+class WeightRecorder(keras.callbacks.Callback):
+    """Records, per epoch, which segments/heads changed and the phase.
+
+    Place it after the regime in the callback list: it snapshots at epoch
+    begin, after the regime has applied the epoch's phase.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.changed = []  # per epoch: (set of changed segs, set of heads)
+        self.exit_weights = []
+        self.snapshots = []
+
+    @staticmethod
+    def _values(layer):
+        return [np.array(w) for w in layer.weights]
+
+    def _snapshot(self):
+        m = self.model
+        return ([self._values(s) for s in m.segments],
+                [self._values(h) for h in m.heads])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._before = self._snapshot()
+        self.exit_weights.append(np.array(self.model.exit_weights))
+
+    def on_epoch_end(self, epoch, logs=None):
+        after = self._snapshot()
+        self.snapshots.append(after)
+
+        def diff(before, now):
+            return {k + 1 for k, (b, a) in enumerate(zip(before, now))
+                    if any(not np.array_equal(x, y) for x, y in zip(b, a))}
+
+        self.changed.append((diff(self._before[0], after[0]),
+                             diff(self._before[1], after[1])))
+
+
+@pytest.fixture
+def recorder():
+    return WeightRecorder()

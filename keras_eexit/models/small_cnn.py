@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import assemble
 from keras_eexit.models.zoo_common import check_input_shape
 from keras_eexit.models.zoo_common import check_num_classes
@@ -69,7 +70,8 @@ def small_cnn(
             kernel_initializer="he_normal",
             name=f"stage{stage}_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"stage{stage}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, name=f"stage{stage}_bn")(x)
         x = keras.layers.ReLU(name=f"stage{stage}_out")(x)
         taps.append(f"stage{stage}_out")
     backbone = keras.Model(inputs, x, name="small_cnn_backbone")

@@ -102,5 +102,7 @@ def unshared_prefixes(model):
         stages.append(UnsharedStage(prefix, first=(k == 0),
                                     name=f"unshared_{k + 1}"))
         heads.append(_fresh_copy(model.heads[k]))
-    return MultiExitModel(stages, heads, exit_names=model.exit_names,
-                          name=f"{model.name}_unshared")
+    result = MultiExitModel(stages, heads, exit_names=model.exit_names,
+                            name=f"{model.name}_unshared")
+    result.build((None,) + tuple(spec.shape[1:]))
+    return result

@@ -114,3 +114,11 @@ def assemble(backbone, taps, heads, name):
             "heads."
         )
     return MultiExitModel(segments, heads, name=name)
+
+
+# BatchNorm momentum of the small zoo models. Keras' default (0.99) needs
+# several hundred steps before the moving statistics match the batch
+# statistics; the embedded data sets give a few dozen steps per epoch, and
+# regimes that train a segment for only a few epochs (branch-wise, two-stage)
+# would freeze it with unconverged statistics.
+BN_MOMENTUM = 0.9

@@ -154,6 +154,12 @@ class Regime(keras.callbacks.Callback):
             `BackupAndRestore`.
         """
         self.set_model(model)
+        if not model.built:
+            raise ValueError(
+                "Build the model before training it under a regime (call it "
+                "on a batch or `model.build(input_shape)`), so that the "
+                "optimizer can be built over every variable a phase trains."
+            )
         if self._builder is not None:
             self.phases = self.phases_for(model.num_exits)
         for phase in self.phases:
@@ -179,11 +185,13 @@ class Regime(keras.callbacks.Callback):
         state.reset()
         object.__setattr__(model, "regime_state", state)
         self._applied = None
-        callbacks = [c for c in callbacks if c is not self]
+        callbacks = list(callbacks)
+        mine = callbacks.index(self)
         backups = [i for i, c in enumerate(callbacks)
                    if isinstance(c, keras.callbacks.BackupAndRestore)]
-        position = backups[0] if backups else len(callbacks)
-        callbacks.insert(position, self)
+        if backups and backups[0] < mine:
+            callbacks.pop(mine)
+            callbacks.insert(backups[0], self)
         return callbacks
 
     def check_model(self, model):

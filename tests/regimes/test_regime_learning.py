@@ -1,0 +1,55 @@
+"""Every regime trains small_cnn on digits to a sensible accuracy."""
+
+import keras
+import pytest
+
+import keras_eexit
+from keras_eexit import regimes as R
+
+CASES = {
+    "joint": lambda: R.Joint(verbose=False),
+    "two_stage": lambda: R.TwoStage(6, 6, verbose=False),
+    "mixed": lambda: R.Mixed(4, 6, verbose=False),
+    "branch_wise": lambda: R.BranchWise(4, verbose=False),
+    "separate": lambda: R.Separate(4, verbose=False),
+    "sequential": lambda: R.Sequential(3, warmup_epochs=6, verbose=False),
+    "distillation": lambda: R.Distillation(backbone_epochs=6,
+                                           distill_epochs=6, verbose=False),
+    "distillation_joint": lambda: R.Distillation(mode="joint",
+                                                 distill_epochs=12,
+                                                 verbose=False),
+    "joint_branch": lambda: R.JointBranch(8, 2, verbose=False),
+    "joint_two_stage": lambda: R.JointTwoStage(8, 4, verbose=False),
+    "pretrained_branch": lambda: R.PretrainedBranch(6, 3, verbose=False),
+}
+# These retrain the shared prefix after the final head is frozen, so the
+# final exit forgets (the problem EWC/LwF address): only above chance.
+FORGETS_FINAL = {"sequential", "pretrained_branch"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return keras_eexit.data.load_arrays("digits")
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_regime_learns_digits(name, digits):
+    keras.utils.set_random_seed(0)
+    model = keras_eexit.models.get_model("small_cnn")
+    if name == "separate":
+        model = R.Separate.prepare_model(model)
+    regime = CASES[name]()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  metrics=["accuracy"])
+    model.fit(digits["x_train"], digits["y_train"],
+              epochs=regime.epochs_for(model) or 12, batch_size=32,
+              verbose=0, callbacks=[regime])
+    result = model.evaluate(digits["x_test"], digits["y_test"],
+                            return_dict=True, verbose=0)
+    assert result["exit_2_accuracy"] >= 0.9, result
+    if name in FORGETS_FINAL:
+        assert result["exit_3_accuracy"] >= 0.3, result
+    else:
+        assert result["exit_3_accuracy"] >= 0.9, result
+    assert result["exit_1_accuracy"] >= 0.25, result  # far above chance

@@ -1,0 +1,36 @@
+"""A regime run killed mid-phase resumes with BackupAndRestore, same result."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+WORKER = os.path.join(os.path.dirname(__file__), "resume_worker.py")
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, WORKER, *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_killed_run_resumes_in_phase_with_identical_weights(tmp_path):
+    full = _run(tmp_path / "backup_full", tmp_path / "full.npz")
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killed = _run(tmp_path / "backup", tmp_path / "resumed.npz", 3)
+    assert killed.returncode == 3, killed.stderr[-2000:]
+    assert "killed" in killed.stdout
+    assert not (tmp_path / "resumed.npz").exists()
+
+    resumed = _run(tmp_path / "backup", tmp_path / "resumed.npz")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # The restart continues inside the distillation phase: no backbone phase.
+    assert "phase 2/2 'distill'" in resumed.stdout
+    assert "phase 1/2" not in resumed.stdout
+
+    a = np.load(tmp_path / "full.npz")
+    b = np.load(tmp_path / "resumed.npz")
+    assert len(a.files) == len(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
