@@ -26,13 +26,20 @@ def _parser():
                        "digits, cnn1d for mnist1d, cifar_resnet otherwise")
     train.add_argument("--dataset", default="digits",
                        help="'digits', 'mnist1d' or a TFDS name")
-    train.add_argument("--regime", default="joint", help="training regime")
-    train.add_argument("--weights", default="uniform",
-                       help="per-exit loss weights of the joint regime: "
-                       "uniform, linear, to_final, han, or comma-separated "
-                       "numbers")
+    train.add_argument("--regime", default="joint",
+                       help="training regime: " + ", ".join(_regime_names()))
+    train.add_argument("-p", "--param", action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="a regime parameter, repeatable (e.g. -p "
+                       "backbone_epochs=5 -p heads=one_by_one); values are "
+                       "read as Python literals, else as strings")
+    train.add_argument("--weights", default=None,
+                       help="per-exit loss weights of regimes with a joint "
+                       "phase: uniform, linear, to_final, han, or "
+                       "comma-separated numbers")
     train.add_argument("--head", default="linear", help="exit head type")
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=None,
+                       help="epochs; default: what the regime needs, or 30")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--num-samples", type=int, default=None,
@@ -46,10 +53,37 @@ def _parser():
     return parser
 
 
+def _regime_names():
+    from keras_eexit.regimes import REGIMES
+
+    return sorted(REGIMES)
+
+
 def _weights(text):
+    if text is None:
+        return None
     if "," in text:
         return [float(v) for v in text.split(",")]
     return text
+
+
+def _params(pairs):
+    """Parses `KEY=VALUE` strings; values as Python literals when possible."""
+    import ast
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(
+                f"Invalid regime parameter {pair!r}: expected KEY=VALUE, "
+                "e.g. -p backbone_epochs=5."
+            )
+        try:
+            params[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            params[key.strip()] = value.strip()
+    return params
 
 
 def train(args):
@@ -65,9 +99,13 @@ def train(args):
     from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int
 
-    check_positive_int("epochs", args.epochs)
+    if args.epochs is not None:
+        check_positive_int("epochs", args.epochs)
     check_positive_int("batch_size", args.batch_size)
-    regime = regimes.get_regime(args.regime, weights=_weights(args.weights))
+    params = _params(args.param)
+    if args.weights is not None:
+        params["weights"] = _weights(args.weights)
+    regime = regimes.get_regime(args.regime, **params)
     model_name = args.model
     if model_name == "auto":
         model_name = DEFAULT_MODELS.get(args.dataset, "cifar_resnet")
@@ -83,8 +121,18 @@ def train(args):
         num_classes=splits.info.num_classes,
         head=args.head,
     )
+    if isinstance(regime, regimes.Separate):
+        model = regimes.Separate.prepare_model(model)
+    epochs = args.epochs or regime.epochs_for(model) or 30
+    steps = int(splits.train.cardinality())
+    learning_rate = args.learning_rate
+    if steps > 0 and regime.epochs_for(model) is None and not any(
+        p.learning_rate for p in regime.phases_for(model.num_exits)
+    ):
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.learning_rate, decay_steps=steps * epochs)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         metrics=["accuracy"],
     )
     os.makedirs(args.out, exist_ok=True)
@@ -92,7 +140,7 @@ def train(args):
     history = model.fit(
         splits.train,
         validation_data=splits.validation,
-        epochs=args.epochs,
+        epochs=epochs,
         callbacks=[regime],
         verbose=args.verbose,
     )
@@ -106,7 +154,7 @@ def train(args):
         "model": model_name,
         "dataset": args.dataset,
         "regime": args.regime,
-        "weights": _weights(args.weights),
+        "regime_params": params,
         "head": args.head,
         "epochs": len(history.epoch),
         "batch_size": args.batch_size,

@@ -48,6 +48,39 @@ def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path, capsys,
     assert not (out / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("regime,params,epochs", [
+    ("two_stage", ["-p", "backbone_epochs=1", "-p", "heads_epochs=1",
+                   "-p", "heads=one_by_one"], 3),
+    ("separate", ["-p", "epochs_per_exit=1"], 3),
+    ("distillation", ["-p", "backbone_epochs=1", "-p", "distill_epochs=1",
+                      "-p", "alpha=0.5"], 2),
+])
+def test_train_accepts_every_regime_with_parameters(tmp_path, regime,
+                                                    params, epochs):
+    out = tmp_path / regime
+    code = main(["train", "--regime", regime, *params, "--verbose", "0",
+                 "--out", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == epochs
+    assert metrics["history"]["phase"] == list(range(epochs))
+
+
+@pytest.mark.parametrize("params,message", [
+    (["-p", "backbone_epochs"], "expected KEY=VALUE"),
+    (["-p", "backbone_epochs=1", "-p", "heads_epochs=1", "-p", "nope=2"],
+     "Valid parameters"),
+    (["-p", "backbone_epochs=0", "-p", "heads_epochs=1"],
+     "backbone_epochs"),
+])
+def test_bad_regime_parameters(tmp_path, capsys, params, message):
+    code = main(["train", "--regime", "two_stage", *params, "--verbose",
+                 "0", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_console_script_help():
     result = subprocess.run(
         [sys.executable, "-m", "keras_eexit", "train", "--help"],
