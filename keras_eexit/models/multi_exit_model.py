@@ -123,6 +123,7 @@ class MultiExitModel(keras.Model):
         self.gradient_equilibrium = False
         object.__setattr__(self, "regime_state", None)
         object.__setattr__(self, "feature_cache", None)
+        object.__setattr__(self, "fisher_pass", None)
         input_shape = self._declared_input_shape()
         if input_shape is not None:
             self.build((None,) + input_shape)
@@ -433,8 +434,9 @@ class MultiExitModel(keras.Model):
 
     def train_step(self, data):
         data = self._labels_per_exit(data)
-        if self.feature_cache is not None:
-            return self.feature_cache.train_step(self, data)
+        override = self.fisher_pass or self.feature_cache
+        if override is not None:
+            return override.train_step(self, data)
         return super().train_step(data)
 
     def _default_train_step(self, data):

@@ -64,6 +64,12 @@ class Phase:
             `keras_eexit.regimes.FeatureCache`).
         gradient_equilibrium: rescale the gradients meeting at each stage
             (Li et al., 2019) during this phase.
+        fisher_exit: makes this a Fisher pass (EWC): for one epoch nothing
+            trains; the squared per-sample gradients of exit `fisher_exit`
+            (1-based) over segments 1..fisher_exit are averaged over the
+            epoch's samples (at most `fisher_samples`), added to the Fisher
+            diagonal, and the anchors are set to the current weights.
+        fisher_samples: cap on the samples of a Fisher pass (`None`: all).
     """
 
     name: str
@@ -81,6 +87,8 @@ class Phase:
     snapshot_teacher: bool = False
     cache_features: bool = False
     gradient_equilibrium: bool = False
+    fisher_exit: int | None = None
+    fisher_samples: int | None = None
 
     def __post_init__(self):
         if self.epochs is not None and (
@@ -112,6 +120,14 @@ class Phase:
             self, "train_heads", _exit_set("train_heads", self.train_heads)
         )
         object.__setattr__(self, "terms", tuple(self.terms))
+        if self.fisher_exit is not None and (
+            isinstance(self.fisher_exit, bool)
+            or not isinstance(self.fisher_exit, int) or self.fisher_exit < 1
+            or self.epochs != 1
+        ):
+            raise invalid_value(
+                "fisher_exit", "a 1-based exit number, in a phase of "
+                "epochs=1", self.fisher_exit)
         if self.cache_features and (
             self.train_segments != "none" or self.terms
         ):
@@ -141,6 +157,12 @@ class Phase:
 
     def check_exits(self, num_exits):
         """Raises if the phase names exits the model does not have."""
+        if self.fisher_exit is not None and self.fisher_exit > num_exits:
+            raise ValueError(
+                f"Phase {self.name!r} asks for the Fisher of exit "
+                f"{self.fisher_exit}, but the model has {num_exits} exits "
+                f"(valid: 1..{num_exits})."
+            )
         for argument in ("train_segments", "train_heads"):
             chosen = getattr(self, argument)
             if isinstance(chosen, frozenset) and max(chosen) > num_exits:

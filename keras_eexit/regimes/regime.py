@@ -181,6 +181,7 @@ class Regime(keras.callbacks.Callback):
             model,
             teacher=any(p.snapshot_teacher for p in self.phases),
             best_weights=any(p.restore_best for p in self.phases),
+            fisher=any(p.fisher_exit is not None for p in self.phases),
         )
         state.reset()
         object.__setattr__(model, "regime_state", state)
@@ -240,6 +241,8 @@ class Regime(keras.callbacks.Callback):
         if logs is not None:
             logs["phase"] = index
         ended = phase.fixed_length and epoch + 1 - start >= phase.epochs
+        if phase.fisher_exit is not None:
+            state.finish_fisher()
         if phase.monitor is not None:
             ended = self._monitor(phase, logs) or (
                 phase.epochs is not None and epoch + 1 - start >= phase.epochs
@@ -263,6 +266,7 @@ class Regime(keras.callbacks.Callback):
         model.set_objective(Objective.cross_entropy(model._base_loss))
         model.gradient_equilibrium = False
         object.__setattr__(model, "feature_cache", None)
+        object.__setattr__(model, "fisher_pass", None)
         object.__setattr__(model, "regime_state", None)
         self._applied = None
         model.make_train_function(force=True)
@@ -309,6 +313,7 @@ class Regime(keras.callbacks.Callback):
         model.gradient_equilibrium = phase.gradient_equilibrium
         object.__setattr__(model, "feature_cache",
                            self._feature_cache(phase))
+        object.__setattr__(model, "fisher_pass", self._fisher_pass(phase))
         if phase.learning_rate is not None:
             _set_learning_rate(model.optimizer, phase.learning_rate)
         state = model.regime_state
@@ -329,6 +334,14 @@ class Regime(keras.callbacks.Callback):
                 length = f"{phase.epochs} epochs"
             print(f"[{type(self).__name__}] phase {index + 1}/"
                   f"{len(self.phases)} '{phase.name}' ({length})")
+
+    def _fisher_pass(self, phase):
+        if phase.fisher_exit is None:
+            return None
+        from keras_eexit.regimes.fisher_pass import FisherPass
+
+        return FisherPass(self.model, phase.fisher_exit - 1,
+                          phase.fisher_samples)
 
     def _feature_cache(self, phase):
         if not phase.cache_features:

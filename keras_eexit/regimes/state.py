@@ -21,9 +21,12 @@ class RegimeState(keras.layers.Layer):
         teacher: whether to keep a frozen teacher copy of the model.
         best_weights: whether to keep a copy of the weights for
             `restore_best`.
+        fisher: whether to keep EWC's Fisher diagonal, anchors and a
+            running sum (three copies of the segments' trainable weights).
     """
 
-    def __init__(self, model, teacher=False, best_weights=False, **kwargs):
+    def __init__(self, model, teacher=False, best_weights=False,
+                 fisher=False, **kwargs):
         super().__init__(name="regime_state", trainable=False, **kwargs)
         self.phase_index = self.add_weight(
             shape=(), dtype="int64", initializer="zeros",
@@ -52,7 +55,46 @@ class RegimeState(keras.layers.Layer):
                                 name=f"best_{i}")
                 for i, w in enumerate(_model_weights(model))
             ]
+        # The segments' trainable variables, read while every layer is
+        # trainable (regimes freeze them later): what EWC protects.
+        self.protected = [v for segment in model.segments
+                          for v in segment.trainable_weights]
+        self.fisher, self.anchors, self.fisher_sum = [], [], []
+        self.fisher_count = self.add_weight(
+            shape=(), dtype="float32", initializer="zeros",
+            trainable=False, name="fisher_count")
+        if fisher:
+            for kind in ("fisher", "anchors", "fisher_sum"):
+                getattr(self, kind).extend(
+                    self.add_weight(shape=v.shape, dtype="float32",
+                                    initializer="zeros", trainable=False,
+                                    name=f"{kind}_{i}")
+                    for i, v in enumerate(self.protected))
         self.built = True
+
+    def finish_fisher(self):
+        """Adds the pass's mean squared gradients to F; anchors := θ now."""
+        count = float(self.fisher_count.numpy())
+        if count == 0:
+            raise ValueError(
+                "The Fisher pass saw no training samples: EWC cannot "
+                "measure the Fisher information."
+            )
+        for f, acc, anchor, var in zip(self.fisher, self.fisher_sum,
+                                       self.anchors, self.protected):
+            f.assign_add(acc / count)
+            acc.assign(acc * 0.0)
+            anchor.assign(var)
+        self.fisher_count.assign(0.0)
+
+    def teacher_outputs(self, x):
+        """All exits' logits of the frozen snapshot (inference mode)."""
+        if self.teacher is None:
+            raise ValueError(
+                "This objective reads a teacher snapshot, but no phase of "
+                "the regime takes one (`Phase(snapshot_teacher=True)`)."
+            )
+        return self.teacher(x, training=False)
 
     def reset(self):
         """Back to the start of the first phase."""
@@ -68,12 +110,7 @@ class RegimeState(keras.layers.Layer):
 
     def teacher_logits(self, x):
         """Final-exit logits of the teacher snapshot (inference mode)."""
-        if self.teacher is None:
-            raise ValueError(
-                "This objective reads a teacher snapshot, but no phase of "
-                "the regime takes one (`Phase(snapshot_teacher=True)`)."
-            )
-        out = self.teacher(x, training=False)
+        out = self.teacher_outputs(x)
         return out[self.teacher.exit_names[-1]]
 
     def save_best(self, model):

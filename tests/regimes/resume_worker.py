@@ -1,6 +1,8 @@
 """Worker for test_resume: trains a tiny model under a regime, maybe dies.
 
-Usage: python resume_worker.py BACKUP_DIR OUT.npz [KILL_EPOCH]
+Usage: python resume_worker.py REGIME BACKUP_DIR OUT.npz [KILL_EPOCH]
+
+REGIME is "distillation" (teacher snapshot) or "ewc" (Fisher and anchors).
 """
 
 import os
@@ -45,8 +47,8 @@ class Killer(keras.callbacks.Callback):
 
 
 def main():
-    backup_dir, out = sys.argv[1], sys.argv[2]
-    kill = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    name, backup_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    kill = int(sys.argv[4]) if len(sys.argv) > 4 else None
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)
@@ -54,7 +56,11 @@ def main():
     y = rng.integers(0, 4, size=48)
     model = tiny_model()
     model.compile(optimizer=keras.optimizers.Adam(0.01))
-    regime = regimes.Distillation(backbone_epochs=2, distill_epochs=3)
+    if name == "distillation":
+        regime = regimes.Distillation(backbone_epochs=2, distill_epochs=3)
+    else:
+        regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
+                                    regularizer="ewc", lam=50.0)
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir), regime]
     if kill is not None:
         callbacks.append(Killer(kill))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 WORKER = os.path.join(os.path.dirname(__file__), "resume_worker.py")
 
@@ -14,20 +15,28 @@ def _run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_killed_run_resumes_in_phase_with_identical_weights(tmp_path):
-    full = _run(tmp_path / "backup_full", tmp_path / "full.npz")
+@pytest.mark.parametrize("regime,kill,phase,earlier", [
+    # Teacher snapshot must survive: killed in the distillation phase.
+    ("distillation", 3, "phase 2/2 'distill'", "phase 1/2"),
+    # Fisher and anchors must survive: killed in EWC's second stage.
+    ("ewc", 4, "phase 5/5 'stage_2'", "phase 4/5"),
+])
+def test_killed_run_resumes_in_phase_with_identical_weights(
+        tmp_path, regime, kill, phase, earlier):
+    full = _run(regime, tmp_path / "backup_full", tmp_path / "full.npz")
     assert full.returncode == 0, full.stderr[-2000:]
 
-    killed = _run(tmp_path / "backup", tmp_path / "resumed.npz", 3)
+    killed = _run(regime, tmp_path / "backup", tmp_path / "resumed.npz",
+                  kill)
     assert killed.returncode == 3, killed.stderr[-2000:]
     assert "killed" in killed.stdout
     assert not (tmp_path / "resumed.npz").exists()
 
-    resumed = _run(tmp_path / "backup", tmp_path / "resumed.npz")
+    resumed = _run(regime, tmp_path / "backup", tmp_path / "resumed.npz")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    # The restart continues inside the distillation phase: no backbone phase.
-    assert "phase 2/2 'distill'" in resumed.stdout
-    assert "phase 1/2" not in resumed.stdout
+    # The restart continues inside the phase it was killed in.
+    assert phase in resumed.stdout
+    assert earlier not in resumed.stdout
 
     a = np.load(tmp_path / "full.npz")
     b = np.load(tmp_path / "resumed.npz")

@@ -1,0 +1,220 @@
+"""EWC's empirical Fisher, the EWC and LwF terms, and Sequential with them."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_eexit import regimes
+from keras_eexit.losses import EWCPenalty
+from keras_eexit.losses import LwFPenalty
+from keras_eexit.regularizers import empirical_fisher
+from keras_eexit.regularizers import exit_logits
+from keras_eexit.regularizers import fisher_variables
+
+
+def _loop_fisher(model, x, y, exit_index):
+    variables = fisher_variables(model, exit_index)
+    total = [np.zeros(v.shape) for v in variables]
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            log_p = tf.nn.log_softmax(exit_logits(model, x[i:i + 1],
+                                                  exit_index))
+            value = log_p[0, int(y[i])]
+        for t, g in zip(total, tape.gradient(value, variables)):
+            t += g.numpy() ** 2
+    return {v.path: t / len(x) for v, t in zip(variables, total)}
+
+
+@pytest.mark.parametrize("exit_index", [0, 2])
+def test_empirical_fisher_equals_per_sample_loop(model_factory, tiny_data,
+                                                 exit_index):
+    x, y = tiny_data
+    model = model_factory()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    fisher = empirical_fisher(model, ds, exit_index, num_samples=25)
+    expected = _loop_fisher(model, x[:25], y[:25], exit_index)
+    assert set(fisher) == set(expected)
+    assert len(fisher) == 2 * 2 * (exit_index + 1)  # conv k,b + bn γ,β
+    for path, value in expected.items():
+        np.testing.assert_allclose(fisher[path], value, atol=1e-5,
+                                   rtol=1e-4)
+
+
+def test_per_batch_fisher_is_an_approximation(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    exact = empirical_fisher(model, ds, 1)
+    approx = empirical_fisher(model, ds, 1, per_batch=True)
+    assert set(exact) == set(approx)
+    assert any(not np.allclose(exact[p], approx[p]) for p in exact)
+
+
+def test_fisher_bad_input(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    with pytest.raises(ValueError, match=r"exit index in \[0, 2\]"):
+        empirical_fisher(model, ds, 3)
+    with pytest.raises(ValueError, match="gave none"):
+        empirical_fisher(model, ds.take(0), 0)
+    with pytest.raises(ValueError, match="num_samples"):
+        empirical_fisher(model, ds, 0, num_samples=0)
+
+
+class _State:
+    pass
+
+
+def test_ewc_penalty_equals_numpy(model_factory):
+    model = model_factory()
+    rng = np.random.default_rng(0)
+    state = _State()
+    state.protected = [v for s in model.segments for v in s.trainable_weights]
+    state.fisher = [rng.random(v.shape).astype("float32")
+                    for v in state.protected]
+    state.anchors = [np.array(v) + rng.normal(size=v.shape).astype(
+        "float32") for v in state.protected]
+    object.__setattr__(model, "regime_state", state)
+    value, _ = EWCPenalty(3.0)(model, None, None, None)
+    expected = 3.0 * sum(
+        (f * (np.array(v) - a) ** 2).sum()
+        for v, f, a in zip(state.protected, state.fisher, state.anchors))
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    object.__setattr__(model, "regime_state", None)
+
+
+def test_sequential_ewc_freezes_right_stages_and_fisher_passes(
+        model_factory, tiny_data, recorder):
+    x, y = tiny_data
+    model = model_factory()
+    regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
+                                regularizer="ewc", lam=10.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    fishers = {}
+
+    class Peek(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            state = self.model.regime_state
+            fishers[epoch] = [np.array(f) for f in state.fisher]
+
+    history = model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
+                        verbose=0, callbacks=[regime, recorder, Peek()])
+    names = [p.name for p in regime.phases]
+    assert names == ["backbone", "fisher_3", "stage_1", "fisher_1",
+                     "stage_2"]
+    assert history.history["phase"] == [0, 1, 2, 3, 4]
+    assert recorder.changed == [({1, 2, 3}, {3}), (set(), set()),
+                                ({1}, {1}), (set(), set()), ({1, 2}, {2})]
+    # After the warm-up's pass all segments carry Fisher; it only grows.
+    assert all(f.sum() > 0 for f in fishers[1])
+    for before, after in zip(fishers[1], fishers[3]):
+        assert np.all(after >= before)
+    assert "ewc_loss" in history.history
+    assert max(history.history["ewc_loss"]) > 0
+
+
+def test_fisher_pass_equals_empirical_fisher(model_factory, tiny_data):
+    """The in-fit pass computes the same Fisher as the public function."""
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    regime = regimes.Regime([
+        regimes.Phase("noop", 1, train_segments="none", train_heads=[1],
+                      weights=[1, 0, 0]),
+        regimes.Phase("fisher", 1, train_segments="none", train_heads="none",
+                      fisher_exit=2, fisher_samples=20),
+    ], verbose=False)
+    captured = {}
+
+    class Peek(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                s = self.model.regime_state
+                captured.update({v.path: np.array(f) for v, f in
+                                 zip(s.protected, s.fisher)})
+
+    model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+              callbacks=[regime, Peek()])
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    expected = empirical_fisher(model, ds, 1, num_samples=20)
+    for path, value in captured.items():
+        if path in expected:
+            np.testing.assert_allclose(value, expected[path], rtol=1e-4,
+                                       atol=1e-6)
+        else:
+            assert not value.any()  # segment 3: not protected for exit 2
+
+
+def test_lwf_is_zero_at_stage_start_and_grows(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    regime = regimes.Sequential(2, warmup_epochs=1, objective="current",
+                                regularizer="lwf", rho=1.0, verbose=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    values = {}
+
+    class Probe(keras.callbacks.Callback):
+        def _lwf(self):
+            term = LwFPenalty(1.0, [0])
+            out = self.model(x, training=False)
+            return float(term(self.model, x, None, out)[0])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:  # first epoch of stage 2 (LwF on exit 1)
+                values["start"] = self._lwf()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 4:
+                values["end"] = self._lwf()
+
+    history = model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
+                        verbose=0, callbacks=[regime, Probe()])
+    assert history.history["phase"] == [0, 1, 1, 2, 2]
+    assert values["start"] == pytest.approx(0.0, abs=1e-6)
+    assert values["end"] > 1e-4
+    assert max(history.history["lwf_loss"]) > 0
+
+
+def test_lwf_trains_earlier_heads(model_factory, tiny_data, recorder):
+    x, y = tiny_data
+    model = model_factory()
+    regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
+                                regularizer="lwf", verbose=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0,
+              callbacks=[regime, recorder])
+    assert recorder.changed == [({1, 2, 3}, {3}), ({1}, {1}),
+                                ({1, 2}, {1, 2})]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"regularizer": "ewc", "lam": -1.0}, "lam"),
+    ({"regularizer": "lwf", "rho": -0.5}, "rho"),
+    ({"regularizer": "l2"}, "Unknown regularizer"),
+    ({"fisher_samples": 0}, "fisher_samples"),
+])
+def test_sequential_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        regimes.Sequential(1, **kwargs)
+
+
+def test_ewc_needs_shared_parameters(model_factory, tiny_data):
+    x, y = tiny_data
+    model = regimes.Separate.prepare_model(model_factory())
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="share none"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[
+            regimes.Sequential(1, regularizer="ewc")])
+
+
+def test_fisher_phase_for_missing_exit(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    regime = regimes.Regime([regimes.Phase("f", 1, train_segments="none",
+                                           train_heads="none",
+                                           fisher_exit=4)])
+    with pytest.raises(ValueError, match="Fisher of exit 4"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[regime])
