@@ -3,3 +3,7 @@
 from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.losses.objective import Objective
+from keras_eexit.losses.continual import EWCPenalty
+from keras_eexit.losses.continual import LwFPenalty
+from keras_eexit.losses.distillation import Distillation
+from keras_eexit.losses.distillation import distillation_kl
