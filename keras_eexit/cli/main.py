@@ -37,6 +37,13 @@ def _parser():
                        help="per-exit loss weights of regimes with a joint "
                        "phase: uniform, linear, to_final, han, or "
                        "comma-separated numbers")
+    for flag, kind, text in (
+        ("--regularizer", str, "sequential regime: ewc or lwf"),
+        ("--lam", float, "EWC strength λ (sequential) or damping λ"),
+        ("--rho", float, "LwF strength ρ (sequential)"),
+    ):
+        train.add_argument(flag, type=kind, default=None,
+                           help=f"shortcut for -p {flag[2:]}=...: {text}")
     train.add_argument("--head", default="linear", help="exit head type")
     train.add_argument("--epochs", type=int, default=None,
                        help="epochs; default: what the regime needs, or 30")
@@ -103,6 +110,9 @@ def train(args):
         check_positive_int("epochs", args.epochs)
     check_positive_int("batch_size", args.batch_size)
     params = _params(args.param)
+    for key in ("regularizer", "lam", "rho"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
     if args.weights is not None:
         params["weights"] = _weights(args.weights)
     regime = regimes.get_regime(args.regime, **params)
