@@ -1,6 +1,7 @@
 """Cost of EWC's exact empirical Fisher vs a training epoch and a naive loop.
 
-On `cnn1d` / MNIST-1D (N samples), prints the wall time of:
+On MNIST-1D (N samples), with `cnn1d` (default) or a dense multi-exit MLP
+(`--model mlp`), prints the wall time of:
 
 * one training epoch over the N samples (`model.fit`, after warm-up);
 * `empirical_fisher` over the same N samples for the final exit (exact
@@ -9,6 +10,9 @@ On `cnn1d` / MNIST-1D (N samples), prints the wall time of:
   scaled to N).
 
 Targets: Fisher <= 3x a training epoch, and >= 10x faster than the loop.
+TensorFlow's vectoriser (pfor) has no batched rule for the gradient of a
+convolution's kernel (Conv2DBackpropFilter) and falls back to a loop over
+samples for it; dense layers vectorise fully.
 
 Usage:
     python benchmarks/fisher_cost.py [--samples 4000] [--batch-size 128]
@@ -35,12 +39,21 @@ def main():
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--loop-samples", type=int, default=200)
+    parser.add_argument("--model", default="cnn1d", choices=("cnn1d", "mlp"))
     args = parser.parse_args()
     data = keras_eexit.data.load_arrays("mnist1d")
     x = data["x_train"][: args.samples]
     y = data["y_train"][: args.samples]
     keras.utils.set_random_seed(0)
-    model = keras_eexit.models.get_model("cnn1d")
+    if args.model == "mlp":
+        backbone = keras.Sequential(
+            [keras.Input((40, 1)), keras.layers.Flatten()]
+            + [keras.layers.Dense(256, activation="relu", name=f"dense_{i}")
+               for i in range(4)])
+        model = keras_eexit.MultiExitModel.from_backbone(
+            backbone, ["dense_0", "dense_1", "dense_2"], num_classes=10)
+    else:
+        model = keras_eexit.models.get_model("cnn1d")
     model.compile(optimizer="adam")
     exit_index = model.num_exits - 1
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size)
@@ -70,7 +83,8 @@ def main():
         one_gradient(x[i:i + 1], y[i])
     loop = (time.perf_counter() - start) * args.samples / args.loop_samples
 
-    print(f"cnn1d on MNIST-1D, N={args.samples}, batch {args.batch_size}")
+    print(f"{args.model} on MNIST-1D, N={args.samples}, "
+          f"batch {args.batch_size}")
     print(f"training epoch:            {epoch:7.2f} s")
     print(f"empirical Fisher (exact):  {fisher:7.2f} s "
           f"= {fisher / epoch:.1f}x an epoch (target <= 3x)")

@@ -1,5 +1,7 @@
 """Empirical Fisher information of an exit, from exact per-sample gradients."""
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -122,10 +124,7 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
         raise invalid_value("num_samples", "an integer >= 1 or None",
                             num_samples)
     variables = fisher_variables(model, exit_index)
-    step = tf.function(
-        lambda x, y: squared_gradients(model, exit_index, variables, x, y,
-                                       per_batch),
-        reduce_retracing=True)
+    step = _compiled_step(model, exit_index, per_batch)
     totals = [np.zeros(v.shape, "float64") for v in variables]
     seen = 0
     for batch in data:
@@ -145,3 +144,19 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
         )
     return {v.path: (t / seen).astype("float32")
             for v, t in zip(variables, totals)}
+
+
+_STEPS = weakref.WeakKeyDictionary()
+
+
+def _compiled_step(model, exit_index, per_batch):
+    """One traced function per (model, exit, mode): tracing pfor is slow."""
+    steps = _STEPS.setdefault(model, {})
+    key = (exit_index, per_batch)
+    if key not in steps:
+        variables = fisher_variables(model, exit_index)
+        steps[key] = tf.function(
+            lambda x, y: squared_gradients(model, exit_index, variables, x,
+                                           y, per_batch),
+            reduce_retracing=True)
+    return steps[key]
