@@ -2,9 +2,9 @@
 
 import weakref
 
-import numpy as np
 import tensorflow as tf
 
+from keras_eexit.regularizers.per_sample import squared_gradient_sums
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -71,17 +71,9 @@ def squared_gradients(model, exit_index, variables, x, y, per_batch=False):
         return [tf.square(g) / batch
                 for g in tape.gradient(total, targets)]
 
-    def one(sample):
-        xi, yi = sample
-        with tf.GradientTape() as tape:
-            tape.watch(targets)
-            value = log_likelihood(
-                exit_logits(model, tf.expand_dims(xi, 0), exit_index),
-                tf.expand_dims(yi, 0))[0]
-        return tape.gradient(value, targets)
-
-    grads = tf.vectorized_map(one, (x, y))
-    return [tf.reduce_sum(tf.square(g), axis=0) for g in grads]
+    return squared_gradient_sums(
+        lambda inputs: exit_logits(model, inputs, exit_index), variables, x,
+        y)
 
 
 def empirical_fisher(model, data, exit_index, num_samples=None,
@@ -91,8 +83,8 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
     `F_k = mean_i (∂ log p_exit(y_i | x_i) / ∂θ_k)²` over the first
     `num_samples` samples of `data`, for every trainable variable of
     segments 1..k+1 (Θ1..Θk in the paper's 1-based notation), with the model
-    in inference mode. Per-sample gradients are exact and vectorised
-    (`tf.vectorized_map`), not a Python loop over samples.
+    in inference mode. Per-sample gradients are exact and batched, not a
+    Python loop over samples (see `keras_eexit.regularizers.per_sample`).
 
     Args:
         model: a `MultiExitModel`.
@@ -125,7 +117,7 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
                             num_samples)
     variables = fisher_variables(model, exit_index)
     step = _compiled_step(model, exit_index, per_batch)
-    totals = [np.zeros(v.shape, "float64") for v in variables]
+    totals = None
     seen = 0
     for batch in data:
         x, y = batch[0], batch[1]
@@ -134,15 +126,16 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
             if take <= 0:
                 break
             x, y = x[:take], y[:take]
-        for total, value in zip(totals, step(x, y)):
-            total += value.numpy()
+        values = step(x, y)
+        totals = values if totals is None else [
+            t + v for t, v in zip(totals, values)]
         seen += int(tf.shape(y)[0])
     if seen == 0:
         raise ValueError(
             "The empirical Fisher needs training samples, but the data set "
             "gave none."
         )
-    return {v.path: (t / seen).astype("float32")
+    return {v.path: (t.numpy().astype("float64") / seen).astype("float32")
             for v, t in zip(variables, totals)}
 
 

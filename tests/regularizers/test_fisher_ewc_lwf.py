@@ -218,3 +218,63 @@ def test_fisher_phase_for_missing_exit(model_factory, tiny_data):
                                            fisher_exit=4)])
     with pytest.raises(ValueError, match="Fisher of exit 4"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[regime])
+
+
+def _mlp_model():
+    import keras_eexit
+
+    backbone = keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(8, activation="relu",
+                                                name="d0"),
+         keras.layers.Dense(8, activation="tanh", name="d1"),
+         keras.layers.Dense(8, name="d2")])
+    return keras_eexit.MultiExitModel.from_backbone(backbone, ["d0", "d1"],
+                                                    num_classes=3)
+
+
+def _mixed_model():
+    """Conv1D without bias + BN, depthwise conv (vectorised fallback)."""
+    from keras_eexit import MultiExitModel
+
+    seg1 = keras.Sequential([
+        keras.Input((10, 6, 2)),
+        keras.layers.Conv2D(4, 3, strides=2, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.DepthwiseConv2D(3, padding="valid"),
+    ])
+    seg2 = keras.Sequential([keras.Input((3, 1, 4)),
+                             keras.layers.Reshape((3, 4)),
+                             keras.layers.Conv1D(5, 2, dilation_rate=2)])
+    heads = [keras.Sequential([keras.layers.Flatten(),
+                               keras.layers.Dense(3)], name=f"exit_{k}")
+             for k in (1, 2)]
+    return MultiExitModel([seg1, seg2], heads)
+
+
+@pytest.mark.parametrize("make,shape", [(_mlp_model, (12,)),
+                                        (_mixed_model, (10, 6, 2))])
+def test_fast_fisher_matches_loop_on_other_layers(make, shape):
+    keras.utils.set_random_seed(3)
+    model = make()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20,) + shape).astype("float32")
+    y = rng.integers(0, 3, size=20)
+    exit_index = model.num_exits - 1
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)
+    fisher = empirical_fisher(model, ds, exit_index)
+    expected = _loop_fisher(model, x, y, exit_index)
+    for path, value in expected.items():
+        np.testing.assert_allclose(fisher[path], value, atol=1e-5,
+                                   rtol=1e-4, err_msg=path)
+
+
+def test_fast_path_covers_conv_dense_bias_and_batchnorm(model_factory):
+    from keras_eexit.regularizers import per_sample
+
+    model = model_factory()
+    variables = fisher_variables(model, 2)
+    interceptor = per_sample._Interceptor(variables)
+    with interceptor.active():
+        exit_logits(model, tf.zeros((2, 8, 8, 1)), 2)
+    assert set(interceptor.uses) == {id(v) for v in variables}
+    assert set(interceptor.uses.values()) == {1}
