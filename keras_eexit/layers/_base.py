@@ -6,20 +6,11 @@ import keras
 from keras import ops
 
 from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import invalid_value
 
 POOLING_CHOICES = ("avg", "max")
 
-
-def check_num_classes(num_classes):
-    """Returns `num_classes` if it is an integer >= 2, else raises."""
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 2
-    ):
-        raise invalid_value("num_classes", "an integer >= 2", num_classes)
-    return int(num_classes)
 
 
 def check_dropout(argument, rate):

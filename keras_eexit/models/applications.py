@@ -13,7 +13,7 @@ import keras
 
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import check_input_shape
-from keras_eexit.models.zoo_common import check_num_classes
+from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import invalid_value
 
 MOBILENET_V2_TAPS = ("block_5_add", "block_9_add", "block_12_add")

@@ -8,7 +8,7 @@ from keras import ops
 from keras_eexit.api import register
 from keras_eexit.models.zoo_common import assemble
 from keras_eexit.models.zoo_common import check_input_shape
-from keras_eexit.models.zoo_common import check_num_classes
+from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.models.zoo_common import check_positions
 from keras_eexit.models.zoo_common import make_heads
 from keras_eexit.utils.validation import check_choice

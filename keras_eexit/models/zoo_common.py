@@ -13,16 +13,6 @@ from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.utils.validation import invalid_value
 
 
-def check_num_classes(num_classes):
-    """Returns `num_classes` as an `int` if it is an integer >= 2."""
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 2
-    ):
-        raise invalid_value("num_classes", "an integer >= 2", num_classes)
-    return int(num_classes)
-
 
 def check_input_shape(input_shape, rank, min_size=1, channels=None):
     """Checks a channels-last input shape without the batch axis.

@@ -1,6 +1,7 @@
 """Argument validation with error messages in one recognisable form."""
 
 import difflib
+import numbers
 
 
 def invalid_value(argument, expected, received):
@@ -65,3 +66,21 @@ def check_positive_int(argument, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise invalid_value(argument, "an integer >= 1", value)
     return value
+
+
+def check_num_classes(num_classes):
+    """Returns `num_classes` as an `int` if it is an integer >= 2, else raises.
+
+    Args:
+        num_classes: the value to check.
+
+    Returns:
+        `int(num_classes)`.
+    """
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 2
+    ):
+        raise invalid_value("num_classes", "an integer >= 2", num_classes)
+    return int(num_classes)
