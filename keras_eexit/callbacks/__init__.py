@@ -1,1 +1,6 @@
-"""keras_eexit.callbacks"""
+"""Callbacks: sequential-training helpers and training safety nets."""
+
+from keras_eexit.callbacks.accumulate_fisher import AccumulateFisher
+from keras_eexit.callbacks.non_finite import NonFiniteLossError
+from keras_eexit.callbacks.non_finite import StopOnNonFinite
+from keras_eexit.callbacks.snapshot_teacher import SnapshotTeacher

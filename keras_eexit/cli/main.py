@@ -54,6 +54,12 @@ def _parser():
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="runs/latest",
                        help="output directory")
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic ops and data order (with --seed: "
+                       "bit-identical metrics across runs on CPU)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run in --out (its "
+                       "recorded arguments are reused)")
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                        help="Keras progress output: 0 silent, 1 progress "
                        "bar, 2 one line per epoch")
@@ -93,9 +99,34 @@ def _params(pairs):
     return params
 
 
+RUN_FILE = "run.json"
+BACKUP_DIR = "backup"
+
+
+def _resume_args(args):
+    """The recorded arguments of the interrupted run in `args.out`."""
+    import argparse as _argparse
+
+    path = os.path.join(args.out, RUN_FILE)
+    backup = os.path.join(args.out, BACKUP_DIR)
+    if not os.path.exists(path) or not os.path.isdir(backup):
+        raise ValueError(
+            f"Nothing to resume in {args.out}: it has no interrupted run "
+            f"({RUN_FILE} and {BACKUP_DIR}/ are written when a run starts "
+            "and removed when it finishes)."
+        )
+    with open(path, encoding="utf-8") as f:
+        recorded = json.load(f)
+    recorded.update(resume=True, verbose=args.verbose, out=args.out)
+    return _argparse.Namespace(**recorded)
+
+
 def train(args):
     """Runs `keras-eexit train`; returns the metrics dict it wrote."""
     import keras
+    import tensorflow as tf
+
+    from keras_eexit.callbacks import StopOnNonFinite
 
     from keras_eexit import data
     from keras_eexit import evaluation
@@ -106,6 +137,13 @@ def train(args):
     from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int
 
+    if args.resume:
+        args = _resume_args(args)
+    elif os.path.isdir(os.path.join(args.out, BACKUP_DIR)):
+        raise ValueError(
+            f"{args.out} holds an interrupted run: pass --resume to continue "
+            "it, or choose another --out."
+        )
     if args.epochs is not None:
         check_positive_int("epochs", args.epochs)
     check_positive_int("batch_size", args.batch_size)
@@ -121,7 +159,10 @@ def train(args):
         model_name = DEFAULT_MODELS.get(args.dataset, "cifar_resnet")
     check_choice("model", model_name, models.MODELS)
     keras.utils.set_random_seed(args.seed)
-    load_kwargs = {"batch_size": args.batch_size, "seed": args.seed}
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    load_kwargs = {"batch_size": args.batch_size, "seed": args.seed,
+                   "deterministic": args.deterministic}
     if args.num_samples is not None:
         load_kwargs["num_samples"] = args.num_samples
     splits = data.load(args.dataset, **load_kwargs)
@@ -146,12 +187,17 @@ def train(args):
         metrics=["accuracy"],
     )
     os.makedirs(args.out, exist_ok=True)
+    if not args.resume:
+        write_text(os.path.join(args.out, RUN_FILE),
+                   json.dumps(vars(args), indent=2))
+    backup = os.path.join(args.out, BACKUP_DIR)
     start = time.perf_counter()
     history = model.fit(
         splits.train,
         validation_data=splits.validation,
         epochs=epochs,
-        callbacks=[regime],
+        callbacks=[regime, StopOnNonFinite(backup),
+                   keras.callbacks.BackupAndRestore(backup)],
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - start
@@ -166,7 +212,7 @@ def train(args):
         "regime": args.regime,
         "regime_params": params,
         "head": args.head,
-        "epochs": len(history.epoch),
+        "epochs": history.epoch[-1] + 1 if history.epoch else 0,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,
@@ -182,6 +228,7 @@ def train(args):
         model.save(tmp)
     write_text(os.path.join(args.out, "metrics.json"),
                json.dumps(metrics, indent=2))
+    os.remove(os.path.join(args.out, RUN_FILE))
     print(f"Wrote {model_path} and {os.path.join(args.out, 'metrics.json')}")
     return metrics
 

@@ -90,3 +90,59 @@ def test_console_script_help():
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "--regime" in result.stdout and "--dataset" in result.stdout
+
+
+def test_deterministic_runs_give_identical_metrics(tmp_path):
+    results = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(["train", "--dataset", "digits", "--epochs", "2",
+                     "--seed", "3", "--deterministic", "--verbose", "0",
+                     "--out", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        results.append((metrics["exits"], metrics["history"]))
+    assert results[0] == results[1]
+
+
+def test_resume_needs_an_interrupted_run(tmp_path, capsys):
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    assert "Nothing to resume" in capsys.readouterr().err
+    (tmp_path / "backup").mkdir()
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_killed_train_resumes_in_its_phase(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "keras_eexit", "train", "--dataset",
+               "digits", "--regime", "two_stage", "-p", "backbone_epochs=3",
+               "-p", "heads_epochs=40", "--verbose", "2", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    metadata = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if metadata.exists() and json.loads(
+                    metadata.read_text() or "{}").get("epoch", 0) >= 5:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never reached epoch 5")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert not (out / "model.keras").exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "keras_eexit", "train", "--resume",
+         "--verbose", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "phase 2/2 'heads'" in resumed.stdout
+    assert "phase 1/2" not in resumed.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 43
+    assert sorted(os.listdir(out)) == ["metrics.json", "model.keras"]
