@@ -1,0 +1,85 @@
+"""Mixed precision and XLA for the regimes; one trace per phase."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_eexit
+from keras_eexit import regimes as R
+from keras_eexit.models.multi_exit_model import MultiExitModel
+
+REGIMES = {
+    "joint": lambda: R.Joint(verbose=False),
+    "two_stage": lambda: R.TwoStage(2, 2, verbose=False),
+    "sequential_ewc": lambda: R.Sequential(
+        1, warmup_epochs=2, objective="current", regularizer="ewc",
+        verbose=False),
+    "sequential_lwf": lambda: R.Sequential(
+        1, warmup_epochs=2, objective="current", regularizer="lwf",
+        verbose=False),
+    "distillation": lambda: R.Distillation(backbone_epochs=2,
+                                           distill_epochs=1, verbose=False),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = keras_eexit.data.load_arrays("digits")
+    return data["x_train"][:384], data["y_train"][:384]
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", sorted(REGIMES))
+def test_mixed_precision(policy, name, digits):
+    x, y = digits
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras_eexit.models.get_model("small_cnn")
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        regime = REGIMES[name]()
+        history = model.fit(x, y, batch_size=64, verbose=0,
+                            epochs=regime.epochs_for(model) or 3,
+                            callbacks=[regime]).history
+        out = model(x[:2])
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    losses = history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[1] < losses[0]  # the first phase learns
+    assert all(keras.backend.standardize_dtype(v.dtype) == "float32"
+               for v in out.values())
+    assert all(v.dtype == "float32" for v in model.trainable_weights)
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer,
+                          keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize("name,traces", [
+    ("joint", 1), ("distillation", 2),
+    # backbone, fisher_3, stage_1, fisher_1, stage_2.
+    ("sequential_ewc", 5),
+    # backbone + the cached head phase's count and fill steps (2 epochs).
+    ("two_stage", 3),
+])
+def test_jit_compile_traces_once_per_phase(name, traces, digits,
+                                           monkeypatch):
+    x, y = digits
+    count = []
+    original = MultiExitModel.train_step
+
+    def counting(self, data):
+        count.append(1)
+        return original(self, data)
+
+    monkeypatch.setattr(MultiExitModel, "train_step", counting)
+    keras.utils.set_random_seed(0)
+    model = keras_eexit.models.get_model("small_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
+    regime = REGIMES[name]()
+    history = model.fit(x, y, batch_size=64, verbose=0,
+                        epochs=regime.epochs_for(model) or 3,
+                        callbacks=[regime]).history
+    assert np.all(np.isfinite(history["loss"]))
+    assert len(count) == traces
