@@ -12,7 +12,8 @@ class ExitOutputs:
 
     Attributes:
         probs: float32 array `(num_exits, num_samples, num_classes)`, the
-            softmax of each exit's logits.
+            softmax of each exit's logits (over the N classes for damping
+            heads, see `collect`).
         labels: int array `(num_samples,)` (one-hot labels are reduced with
             argmax).
         flops: int array `(num_exits,)`, cumulative FLOPs per sample to reach
@@ -32,14 +33,24 @@ class ExitOutputs:
         return (self.probs.argmax(-1) == self.labels[None, :]).mean(axis=1)
 
 
-def collect(model, data, batch_size=256):
+def collect(model, data, batch_size=256, damping_probs="renormalized"):
     """Runs `model` once over `data` and keeps every exit's probabilities.
+
+    Exits with a damping head (`keras_eexit.layers.DampingHead`, N + 1
+    logits) keep probabilities over their N classes only; the damping unit
+    stands for no class. `damping_probs` chooses how (see
+    `keras_eexit.layers.class_probabilities`): `"renormalized"` (default)
+    takes the softmax of the N class logits, so rows sum to 1 like a plain
+    head's; `"n_plus_1"` keeps the N class entries of the softmax over all
+    N + 1 units, so confidence is lowered by the damping unit's mass. The
+    arg-max, and so accuracy, is the same either way.
 
     Args:
         model: a `MultiExitModel`.
         data: a `tf.data.Dataset` of `(x, y)` batches, or a tuple `(x, y)` of
             arrays.
         batch_size: batch size used when `data` is arrays.
+        damping_probs: `"renormalized"` or `"n_plus_1"`, for damping heads.
 
     Returns:
         An `ExitOutputs`.
@@ -53,6 +64,13 @@ def collect(model, data, batch_size=256):
     """
     import tensorflow as tf
 
+    from keras_eexit.layers.damping_head import PROBABILITY_MODES
+    from keras_eexit.layers.damping_head import class_probabilities
+    from keras_eexit.layers.damping_head import is_damping
+    from keras_eexit.utils.validation import check_choice
+
+    check_choice("damping_probs", damping_probs, PROBABILITY_MODES)
+    damped = [is_damping(head) for head in model.heads]
     if isinstance(data, (tuple, list)) and len(data) == 2:
         data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
             batch_size
@@ -63,8 +81,10 @@ def collect(model, data, batch_size=256):
     for x, y in data:
         out = predict(x)
         for k, name in enumerate(model.exit_names):
+            logits = ops.cast(out[name], "float32")
             probs[k].append(ops.convert_to_numpy(
-                ops.softmax(ops.cast(out[name], "float32"))
+                class_probabilities(logits, damping_probs) if damped[k]
+                else ops.softmax(logits)
             ))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 and y.shape[-1] > 1

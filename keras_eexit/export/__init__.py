@@ -1,1 +1,27 @@
-"""keras_eexit.export"""
+"""Export to LiteRT (TFLite) with on-device early exit, and a runtime.
+
+`export_litert(model, path, mode=...)` writes one early-exit `.tflite` (the
+graph stops at the first confident exit; the threshold is a run-time
+input), one file per exit, or one file per stage, plus a JSON sidecar.
+`LiteRTRunner(path)` loads them and returns `(probabilities, exit_index)`.
+"""
+
+from keras_eexit.export import criteria
+from keras_eexit.export._convert import QUANTIZATIONS
+from keras_eexit.export._convert import LiteRTExportError
+from keras_eexit.export.criteria import CRITERIA
+from keras_eexit.export.export_litert import MODES
+from keras_eexit.export.export_litert import SIDECAR
+from keras_eexit.export.export_litert import export_litert
+from keras_eexit.export.litert_runner import LiteRTRunner
+
+__all__ = [
+    "CRITERIA",
+    "MODES",
+    "QUANTIZATIONS",
+    "SIDECAR",
+    "LiteRTExportError",
+    "LiteRTRunner",
+    "criteria",
+    "export_litert",
+]

@@ -3,6 +3,9 @@
 import keras
 
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
+from keras_eexit.layers.damping_head import DampingHead
+from keras_eexit.layers.damping_head import class_probabilities
+from keras_eexit.layers.damping_head import is_damping
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
@@ -18,11 +21,13 @@ HEADS = {
 """Exit heads by name: `"linear"`, `"sdn_pool"`, `"conv_pool"`, `"mlp"`."""
 
 
-def get_head(head, num_classes, name=None, **kwargs):
+def get_head(head, num_classes, name=None, damping=False, **kwargs):
     """Creates a new exit head.
 
     Every call returns a new layer with its own weights, so the same
-    `head` argument can be used for all the exits of a network.
+    `head` argument can be used for all the exits of a network. With
+    `damping=True` the head is wrapped in a `DampingHead`: it gets one more
+    output unit that stands for no class (`num_classes + 1` logits).
 
     Args:
         head: One of
@@ -37,6 +42,8 @@ def get_head(head, num_classes, name=None, **kwargs):
         num_classes: Integer, the number of classes (logits).
         name: Optional name of the new layer, such as `"exit_1"`. `None`
             lets Keras choose a unique name.
+        damping: Boolean. If `True`, return a `DampingHead` around the head
+            (for the damping losses of `keras_eexit.losses`).
         **kwargs: Further arguments of the head, such as `dropout=0.2`.
 
     Returns:
@@ -53,11 +60,11 @@ def get_head(head, num_classes, name=None, **kwargs):
     head = get_head("linear", 10, name="exit_1", dropout=0.2)
     head = get_head(MLPHead, 10, hidden_units=(64,))
     head = get_head(lambda n, name=None: keras.layers.Dense(n, name=name), 10)
+    head = get_head("linear", 10, name="exit_1", damping=True)  # 11 logits
     ```
     """
-    if isinstance(head, str):
-        check_choice("head", head, HEADS)
-        return HEADS[head](num_classes, name=name, **kwargs)
+    if not isinstance(damping, bool):
+        raise invalid_value("damping", "a boolean", damping)
     if isinstance(head, keras.layers.Layer):
         raise invalid_value(
             "head",
@@ -65,6 +72,12 @@ def get_head(head, num_classes, name=None, **kwargs):
             "instance (each exit needs its own weights)",
             head,
         )
+    if damping:
+        return DampingHead(num_classes, head=head, head_kwargs=kwargs,
+                           name=name)
+    if isinstance(head, str):
+        check_choice("head", head, HEADS)
+        return HEADS[head](num_classes, name=name, **kwargs)
     if not callable(head):
         raise invalid_value(
             "head",
@@ -86,8 +99,11 @@ def get_head(head, num_classes, name=None, **kwargs):
 __all__ = [
     "HEADS",
     "ConvPoolHead",
+    "DampingHead",
     "LinearHead",
     "MLPHead",
     "SDNPoolHead",
+    "class_probabilities",
     "get_head",
+    "is_damping",
 ]

@@ -38,6 +38,7 @@ def mobilenet_v2_exits(
     alpha=1.0,
     weights=None,
     head="linear",
+    damping=False,
     **head_kwargs,
 ):
     """MobileNetV2 with exits at stage ends and at the end of the network.
@@ -61,6 +62,9 @@ def mobilenet_v2_exits(
             initialisation), `"imagenet"` (downloads) or a weights path.
         head: the exit head of every exit: a name from
             `keras_eexit.layers.HEADS`, a head class or a factory.
+        damping: if `True`, every exit head gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to every head.
 
     Returns:
@@ -91,6 +95,7 @@ def mobilenet_v2_exits(
         _taps(taps, MOBILENET_V2_TAPS),
         head=head,
         num_classes=num_classes,
+        damping=damping,
         **head_kwargs,
     )
 
@@ -101,6 +106,7 @@ def resnet50_exits(
     taps=None,
     weights=None,
     head="linear",
+    damping=False,
     **head_kwargs,
 ):
     """ResNet-50 with exits at the end of every stage.
@@ -121,6 +127,9 @@ def resnet50_exits(
             `"imagenet"` (downloads) or a weights path.
         head: the exit head of every exit: a name from
             `keras_eexit.layers.HEADS`, a head class or a factory.
+        damping: if `True`, every exit head gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to every head.
 
     Returns:
@@ -150,5 +159,6 @@ def resnet50_exits(
         _taps(taps, RESNET50_TAPS),
         head=head,
         num_classes=num_classes,
+        damping=damping,
         **head_kwargs,
     )

@@ -122,6 +122,7 @@ def cifar_resnet(
     head=None,
     final_head="linear",
     shortcut=None,
+    damping=False,
     **head_kwargs,
 ):
     """A CIFAR-style ResNet with internal exits after chosen residual blocks.
@@ -166,6 +167,9 @@ def cifar_resnet(
         shortcut: `"zero_pad"` (option A) or `"projection"` (1x1
             convolution and batch normalization, option B). Defaults to
             `"zero_pad"` for depths 20/32/56 and `"projection"` for 34.
+        damping: if `True`, every exit head (final included) gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to the internal heads only.
 
     Returns:
@@ -226,6 +230,8 @@ def cifar_resnet(
             block_names.append(f"{name}_out")
     backbone = keras.Model(inputs, x, name=f"resnet{depth}_backbone")
     taps = [block_names[b - 1] for b in exits]
-    heads = make_heads(head, num_classes, len(taps), **head_kwargs)
-    heads += make_heads(final_head, num_classes, 1, start=len(taps) + 1)
+    heads = make_heads(head, num_classes, len(taps), damping=damping,
+                       **head_kwargs)
+    heads += make_heads(final_head, num_classes, 1, start=len(taps) + 1,
+                        damping=damping)
     return assemble(backbone, taps, heads, name=f"cifar_resnet{depth}")

@@ -17,6 +17,7 @@ def cnn1d(
     num_classes=10,
     width=32,
     head="linear",
+    damping=False,
     **head_kwargs,
 ):
     """A four-exit 1D CNN, sized for MNIST-1D (40 steps, 1 channel).
@@ -42,6 +43,9 @@ def cnn1d(
         width: channels of the first stage (>= 1).
         head: the exit head of every stage: a name from
             `keras_eexit.layers.HEADS`, a head class or a factory.
+        damping: if `True`, every exit head gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to every head.
 
     Returns:
@@ -81,5 +85,6 @@ def cnn1d(
         x = keras.layers.ReLU(name=f"stage{stage}_out")(x)
         taps.append(f"stage{stage}_out")
     backbone = keras.Model(inputs, x, name="cnn1d_backbone")
-    heads = make_heads(head, num_classes, len(taps), **head_kwargs)
+    heads = make_heads(head, num_classes, len(taps), damping=damping,
+                       **head_kwargs)
     return assemble(backbone, taps[:-1], heads, name="cnn1d")

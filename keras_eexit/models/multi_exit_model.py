@@ -141,7 +141,11 @@ class MultiExitModel(keras.Model):
 
     @property
     def num_classes(self):
-        """Number of classes of the exits (they must agree), once built."""
+        """Number of classes of the exits (they must agree), once built.
+
+        A damping head (`keras_eexit.layers.DampingHead`) outputs N + 1
+        logits; its extra unit is not a class, so this is N.
+        """
         classes = set(getattr(self, "_classes_per_exit", []))
         if len(classes) != 1:
             return None
@@ -216,6 +220,14 @@ class MultiExitModel(keras.Model):
         return tuple(inputs[0].shape[1:])
 
     def _stage_costs(self):
+        """Per-stage FLOPs and parameters, traced once (structure is fixed)."""
+        cached = getattr(self, "_stage_cost_cache", None)
+        if cached is None:
+            cached = self._trace_stage_costs()
+            object.__setattr__(self, "_stage_cost_cache", cached)
+        return cached
+
+    def _trace_stage_costs(self):
         import tensorflow as tf
 
         from keras_eexit.evaluation.flops import count_flops, count_params
@@ -236,7 +248,8 @@ class MultiExitModel(keras.Model):
             seg_params.append(count_params(segment))
             head_params.append(count_params(head))
             spec = state_spec
-        return seg_flops, head_flops, seg_params, head_params
+        return (tuple(seg_flops), tuple(head_flops), tuple(seg_params),
+                tuple(head_params))
 
     def _build_input_shape(self):
         declared = self._declared_input_shape()
@@ -264,7 +277,9 @@ class MultiExitModel(keras.Model):
         classes = []
         for segment, head in zip(self.segments, self.heads):
             state = segment(state)
-            classes.append(head(_first(state)).shape[-1])
+            units = head(_first(state)).shape[-1]
+            classes.append(units - 1 if getattr(head, "damping", False)
+                           is True else units)
         self._classes_per_exit = classes
         self.built = True
 
@@ -367,6 +382,18 @@ class MultiExitModel(keras.Model):
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Compiled metrics see the N class logits of damping heads: the
+        # damping unit stands for no class and is never a prediction.
+        if isinstance(y_pred, dict) and any(
+            getattr(h, "damping", False) is True for h in self.heads
+        ):
+            y_pred = dict(y_pred)
+            for name, head in zip(self._exit_names, self.heads):
+                if getattr(head, "damping", False) is True:
+                    y_pred[name] = y_pred[name][..., :-1]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):

@@ -15,6 +15,7 @@ def small_cnn(
     num_classes=10,
     width=32,
     head="linear",
+    damping=False,
     **head_kwargs,
 ):
     """A small three-exit 2D CNN, sized for scikit-learn's 8x8 digits.
@@ -39,6 +40,9 @@ def small_cnn(
             4x as many.
         head: the exit head of every stage: a name from
             `keras_eexit.layers.HEADS`, a head class or a factory.
+        damping: if `True`, every exit head gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to every head (`dropout=0.2`, ...).
 
     Returns:
@@ -75,5 +79,6 @@ def small_cnn(
         x = keras.layers.ReLU(name=f"stage{stage}_out")(x)
         taps.append(f"stage{stage}_out")
     backbone = keras.Model(inputs, x, name="small_cnn_backbone")
-    heads = make_heads(head, num_classes, 3, **head_kwargs)
+    heads = make_heads(head, num_classes, 3, damping=damping,
+                       **head_kwargs)
     return assemble(backbone, taps[:-1], heads, name="small_cnn")

@@ -32,6 +32,7 @@ def vgg16_exits(
     exits_after=(5, 9),
     weights=None,
     head="linear",
+    damping=False,
     **head_kwargs,
 ):
     """VGG-16 with exits after chosen convolution layers and at the end.
@@ -54,6 +55,9 @@ def vgg16_exits(
             network is available) or the path to a weights file.
         head: the exit head of every exit: a name from
             `keras_eexit.layers.HEADS`, a head class or a factory.
+        damping: if `True`, every exit head gets one extra output unit
+            standing for no class (`keras_eexit.layers.DampingHead`), for
+            the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to every head.
 
     Returns:
@@ -81,5 +85,6 @@ def vgg16_exits(
         include_top=False, weights=weights, input_shape=input_shape
     )
     taps = [VGG16_CONV_LAYERS[p - 1] for p in positions]
-    heads = make_heads(head, num_classes, len(taps) + 1, **head_kwargs)
+    heads = make_heads(head, num_classes, len(taps) + 1, damping=damping,
+                       **head_kwargs)
     return assemble(backbone, taps, heads, name="vgg16_exits")

@@ -85,12 +85,18 @@ def check_positions(argument, positions, last, what):
     return values
 
 
-def make_heads(head, num_classes, count, start=1, **head_kwargs):
-    """Creates `count` new heads named `exit_{start}`, `exit_{start + 1}`..."""
+def make_heads(head, num_classes, count, start=1, damping=False,
+               **head_kwargs):
+    """Creates `count` new heads named `exit_{start}`, `exit_{start + 1}`...
+
+    With `damping=True` every head is a `keras_eexit.layers.DampingHead`
+    (one extra output unit standing for no class, for the damping losses).
+    """
     from keras_eexit.layers import get_head
 
     return [
-        get_head(head, num_classes, name=f"exit_{k}", **head_kwargs)
+        get_head(head, num_classes, name=f"exit_{k}", damping=damping,
+                 **head_kwargs)
         for k in range(start, start + count)
     ]
 

@@ -308,7 +308,11 @@ class Regime(keras.callbacks.Callback):
             segment.trainable = phase.trains("segments", k, n)
         for k, head in enumerate(model.heads):
             head.trainable = phase.trains("heads", k, n)
-        terms = [ExitCrossEntropy(model._base_loss)] + list(phase.terms)
+        terms = list(phase.terms)
+        # A phase term named "crossentropy" (e.g. a damping loss) replaces
+        # the default cross-entropy term.
+        if not any(t.name == ExitCrossEntropy.name for t in terms):
+            terms = [ExitCrossEntropy(model._base_loss)] + terms
         model.set_objective(Objective(terms))
         model.gradient_equilibrium = phase.gradient_equilibrium
         object.__setattr__(model, "feature_cache",

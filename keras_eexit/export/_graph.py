@@ -1,0 +1,279 @@
+"""TensorFlow functions traced from a `MultiExitModel` for LiteRT conversion.
+
+Every function takes ONE dict of named tensors and returns a dict of named
+tensors, so the LiteRT signature carries those names on both sides.
+
+Weights are baked into the traced graphs as constants (each layer is run
+with `stateless_call` on constant copies of its variables). Variables read
+inside `tf.cond` branches would otherwise be captured as resource inputs of
+the LiteRT `If` op: the converter then either drops their values or hoists
+them out of the branch, which breaks int8 calibration of the branch.
+
+Damping heads (an extra "no class" logit, see `class_logits`) are handled
+here: their extra units are dropped before the softmax, so exported models
+always return probabilities over the real classes.
+"""
+
+import numpy as np
+
+from keras_eexit.export import criteria as criteria_lib
+from keras_eexit.utils.validation import invalid_value
+
+INPUT = "input"
+THRESHOLD = "threshold"
+PROBABILITIES = "probabilities"
+EXIT_INDEX = "exit_index"
+
+
+def state_name(i):
+    """Signature name of the `i`-th (0-based) tensor of a flattened state."""
+    return f"state_{i}"
+
+
+def first(state):
+    """The tensor a head reads from a state (the first element of a tuple)."""
+    return state[0] if isinstance(state, (list, tuple)) else state
+
+
+def drop_units(head, num_logits):
+    """How many trailing logits of `head` are not classes.
+
+    A head declares extra units with an integer attribute `drop_units`, or
+    with `damping = True` (one extra "no class" unit, dropped before the
+    softmax). Plain heads have none.
+
+    Args:
+        head: the exit head layer.
+        num_logits: the width of its output.
+
+    Returns:
+        An int in `[0, num_logits - 2]`.
+    """
+    units = getattr(head, "drop_units", None)
+    if units is None:
+        units = 1 if getattr(head, "damping", False) else 0
+    if (
+        isinstance(units, bool)
+        or not isinstance(units, (int, np.integer))
+        or not 0 <= units <= num_logits - 2
+    ):
+        raise invalid_value(
+            "drop_units",
+            f"an integer between 0 and {num_logits - 2} on head "
+            f"{head.name!r} ({num_logits} logits, at least 2 must remain)",
+            units,
+        )
+    return int(units)
+
+
+class FrozenLayer:
+    """Calls a layer in inference mode with its weights as graph constants.
+
+    Args:
+        layer: a built Keras layer or model.
+    """
+
+    def __init__(self, layer):
+        from keras import ops
+
+        self.layer = layer
+        self.trainable = [
+            ops.convert_to_numpy(v) for v in layer.trainable_variables
+        ]
+        self.non_trainable = [
+            ops.convert_to_numpy(v) for v in layer.non_trainable_variables
+        ]
+
+    def __call__(self, inputs):
+        import tensorflow as tf
+
+        trainable = [tf.constant(v) for v in self.trainable]
+        non_trainable = [tf.constant(v) for v in self.non_trainable]
+        outputs, _ = self.layer.stateless_call(
+            trainable, non_trainable, inputs, training=False
+        )
+        return outputs
+
+
+class ChainGraph:
+    """The model's chain, ready to be traced into conversion functions.
+
+    Args:
+        model: a built `MultiExitModel`.
+        input_shape: the input shape without the batch axis.
+        criterion: one of `criteria.CRITERIA`.
+    """
+
+    def __init__(self, model, input_shape, criterion):
+        import keras
+
+        self.model = model
+        self.input_shape = tuple(input_shape)
+        self.criterion = criterion
+        self.dtype = _input_dtype(model)
+        self.segments = [FrozenLayer(s) for s in model.segments]
+        self.heads = [FrozenLayer(h) for h in model.heads]
+        self.num_exits = len(self.heads)
+        # State structures (batch axis unknown) after each segment.
+        state = keras.KerasTensor((None,) + self.input_shape, self.dtype)
+        self.state_specs = []
+        self.drop = []
+        self.num_logits = []
+        for segment, head in zip(model.segments, model.heads):
+            state = segment.compute_output_spec(state)
+            self.state_specs.append(state)
+            logits = head.compute_output_spec(first(state))
+            self.num_logits.append(int(logits.shape[-1]))
+            self.drop.append(drop_units(head, int(logits.shape[-1])))
+        classes = {n - d for n, d in zip(self.num_logits, self.drop)}
+        if len(classes) != 1:
+            raise ValueError(
+                "The exits of the model disagree on the number of classes "
+                f"({self.num_logits} logits, {self.drop} dropped units): "
+                "every exit must predict the same classes to be exported."
+            )
+        self.num_classes = classes.pop()
+
+    # ----------------------------------------------------------- pieces
+    def _class_logits(self, k, logits):
+        import tensorflow as tf
+
+        logits = tf.cast(logits, "float32")
+        if self.drop[k]:
+            logits = logits[:, : self.num_logits[k] - self.drop[k]]
+        return logits
+
+    def _exit(self, k, state):
+        """Logits (float32, classes only) and probabilities of exit `k`."""
+        import tensorflow as tf
+
+        logits = self._class_logits(k, self.heads[k](first(state)))
+        return logits, tf.nn.softmax(logits, axis=-1)
+
+    def state_signature(self, k):
+        """Name -> `tf.TensorSpec` of the flattened state after segment `k`."""
+        import keras
+        import tensorflow as tf
+
+        flat = keras.tree.flatten(self.state_specs[k])
+        return {
+            state_name(i): tf.TensorSpec(
+                tuple(t.shape), t.dtype, name=state_name(i)
+            )
+            for i, t in enumerate(flat)
+        }
+
+    def input_spec(self, batch):
+        import tensorflow as tf
+
+        return tf.TensorSpec((batch,) + self.input_shape, self.dtype,
+                             name=INPUT)
+
+    # -------------------------------------------------------- functions
+    def early_exit_function(self):
+        """`{input (1, ...), threshold ()} -> {probabilities, exit_index}`.
+
+        Nested `tf.cond`s (LiteRT `If` ops): stage `k + 1` is computed only
+        in the branch where exit `k` did not accept the sample.
+        """
+        import tensorflow as tf
+
+        last = self.num_exits - 1
+
+        def run(k, state, threshold):
+            state = self.segments[k](state)
+            logits, probs = self._exit(k, state)
+            index = tf.constant([k], dtype=tf.int32)
+            if k == last:
+                return probs, index
+            accept = criteria_lib.graph_accepts(
+                logits, probs, self.criterion, threshold
+            )
+            return tf.cond(
+                accept,
+                lambda: (tf.identity(probs), tf.identity(index)),
+                lambda: run(k + 1, state, threshold),
+            )
+
+        def serve(inputs):
+            probs, index = run(0, inputs[INPUT], inputs[THRESHOLD])
+            return {PROBABILITIES: probs, EXIT_INDEX: index}
+
+        signature = {
+            INPUT: self.input_spec(1),
+            THRESHOLD: tf.TensorSpec((), tf.float32, name=THRESHOLD),
+        }
+        return tf.function(serve, input_signature=[signature])
+
+    def exit_function(self, k):
+        """`{input (batch, ...)} -> {probabilities}` of exit `k` (0-based)."""
+        import tensorflow as tf
+
+        def serve(inputs):
+            state = inputs[INPUT]
+            for j in range(k + 1):
+                state = self.segments[j](state)
+            _, probs = self._exit(k, state)
+            return {PROBABILITIES: probs}
+
+        return tf.function(
+            serve, input_signature=[{INPUT: self.input_spec(None)}]
+        )
+
+    def stage_function(self, k):
+        """Stage `k` (0-based): state in, probabilities and state out.
+
+        Stage 0 reads `input`; later stages read `state_0`, `state_1`, ...
+        (the flattened state of the previous stage); every stage but the
+        last returns its state the same way.
+        """
+        import keras
+        import tensorflow as tf
+
+        if k == 0:
+            signature = {INPUT: self.input_spec(None)}
+        else:
+            signature = self.state_signature(k - 1)
+        structure = None if k == 0 else self.state_specs[k - 1]
+
+        def serve(inputs):
+            if k == 0:
+                state = inputs[INPUT]
+            else:
+                flat = [inputs[state_name(i)] for i in range(len(inputs))]
+                state = keras.tree.pack_sequence_as(structure, flat)
+            state = self.segments[k](state)
+            _, probs = self._exit(k, state)
+            outputs = {PROBABILITIES: probs}
+            if k < self.num_exits - 1:
+                for i, t in enumerate(keras.tree.flatten(state)):
+                    outputs[state_name(i)] = t
+            return outputs
+
+        return tf.function(serve, input_signature=[signature])
+
+    def keras_states(self, x):
+        """Keras states after each segment for a batch `x` (numpy lists).
+
+        Returns:
+            A list (one per stage) of lists of flattened state arrays.
+        """
+        import keras
+        from keras import ops
+
+        states = []
+        state = x
+        for segment in self.model.segments:
+            state = segment(state, training=False)
+            states.append(
+                [ops.convert_to_numpy(t) for t in keras.tree.flatten(state)]
+            )
+        return states
+
+
+def _input_dtype(model):
+    inputs = getattr(model.segments[0], "inputs", None)
+    if inputs:
+        dtype = inputs[0].dtype
+        return getattr(dtype, "name", dtype)
+    return "float32"

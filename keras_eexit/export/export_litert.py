@@ -1,0 +1,339 @@
+"""`export_litert`: a multi-exit model to LiteRT files plus a JSON sidecar."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from keras_eexit.export import _graph
+from keras_eexit.export import criteria as criteria_lib
+from keras_eexit.export._convert import QUANTIZATIONS  # noqa: F401
+from keras_eexit.export._convert import check_quantization
+from keras_eexit.export._convert import convert
+from keras_eexit.export._convert import representative_samples
+from keras_eexit.utils.atomic import atomic_path
+from keras_eexit.utils.atomic import write_text
+from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import invalid_value
+
+MODES = ("early_exit", "per_exit", "segments")
+"""Export modes: one early-exit file, one file per exit, one per stage."""
+
+SIDECAR = "litert_export.json"
+"""Name of the JSON sidecar written next to the `.tflite` files."""
+
+FORMAT = "keras-eexit-litert"
+FORMAT_VERSION = 1
+SIGNATURE = "serving_default"
+
+_CALIBRATION_BATCH = 64
+
+
+def export_litert(
+    model,
+    path,
+    mode="early_exit",
+    criterion="max_softmax",
+    quantization=None,
+    representative_data=None,
+    threshold=None,
+):
+    """Exports a multi-exit model to LiteRT (TFLite) for on-device inference.
+
+    Three layouts, all converted with LiteRT built-in ops only (no Flex /
+    SELECT_TF_OPS; an op without a built-in kernel raises an error naming
+    it and its layer):
+
+    * `mode="early_exit"`: ONE file, `early_exit.tflite`. Its graph runs
+      stage 1, evaluates exit 1 and, through nested `tf.cond`s (LiteRT
+      `If` ops), runs stage 2 only if exit 1 did not accept the sample,
+      and so on: deeper stages are really skipped. Inputs `input` (batch
+      size 1: shape `(1,) + input_shape`) and `threshold` (a float32
+      scalar, so the operating point is chosen at run time); outputs
+      `probabilities` `(1, num_classes)` and `exit_index` `(1,)` (int32,
+      0-based). `LiteRTRunner` loops over a batch one sample at a time.
+    * `mode="per_exit"`: `exit_1.tflite`, ...: exit `k` as a standalone
+      model (segments `1..k` and head `k`), input `input` (any batch
+      size), output `probabilities`.
+    * `mode="segments"`: `stage_1.tflite`, ...: stage `k` alone (segment
+      `k` and head `k`) for runtimes that orchestrate the stages. Stage 1
+      reads `input`; stage `k > 1` reads `state_0`, `state_1`, ... (the
+      previous stage's state, a tuple state flattened in order); every
+      stage returns `probabilities` and, but for the last, its own state
+      as `state_0`, ... (any batch size).
+
+    Signatures carry these names; outputs must be read by name, never by
+    tensor position (`LiteRTRunner` does). Exit heads that declare
+    `damping = True` (or an integer `drop_units`) have their extra trailing
+    logits dropped before the softmax: the exported probabilities cover
+    the real classes only.
+
+    The exit rule is the criterion's (see `keras_eexit.export.criteria`):
+    `"max_softmax"` exits when the top probability is `> threshold`,
+    `"entropy"` when the entropy divided by `log(num_classes)` is
+    `<= threshold`; a sample no internal exit accepts leaves at the last
+    exit.
+
+    Files are converted in memory first, then each is written atomically
+    (a temporary file renamed over the target): an interrupted export
+    never leaves a truncated `.tflite`. The sidecar is written last and
+    records each file's SHA-256, so `LiteRTRunner` refuses a set of files
+    mixed from two exports.
+
+    Args:
+        model: a built `MultiExitModel` with a fully known input shape.
+        path: output directory (created if missing). It receives the
+            `.tflite` files and `litert_export.json`; files of a previous
+            export listed in an older sidecar there are removed.
+        mode: `"early_exit"`, `"per_exit"` or `"segments"`.
+        criterion: `"max_softmax"` or `"entropy"`.
+        quantization: `None` (float32), `"dynamic"` (int8 weights, float
+            activations), `"float16"` (float16 weights) or `"int8"` (full
+            integer weights and activations, calibrated on
+            `representative_data`; inputs and outputs stay float32).
+        representative_data: `"int8"` only (required then): calibration
+            inputs, an array `(num_samples,) + input_shape` or a data set
+            of such batches (or of `(x, y)` pairs). A few hundred training
+            samples are enough; all are used.
+        threshold: the default threshold recorded in the sidecar (used by
+            `LiteRTRunner.predict` when none is given); defaults to
+            `criteria.DEFAULT_THRESHOLDS[criterion]`. The early-exit file
+            takes its threshold as an input at run time regardless.
+
+    Returns:
+        The path of the sidecar (`<path>/litert_export.json`).
+
+    Raises:
+        ValueError: for an unknown mode, criterion or quantization, a
+            threshold outside the criterion's range, missing or misshaped
+            int8 calibration data, or a model that is not built.
+        LiteRTExportError: (a `ValueError`) if an op needs Flex.
+
+    Example:
+
+    ```python
+    sidecar = export_litert(model, "out/litert", mode="early_exit")
+    runner = LiteRTRunner("out/litert")
+    probs, exit_index = runner.predict(x_test[:8], threshold=0.8)
+    ```
+    """
+    mode = check_choice("mode", mode, MODES)
+    criterion = criteria_lib.check_criterion(criterion)
+    quantization = check_quantization(quantization)
+    if threshold is None:
+        threshold = criteria_lib.DEFAULT_THRESHOLDS[criterion]
+    threshold = criteria_lib.check_threshold(criterion, threshold)
+    input_shape = _input_shape(model)
+    directory = _check_directory(path)
+    graph = _graph.ChainGraph(model, input_shape, criterion)
+    if quantization == "int8":
+        samples = representative_samples(
+            representative_data, input_shape, graph.dtype
+        )
+    elif representative_data is not None:
+        raise invalid_value(
+            "representative_data",
+            "None unless quantization='int8' (only full-integer "
+            "quantization is calibrated)",
+            type(representative_data).__name__,
+        )
+    else:
+        samples = None
+
+    entries = []
+    if mode == "early_exit":
+        entries.append(_early_exit_entry(graph, criterion, quantization,
+                                         samples, model))
+    elif mode == "per_exit":
+        for k in range(graph.num_exits):
+            entries.append(_exit_entry(graph, k, quantization, samples,
+                                       model))
+    else:
+        states = None
+        if samples is not None:
+            states = _calibration_states(graph, samples)
+        for k in range(graph.num_exits):
+            entries.append(_stage_entry(graph, k, quantization, samples,
+                                        states, model))
+
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": model.name,
+        "mode": mode,
+        "criterion": criterion,
+        "default_threshold": threshold,
+        "threshold_range": list(criteria_lib.THRESHOLD_RANGES[criterion]),
+        "quantization": quantization,
+        "exit_names": list(model.exit_names),
+        "num_exits": graph.num_exits,
+        "num_classes": graph.num_classes,
+        "dropped_units": list(graph.drop),
+        "flops_per_exit": [int(f) for f in model.flops_per_exit()],
+        "input": {
+            "name": _graph.INPUT,
+            "shape": list(input_shape),
+            "dtype": str(graph.dtype),
+            "batch_size": 1 if mode == "early_exit" else None,
+        },
+        "signature": SIGNATURE,
+        "files": [],
+    }
+    previous = _previous_files(directory)
+    for entry in entries:
+        content = entry.pop("content")
+        _write_bytes(os.path.join(directory, entry["file"]), content)
+        entry["sha256"] = hashlib.sha256(content).hexdigest()
+        entry["bytes"] = len(content)
+        metadata["files"].append(entry)
+    sidecar = os.path.join(directory, SIDECAR)
+    write_text(sidecar, json.dumps(metadata, indent=2) + "\n")
+    current = {e["file"] for e in metadata["files"]}
+    for name in previous - current:
+        try:
+            os.remove(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+    return sidecar
+
+
+# ---------------------------------------------------------------- entries
+def _early_exit_entry(graph, criterion, quantization, samples, model):
+    representative = None
+    if samples is not None:
+        never = np.float32(criteria_lib.NEVER_EXIT[criterion])
+
+        def representative():
+            for sample in samples:
+                yield {_graph.INPUT: sample[None], _graph.THRESHOLD: never}
+
+    content = convert(graph.early_exit_function(), quantization,
+                      representative, model)
+    return {
+        "file": "early_exit.tflite",
+        "content": content,
+        "exits": list(range(graph.num_exits)),
+        "inputs": [_graph.INPUT, _graph.THRESHOLD],
+        "outputs": [_graph.PROBABILITIES, _graph.EXIT_INDEX],
+    }
+
+
+def _exit_entry(graph, k, quantization, samples, model):
+    representative = None
+    if samples is not None:
+
+        def representative():
+            for sample in samples:
+                yield {_graph.INPUT: sample[None]}
+
+    content = convert(graph.exit_function(k), quantization, representative,
+                      model)
+    return {
+        "file": f"exit_{k + 1}.tflite",
+        "content": content,
+        "exit": k,
+        "inputs": [_graph.INPUT],
+        "outputs": [_graph.PROBABILITIES],
+    }
+
+
+def _stage_entry(graph, k, quantization, samples, states, model):
+    if k == 0:
+        inputs = [_graph.INPUT]
+    else:
+        inputs = list(graph.state_signature(k - 1))
+    last = k == graph.num_exits - 1
+    outputs = [_graph.PROBABILITIES]
+    if not last:
+        outputs += list(graph.state_signature(k))
+    representative = None
+    if samples is not None:
+        arrays = [samples] if k == 0 else states[k - 1]
+
+        def representative():
+            for j in range(len(samples)):
+                yield {name: a[j:j + 1] for name, a in zip(inputs, arrays)}
+
+    content = convert(graph.stage_function(k), quantization, representative,
+                      model)
+    return {
+        "file": f"stage_{k + 1}.tflite",
+        "content": content,
+        "stage": k,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def _calibration_states(graph, samples):
+    """Keras states after each segment for all calibration samples."""
+    chunks = [
+        graph.keras_states(samples[i:i + _CALIBRATION_BATCH])
+        for i in range(0, len(samples), _CALIBRATION_BATCH)
+    ]
+    return [
+        [np.concatenate([c[k][i] for c in chunks])
+         for i in range(len(chunks[0][k]))]
+        for k in range(graph.num_exits)
+    ]
+
+
+# ---------------------------------------------------------------- helpers
+def _input_shape(model):
+    for attribute in ("segments", "heads", "exit_names", "flops_per_exit"):
+        if not hasattr(model, attribute):
+            raise invalid_value(
+                "model", "a MultiExitModel (segments and heads)",
+                type(model).__name__,
+            )
+    if not model.built:
+        raise ValueError(
+            "The model is not built yet: call it on a batch (or `build` it) "
+            "before exporting."
+        )
+    shape = tuple(model._build_input_shape())
+    if any(d is None for d in shape):
+        raise ValueError(
+            f"The model's input shape {shape} has unknown dimensions; "
+            "LiteRT export needs a fully known input shape (build the model "
+            "on a concrete shape)."
+        )
+    return tuple(int(d) for d in shape)
+
+
+def _check_directory(path):
+    path = os.fspath(path)
+    if os.path.isfile(path) or path.endswith((".tflite", ".json")):
+        raise invalid_value(
+            "path",
+            "a directory (it receives the .tflite files and "
+            f"{SIDECAR})",
+            path,
+        )
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _previous_files(directory):
+    """Files listed by an earlier sidecar in `directory` (basenames)."""
+    try:
+        with open(os.path.join(directory, SIDECAR), encoding="utf-8") as f:
+            old = json.load(f)
+        names = {entry["file"] for entry in old.get("files", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return {
+        n for n in names
+        if isinstance(n, str) and n == os.path.basename(n)
+        and n.endswith(".tflite")
+    }
+
+
+def _write_bytes(path, content):
+    """Writes `content` to `path` atomically (never a truncated file)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
