@@ -368,8 +368,9 @@ class Regime(keras.callbacks.Callback):
 
 
 def _set_learning_rate(optimizer, value):
-    lr = optimizer._learning_rate if hasattr(
-        optimizer, "_learning_rate") else None
+    # A LossScaleOptimizer (mixed_float16) delegates to its inner optimizer.
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = getattr(inner, "_learning_rate", None)
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
         raise ValueError(
             "A phase sets learning_rate, but the optimizer uses a "
