@@ -44,6 +44,14 @@ def _parser():
     ):
         train.add_argument(flag, type=kind, default=None,
                            help=f"shortcut for -p {flag[2:]}=...: {text}")
+    train.add_argument("--loss", default="crossentropy",
+                       choices=("crossentropy", "damping", "power_sqrt"),
+                       help="joint regime loss; damping/power_sqrt give "
+                       "every head a damping unit")
+    train.add_argument("--dynamic", type=float, default=None,
+                       metavar="ALPHA",
+                       help="damping losses: sample-wise dynamic weights, "
+                       "α in (0, 1] (paper: 0.8 CIFAR, 0.3 ImageNet)")
     train.add_argument("--head", default="linear", help="exit head type")
     train.add_argument("--epochs", type=int, default=None,
                        help="epochs; default: what the regime needs, or 30")
@@ -148,9 +156,12 @@ def train(args):
         check_positive_int("epochs", args.epochs)
     check_positive_int("batch_size", args.batch_size)
     params = _params(args.param)
-    for key in ("regularizer", "lam", "rho"):
-        if getattr(args, key) is not None:
+    for key in ("regularizer", "lam", "rho", "dynamic"):
+        if getattr(args, key, None) is not None:
             params[key] = getattr(args, key)
+    if getattr(args, "loss", "crossentropy") != "crossentropy":
+        params["loss"] = args.loss
+    damping = params.get("loss", "crossentropy") != "crossentropy"
     if args.weights is not None:
         params["weights"] = _weights(args.weights)
     regime = regimes.get_regime(args.regime, **params)
@@ -171,6 +182,7 @@ def train(args):
         input_shape=splits.info.input_shape,
         num_classes=splits.info.num_classes,
         head=args.head,
+        damping=damping,
     )
     if isinstance(regime, regimes.Separate):
         model = regimes.Separate.prepare_model(model)
@@ -212,6 +224,7 @@ def train(args):
         "regime": args.regime,
         "regime_params": params,
         "head": args.head,
+        "damping": damping,
         "epochs": history.epoch[-1] + 1 if history.epoch else 0,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
