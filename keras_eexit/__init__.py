@@ -14,6 +14,7 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 
 from keras_eexit import data
 from keras_eexit import evaluation
+from keras_eexit import export
 from keras_eexit import layers
 from keras_eexit import losses
 from keras_eexit import models

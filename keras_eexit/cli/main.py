@@ -71,6 +71,9 @@ def _parser():
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                        help="Keras progress output: 0 silent, 1 progress "
                        "bar, 2 one line per epoch")
+    from keras_eexit.cli import export as export_cli
+
+    export_cli.add_parser(sub)
     return parser
 
 
@@ -259,6 +262,10 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "export":
+            from keras_eexit.cli import export as export_cli
+
+            return export_cli.run(args)
     except ValueError as error:
         print(f"keras-eexit: error: {error}", file=sys.stderr)
         return 2

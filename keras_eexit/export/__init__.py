@@ -10,9 +10,9 @@ from keras_eexit.export import criteria
 from keras_eexit.export._convert import QUANTIZATIONS
 from keras_eexit.export._convert import LiteRTExportError
 from keras_eexit.export.criteria import CRITERIA
-from keras_eexit.export.export_litert import MODES
-from keras_eexit.export.export_litert import SIDECAR
-from keras_eexit.export.export_litert import export_litert
+from keras_eexit.export.litert_export import MODES
+from keras_eexit.export.litert_export import SIDECAR
+from keras_eexit.export.litert_export import export_litert
 from keras_eexit.export.litert_runner import LiteRTRunner
 
 __all__ = [

@@ -14,6 +14,9 @@ here: their extra units are dropped before the softmax, so exported models
 always return probabilities over the real classes.
 """
 
+import contextlib
+import inspect
+
 import numpy as np
 
 from keras_eexit.export import criteria as criteria_lib
@@ -83,14 +86,20 @@ class FrozenLayer:
         self.non_trainable = [
             ops.convert_to_numpy(v) for v in layer.non_trainable_variables
         ]
+        parameters = inspect.signature(layer.call).parameters
+        self.takes_training = "training" in parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD
+            for p in parameters.values()
+        )
 
     def __call__(self, inputs):
         import tensorflow as tf
 
         trainable = [tf.constant(v) for v in self.trainable]
         non_trainable = [tf.constant(v) for v in self.non_trainable]
+        kwargs = {"training": False} if self.takes_training else {}
         outputs, _ = self.layer.stateless_call(
-            trainable, non_trainable, inputs, training=False
+            trainable, non_trainable, inputs, **kwargs
         )
         return outputs
 
@@ -110,7 +119,7 @@ class ChainGraph:
         self.model = model
         self.input_shape = tuple(input_shape)
         self.criterion = criterion
-        self.dtype = _input_dtype(model)
+        self.dtype = input_dtype(model)
         self.segments = [FrozenLayer(s) for s in model.segments]
         self.heads = [FrozenLayer(h) for h in model.heads]
         self.num_exits = len(self.heads)
@@ -158,7 +167,7 @@ class ChainGraph:
         flat = keras.tree.flatten(self.state_specs[k])
         return {
             state_name(i): tf.TensorSpec(
-                tuple(t.shape), t.dtype, name=state_name(i)
+                tuple(t.shape), _float32(t.dtype), name=state_name(i)
             )
             for i, t in enumerate(flat)
         }
@@ -271,7 +280,44 @@ class ChainGraph:
         return states
 
 
-def _input_dtype(model):
+@contextlib.contextmanager
+def float32_compute(model):
+    """Runs the body with every mixed-precision layer of `model` in float32.
+
+    LiteRT's built-in kernels compute in float32 (or in integers): a model
+    built under `mixed_float16` would trace float16 convolutions, which
+    only Flex can run. Plain `DTypePolicy`s whose compute dtype differs
+    from their variable dtype are switched to float32 for the duration and
+    restored afterwards; quantized policies and policy maps are left alone.
+    (Weights stay float32 in either case; `quantization="float16"` is the
+    way to store them in float16.)
+    """
+    import keras
+
+    changed = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        policy = layer.dtype_policy
+        if (
+            type(policy) is keras.DTypePolicy
+            and policy.compute_dtype != policy.variable_dtype
+        ):
+            changed.append((layer, policy))
+            layer.dtype_policy = keras.DTypePolicy(policy.variable_dtype)
+    try:
+        yield
+    finally:
+        for layer, policy in changed:
+            layer.dtype_policy = policy
+
+
+def _float32(dtype):
+    """Float16 / bfloat16 become float32 (see `float32_compute`)."""
+    name = getattr(dtype, "name", dtype)
+    return "float32" if name in ("float16", "bfloat16") else name
+
+
+def input_dtype(model):
+    """The dtype of the model's input (float32 unless declared otherwise)."""
     inputs = getattr(model.segments[0], "inputs", None)
     if inputs:
         dtype = inputs[0].dtype

@@ -8,8 +8,8 @@ import numpy as np
 
 from keras_eexit.export import _graph
 from keras_eexit.export import criteria as criteria_lib
-from keras_eexit.export.export_litert import FORMAT
-from keras_eexit.export.export_litert import SIDECAR
+from keras_eexit.export.litert_export import FORMAT
+from keras_eexit.export.litert_export import SIDECAR
 
 
 class LiteRTRunner:

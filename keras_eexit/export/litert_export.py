@@ -8,7 +8,6 @@ import numpy as np
 
 from keras_eexit.export import _graph
 from keras_eexit.export import criteria as criteria_lib
-from keras_eexit.export._convert import QUANTIZATIONS  # noqa: F401
 from keras_eexit.export._convert import check_quantization
 from keras_eexit.export._convert import convert
 from keras_eexit.export._convert import representative_samples
@@ -126,10 +125,9 @@ def export_litert(
     threshold = criteria_lib.check_threshold(criterion, threshold)
     input_shape = _input_shape(model)
     directory = _check_directory(path)
-    graph = _graph.ChainGraph(model, input_shape, criterion)
     if quantization == "int8":
         samples = representative_samples(
-            representative_data, input_shape, graph.dtype
+            representative_data, input_shape, _graph.input_dtype(model)
         )
     elif representative_data is not None:
         raise invalid_value(
@@ -141,21 +139,23 @@ def export_litert(
     else:
         samples = None
 
-    entries = []
-    if mode == "early_exit":
-        entries.append(_early_exit_entry(graph, criterion, quantization,
-                                         samples, model))
-    elif mode == "per_exit":
-        for k in range(graph.num_exits):
-            entries.append(_exit_entry(graph, k, quantization, samples,
-                                       model))
-    else:
-        states = None
-        if samples is not None:
-            states = _calibration_states(graph, samples)
-        for k in range(graph.num_exits):
-            entries.append(_stage_entry(graph, k, quantization, samples,
-                                        states, model))
+    with _graph.float32_compute(model):
+        graph = _graph.ChainGraph(model, input_shape, criterion)
+        entries = []
+        if mode == "early_exit":
+            entries.append(_early_exit_entry(graph, criterion, quantization,
+                                             samples, model))
+        elif mode == "per_exit":
+            for k in range(graph.num_exits):
+                entries.append(_exit_entry(graph, k, quantization, samples,
+                                           model))
+        else:
+            states = None
+            if samples is not None:
+                states = _calibration_states(graph, samples)
+            for k in range(graph.num_exits):
+                entries.append(_stage_entry(graph, k, quantization, samples,
+                                            states, model))
 
     metadata = {
         "format": FORMAT,
@@ -180,6 +180,7 @@ def export_litert(
         "signature": SIGNATURE,
         "files": [],
     }
+    os.makedirs(directory, exist_ok=True)
     previous = _previous_files(directory)
     for entry in entries:
         content = entry.pop("content")
@@ -311,7 +312,6 @@ def _check_directory(path):
             f"{SIDECAR})",
             path,
         )
-    os.makedirs(path, exist_ok=True)
     return path
 
 
