@@ -221,6 +221,10 @@ def train(args):
     print(f"\nTest set of {args.dataset} ({len(outputs.labels)} samples), "
           f"model {model_name}, regime {args.regime}:")
     print(evaluation.format_table(rows))
+    budget = evaluation.budget_table(evaluation.sweep(outputs),
+                                     outputs.flops)
+    print("Early exit (max-softmax sweep), accuracy within a FLOPs budget: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in budget.items()))
     metrics = {
         "model": model_name,
         "dataset": args.dataset,
@@ -234,6 +238,7 @@ def train(args):
         "seed": args.seed,
         "train_seconds": round(seconds, 3),
         "exits": rows,
+        "budget_max_softmax": budget,
         "history": {
             k: [float(v) for v in values]
             for k, values in history.history.items()

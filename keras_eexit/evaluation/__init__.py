@@ -7,3 +7,9 @@ from keras_eexit.evaluation.collect import format_table
 from keras_eexit.evaluation.flops import count_flops
 from keras_eexit.evaluation.flops import count_params
 from keras_eexit.evaluation.flops import profiler_flops
+from keras_eexit.evaluation.sweep import CRITERIA
+from keras_eexit.evaluation.sweep import Sweep
+from keras_eexit.evaluation.sweep import anytime_table
+from keras_eexit.evaluation.sweep import budget_table
+from keras_eexit.evaluation.sweep import exit_indices
+from keras_eexit.evaluation.sweep import sweep
