@@ -13,3 +13,6 @@ from keras_eexit.evaluation.sweep import anytime_table
 from keras_eexit.evaluation.sweep import budget_table
 from keras_eexit.evaluation.sweep import exit_indices
 from keras_eexit.evaluation.sweep import sweep
+from keras_eexit.evaluation.stats import Comparison
+from keras_eexit.evaluation.stats import compare
+from keras_eexit.evaluation.stats import mean_std
