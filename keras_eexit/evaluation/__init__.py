@@ -16,3 +16,5 @@ from keras_eexit.evaluation.sweep import sweep
 from keras_eexit.evaluation.stats import Comparison
 from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std
+from keras_eexit.evaluation.plots import exit_ratio_plot
+from keras_eexit.evaluation.plots import tradeoff_plot
