@@ -71,9 +71,11 @@ def _parser():
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                        help="Keras progress output: 0 silent, 1 progress "
                        "bar, 2 one line per epoch")
+    from keras_eexit.cli import compare as compare_cli
     from keras_eexit.cli import export as export_cli
 
     export_cli.add_parser(sub)
+    compare_cli.add_parser(sub)
     return parser
 
 
@@ -267,6 +269,10 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "compare":
+            from keras_eexit.cli import compare as compare_cli
+
+            return compare_cli.run(args)
         elif args.command == "export":
             from keras_eexit.cli import export as export_cli
 

@@ -417,6 +417,8 @@ class MultiExitModel(keras.Model):
         `Regime.prepare`). Without a regime, every exit trains jointly with
         the current `exit_weights`.
         """
+        import tensorflow as tf
+
         from keras_eexit.regimes.regime import Regime
 
         self._check_labels(x, y)
@@ -430,6 +432,10 @@ class MultiExitModel(keras.Model):
             )
         if regimes:
             callbacks = regimes[0].prepare(self, callbacks)
+        if isinstance(x, tf.data.Dataset):
+            # A data set shuffles itself; Keras would warn that it ignores
+            # its default `shuffle=True`.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                            verbose=verbose, callbacks=callbacks, **kwargs)
 

@@ -1,0 +1,230 @@
+"""`keras-eexit compare`: every regime × seed, then one report."""
+
+import json
+import math
+import os
+import time
+
+RUNS_DIR = "runs"
+
+
+def add_parser(subparsers):
+    """Adds the `compare` sub-command.
+
+    Args:
+        subparsers: the `argparse` sub-parsers of `keras-eexit`.
+
+    Returns:
+        The new sub-parser.
+    """
+    parser = subparsers.add_parser(
+        "compare",
+        help="train several regimes over several seeds; write report.md "
+        "with budget tables, ANOVA/Tukey orderings and plots")
+    parser.add_argument("--regimes", default="joint,mixed,two_stage",
+                        help="comma-separated regime names")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--dataset", default="mnist1d")
+    parser.add_argument("--model", default="auto")
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="epoch budget of every regime (split between "
+                        "its phases, see `regime_for`)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--out", default="runs/compare")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def regime_for(name, epochs, num_exits):
+    """The regime `name` with its phases fitted into an epoch budget.
+
+    Args:
+        name: a regime name of `keras_eexit.regimes.REGIMES`.
+        epochs: total epochs E.
+        num_exits: K.
+
+    Returns:
+        A `Regime`. Joint: E epochs; two-stage: 2E/3 backbone then the rest
+        for heads; mixed, distillation: E/2 and E/2; branch-wise, separate:
+        E/K per exit; sequential: E/2 warm-up then the rest over K-1
+        stages; hybrids likewise (every phase at least one epoch).
+    """
+    from keras_eexit import regimes
+
+    half = max(1, epochs // 2)
+    rest = max(1, epochs - half)
+    two_thirds = max(1, math.ceil(2 * epochs / 3))
+    per_exit = max(1, epochs // num_exits)
+    per_stage = max(1, rest // max(1, num_exits - 1))
+    table = {
+        "joint": {},
+        "two_stage": {"backbone_epochs": two_thirds,
+                      "heads_epochs": max(1, epochs - two_thirds)},
+        "disjoint": {"backbone_epochs": two_thirds,
+                     "heads_epochs": max(1, epochs - two_thirds)},
+        "mixed": {"backbone_epochs": half, "joint_epochs": rest},
+        "branch_wise": {"epochs_per_exit": per_exit},
+        "separate": {"epochs_per_exit": per_exit},
+        "sequential": {"warmup_epochs": half, "epochs_per_exit": per_stage},
+        "distillation": {"backbone_epochs": half, "distill_epochs": rest},
+        "joint_branch": {"joint_epochs": half,
+                         "epochs_per_exit": max(1, rest // num_exits)},
+        "joint_two_stage": {"joint_epochs": two_thirds,
+                            "heads_epochs": max(1, epochs - two_thirds)},
+        "pretrained_branch": {"backbone_epochs": half,
+                              "epochs_per_exit": per_stage},
+    }
+    return regimes.get_regime(name, verbose=False, **table[name])
+
+
+def _one_run(args, name, seed, splits, model_name):
+    import keras
+
+    from keras_eexit import evaluation
+    from keras_eexit import models
+    from keras_eexit import regimes
+
+    keras.utils.set_random_seed(seed)
+    model = models.get_model(model_name,
+                             input_shape=splits.info.input_shape,
+                             num_classes=splits.info.num_classes)
+    regime = regime_for(name, args.epochs, model.num_exits)
+    if isinstance(regime, regimes.Separate):
+        model = regimes.Separate.prepare_model(model)
+    epochs = regime.epochs_for(model) or args.epochs
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                  metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(splits.train, epochs=epochs, verbose=0, callbacks=[regime])
+    seconds = time.perf_counter() - start
+    outputs = evaluation.collect(model, splits.test)
+    result = evaluation.sweep(outputs, thresholds=100)
+    return {
+        "regime": name, "seed": seed, "epochs": epochs,
+        "train_seconds": round(seconds, 3),
+        "exit_names": list(outputs.exit_names),
+        "flops": outputs.flops.tolist(),
+        "exit_accuracy": outputs.accuracy().tolist(),
+        "thresholds": result.thresholds.tolist(),
+        "accuracy": result.accuracy.tolist(),
+        "mean_flops": result.mean_flops.tolist(),
+        "exit_ratios": result.exit_ratios.tolist(),
+        "budget": evaluation.budget_table(result, outputs.flops),
+    }
+
+
+def run(args):
+    """Runs `keras-eexit compare`; finished (regime, seed) runs are skipped.
+
+    Returns:
+        The process exit code.
+    """
+    from keras_eexit import data
+    from keras_eexit import regimes
+    from keras_eexit.cli.main import DEFAULT_MODELS
+    from keras_eexit.utils.atomic import write_text
+    from keras_eexit.utils.validation import check_choice
+    from keras_eexit.utils.validation import check_positive_int
+
+    names = [n.strip() for n in args.regimes.split(",") if n.strip()]
+    for name in names:
+        check_choice("regime", name, regimes.REGIMES)
+    check_positive_int("seeds", args.seeds)
+    check_positive_int("epochs", args.epochs)
+    model_name = args.model
+    if model_name == "auto":
+        model_name = DEFAULT_MODELS.get(args.dataset, "cifar_resnet")
+    runs_dir = os.path.join(args.out, RUNS_DIR)
+    os.makedirs(runs_dir, exist_ok=True)
+    splits = None
+    results = {}
+    total = len(names) * args.seeds
+    for i, (name, seed) in enumerate(
+        (n, s) for n in names for s in range(args.seeds)
+    ):
+        path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            print(f"[{i + 1}/{total}] {name} seed {seed}: done earlier, "
+                  "skipped", flush=True)
+        else:
+            if splits is None:
+                splits = data.load(args.dataset, batch_size=args.batch_size,
+                                   seed=0)
+            record = _one_run(args, name, seed, splits, model_name)
+            write_text(path, json.dumps(record))
+            print(f"[{i + 1}/{total}] {name} seed {seed}: final exit "
+                  f"{record['exit_accuracy'][-1]:.4f}, "
+                  f"{record['train_seconds']:.0f} s", flush=True)
+        results.setdefault(name, []).append(record)
+    _report(args, results)
+    return 0
+
+
+def _report(args, results):
+    from keras_eexit import evaluation
+    from keras_eexit.evaluation.sweep import Sweep
+    from keras_eexit.utils.atomic import write_text
+
+    import numpy as np
+
+    columns = list(next(iter(results.values()))[0]["budget"])
+    lines = [f"# Regime comparison on {args.dataset}", "",
+             f"{args.seeds} seed(s) per regime, {args.epochs}-epoch budget "
+             "each; test accuracy (mean ± std over seeds).", "",
+             "## Accuracy within a FLOPs budget (max-softmax sweep)", "",
+             "| regime | " + " | ".join(columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for name, records in results.items():
+        cells = [evaluation.mean_std([r["budget"][c] for r in records])
+                 for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    exit_names = next(iter(results.values()))[0]["exit_names"]
+    lines += ["", "## Accuracy per exit (static exits)", "",
+              "| regime | " + " | ".join(exit_names) + " |",
+              "|---|" + "---|" * len(exit_names)]
+    for name, records in results.items():
+        cells = [evaluation.mean_std([r["exit_accuracy"][k] for r in records])
+                 for k in range(len(exit_names))]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if len(results) > 1 and args.seeds > 1:
+        lines += ["", "## Significance (one-way ANOVA, Tukey HSD, α = 0.05)",
+                  "", "`A ≫ B`: Tukey finds A better at α = 0.05; "
+                  "`A > B`: higher mean, not significant.", ""]
+        for column in columns:
+            values = {n: [r["budget"][column] for r in rs]
+                      for n, rs in results.items()}
+            if any(np.isnan(v).any() for v in values.values()):
+                lines.append(f"- {column}: not every run fits this budget")
+                continue
+            if all(np.ptp(v) == 0 for v in values.values()):
+                lines.append(f"- {column}: no spread across seeds")
+                continue
+            comparison = evaluation.compare(values)
+            lines.append(f"- {column}: {comparison.ordering} "
+                         f"(ANOVA p = {comparison.anova_p:.3g})")
+    curves = {
+        name: [Sweep("max_softmax", np.array(r["thresholds"]),
+                     np.array(r["accuracy"]), np.array(r["mean_flops"]),
+                     np.array(r["exit_ratios"])) for r in records]
+        for name, records in results.items()
+    }
+    static = {
+        f"{name} (static exits)": (
+            np.array(records[0]["flops"]) / 1e6,
+            np.mean([r["exit_accuracy"] for r in records], axis=0))
+        for name, records in results.items()
+    }
+    evaluation.tradeoff_plot(curves, os.path.join(args.out, "tradeoff.png"),
+                             static=static)
+    first = next(iter(results))
+    evaluation.exit_ratio_plot(curves[first][0], exit_names,
+                               os.path.join(args.out, "exit_ratios.png"),
+                               title=f"Share of samples per exit ({first}, "
+                               "seed 0)")
+    lines += ["", "![trade-off](tradeoff.png)", "",
+              "![exit ratios](exit_ratios.png)", ""]
+    write_text(os.path.join(args.out, "report.md"), "\n".join(lines))
+    print(f"Wrote {os.path.join(args.out, 'report.md')}")

@@ -1,0 +1,39 @@
+"""`keras-eexit compare`: regimes × seeds, report, resumable."""
+
+import os
+
+from keras_eexit.cli.main import main
+
+
+def test_compare_writes_report_and_skips_finished_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--regimes", "joint,mixed", "--seeds", "2",
+            "--dataset", "digits", "--epochs", "2", "--out", str(out)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.count("final exit") == 4
+    report = (out / "report.md").read_text()
+    for section in ("Accuracy within a FLOPs budget", "| joint |",
+                    "| mixed |", "Accuracy per exit", "Significance",
+                    "tradeoff.png"):
+        assert section in report
+    assert sorted(os.listdir(out / "runs")) == [
+        "joint_seed0.json", "joint_seed1.json", "mixed_seed0.json",
+        "mixed_seed1.json"]
+    assert (out / "tradeoff.png").stat().st_size > 1000
+    assert (out / "exit_ratios.png").stat().st_size > 1000
+
+    # A rerun (as after a kill) skips what is recorded: same report.
+    os.remove(out / "runs" / "mixed_seed1.json")
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert second.count("skipped") == 3 and second.count("final exit") == 1
+    assert (out / "report.md").read_text().splitlines()[:8] == \
+        report.splitlines()[:8]
+
+
+def test_compare_bad_regime(tmp_path, capsys):
+    assert main(["compare", "--regimes", "joint,jointt", "--out",
+                 str(tmp_path / "c")]) == 2
+    assert "Unknown regime 'jointt'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
