@@ -72,10 +72,12 @@ def _parser():
                        help="Keras progress output: 0 silent, 1 progress "
                        "bar, 2 one line per epoch")
     from keras_eexit.cli import compare as compare_cli
+    from keras_eexit.cli import evaluate as evaluate_cli
     from keras_eexit.cli import export as export_cli
 
-    export_cli.add_parser(sub)
+    evaluate_cli.add_parser(sub)
     compare_cli.add_parser(sub)
+    export_cli.add_parser(sub)
     return parser
 
 
@@ -269,6 +271,10 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "evaluate":
+            from keras_eexit.cli import evaluate as evaluate_cli
+
+            return evaluate_cli.run(args)
         elif args.command == "compare":
             from keras_eexit.cli import compare as compare_cli
 
