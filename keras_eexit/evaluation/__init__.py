@@ -18,3 +18,5 @@ from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std
 from keras_eexit.evaluation.plots import exit_ratio_plot
 from keras_eexit.evaluation.plots import tradeoff_plot
+from keras_eexit.evaluation.plots import gradient_dominance_plot
+from keras_eexit.evaluation.plots import training_curves_plot

@@ -89,3 +89,73 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
     axes.legend()
     _save(figure, path)
     return figure
+
+
+def training_curves_plot(history, path=None, title="Per-exit training"):
+    """Per-exit loss and accuracy per epoch, training and validation.
+
+    Args:
+        history: a `History.history` dict (keys like `exit_1_loss`,
+            `val_exit_1_accuracy`).
+        path: where to write the PNG (atomically), or None.
+        title: the figure title.
+
+    Returns:
+        The matplotlib `Figure` with two axes (loss, accuracy).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(10, 4),
+                                                 dpi=120)
+    names = sorted({k[len("val_"):] if k.startswith("val_") else k
+                    for k in history if k.startswith(("exit_", "val_exit_"))})
+    for axes, suffix, label in ((loss_axes, "_loss", "loss"),
+                                (acc_axes, "_accuracy", "accuracy")):
+        for name in (n for n in names if n.endswith(suffix)):
+            exit_name = name[: -len(suffix)]
+            (line,) = axes.plot(np.arange(1, len(history[name]) + 1),
+                                history[name], label=f"{exit_name} train")
+            if f"val_{name}" in history:
+                axes.plot(np.arange(1, len(history[f"val_{name}"]) + 1),
+                          history[f"val_{name}"], "--",
+                          color=line.get_color(),
+                          label=f"{exit_name} validation")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        if axes.lines:
+            axes.legend(fontsize="small")
+    figure.suptitle(title)
+    _save(figure, path)
+    return figure
+
+
+def gradient_dominance_plot(history, exit_names, path=None,
+                            title="Gradient dominance"):
+    """Cosine of each exit's backbone gradient with the total, over steps.
+
+    Args:
+        history: `GradientDominance.history` (list of `(step, cosines)`).
+        exit_names: names of the exits.
+        path: where to write the PNG (atomically), or None.
+        title: the axes title.
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    figure, axes = _figure()
+    steps = np.array([step for step, _ in history])
+    values = np.array([cosines for _, cosines in history])
+    for k, name in enumerate(exit_names):
+        axes.plot(steps, values[:, k], label=name)
+    axes.set_xlabel("training step")
+    axes.set_ylabel("cosine(exit gradient, total gradient)")
+    axes.set_ylim(-1.05, 1.05)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)
+    return figure

@@ -38,3 +38,26 @@ def test_exit_ratio_plot(tmp_path):
     assert [t.get_text() for t in axes.get_legend().get_texts()] == [
         "exit_1", "exit_2", "exit_3"]
     assert path.stat().st_size > 1000
+
+
+def test_training_curves_plot(tmp_path):
+    from keras_eexit.evaluation import training_curves_plot
+
+    history = {"loss": [3, 2], "exit_1_loss": [1.0, 0.8],
+               "exit_2_loss": [1.1, 0.7], "val_exit_1_loss": [1.2, 0.9],
+               "exit_1_accuracy": [0.5, 0.6], "exit_2_accuracy": [0.4, 0.7],
+               "val_exit_2_accuracy": [0.45, 0.65]}
+    figure = training_curves_plot(history, tmp_path / "curves.png")
+    loss_axes, acc_axes = figure.axes[:2]
+    assert len(loss_axes.lines) == 3 and len(acc_axes.lines) == 3
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_gradient_dominance_plot(tmp_path):
+    from keras_eexit.evaluation import gradient_dominance_plot
+
+    history = [(0, np.array([0.2, 0.9])), (10, np.array([0.3, 0.8]))]
+    figure = gradient_dominance_plot(history, ["exit_1", "exit_2"],
+                                     tmp_path / "dom.png")
+    assert len(figure.axes[0].lines) == 2
+    assert (tmp_path / "dom.png").stat().st_size > 1000
