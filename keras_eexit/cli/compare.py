@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import time
 
 RUNS_DIR = "runs"
@@ -22,7 +23,10 @@ def add_parser(subparsers):
         help="train several regimes over several seeds; write report.md "
         "with budget tables, ANOVA/Tukey orderings and plots")
     parser.add_argument("--regimes", default="joint,mixed,two_stage",
-                        help="comma-separated regime names")
+                        help="comma-separated regimes; a regime may carry "
+                        "parameters in brackets, e.g. "
+                        "'sequential[objective=current,regularizer=ewc,"
+                        "lam=100]' (a λ/ρ or warm-up sweep)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--dataset", default="mnist1d")
     parser.add_argument("--model", default="auto")
@@ -36,7 +40,45 @@ def add_parser(subparsers):
     return parser
 
 
-def regime_for(name, epochs, num_exits):
+def parse_regimes(text):
+    """Parses `--regimes`: `name` or `name[key=value,...]`, comma-separated.
+
+    Args:
+        text: the argument.
+
+    Returns:
+        A list of `(label, name, params)`; the label is the spec as written.
+    """
+    import re
+
+    from keras_eexit.cli.main import _params
+
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    specs.append(current)
+    parsed = []
+    for spec in (s.strip() for s in specs if s.strip()):
+        match = re.fullmatch(r"([a-z_0-9]+)(?:\[([^\]]*)\])?", spec)
+        if match is None:
+            raise ValueError(
+                f"Invalid regime spec {spec!r}: expected NAME or "
+                "NAME[key=value,...]."
+            )
+        pairs = [p for p in (match.group(2) or "").split(",") if p.strip()]
+        parsed.append((spec, match.group(1), _params(pairs)))
+    labels = [label for label, _, _ in parsed]
+    if not parsed or len(set(labels)) != len(labels):
+        raise ValueError(f"--regimes needs distinct specs; got {labels}.")
+    return parsed
+
+
+def regime_for(name, epochs, num_exits, **params):
     """The regime `name` with its phases fitted into an epoch budget.
 
     Args:
@@ -75,10 +117,11 @@ def regime_for(name, epochs, num_exits):
         "pretrained_branch": {"backbone_epochs": half,
                               "epochs_per_exit": per_stage},
     }
-    return regimes.get_regime(name, verbose=False, **table[name])
+    return regimes.get_regime(name, verbose=False,
+                              **{**table[name], **params})
 
 
-def _one_run(args, name, seed, splits, model_name):
+def _one_run(args, spec, seed, splits, model_name):
     import keras
 
     from keras_eexit import evaluation
@@ -89,7 +132,8 @@ def _one_run(args, name, seed, splits, model_name):
     model = models.get_model(model_name,
                              input_shape=splits.info.input_shape,
                              num_classes=splits.info.num_classes)
-    regime = regime_for(name, args.epochs, model.num_exits)
+    label, name, params = spec
+    regime = regime_for(name, args.epochs, model.num_exits, **params)
     if isinstance(regime, regimes.Separate):
         model = regimes.Separate.prepare_model(model)
     epochs = regime.epochs_for(model) or args.epochs
@@ -101,7 +145,7 @@ def _one_run(args, name, seed, splits, model_name):
     outputs = evaluation.collect(model, splits.test)
     result = evaluation.sweep(outputs, thresholds=100)
     return {
-        "regime": name, "seed": seed, "epochs": epochs,
+        "regime": label, "seed": seed, "epochs": epochs,
         "train_seconds": round(seconds, 3),
         "exit_names": list(outputs.exit_names),
         "flops": outputs.flops.tolist(),
@@ -127,9 +171,10 @@ def run(args):
     from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int
 
-    names = [n.strip() for n in args.regimes.split(",") if n.strip()]
-    for name in names:
+    specs = parse_regimes(args.regimes)
+    for _, name, params in specs:
         check_choice("regime", name, regimes.REGIMES)
+        regime_for(name, 4, 3, **params)  # bad parameters fail up front
     check_positive_int("seeds", args.seeds)
     check_positive_int("epochs", args.epochs)
     model_name = args.model
@@ -139,11 +184,13 @@ def run(args):
     os.makedirs(runs_dir, exist_ok=True)
     splits = None
     results = {}
-    total = len(names) * args.seeds
-    for i, (name, seed) in enumerate(
-        (n, s) for n in names for s in range(args.seeds)
+    total = len(specs) * args.seeds
+    for i, (spec, seed) in enumerate(
+        (p, s) for p in specs for s in range(args.seeds)
     ):
-        path = os.path.join(runs_dir, f"{name}_seed{seed}.json")
+        name = spec[0]
+        safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
+        path = os.path.join(runs_dir, f"{safe}_seed{seed}.json")
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
@@ -153,7 +200,7 @@ def run(args):
             if splits is None:
                 splits = data.load(args.dataset, batch_size=args.batch_size,
                                    seed=0)
-            record = _one_run(args, name, seed, splits, model_name)
+            record = _one_run(args, spec, seed, splits, model_name)
             write_text(path, json.dumps(record))
             print(f"[{i + 1}/{total}] {name} seed {seed}: final exit "
                   f"{record['exit_accuracy'][-1]:.4f}, "

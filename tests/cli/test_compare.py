@@ -37,3 +37,26 @@ def test_compare_bad_regime(tmp_path, capsys):
                  str(tmp_path / "c")]) == 2
     assert "Unknown regime 'jointt'" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_regime_specs_with_parameters():
+    from keras_eexit.cli.compare import parse_regimes
+
+    specs = parse_regimes(
+        "joint, sequential[objective=current,regularizer=ewc,lam=100],"
+        "sequential[objective=current,regularizer=lwf,rho=0.7]")
+    assert [s[1] for s in specs] == ["joint", "sequential", "sequential"]
+    assert specs[1][2] == {"objective": "current", "regularizer": "ewc",
+                           "lam": 100}
+    assert specs[2][0] == "sequential[objective=current,regularizer=lwf," \
+        "rho=0.7]"
+
+
+def test_regime_spec_errors(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["compare", "--regimes", "sequential[lam=-1,"
+                 "regularizer=ewc]", "--out", str(out)]) == 2
+    assert "lam" in capsys.readouterr().err
+    assert main(["compare", "--regimes", "joint,joint", "--out",
+                 str(out)]) == 2
+    assert "distinct" in capsys.readouterr().err
