@@ -116,34 +116,75 @@ def numerical_rank(activations, max_features=1024, tol=None, seed=0):
 
 
 class NumericalRank(keras.callbacks.Callback):
-    """Numerical rank of every segment's output on a fixed batch, per epoch.
+    """Numerical rank of backbone activations on a fixed batch, per epoch.
+
+    By default every segment's output is measured; `layers` names layers
+    inside the (functional) segments instead, as Kubaty et al. do per layer.
 
     Args:
-        x: a fixed batch of inputs (more samples than features gives the
-            most informative ranks).
+        x: a fixed batch of inputs (more samples than kept features gives
+            the most informative ranks).
+        layers: optional layer names inside the segments.
         max_features: see `numerical_rank`.
 
     Attributes:
-        history: list of per-epoch lists of ranks (one per segment).
+        history: list of per-epoch `{name: rank}` dicts.
     """
 
-    def __init__(self, x, max_features=1024):
+    def __init__(self, x, layers=None, max_features=1024):
         super().__init__()
         self.x = x
+        self.layers = list(layers) if layers else None
         self.max_features = max_features
         self.history = []
 
-    def on_epoch_end(self, epoch, logs=None):
-        state, ranks = self.x, []
-        for segment in self.model.segments:
+    def _activations(self):
+        model, state = self.model, self.x
+        wanted = set(self.layers or [])
+        found = {}
+        for k, segment in enumerate(model.segments):
+            inside = [n for n in wanted
+                      if any(layer.name == n for layer in
+                             getattr(segment, "layers", []))]
+            if inside:
+                probe = keras.Model(
+                    segment.inputs, [_output_in(segment, n) for n in inside])
+                outputs = probe(state, training=False)
+                outputs = outputs if isinstance(outputs, list) else [outputs]
+                found.update(zip(inside, outputs))
             state = segment(state, training=False)
-            first = state[0] if isinstance(state, (list, tuple)) else state
-            ranks.append(numerical_rank(np.asarray(first),
-                                        self.max_features))
+            if self.layers is None:
+                first = state[0] if isinstance(state, (list, tuple)) else (
+                    state)
+                found[f"segment_{k + 1}"] = first
+        missing = wanted - set(found)
+        if missing:
+            raise ValueError(
+                f"NumericalRank: layers {sorted(missing)} are not inside "
+                "the model's segments."
+            )
+        return found
+
+    def on_epoch_end(self, epoch, logs=None):
+        ranks = {name: numerical_rank(np.asarray(value), self.max_features)
+                 for name, value in self._activations().items()}
         self.history.append(ranks)
         if logs is not None:
-            for k, rank in enumerate(ranks):
-                logs[f"rank_segment_{k + 1}"] = rank
+            for name, rank in ranks.items():
+                logs[f"rank_{name}"] = rank
+
+
+def _output_in(segment, name):
+    """The output of layer `name` in `segment`'s own graph.
+
+    A layer shared with the backbone a segment was cut from has several
+    call nodes; `layer.output` would be the backbone's.
+    """
+    for nodes in segment._nodes_by_depth.values():
+        for node in nodes:
+            if getattr(node.operation, "name", None) == name:
+                return node.outputs[0]
+    raise ValueError(f"Layer {name!r} is not in segment {segment.name!r}.")
 
 
 class ResourceMonitor(keras.callbacks.Callback):
