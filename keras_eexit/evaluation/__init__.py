@@ -20,3 +20,13 @@ from keras_eexit.evaluation.plots import exit_ratio_plot
 from keras_eexit.evaluation.plots import tradeoff_plot
 from keras_eexit.evaluation.plots import gradient_dominance_plot
 from keras_eexit.evaluation.plots import training_curves_plot
+from keras_eexit.evaluation.sweep import PROB_ATOL
+from keras_eexit.evaluation.sweep import conservative_order
+from keras_eexit.evaluation.reports import aggregate
+from keras_eexit.evaluation.reports import comparison_report
+from keras_eexit.evaluation.reports import csv_text
+from keras_eexit.evaluation.reports import json_text
+from keras_eexit.evaluation.reports import markdown_table
+from keras_eexit.evaluation.reports import run_record
+from keras_eexit.evaluation.reports import significance
+from keras_eexit.evaluation.reports import write_comparison_report

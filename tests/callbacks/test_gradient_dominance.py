@@ -1,0 +1,73 @@
+"""GradientDominance: cosines against a manual computation, under freezing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_eexit.callbacks import GradientDominance
+from keras_eexit.callbacks import exit_gradient_cosines
+
+
+def _manual(model, x, y, weights, variables):
+    grads = []
+    for k in range(model.num_exits):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=False)[f"exit_{k + 1}"]
+            loss = weights[k] * tf.reduce_mean(
+                tf.keras.losses.sparse_categorical_crossentropy(
+                    y, logits, from_logits=True))
+        g = tape.gradient(loss, variables,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads.append(np.concatenate([np.ravel(t) for t in g]))
+    grads = np.array(grads, dtype=np.float64)
+    total = grads.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return grads @ total / (np.linalg.norm(grads, axis=1)
+                                * np.linalg.norm(total))
+
+
+def test_uses_exit_weights(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    weights = [0.25, 1.0, 3.0]
+    model.exit_weights.assign(weights)
+    variables = [v.value for s in model.segments
+                 for v in s.trainable_weights]
+    np.testing.assert_allclose(exit_gradient_cosines(model, x, y),
+                               _manual(model, x, y, weights, variables),
+                               rtol=1e-4)
+
+
+def test_partly_and_fully_frozen_backbone(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    model(x)
+    model.segments[0].trainable = False  # e.g. sequential training
+    variables = [v.value for s in model.segments[1:]
+                 for v in s.trainable_weights]
+    cosines = exit_gradient_cosines(model, x, y)
+    # Exit 1 only reaches the frozen segment: zero gradient, NaN cosine.
+    assert np.isnan(cosines[0])
+    np.testing.assert_allclose(cosines[1:],
+                               _manual(model, x, y, [1, 1, 1],
+                                       variables)[1:], rtol=1e-4)
+    for segment in model.segments:  # heads-only phase
+        segment.trainable = False
+    assert np.all(np.isnan(exit_gradient_cosines(model, x, y)))
+
+
+def test_records_every_n_steps_and_logs(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    dominance = GradientDominance(x[:16], y[:16], every=3)
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                        callbacks=[dominance])
+    np.testing.assert_array_equal(dominance.steps, [0, 3, 6])
+    assert dominance.cosines.shape == (3, 3)
+    assert np.all(np.abs(dominance.cosines) <= 1 + 1e-6)
+    assert history.history["grad_cos_exit_3"][-1] == pytest.approx(
+        dominance.cosines[-1, 2])
+    assert dominance.to_dict()["steps"] == [0, 3, 6]
+    with pytest.raises(ValueError, match="every"):
+        GradientDominance(x, y, every=0)
