@@ -203,6 +203,19 @@ class MultiExitModel(keras.Model):
         """
         return self._cumulative(*self._stage_costs()[:2])
 
+    def macs_per_exit(self):
+        """Cumulative multiply-adds to reach and evaluate each exit.
+
+        The convention of the MSDNet/RANet literature, whose tables call
+        multiply-adds "FLOPs": exactly half of `flops_per_exit()` (which
+        counts 2 FLOPs per multiply-add of convolutions, dense layers and
+        matrix products, and nothing else).
+
+        Returns:
+            A list of `num_exits` integers, non-decreasing.
+        """
+        return [flops // 2 for flops in self.flops_per_exit()]
+
     def params_per_exit(self):
         """Cumulative parameter count of segments and heads up to each exit.
 

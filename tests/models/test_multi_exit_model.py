@@ -119,6 +119,11 @@ def test_cost_per_exit_is_cumulative(tiny_model):
     weights = sum(
         w.size for w in tiny_model.get_weights()) - tiny_model.num_exits
     assert params[-1] == weights
+    assert tiny_model.macs_per_exit() == [
+        conv1 // 2 + head // 2,
+        (conv1 + head + conv2 + head) // 2,
+        flops[2] // 2,
+    ]
 
 
 # ----------------------------------------------------------- bad input
