@@ -36,6 +36,10 @@ def add_parser(subparsers):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic ops and data order: a resumed "
+                        "comparison then reports exactly what an "
+                        "uninterrupted one does")
     parser.set_defaults(handler=run)
     return parser
 
@@ -121,14 +125,65 @@ def regime_for(name, epochs, num_exits, **params):
                               **{**table[name], **params})
 
 
-def _one_run(args, spec, seed, splits, model_name):
+def run_config(args, spec, seed, model_name):
+    """What a recorded run depends on; a record is reused only if it matches.
+
+    Args:
+        args: the parsed `compare` arguments.
+        spec: `(label, name, params)` from `parse_regimes`.
+        seed: the run's seed.
+        model_name: the zoo model trained.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    return {"regime": spec[0], "seed": seed, "dataset": args.dataset,
+            "model": model_name, "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "deterministic": bool(args.deterministic)}
+
+
+def _load_record(path, config):
+    """Reads a finished run's record, checking it belongs to this command."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read the run record {path} ({error}). Delete it to run "
+            "that (regime, seed) again."
+        ) from None
+    recorded = record.get("config") if isinstance(record, dict) else None
+    if recorded != config:
+        recorded = recorded if isinstance(recorded, dict) else {}
+        differ = sorted(k for k in set(config) | set(recorded)
+                        if recorded.get(k) != config.get(k))
+        detail = ", ".join(
+            f"{k}: recorded {recorded.get(k)!r}, now {config.get(k)!r}"
+            for k in differ)
+        raise ValueError(
+            f"The run record {path} was made by a different command "
+            f"({detail}). Use another --out, or delete the record to run it "
+            "again."
+        )
+    return record
+
+
+def _one_run(args, spec, seed, model_name):
     import keras
 
+    from keras_eexit import data
     from keras_eexit import evaluation
     from keras_eexit import models
     from keras_eexit import regimes
 
+    # Seeds first, then fresh pipelines: a run sees the same initial weights
+    # and data order whether it follows other runs in this process or
+    # starts a resumed comparison.
     keras.utils.set_random_seed(seed)
+    splits = data.load(args.dataset, batch_size=args.batch_size, seed=0,
+                       deterministic=args.deterministic)
     model = models.get_model(model_name,
                              input_shape=splits.info.input_shape,
                              num_classes=splits.info.num_classes)
@@ -145,6 +200,7 @@ def _one_run(args, spec, seed, splits, model_name):
     outputs = evaluation.collect(model, splits.test)
     result = evaluation.sweep(outputs, thresholds=100)
     return {
+        "config": run_config(args, spec, seed, model_name),
         "regime": label, "seed": seed, "epochs": epochs,
         "train_seconds": round(seconds, 3),
         "exit_names": list(outputs.exit_names),
@@ -164,7 +220,8 @@ def run(args):
     Returns:
         The process exit code.
     """
-    from keras_eexit import data
+    import tensorflow as tf
+
     from keras_eexit import regimes
     from keras_eexit.cli.main import DEFAULT_MODELS
     from keras_eexit.utils.atomic import write_text
@@ -180,9 +237,10 @@ def run(args):
     model_name = args.model
     if model_name == "auto":
         model_name = DEFAULT_MODELS.get(args.dataset, "cifar_resnet")
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
     runs_dir = os.path.join(args.out, RUNS_DIR)
     os.makedirs(runs_dir, exist_ok=True)
-    splits = None
     results = {}
     total = len(specs) * args.seeds
     for i, (spec, seed) in enumerate(
@@ -191,16 +249,13 @@ def run(args):
         name = spec[0]
         safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")
         path = os.path.join(runs_dir, f"{safe}_seed{seed}.json")
+        config = run_config(args, spec, seed, model_name)
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                record = json.load(f)
+            record = _load_record(path, config)
             print(f"[{i + 1}/{total}] {name} seed {seed}: done earlier, "
                   "skipped", flush=True)
         else:
-            if splits is None:
-                splits = data.load(args.dataset, batch_size=args.batch_size,
-                                   seed=0)
-            record = _one_run(args, spec, seed, splits, model_name)
+            record = _one_run(args, spec, seed, model_name)
             write_text(path, json.dumps(record))
             print(f"[{i + 1}/{total}] {name} seed {seed}: final exit "
                   f"{record['exit_accuracy'][-1]:.4f}, "

@@ -60,3 +60,58 @@ def test_regime_spec_errors(tmp_path, capsys):
     assert main(["compare", "--regimes", "joint,joint", "--out",
                  str(out)]) == 2
     assert "distinct" in capsys.readouterr().err
+
+
+def test_killed_comparison_resumes_to_the_same_report(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    args = ["compare", "--regimes", "joint,two_stage", "--seeds", "1",
+            "--dataset", "digits", "--epochs", "2", "--deterministic"]
+    killed = tmp_path / "killed"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_eexit", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    first = killed / "runs" / "joint_seed0.json"
+    deadline = time.monotonic() + 300
+    try:
+        while not first.exists():
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "no run finished in 300 s"
+            time.sleep(0.02)
+        process.kill()  # during the second run
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert process.returncode < 0  # killed, not finished
+    assert not (killed / "report.md").exists()
+    assert os.listdir(killed / "runs") == ["joint_seed0.json"]
+
+    assert main(args + ["--out", str(killed)]) == 0
+    resumed = capsys.readouterr().out
+    assert resumed.count("skipped") == 1 and resumed.count("final exit") == 1
+    whole = tmp_path / "whole"
+    assert main(args + ["--out", str(whole)]) == 0
+    assert (killed / "report.md").read_text() == \
+        (whole / "report.md").read_text()
+
+
+def test_records_of_another_command_are_not_reused(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--regimes", "joint", "--seeds", "1", "--dataset",
+            "digits", "--epochs", "1", "--out", str(out)]
+    assert main(args) == 0
+    record = out / "runs" / "joint_seed0.json"
+    before = record.read_text()
+    capsys.readouterr()
+    assert main(args[:-4] + ["--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(record) in err and "epochs: recorded 1, now 2" in err
+    assert record.read_text() == before
+    record.write_text("{not json")
+    assert main(args) == 2
+    assert "Cannot read the run record" in capsys.readouterr().err
