@@ -41,46 +41,6 @@ def add_parser(subparsers):
     return parser
 
 
-def load_model(path):
-    """Loads a `.keras` multi-exit model with `safe_mode=True`.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The `MultiExitModel`.
-
-    Raises:
-        ValueError: naming the path when it is missing, not a Keras model
-            file, or not a multi-exit model.
-    """
-    import zipfile
-
-    import keras
-
-    from keras_eexit import MultiExitModel
-
-    if not os.path.isfile(path):
-        raise ValueError(f"Model file not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path} is not a Keras model file (.keras archives are zip "
-            "files written by model.save)."
-        )
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises several types here.
-        raise ValueError(
-            f"Could not load {path} as a keras-eexit model: {error}"
-        ) from error
-    if not isinstance(model, MultiExitModel):
-        raise ValueError(
-            f"{path} holds a {type(model).__name__}, not a keras_eexit "
-            "MultiExitModel."
-        )
-    return model
-
-
 def run(args):
     """Runs `keras-eexit evaluate`.
 
@@ -94,6 +54,7 @@ def run(args):
     from keras_eexit import data
     from keras_eexit import evaluation
     from keras_eexit.evaluation import reports
+    from keras_eexit.models.loading import load_model
     from keras_eexit.utils.atomic import write_text
     from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int

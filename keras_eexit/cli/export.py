@@ -97,16 +97,14 @@ def run(args):
         message is printed to stderr).
     """
     try:
-        import keras
-
-        import keras_eexit  # noqa: F401  (registers the model classes)
         from keras_eexit.export import export_litert
+        from keras_eexit.models.loading import load_model
 
         quantization = _quantization(args.quantization)
         if not os.path.isfile(args.model):
-            raise ValueError(f"No model file at {args.model}.")
+            raise ValueError(f"Model file not found: {args.model}")
         representative = _calibration(args, quantization)
-        model = keras.saving.load_model(args.model)
+        model = load_model(args.model)
         sidecar = export_litert(
             model,
             args.out,

@@ -8,6 +8,11 @@ from keras_eexit.losses.objective import Objective
 from keras_eexit.utils.validation import invalid_value
 
 
+FORMAT_VERSION = 1
+"""Version of the saved `MultiExitModel` config; bumped on a change that an
+older keras-eexit could not read (which then refuses it clearly)."""
+
+
 def _first(state):
     """The tensor a head reads from a state (the first element of a tuple)."""
     return state[0] if isinstance(state, (list, tuple)) else state
@@ -530,6 +535,7 @@ class MultiExitModel(keras.Model):
                     keras.saving.serialize_keras_object(h) for h in self.heads
                 ],
                 "exit_names": self.exit_names,
+                "format_version": FORMAT_VERSION,
             }
         )
         return config
@@ -537,6 +543,7 @@ class MultiExitModel(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
+        _check_format_version(config.pop("format_version", 1))
         segments = [
             keras.saving.deserialize_keras_object(
                 s, custom_objects=custom_objects
@@ -550,6 +557,22 @@ class MultiExitModel(keras.Model):
             for h in config.pop("heads")
         ]
         return cls(segments=segments, heads=heads, **config)
+
+
+def _check_format_version(version):
+    """Refuses configs written by a newer, incompatible keras-eexit."""
+    if (isinstance(version, bool) or not isinstance(version, int)
+            or version < 1):
+        raise ValueError(
+            f"Invalid MultiExitModel format_version {version!r} in the saved "
+            f"config: this keras-eexit reads formats 1 to {FORMAT_VERSION}."
+        )
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"This model was saved by a newer keras-eexit (MultiExitModel "
+            f"format {version}); this installation reads formats 1 to "
+            f"{FORMAT_VERSION}. Upgrade keras-eexit to load it."
+        )
 
 
 def _state_spec(segment, spec):

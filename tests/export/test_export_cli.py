@@ -89,4 +89,4 @@ def test_export_command_missing_model(tmp_path, capsys):
     code = _run(["export", "--model", str(tmp_path / "nope.keras"),
                  "--out", str(tmp_path / "out")])
     assert code == 2
-    assert "No model file" in capsys.readouterr().err
+    assert "Model file not found" in capsys.readouterr().err
