@@ -73,6 +73,15 @@ API_CASES = {
                            "Integer class labels"),
     "wrong input shape": (lambda: _fit(_model(), X[:, :4], Y),
                           "Input shape mismatch"),
+    "NaN inputs": (lambda: _fit(_model(), np.where(
+        np.arange(X.size).reshape(X.shape) == 70, np.nan, X), Y),
+        "non-finite values .* sample 1"),
+    "Inf inputs in a data set": (lambda: _fit(
+        _model(), tf.data.Dataset.from_tensor_slices(
+            (np.full_like(X, np.inf), Y)).batch(4), None),
+        "non-finite values"),
+    "NaN inputs to evaluate": (lambda: _model().evaluate(
+        np.full_like(X, np.nan), Y, verbose=0), "non-finite values"),
     "labels per exit missing": (lambda: _fit(_model(), X, {"exit_1": Y}),
                                 "one entry per exit"),
     "phase exit 9": (lambda: _fit(_model(), X, Y, callbacks=[

@@ -463,17 +463,21 @@ class MultiExitModel(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def _check_labels(self, x, y):
-        """Eager checks of label range and format with clear messages.
+        """Eager checks of inputs and labels with clear messages.
 
+        Inputs must be finite (a NaN pixel can pass a ReLU unnoticed and
+        poison the weights); labels must be in range and well formed.
         Arrays are checked in full; for a `tf.data.Dataset` the first batch
         is checked.
         """
         import numpy as np
         import tensorflow as tf
 
-        if y is None and isinstance(x, tf.data.Dataset):
+        if isinstance(x, tf.data.Dataset):
             for batch in x.take(1):
-                _, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+                x, batch_y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+                y = batch_y if y is None else y
+        _check_finite_inputs(x)
         if y is None or self.num_classes is None:
             return
         labels = y.values() if isinstance(y, dict) else [y]
@@ -589,6 +593,29 @@ def _state_spec(segment, spec):
     out = segment.compute_output_spec(inputs)
     return keras.tree.map_structure(to_tf, out)
 
+
+
+def _check_finite_inputs(x):
+    """Raises if a floating-point input array holds NaN or Inf values."""
+    import numpy as np
+
+    if isinstance(x, (list, tuple, dict)) or x is None:
+        return
+    try:
+        values = np.asarray(x)
+    except (TypeError, ValueError):
+        return
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    raise ValueError(
+        f"Inputs contain {len(bad)} non-finite values (NaN or Inf), the "
+        f"first in sample {int(bad[0][0])}; training on them would make the "
+        "weights NaN. Clean or impute the data first."
+    )
 
 
 def _check_label_values(labels, num_classes):
