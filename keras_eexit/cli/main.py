@@ -286,6 +286,9 @@ def main(argv=None):
     except ValueError as error:
         print(f"keras-eexit: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # full disk, unwritable output, ...
+        print(f"keras-eexit: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -34,3 +34,68 @@ def test_temp_file_keeps_suffix(tmp_path):
         assert tmp.endswith(".keras")
         assert os.path.dirname(tmp) == str(tmp_path)
         open(tmp, "w").close()
+
+
+_SLOW_WRITER = """
+import sys, time
+from keras_eexit.utils.atomic import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    with open(tmp, "w") as f:
+        for _ in range(10000):
+            f.write("new" * 1000)
+            f.flush()
+            time.sleep(0.01)
+"""
+
+
+def test_killed_writer_leaves_the_previous_file_intact(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "report.md"
+    write_text(path, "previous report")
+    writer = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER,
+                               str(path)])
+    deadline = time.monotonic() + 120
+    try:
+        while True:  # wait until the writer is half-way through
+            temps = [p for p in tmp_path.iterdir() if p.name != "report.md"]
+            if temps and temps[0].stat().st_size > 10000:
+                break
+            assert writer.poll() is None, "the writer ended early"
+            assert time.monotonic() < deadline, "the writer never wrote"
+            time.sleep(0.01)
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+    assert path.read_text() == "previous report"
+    # What a kill leaves is a hidden temporary file, never the output name.
+    assert all(p.name.startswith(".report.md.")
+               for p in tmp_path.iterdir() if p.name != "report.md")
+
+
+def test_full_disk_during_model_save_keeps_the_previous_model(
+        tmp_path, monkeypatch, capsys):
+    import keras
+
+    from keras_eexit.cli.main import main
+
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--verbose",
+            "0", "--out", str(tmp_path)]
+    assert main(args) == 0
+    model_path = tmp_path / "model.keras"
+    before = model_path.read_bytes()
+
+    def full_disk(self, filepath, *a, **k):
+        with open(filepath, "wb") as f:
+            f.write(b"PK half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"Could not write {model_path}: No space left" in err
+    assert model_path.read_bytes() == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
