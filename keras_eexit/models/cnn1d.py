@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import assemble
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import conv_bn_relu
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.models.zoo_common import make_heads
 from keras_eexit.utils.validation import check_positive_int
@@ -71,18 +71,9 @@ def cnn1d(
     taps = []
     widths = (width, 2 * width, 4 * width, 4 * width)
     for stage, (filters, kernel) in enumerate(zip(widths, _KERNELS), 1):
-        x = keras.layers.Conv1D(
-            filters,
-            kernel,
-            strides=1 if stage == 1 else 2,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="he_normal",
-            name=f"stage{stage}_conv",
-        )(x)
-        x = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, name=f"stage{stage}_bn")(x)
-        x = keras.layers.ReLU(name=f"stage{stage}_out")(x)
+        x = conv_bn_relu(x, keras.layers.Conv1D, filters, kernel,
+                         name=f"stage{stage}",
+                         strides=1 if stage == 1 else 2)
         taps.append(f"stage{stage}_out")
     backbone = keras.Model(inputs, x, name="cnn1d_backbone")
     heads = make_heads(head, num_classes, len(taps), damping=damping,

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import assemble
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import conv_bn_relu
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.models.zoo_common import make_heads
 from keras_eexit.utils.validation import check_positive_int
@@ -66,17 +66,8 @@ def small_cnn(
     for stage in range(1, 4):
         if stage > 1:
             x = keras.layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
-        x = keras.layers.Conv2D(
-            width * 2 ** (stage - 1),
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="he_normal",
-            name=f"stage{stage}_conv",
-        )(x)
-        x = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, name=f"stage{stage}_bn")(x)
-        x = keras.layers.ReLU(name=f"stage{stage}_out")(x)
+        x = conv_bn_relu(x, keras.layers.Conv2D, width * 2 ** (stage - 1),
+                         3, name=f"stage{stage}")
         taps.append(f"stage{stage}_out")
     backbone = keras.Model(inputs, x, name="small_cnn_backbone")
     heads = make_heads(head, num_classes, 3, damping=damping,

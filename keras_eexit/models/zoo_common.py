@@ -85,6 +85,35 @@ def check_positions(argument, positions, last, what):
     return values
 
 
+def conv_bn_relu(x, conv, filters, kernel, name, strides=1):
+    """One convolution block: convolution, batch normalization, ReLU.
+
+    The convolution has no bias (the normalization has one) and He-normal
+    initial weights; the block's output layer is named `f"{name}_out"`, the
+    tap of the zoo builders.
+
+    Args:
+        x: the input tensor (symbolic).
+        conv: the convolution class (`keras.layers.Conv1D`, `Conv2D`, ...).
+        filters: output channels.
+        kernel: kernel size.
+        name: prefix of the layer names (`"stage1"` gives `"stage1_conv"`,
+            `"stage1_bn"`, `"stage1_out"`).
+        strides: convolution strides.
+
+    Returns:
+        The block's output tensor.
+    """
+    import keras
+
+    x = conv(filters, kernel, strides=strides, padding="same",
+             use_bias=False, kernel_initializer="he_normal",
+             name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM,
+                                        name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_out")(x)
+
+
 def make_heads(head, num_classes, count, start=1, damping=False,
                **head_kwargs):
     """Creates `count` new heads named `exit_{start}`, `exit_{start + 1}`...
