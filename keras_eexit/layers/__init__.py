@@ -8,7 +8,11 @@ from keras_eexit.layers.damping_head import class_probabilities
 from keras_eexit.layers.damping_head import is_damping
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
+from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
+from keras_eexit.layers.token_head import TokenHead
+from keras_eexit.layers.transformer import AddPositionEmbedding
+from keras_eexit.layers.transformer import TransformerBlock
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -98,11 +102,15 @@ def get_head(head, num_classes, name=None, damping=False, **kwargs):
 
 __all__ = [
     "HEADS",
+    "AddPositionEmbedding",
     "ConvPoolHead",
     "DampingHead",
     "LinearHead",
     "MLPHead",
+    "RANetHead",
     "SDNPoolHead",
+    "TokenHead",
+    "TransformerBlock",
     "class_probabilities",
     "get_head",
     "is_damping",

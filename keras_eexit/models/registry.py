@@ -4,8 +4,10 @@ from keras_eexit.models.applications import mobilenet_v2_exits
 from keras_eexit.models.applications import resnet50_exits
 from keras_eexit.models.cifar_resnet import cifar_resnet
 from keras_eexit.models.cnn1d import cnn1d
+from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.small_cnn import small_cnn
 from keras_eexit.models.vgg16_exits import vgg16_exits
+from keras_eexit.models.vit import vit_exits
 from keras_eexit.utils.validation import check_choice
 
 MODELS = {
@@ -15,6 +17,8 @@ MODELS = {
     "vgg16_exits": vgg16_exits,
     "mobilenet_v2_exits": mobilenet_v2_exits,
     "resnet50_exits": resnet50_exits,
+    "ranet_cifar": ranet_cifar,
+    "vit_exits": vit_exits,
 }
 """Zoo builders by name; each returns a new, randomly initialised
 `MultiExitModel`."""
@@ -25,8 +29,8 @@ def get_model(name, **kwargs):
 
     Args:
         name: a key of `MODELS`: `"small_cnn"`, `"cnn1d"`,
-            `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"` or
-            `"resnet50_exits"`.
+            `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"`,
+            `"resnet50_exits"`, `"ranet_cifar"` or `"vit_exits"`.
         **kwargs: the builder's arguments (`num_classes`, `input_shape`,
             `head`, ...).
 

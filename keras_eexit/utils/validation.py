@@ -63,9 +63,10 @@ def check_positive_int(argument, value):
     Returns:
         `value` as an `int`.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < 1):
         raise invalid_value(argument, "an integer >= 1", value)
-    return value
+    return int(value)
 
 
 def check_num_classes(num_classes):

@@ -1,0 +1,244 @@
+"""RANet for CIFAR: published sizes, structure, saving, training, export."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_eexit import MultiExitModel
+from keras_eexit import regimes
+from keras_eexit.layers.ranet_head import RANetHead
+from keras_eexit.models.ranet import AlignedBilinearResize
+from keras_eexit.models.ranet import _plan
+from keras_eexit.models.ranet import ranet_cifar
+
+# Yang et al. (CVPR 2020), CIFAR-100 RANet: cumulative parameters and
+# multiply-adds per exit (millions), as the authors' op_counter.py gives for
+# the README configuration.
+PUBLISHED_PARAMS = [0.36, 0.90, 1.30, 1.80, 2.19, 2.62]
+PUBLISHED_MACS = [8.37, 21.79, 32.88, 41.57, 53.28, 58.99]
+
+# Reduced width and depth for the slow tests (training, export): one dense
+# layer per block and one block more per sub-network (3 exits), which still
+# has every kind of block (dense, fusion, strided fusion, transition).
+SMALL = {"num_classes": 5, "input_shape": (16, 16, 3), "channels": 4,
+         "growth_rate": 4, "head_filters": 8, "exits": 3, "base_blocks": 1,
+         "block_step": 1, "step": 1, "step_mode": "even"}
+K = SMALL["exits"]
+
+
+def _small(seed=0):
+    keras.utils.set_random_seed(seed)
+    return ranet_cifar(**SMALL)
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16, 16, 3)).astype("float32")
+    return x, rng.integers(0, SMALL["num_classes"], size=n)
+
+
+@pytest.fixture(scope="module")
+def full_model():
+    keras.utils.set_random_seed(0)
+    return ranet_cifar(num_classes=100, exits=6)
+
+
+def test_costs_match_the_published_cifar100_table(full_model):
+    params = np.array(full_model.params_per_exit()) / 1e6
+    macs = np.array(full_model.macs_per_exit()) / 1e6
+    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.05)
+    np.testing.assert_allclose(macs, PUBLISHED_MACS, rtol=0.05)
+    # Our counter skips ReLU, pooling and biases, which op_counter.py
+    # counts: slightly below, never above, the published multiply-adds.
+    assert (macs < PUBLISHED_MACS).all()
+    assert (macs > 0.99 * np.array(PUBLISHED_MACS)).all()
+
+
+def test_full_model_structure(full_model):
+    assert full_model.exit_names == [f"exit_{k}" for k in range(1, 7)]
+    assert all(isinstance(h, RANetHead) for h in full_model.heads)
+    out = full_model(np.zeros((2, 32, 32, 3), "float32"), training=False)
+    assert list(out) == full_model.exit_names
+    assert all(tuple(v.shape) == (2, 100) for v in out.values())
+    # Every exit reads 8x8 features (the coarsest resolution); the state
+    # carries the finer sub-networks' inputs and the fused features.
+    state = keras.KerasTensor((1, 32, 32, 3))
+    shapes, sizes = [], []
+    for segment in full_model.segments:
+        state = segment(state)
+        first = state[0] if isinstance(state, (list, tuple)) else state
+        shapes.append(tuple(first.shape[1:3]))
+        sizes.append(len(state) if isinstance(state, (list, tuple)) else 1)
+    assert shapes == [(8, 8)] * 6
+    # Stage 1: x, the 16x16 and 32x32 base features, 3 tensors of block 1.
+    assert sizes[0] == 1 + 2 + 3
+    assert sizes[-1] == 1
+
+
+def test_small_model_saves_and_loads_identically(tmp_path):
+    model = _small()
+    x, _ = _data(4)
+    expected = model(x, training=False)
+    path = tmp_path / "ranet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, MultiExitModel)
+    got = loaded(x, training=False)
+    for name in model.exit_names:
+        assert tuple(got[name].shape) == (4, 5)
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
+    assert loaded.params_per_exit() == model.params_per_exit()
+
+
+def _values(layer):
+    return [np.array(w) for w in layer.trainable_weights]
+
+
+def _changed(before, after):
+    return {k + 1 for k, (b, a) in enumerate(zip(before, after))
+            if any(not np.array_equal(u, v) for u, v in zip(b, a))}
+
+
+def test_joint_training_step_updates_every_stage():
+    model = _small()
+    x, y = _data()
+    before = ([_values(s) for s in model.segments],
+              [_values(h) for h in model.heads])
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0,
+                        callbacks=[regimes.Joint()])
+    assert np.isfinite(history.history["loss"][0])
+    after = ([_values(s) for s in model.segments],
+             [_values(h) for h in model.heads])
+    assert _changed(before[0], after[0]) == set(range(1, K + 1))
+    assert _changed(before[1], after[1]) == set(range(1, K + 1))
+
+
+def test_two_stage_trains_backbone_then_internal_heads(recorder):
+    model = _small()
+    x, y = _data()
+    regime = regimes.TwoStage(1, 1, verbose=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
+              verbose=0, callbacks=[regime, recorder])
+    # Phase 1: every segment and the final head; phase 2: only the
+    # internal heads (segments, final head and BN statistics untouched).
+    assert recorder.changed == [(set(range(1, K + 1)), {K}),
+                                (set(), set(range(1, K)))]
+
+
+def test_aligned_bilinear_resize_matches_align_corners():
+    x = np.random.default_rng(0).normal(size=(2, 4, 3, 5)).astype("float32")
+    for size in [(7, 5), (2, 2), (4, 3), (1, 6)]:
+        layer = AlignedBilinearResize(*size)
+        got = np.array(layer(x))
+        expected = tf.compat.v1.image.resize_bilinear(
+            x, size, align_corners=True).numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert layer.compute_output_shape(x.shape) == (2,) + size + (5,)
+    config = AlignedBilinearResize(7, 5, name="r").get_config()
+    assert AlignedBilinearResize.from_config(config).height == 7
+
+
+def test_head_follows_the_reference_classifier():
+    head = RANetHead(10, filters=16, name="exit_1")
+    out = head(np.zeros((3, 8, 8, 24), "float32"))
+    assert tuple(out.shape) == (3, 10)
+    # conv 3x3 24->16, conv 3x3 16->16 (no bias), two BNs (4 each), dense.
+    assert head.count_params() == (9 * 24 * 16 + 9 * 16 * 16
+                                   + 2 * 4 * 16 + 16 * 10 + 10)
+    clone = RANetHead.from_config(head.get_config())
+    assert (clone.filters, clone.bn_momentum) == (16, 0.9)
+    with pytest.raises(ValueError, match="input_shape"):
+        RANetHead(10)(np.zeros((3, 24), "float32"))
+    with pytest.raises(ValueError, match="bn_momentum"):
+        RANetHead(10, bn_momentum=1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"exits": 5}, "exits"),
+        ({"exits": True}, "exits"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"scales": (2, 3)}, "scales"),
+        ({"scales": (1, 3, 4)}, "scales"),
+        ({"growth_factors": (4, 2)}, "growth_factors"),
+        ({"bottleneck_factors": (4, 2, 0)}, "bottleneck_factors"),
+        ({"input_shape": (4, 4, 3)}, "input_shape"),
+        ({"channels": 0}, "channels"),
+        ({"compress_factor": 0.0}, "compress_factor"),
+        ({"compress_factor": 0.1}, "compress_factor"),
+        ({"reduction": 1.5}, "reduction"),
+        ({"bn_momentum": -0.1}, "bn_momentum"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        ranet_cifar(**kwargs)
+
+
+def test_bad_step_mode_lists_choices():
+    with pytest.raises(ValueError, match="'even', 'lg'"):
+        ranet_cifar(step_mode="log")
+
+
+def test_block_plan_follows_the_reference():
+    # README configuration: "lg" steps grow by 2 with each new exit block
+    # (counted across sub-networks); fusion blocks reuse the layer counts
+    # of the blocks they fuse; a sub-network at level s has s - 1 strided
+    # fusion blocks, each followed by a transition.
+    plan = _plan([1, 2, 3], base_blocks=2, block_step=2, step=2,
+                 step_mode="lg")
+    summary = [[(b["kind"], b["layers"], b["down"], b["trans"])
+                for b in blocks] for blocks in plan]
+    assert summary == [
+        [("norm", 2, False, False), ("norm", 4, False, False)],
+        [("up", 2, False, False), ("up", 4, True, True),
+         ("norm", 6, False, False), ("norm", 8, False, False)],
+        [("up", 2, False, False), ("up", 4, True, True),
+         ("up", 6, False, False), ("up", 8, True, True),
+         ("norm", 10, False, False), ("norm", 12, False, False)],
+    ]
+    even = _plan([1, 2, 3], 2, 2, 4, "even")
+    assert {b["layers"] for blocks in even for b in blocks} == {4}
+
+
+def test_four_subnetworks_build():
+    # The layout of the reference's train_cifar.sh (`1-2-3-3`: two
+    # sub-networks at the finest resolution), 2 + 3 * 2 = 8 exits.
+    keras.utils.set_random_seed(0)
+    model = ranet_cifar(exits=8, scales=(1, 2, 3, 3),
+                        growth_factors=(4, 2, 1, 1),
+                        bottleneck_factors=(4, 2, 1, 1), channels=4,
+                        growth_rate=4, head_filters=8, step=1,
+                        step_mode="even", input_shape=(16, 16, 3),
+                        num_classes=3)
+    out = model(np.zeros((1, 16, 16, 3), "float32"))
+    assert [tuple(v.shape) for v in out.values()] == [(1, 3)] * 8
+
+
+def test_small_model_exports_to_litert_in_every_mode(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from keras_eexit.export import LiteRTRunner
+    from keras_eexit.export import export_litert
+
+    model = _small()
+    x, _ = _data(3, seed=1)
+    logits = model(x, training=False)
+    expected = [np.array(keras.ops.softmax(logits[n]))
+                for n in model.exit_names]
+    export_litert(model, tmp_path / "early", mode="early_exit")
+    runner = LiteRTRunner(tmp_path / "early")
+    probs, index = runner.predict(x, 0.0)
+    assert (index == 0).all()
+    np.testing.assert_allclose(probs, expected[0], atol=1e-4)
+    probs, index = runner.predict(x, 1.0)
+    assert (index == model.num_exits - 1).all()
+    np.testing.assert_allclose(probs, expected[-1], atol=1e-4)
+    for mode in ("per_exit", "segments"):
+        export_litert(model, tmp_path / mode, mode=mode)
+        np.testing.assert_allclose(
+            LiteRTRunner(tmp_path / mode).predict_all(x),
+            np.stack(expected), atol=1e-4)
