@@ -14,13 +14,17 @@ from keras_eexit.data.info import Splits
 from keras_eexit.data.loaders import available
 from keras_eexit.data.loaders import load
 from keras_eexit.data.loaders import load_arrays
+from keras_eexit.data.text_vocab import TextVocabulary
+from keras_eexit.data.text_vocab import tokenize
 
 __all__ = [
     "AUGMENTATIONS",
     "DatasetInfo",
     "Splits",
+    "TextVocabulary",
     "available",
     "cache_dir",
     "load",
     "load_arrays",
+    "tokenize",
 ]

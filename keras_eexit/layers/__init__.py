@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
 from keras_eexit.layers.damping_head import DampingHead
 from keras_eexit.layers.damping_head import class_probabilities
@@ -10,6 +11,10 @@ from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
+from keras_eexit.layers.text_embedding import TextEmbedding
+from keras_eexit.layers.text_embedding import TokenPaddingMask
+from keras_eexit.layers.text_embedding import TokenTypeIds
+from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.layers.token_head import TokenHead
 from keras_eexit.layers.transformer import AddPositionEmbedding
 from keras_eexit.layers.transformer import TransformerBlock
@@ -103,13 +108,18 @@ def get_head(head, num_classes, name=None, damping=False, **kwargs):
 __all__ = [
     "HEADS",
     "AddPositionEmbedding",
+    "ClsHead",
     "ConvPoolHead",
     "DampingHead",
     "LinearHead",
     "MLPHead",
     "RANetHead",
     "SDNPoolHead",
+    "TextEmbedding",
+    "TextEncoderLayer",
     "TokenHead",
+    "TokenPaddingMask",
+    "TokenTypeIds",
     "TransformerBlock",
     "class_probabilities",
     "get_head",

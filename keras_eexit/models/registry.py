@@ -6,6 +6,7 @@ from keras_eexit.models.cifar_resnet import cifar_resnet
 from keras_eexit.models.cnn1d import cnn1d
 from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.small_cnn import small_cnn
+from keras_eexit.models.text_transformer import text_transformer_exits
 from keras_eexit.models.vgg16_exits import vgg16_exits
 from keras_eexit.models.vit import vit_exits
 from keras_eexit.utils.validation import check_choice
@@ -19,6 +20,7 @@ MODELS = {
     "resnet50_exits": resnet50_exits,
     "ranet_cifar": ranet_cifar,
     "vit_exits": vit_exits,
+    "text_transformer_exits": text_transformer_exits,
 }
 """Zoo builders by name; each returns a new, randomly initialised
 `MultiExitModel`."""
@@ -30,7 +32,8 @@ def get_model(name, **kwargs):
     Args:
         name: a key of `MODELS`: `"small_cnn"`, `"cnn1d"`,
             `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"`,
-            `"resnet50_exits"`, `"ranet_cifar"` or `"vit_exits"`.
+            `"resnet50_exits"`, `"ranet_cifar"`, `"vit_exits"` or
+            `"text_transformer_exits"`.
         **kwargs: the builder's arguments (`num_classes`, `input_shape`,
             `head`, ...).
 
