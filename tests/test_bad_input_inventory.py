@@ -121,6 +121,12 @@ def test_api_bad_input(case):
 CLI_CASES = {
     "unknown model": (["train", "--model", "x"], "Unknown model"),
     "unknown regime": (["train", "--regime", "x"], "Unknown regime"),
+    "text model on images": (["train", "--dataset", "digits", "--model",
+                              "text_transformer_exits"],
+                             "cannot take this data set's inputs"),
+    "head for a paper model": (["train", "--dataset", "digits", "--model",
+                                "vit_exits", "--head", "mlp"],
+                               "has its own exit heads"),
     "bad regime param": (["train", "-p", "nokey"], "KEY=VALUE"),
     "zero epochs": (["train", "--epochs", "0"], "epochs"),
     "zero batch": (["train", "--batch-size", "0"], "batch_size"),

@@ -71,6 +71,23 @@ def _parser():
     train.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                        help="Keras progress output: 0 silent, 1 progress "
                        "bar, 2 one line per epoch")
+    from keras_eexit.utils.distribution import PRECISIONS
+    from keras_eexit.utils.distribution import STRATEGIES
+
+    train.add_argument("--strategy", default="none", choices=STRATEGIES,
+                       help="tf.distribute strategy: none (one device), "
+                       "mirrored (every local GPU), multiworker (the "
+                       "cluster in TF_CONFIG; the chief writes --out), tpu; "
+                       "--batch-size is the global batch, split over "
+                       "replicas")
+    train.add_argument("--tpu", default=None,
+                       help="--strategy tpu: TPU name or grpc:// address "
+                       "(default: a local TPU, or TPU_NAME)")
+    train.add_argument("--precision", default="float32", choices=PRECISIONS,
+                       help="Keras dtype policy while the model is built and "
+                       "trained: mixed_float16 (GPU, with loss scaling) or "
+                       "mixed_bfloat16 (TPU, recent CPUs/GPUs); exit logits "
+                       "and losses stay float32")
     from keras_eexit.cli import compare as compare_cli
     from keras_eexit.cli import evaluate as evaluate_cli
     from keras_eexit.cli import export as export_cli
@@ -122,8 +139,16 @@ def _resume_args(args):
     """The recorded arguments of the interrupted run in `args.out`."""
     import argparse as _argparse
 
-    path = os.path.join(args.out, RUN_FILE)
-    backup = os.path.join(args.out, BACKUP_DIR)
+    from keras_eexit.utils.distribution import task_dir
+
+    run_dir = args.out
+    try:  # a multi-worker task other than the chief resumes its own files
+        if os.path.exists(os.path.join(task_dir(args.out), RUN_FILE)):
+            run_dir = task_dir(args.out)
+    except ValueError:
+        pass
+    path = os.path.join(run_dir, RUN_FILE)
+    backup = os.path.join(run_dir, BACKUP_DIR)
     if not os.path.exists(path) or not os.path.isdir(backup):
         raise ValueError(
             f"Nothing to resume in {args.out}: it has no interrupted run "
@@ -137,7 +162,55 @@ def _resume_args(args):
 
 
 def train(args):
-    """Runs `keras-eexit train`; returns the metrics dict it wrote."""
+    """Runs `keras-eexit train`; returns the metrics dict it wrote.
+
+    The strategy (`--strategy`) is created first; its scope covers building
+    and compiling the model. The dtype policy (`--precision`) holds while
+    the model is built and trained and is restored afterwards.
+    """
+    from keras_eexit.utils import distribution
+    from keras_eexit.utils.validation import check_positive_int
+
+    if args.resume:
+        args = _resume_args(args)
+    # Runs recorded before these flags existed trained on one device.
+    for key, default in (("strategy", "none"), ("precision", "float32"),
+                         ("tpu", None)):
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    if args.strategy == "multiworker":
+        distribution.read_tf_config()
+    if not args.resume and os.path.isdir(
+            os.path.join(_task_out(args), BACKUP_DIR)):
+        raise ValueError(
+            f"{args.out} holds an interrupted run: pass --resume to continue "
+            "it, or choose another --out."
+        )
+    if args.epochs is not None:
+        check_positive_int("epochs", args.epochs)
+    check_positive_int("batch_size", args.batch_size)
+    strategy = distribution.make_strategy(args.strategy, tpu=args.tpu)
+    with distribution.precision_policy(args.precision):
+        return _train(args, strategy)
+
+
+def _task_out(args):
+    """Where this process writes: --out, or its task's directory under it.
+
+    In a multi-worker job every worker trains; only the chief writes to
+    --out, the others into `<out>/<type>_<index>/` (their backups), which
+    they remove when the run ends.
+    """
+    if args.strategy != "multiworker":
+        return args.out
+    from keras_eexit.utils.distribution import task_dir
+
+    return task_dir(args.out)
+
+
+def _train(args, strategy):
+    import shutil
+
     import keras
     import tensorflow as tf
 
@@ -150,18 +223,9 @@ def train(args):
     from keras_eexit.utils.atomic import atomic_path
     from keras_eexit.utils.atomic import write_text
     from keras_eexit.utils.validation import check_choice
-    from keras_eexit.utils.validation import check_positive_int
 
-    if args.resume:
-        args = _resume_args(args)
-    elif os.path.isdir(os.path.join(args.out, BACKUP_DIR)):
-        raise ValueError(
-            f"{args.out} holds an interrupted run: pass --resume to continue "
-            "it, or choose another --out."
-        )
-    if args.epochs is not None:
-        check_positive_int("epochs", args.epochs)
-    check_positive_int("batch_size", args.batch_size)
+    out = _task_out(args)
+    chief = out == args.out
     params = _params(args.param)
     for key in ("regularizer", "lam", "rho", "dynamic"):
         if getattr(args, key, None) is not None:
@@ -184,32 +248,30 @@ def train(args):
     if args.num_samples is not None:
         load_kwargs["num_samples"] = args.num_samples
     splits = data.load(args.dataset, **load_kwargs)
-    model = models.get_model(
-        model_name,
-        input_shape=splits.info.input_shape,
-        num_classes=splits.info.num_classes,
-        head=args.head,
-        damping=damping,
-    )
-    if isinstance(regime, regimes.Separate):
-        model = regimes.Separate.prepare_model(model)
-    epochs = args.epochs or regime.epochs_for(model) or 30
-    steps = int(splits.train.cardinality())
-    learning_rate = args.learning_rate
-    if steps > 0 and regime.epochs_for(model) is None and not any(
-        p.learning_rate for p in regime.phases_for(model.num_exits)
-    ):
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            args.learning_rate, decay_steps=steps * epochs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        metrics=["accuracy"],
-    )
-    os.makedirs(args.out, exist_ok=True)
+    with strategy.scope():
+        model = models.get_model(
+            model_name,
+            **_builder_kwargs(model_name, splits.info, args.head, damping),
+        )
+        if isinstance(regime, regimes.Separate):
+            model = regimes.Separate.prepare_model(model)
+        epochs = args.epochs or regime.epochs_for(model) or 30
+        steps = int(splits.train.cardinality())
+        learning_rate = args.learning_rate
+        if steps > 0 and regime.epochs_for(model) is None and not any(
+            p.learning_rate for p in regime.phases_for(model.num_exits)
+        ):
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                args.learning_rate, decay_steps=steps * epochs)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            metrics=["accuracy"],
+        )
+    os.makedirs(out, exist_ok=True)
     if not args.resume:
-        write_text(os.path.join(args.out, RUN_FILE),
+        write_text(os.path.join(out, RUN_FILE),
                    json.dumps(vars(args), indent=2))
-    backup = os.path.join(args.out, BACKUP_DIR)
+    backup = os.path.join(out, BACKUP_DIR)
     start = time.perf_counter()
     history = model.fit(
         splits.train,
@@ -240,6 +302,9 @@ def train(args):
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,
+        "strategy": args.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": args.precision,
         "train_seconds": round(seconds, 3),
         "exits": rows,
         "budget_max_softmax": budget,
@@ -248,14 +313,59 @@ def train(args):
             for k, values in history.history.items()
         },
     }
-    model_path = os.path.join(args.out, "model.keras")
+    if not chief:
+        shutil.rmtree(out, ignore_errors=True)
+        return metrics
+    model_path = os.path.join(out, "model.keras")
     with atomic_path(model_path) as tmp:
         model.save(tmp)
-    write_text(os.path.join(args.out, "metrics.json"),
+    write_text(os.path.join(out, "metrics.json"),
                json.dumps(metrics, indent=2))
-    os.remove(os.path.join(args.out, RUN_FILE))
-    print(f"Wrote {model_path} and {os.path.join(args.out, 'metrics.json')}")
+    os.remove(os.path.join(out, RUN_FILE))
+    print(f"Wrote {model_path} and {os.path.join(out, 'metrics.json')}")
     return metrics
+
+
+def _builder_kwargs(model_name, info, head, damping):
+    """The zoo builder's arguments for a data set and the CLI's head flags.
+
+    Builders differ: most take `input_shape`, the ViT takes `image_size`
+    and `channels`, and the paper architectures (MSDNet, RANet, ViT) have
+    their own exit heads. A flag a builder cannot honour is an error, never
+    silently dropped.
+    """
+    import inspect
+
+    from keras_eexit import models
+
+    params = inspect.signature(models.MODELS[model_name]).parameters
+    shape = tuple(info.input_shape)
+    kwargs = {"num_classes": info.num_classes}
+    if "input_shape" in params:
+        kwargs["input_shape"] = shape
+    elif "image_size" in params and len(shape) == 3 and shape[0] == shape[1]:
+        kwargs.update(image_size=shape[0], channels=shape[2])
+    else:
+        raise ValueError(
+            f"Model {model_name!r} cannot take this data set's inputs of "
+            f"shape {shape}; pick a model for them (--model auto chooses "
+            "one)."
+        )
+    if "head" in params:
+        kwargs["head"] = head
+    elif head != "linear":
+        raise ValueError(
+            f"Model {model_name!r} has its own exit heads (those of its "
+            f"paper); --head {head} is not supported for it."
+        )
+    if "damping" in params:
+        kwargs["damping"] = damping
+    elif damping:
+        raise ValueError(
+            f"Model {model_name!r} has no damping heads; the damping losses "
+            "need a model built with `damping=True`."
+        )
+    return kwargs
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ from keras_eexit.layers.damping_head import class_probabilities
 from keras_eexit.layers.damping_head import is_damping
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
+from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
 from keras_eexit.layers.text_embedding import TextEmbedding
@@ -113,6 +114,7 @@ __all__ = [
     "DampingHead",
     "LinearHead",
     "MLPHead",
+    "MSDNetHead",
     "RANetHead",
     "SDNPoolHead",
     "TextEmbedding",

@@ -149,11 +149,16 @@ class TextEmbedding(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = self.token_embedding(inputs)
         length = ops.shape(x)[1]
+        # `keras.ops` calls throughout (no `+` or `[:]` on variables): the
+        # Fisher pass of EWC intercepts them for one-pass per-sample
+        # gradients (`keras_eexit.regularizers.per_sample`).
         positions = ops.cast(
-            self.position_embeddings[:length], self.compute_dtype
+            ops.slice(self.position_embeddings, (0, 0),
+                      (length, self.hidden_dim)),
+            self.compute_dtype,
         )
         segment = ops.cast(self.segment_embedding, self.compute_dtype)
-        x = x + positions[None] + segment
+        x = ops.add(ops.add(x, ops.expand_dims(positions, 0)), segment)
         x = self.layer_norm(x)
         return self.dropout_layer(x, training=training)
 

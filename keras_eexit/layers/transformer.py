@@ -315,7 +315,7 @@ class AddPositionEmbedding(keras.layers.Layer):
                 ops.cast(self.cls, x.dtype), (batch, 1, x.shape[-1])
             )
             x = ops.concatenate([cls, x], axis=1)
-        return x + ops.cast(self.position, x.dtype)
+        return ops.add(x, ops.cast(self.position, x.dtype))
 
     def compute_output_shape(self, input_shape):
         tokens = input_shape[1]

@@ -7,6 +7,7 @@ from keras_eexit.models.applications import resnet50_exits
 from keras_eexit.models.cifar_resnet import cifar_resnet
 from keras_eexit.models.cnn1d import cnn1d
 from keras_eexit.models.loading import load_model
+from keras_eexit.models.msdnet import msdnet_cifar
 from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.registry import MODELS
 from keras_eexit.models.registry import get_model

@@ -449,6 +449,7 @@ class MultiExitModel(keras.Model):
                 "one (`regime_a + regime_b`) instead."
             )
         if regimes:
+            self._build_optimizer_in_strategy_scope()
             callbacks = regimes[0].prepare(self, callbacks)
         if isinstance(x, tf.data.Dataset):
             # A data set shuffles itself; Keras would warn that it ignores
@@ -456,6 +457,30 @@ class MultiExitModel(keras.Model):
             kwargs.setdefault("shuffle", False)
         return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                            verbose=verbose, callbacks=callbacks, **kwargs)
+
+    def _build_optimizer_in_strategy_scope(self):
+        """Builds the optimizer over every stage, in the strategy's scope.
+
+        A regime builds the optimizer over all variables any phase trains
+        (`Regime.prepare`); under a strategy, optimizer slots (Adam's
+        moments) must be created in its scope, which `prepare` does not
+        enter. The regime's own state (teacher, Fisher sums) stays outside
+        on purpose: under `MirroredStrategy` it is then one variable that
+        every replica updates, so the Fisher is summed over the global batch.
+        """
+        if (self._distribute_strategy is None or self.optimizer is None
+                or self.optimizer.built or not self.built):
+            return
+        layers = list(self.segments) + list(self.heads)
+        before = [layer.trainable for layer in layers]
+        try:
+            for layer in layers:
+                layer.trainable = True
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        finally:
+            for layer, flag in zip(layers, before):
+                layer.trainable = flag
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; labels are checked first."""
@@ -491,15 +516,79 @@ class MultiExitModel(keras.Model):
         data = self._labels_per_exit(data)
         override = self.fisher_pass or self.feature_cache
         if override is not None:
-            return override.train_step(self, data)
-        return super().train_step(data)
+            logs = override.train_step(self, data)
+        else:
+            logs = super().train_step(data)
+        return self._logs_for_reduction(logs)
 
     def _default_train_step(self, data):
         """Keras' own train step (used by the feature cache)."""
         return super().train_step(data)
 
     def test_step(self, data):
-        return super().test_step(self._labels_per_exit(data))
+        logs = super().test_step(self._labels_per_exit(data))
+        return self._logs_for_reduction(logs)
+
+    # Under a strategy, Keras 3.15 builds the model, metrics and optimizer
+    # before training from one batch (`_maybe_symbolic_build` in
+    # keras/src/backend/tensorflow/trainer.py). The override below
+    # (a) gives that batch one label per exit, as `train_step` does, or the
+    # compiled metrics are built for the first exit only; and (b) routes
+    # around two failures under MultiWorkerMirroredStrategy with several
+    # workers (keras-team/keras#20585):
+    # 1. Keras averages the first distributed batch with an eager
+    #    `strategy.reduce("MEAN", batch, axis=None)` on the whole (x, y)
+    #    structure; the multi-worker path hands that structure to
+    #    `CrossDeviceOps.reduce`, which cannot convert it ("Attempt to
+    #    convert a value (PerReplica ...) to a Tensor").
+    # 2. `reduce_per_replica` reduces every value the step returns with
+    #    `strategy.reduce("MEAN", v, axis=0)` in multi-worker mode; the
+    #    step returns scalar metric results, so the graph fails with
+    #    "Invalid reduction dimension 0 for input with 0 dimensions"
+    #    (`_logs_for_reduction` answers this one).
+    def _in_multi_worker_mode(self):
+        import tensorflow as tf
+
+        strategy = self.distribute_strategy
+        return isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ) and strategy.extended._in_multi_worker_mode()
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        import tensorflow as tf
+
+        if self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        strategy = self.distribute_strategy
+        if iterator is not None:
+            # Only shapes and dtypes are read from this batch: this
+            # worker's first replica stands for all, no collective is needed.
+            for _, _, it in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v,
+                    next(it),
+                )
+                break
+        if data_batch is not None:
+            _, y, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+            if y is not None:
+                data_batch = self._labels_per_exit(data_batch)
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def _logs_for_reduction(self, logs):
+        """Scalar logs become shape `(1,)` under multi-worker training.
+
+        Keras then averages them over every replica of every worker (its
+        `axis=0` reduction) into scalars again, as one device would log.
+        """
+        if not self._in_multi_worker_mode():
+            return logs
+        return keras.tree.map_structure(
+            lambda v: ops.reshape(v, (1,))
+            if getattr(getattr(v, "shape", None), "rank", None) == 0 else v,
+            logs,
+        )
 
     def _labels_per_exit(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

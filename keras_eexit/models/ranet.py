@@ -15,6 +15,8 @@ from keras_eexit.models.zoo_common import check_input_shape
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import check_positive_int
+from keras_eexit.utils.validation import check_fraction
+from keras_eexit.utils.validation import check_int_list
 from keras_eexit.utils.validation import invalid_value
 
 STEP_MODES = ("even", "lg")
@@ -98,41 +100,8 @@ class AlignedBilinearResize(keras.layers.Layer):
         return config
 
 
-def _fraction(argument, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 < value <= 1.0
-    ):
-        raise invalid_value(argument, "a float in (0, 1]", value)
-    return float(value)
-
-
-def _int_list(argument, value, length=None):
-    expected = "a non-empty list of integers >= 1" + (
-        "" if length is None else f" of length {length} (one per scale)"
-    )
-    if isinstance(value, (str, bytes)):
-        raise invalid_value(argument, expected, value)
-    try:
-        values = list(value)
-    except TypeError:
-        raise invalid_value(argument, expected, value) from None
-    if (
-        not values
-        or (length is not None and len(values) != length)
-        or any(
-            isinstance(v, bool) or not isinstance(v, numbers.Integral)
-            or v < 1
-            for v in values
-        )
-    ):
-        raise invalid_value(argument, expected, value)
-    return [int(v) for v in values]
-
-
 def _check_scales(scales):
-    scales = _int_list("scales", scales)
+    scales = check_int_list("scales", scales)
     valid = scales[0] == 1 and all(
         s >= 2 and 0 <= s - prev <= 1
         for prev, s in zip(scales, scales[1:])
@@ -396,8 +365,8 @@ def ranet_cifar(
     num_classes = check_num_classes(num_classes)
     scales = _check_scales(scales)
     num_scales = len(scales)
-    growth_factors = _int_list("growth_factors", growth_factors, num_scales)
-    bottleneck_factors = _int_list("bottleneck_factors", bottleneck_factors,
+    growth_factors = check_int_list("growth_factors", growth_factors, num_scales)
+    bottleneck_factors = check_int_list("bottleneck_factors", bottleneck_factors,
                                    num_scales)
     channels = check_positive_int("channels", channels)
     growth_rate = check_positive_int("growth_rate", growth_rate)
@@ -406,8 +375,8 @@ def ranet_cifar(
     step = check_positive_int("step", step)
     head_filters = check_positive_int("head_filters", head_filters)
     step_mode = check_choice("step_mode", step_mode, STEP_MODES)
-    compress_factor = _fraction("compress_factor", compress_factor)
-    reduction = _fraction("reduction", reduction)
+    compress_factor = check_fraction("compress_factor", compress_factor)
+    reduction = check_fraction("reduction", reduction)
     if (
         isinstance(bn_momentum, bool)
         or not isinstance(bn_momentum, numbers.Real)

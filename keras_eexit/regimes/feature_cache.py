@@ -23,7 +23,10 @@ class FeatureCache:
     random augmentation): only the sample order differs from recomputing.
     Memory: `num_samples × Σ_k (size of exit k's head input)` floats plus
     the labels, held on the training device. A resumed run refills the
-    cache. Not used under a `tf.distribute` strategy or with sample weights.
+    cache. Under a `tf.distribute` strategy the cache is per process: each
+    worker caches the features of its own shard (tested equal to one
+    device for `TwoStage` under mirrored and multi-worker training).
+    Sample weights are refused with an error naming the phase option.
 
     Args:
         model: the `MultiExitModel`.
@@ -49,7 +52,7 @@ class FeatureCache:
     @classmethod
     def for_phase(cls, model, phase):
         """A cache for `phase`, or `None` when caching cannot apply."""
-        if tf.distribute.has_strategy() or phase.train_segments != "none":
+        if phase.train_segments != "none":
             return None
         return cls(model)
 

@@ -9,9 +9,10 @@ class FisherPass:
     """Replaces the train step during a Fisher phase of a regime.
 
     Each step adds the batch's squared per-sample gradients of
-    `log p_exit(y | x)` (inference mode, exact, vectorised) for the protected
-    variables of segments `1..exit` to `model.regime_state.fisher_sum`, until
-    `num_samples` samples are seen. Nothing is trained. The regime then calls
+    `log p_exit(y | x)` (inference mode, exact, one backward pass per
+    batch where possible) for the protected variables of segments
+    `1..exit` to `model.regime_state.fisher_sum`, until `num_samples`
+    samples are seen. Nothing is trained. The regime then calls
     `RegimeState.finish_fisher()`.
 
     Args:

@@ -83,8 +83,10 @@ def empirical_fisher(model, data, exit_index, num_samples=None,
     `F_k = mean_i (∂ log p_exit(y_i | x_i) / ∂θ_k)²` over the first
     `num_samples` samples of `data`, for every trainable variable of
     segments 1..k+1 (Θ1..Θk in the paper's 1-based notation), with the model
-    in inference mode. Per-sample gradients are exact and batched, not a
-    Python loop over samples (see `keras_eexit.regularizers.per_sample`).
+    in inference mode. Per-sample gradients are exact; for the parameters
+    of convolutions, dense/einsum layers, biases, normalizations and
+    embeddings they come from one batched backward pass, not a loop over
+    samples (see `keras_eexit.regularizers.per_sample`).
 
     Args:
         model: a `MultiExitModel`.

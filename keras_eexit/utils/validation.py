@@ -85,3 +85,55 @@ def check_num_classes(num_classes):
     ):
         raise invalid_value("num_classes", "an integer >= 2", num_classes)
     return int(num_classes)
+
+
+def check_int_list(argument, value, length=None):
+    """Checks a non-empty list of integers >= 1 (of `length` if given).
+
+    Args:
+        argument: Name of the argument, used in the message.
+        value: The value to check.
+        length: Required length (one entry per scale), or `None`.
+
+    Returns:
+        The values as a list of Python `int`s.
+    """
+    expected = "a non-empty list of integers >= 1" + (
+        "" if length is None else f" of length {length} (one per scale)"
+    )
+    if isinstance(value, (str, bytes)):
+        raise invalid_value(argument, expected, value)
+    try:
+        values = list(value)
+    except TypeError:
+        raise invalid_value(argument, expected, value) from None
+    if (
+        not values
+        or (length is not None and len(values) != length)
+        or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral)
+            or v < 1
+            for v in values
+        )
+    ):
+        raise invalid_value(argument, expected, value)
+    return [int(v) for v in values]
+
+
+def check_fraction(argument, value):
+    """Checks a float in (0, 1] and returns it.
+
+    Args:
+        argument: Name of the argument, used in the message.
+        value: The value to check.
+
+    Returns:
+        `value` as a `float`.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 < value <= 1.0
+    ):
+        raise invalid_value(argument, "a float in (0, 1]", value)
+    return float(value)

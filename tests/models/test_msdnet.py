@@ -1,0 +1,284 @@
+"""MSDNet for CIFAR: published sizes, structure, saving, training, export."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_eexit import MultiExitModel
+from keras_eexit import regimes
+from keras_eexit.layers.msdnet_head import MSDNetHead
+from keras_eexit.layers.ranet_head import RANetHead
+from keras_eexit.models.msdnet import _block_steps
+from keras_eexit.models.msdnet import _plan
+from keras_eexit.models.msdnet import msdnet_cifar
+
+# Huang et al. (ICLR 2018), CIFAR-100 MSDNet with 7 classifiers: cumulative
+# parameters and multiply-adds per exit (millions), as the authors'
+# op_counter.py gives them.
+PUBLISHED_PARAMS = [0.30, 0.65, 1.11, 1.73, 2.38, 3.05, 4.00]
+PUBLISHED_MACS = [6.86, 14.35, 27.29, 48.45, 76.43, 108.90, 137.30]
+
+# Reduced width and depth for the slow tests (training, export): blocks of
+# 1, 2 and 3 layers (6 in all), so that layers 3 and 5 drop a scale; the
+# stages leave 3, 2 and 1 scales, and every kind of layer (first layer,
+# dense with and without the strided path, transition) is present.
+SMALL = {"num_classes": 5, "input_shape": (16, 16, 3), "channels": 4,
+         "growth_rate": 2, "head_filters": 8, "exits": 3}
+K = SMALL["exits"]
+
+
+def _small(seed=0):
+    keras.utils.set_random_seed(seed)
+    return msdnet_cifar(**SMALL)
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16, 16, 3)).astype("float32")
+    return x, rng.integers(0, SMALL["num_classes"], size=n)
+
+
+@pytest.fixture(scope="module")
+def full_model():
+    keras.utils.set_random_seed(0)
+    return msdnet_cifar(num_classes=100, exits=7)
+
+
+def test_costs_match_the_published_cifar100_table(full_model):
+    params = np.array(full_model.params_per_exit()) / 1e6
+    macs = np.array(full_model.macs_per_exit()) / 1e6
+    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.05)
+    np.testing.assert_allclose(macs, PUBLISHED_MACS, rtol=0.05)
+    # In fact within 1%: our counter skips the ReLUs, pooling and biases
+    # that op_counter.py counts, so it lands slightly below.
+    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.01)
+    assert (macs < PUBLISHED_MACS).all()
+    assert (macs > 0.985 * np.array(PUBLISHED_MACS)).all()
+
+
+def test_full_model_structure(full_model):
+    assert full_model.exit_names == [f"exit_{k}" for k in range(1, 8)]
+    assert all(isinstance(h, MSDNetHead) for h in full_model.heads)
+    out = full_model(np.zeros((2, 32, 32, 3), "float32"), training=False)
+    assert list(out) == full_model.exit_names
+    assert all(tuple(v.shape) == (2, 100) for v in out.values())
+    # The state lists the scales coarsest first; the heads read 8x8 maps.
+    # Layers 11 (block 5) and 21 (block 6) drop the finest scale.
+    state = keras.KerasTensor((1, 32, 32, 3))
+    resolutions = []
+    for segment in full_model.segments:
+        state = segment(state)
+        state = state if isinstance(state, (list, tuple)) else [state]
+        resolutions.append([t.shape[1] for t in state])
+    assert resolutions == [[8, 16, 32]] * 4 + [[8, 16], [8], [8]]
+
+
+def test_layers_follow_the_reference_channels(full_model):
+    # Kernel shapes of the first layers, as the authors' PyTorch log
+    # (kalviny/MSDNet-PyTorch, check_msdnet/log.txt) prints them.
+    stage = full_model.segments[0]
+
+    def kernel(name):
+        return tuple(stage.get_layer(f"{name}_conv").kernel.shape)
+
+    assert kernel("first_s1") == (3, 3, 3, 16)
+    assert kernel("first_s2") == (3, 3, 16, 32)
+    assert kernel("first_s3") == (3, 3, 32, 64)
+    assert kernel("layer1_s1_normal_1x1") == (1, 1, 16, 6)
+    assert kernel("layer1_s2_down_1x1") == (1, 1, 16, 6)
+    assert kernel("layer1_s2_normal_1x1") == (1, 1, 32, 12)
+    assert kernel("layer1_s3_down_1x1") == (1, 1, 32, 24)
+    assert kernel("layer1_s3_down_3x3") == (3, 3, 24, 12)
+    assert kernel("layer1_s3_normal_3x3") == (3, 3, 48, 12)
+    assert stage.get_layer("layer1_s3_down_3x3_conv").strides == (2, 2)
+    second = full_model.segments[1]
+    assert tuple(
+        second.get_layer("layer2_s1_normal_1x1_conv").kernel.shape
+    ) == (1, 1, 22, 6)
+    # Layer 11 drops scale 1 and is followed by a transition that halves
+    # the 16 + 11 * 6 = 82 channels per growth factor (to 41).
+    fifth = full_model.segments[4]
+    assert tuple(
+        fifth.get_layer("layer11_s2_trans_conv").kernel.shape
+    ) == (1, 1, 164, 82)
+    assert tuple(
+        fifth.get_layer("layer11_s3_trans_conv").kernel.shape
+    ) == (1, 1, 328, 164)
+
+
+def test_block_plan_follows_the_reference():
+    assert _block_steps(7, 1, 1, "lin_grow") == [1, 2, 3, 4, 5, 6, 7]
+    assert _block_steps(10, 4, 2, "even") == [4] + [2] * 9
+    plan = _plan(3, _block_steps(7, 1, 1, "lin_grow"))
+    flat = [pair for block in plan for pair in block]
+    assert len(flat) == 28
+    drops = [n for n, (i, o) in enumerate(flat, 1) if i > o]
+    assert drops == [11, 21]
+    assert [o for _, o in flat] == [3] * 10 + [2] * 10 + [1] * 8
+    # Each layer reads the scales the previous one left.
+    assert all(a[1] == b[0] for a, b in zip(flat, flat[1:]))
+
+
+def test_small_model_saves_and_loads_identically(tmp_path):
+    model = _small()
+    x, _ = _data(4)
+    expected = model(x, training=False)
+    path = tmp_path / "msdnet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, MultiExitModel)
+    assert all(isinstance(h, MSDNetHead) for h in loaded.heads)
+    got = loaded(x, training=False)
+    for name in model.exit_names:
+        assert tuple(got[name].shape) == (4, 5)
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
+    assert loaded.params_per_exit() == model.params_per_exit()
+
+
+def _values(layer):
+    return [np.array(w) for w in layer.trainable_weights]
+
+
+def _changed(before, after):
+    return {k + 1 for k, (b, a) in enumerate(zip(before, after))
+            if any(not np.array_equal(u, v) for u, v in zip(b, a))}
+
+
+def test_joint_training_step_updates_every_stage():
+    model = _small()
+    x, y = _data()
+    before = ([_values(s) for s in model.segments],
+              [_values(h) for h in model.heads])
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0,
+                        callbacks=[regimes.Joint()])
+    assert np.isfinite(history.history["loss"][0])
+    after = ([_values(s) for s in model.segments],
+             [_values(h) for h in model.heads])
+    assert _changed(before[0], after[0]) == set(range(1, K + 1))
+    assert _changed(before[1], after[1]) == set(range(1, K + 1))
+
+
+def test_two_stage_trains_backbone_then_internal_heads(recorder):
+    model = _small()
+    x, y = _data()
+    regime = regimes.TwoStage(1, 1, verbose=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
+              verbose=0, callbacks=[regime, recorder])
+    # Phase 1: every segment and the final head; phase 2: only the
+    # internal heads (segments, final head and BN statistics untouched).
+    assert recorder.changed == [(set(range(1, K + 1)), {K}),
+                                (set(), set(range(1, K)))]
+
+
+def test_head_is_the_reference_classifier():
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 24))
+    x = x.astype("float32")
+    head = MSDNetHead(10, filters=16, name="exit_1")
+    out = head(x)
+    assert tuple(out.shape) == (3, 10)
+    # conv 3x3 24->16, conv 3x3 16->16 (no bias), two BNs (4 each), dense.
+    assert head.count_params() == (9 * 24 * 16 + 9 * 16 * 16
+                                   + 2 * 4 * 16 + 16 * 10 + 10)
+    # The same computation as RANet's classifier, given the same weights.
+    twin = RANetHead(10, filters=16)
+    twin(x)
+    twin.set_weights(head.get_weights())
+    np.testing.assert_allclose(twin(x), out, atol=1e-6)
+    config = head.get_config()
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(head))
+    assert type(clone) is MSDNetHead
+    assert (clone.filters, clone.bn_momentum) == (16, 0.9)
+    assert config["num_classes"] == 10
+    with pytest.raises(ValueError, match="bn_momentum"):
+        MSDNetHead(10, bn_momentum=1.0)
+
+
+def test_bn_momentum_reaches_every_layer():
+    model = msdnet_cifar(bn_momentum=0.5, **SMALL)
+    momenta = {
+        layer.momentum
+        for part in model.segments + model.heads
+        for layer in part._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {0.5}
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"exits": 0}, "exits"),
+        ({"exits": True}, "exits"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"growth_factors": ()}, "growth_factors"),
+        ({"bottleneck_factors": (1, 2)}, "bottleneck_factors"),
+        ({"bottleneck_factors": (1, 2, 0)}, "bottleneck_factors"),
+        ({"growth_rate": 3, "growth_factors": (1, 1, 2)}, "growth_rate"),
+        ({"input_shape": (3, 3, 3)}, "input_shape"),
+        ({"channels": 0}, "channels"),
+        ({"base": 0}, "base"),
+        ({"bottleneck": 1}, "bottleneck"),
+        ({"reduction": 1.5}, "reduction"),
+        ({"reduction": 0.01, "channels": 4, "growth_rate": 2,
+          "exits": 2}, "reduction"),
+        ({"bn_momentum": -0.1}, "bn_momentum"),
+        ({"head_filters": 0}, "head_filters"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        msdnet_cifar(**kwargs)
+
+
+def test_bad_step_mode_lists_choices():
+    with pytest.raises(ValueError, match="'even', 'lin_grow'"):
+        msdnet_cifar(step_mode="linear")
+
+
+def test_variants_build():
+    # The PyTorch README's "anytime" command (even steps), no bottleneck,
+    # no transition layers, two scales: all reduced in width.
+    keras.utils.set_random_seed(0)
+    common = {"num_classes": 3, "input_shape": (8, 8, 3), "channels": 2,
+              "growth_rate": 2, "head_filters": 4}
+    for kwargs in [
+        {"exits": 2, "base": 2, "step": 2, "step_mode": "even"},
+        {"exits": 2, "bottleneck": False, "reduction": 0.0},
+        {"exits": 3, "growth_factors": (1, 2),
+         "bottleneck_factors": (1, 2)},
+    ]:
+        model = msdnet_cifar(**common, **kwargs)
+        out = model(np.zeros((1, 8, 8, 3), "float32"))
+        assert [tuple(v.shape) for v in out.values()] == [
+            (1, 3)] * kwargs["exits"]
+    unreduced = msdnet_cifar(**common, exits=2, reduction=0.0)
+    assert not any("trans" in layer.name
+                   for s in unreduced.segments for layer in s.layers)
+
+
+def test_small_model_exports_to_litert_in_every_mode(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from keras_eexit.export import LiteRTRunner
+    from keras_eexit.export import export_litert
+
+    model = _small()
+    x, _ = _data(3, seed=1)
+    logits = model(x, training=False)
+    expected = [np.array(keras.ops.softmax(logits[n]))
+                for n in model.exit_names]
+    export_litert(model, tmp_path / "early", mode="early_exit")
+    runner = LiteRTRunner(tmp_path / "early")
+    probs, index = runner.predict(x, 0.0)
+    assert (index == 0).all()
+    np.testing.assert_allclose(probs, expected[0], atol=1e-4)
+    probs, index = runner.predict(x, 1.0)
+    assert (index == model.num_exits - 1).all()
+    np.testing.assert_allclose(probs, expected[-1], atol=1e-4)
+    for mode in ("per_exit", "segments"):
+        export_litert(model, tmp_path / mode, mode=mode)
+        np.testing.assert_allclose(
+            LiteRTRunner(tmp_path / mode).predict_all(x),
+            np.stack(expected), atol=1e-4)
