@@ -9,6 +9,7 @@ from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import reference_conv_block
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import check_positive_int
@@ -17,14 +18,6 @@ from keras_eexit.utils.validation import invalid_value
 
 STEP_MODES = ("lin_grow", "even")
 """Layer-count schedules of `msdnet_cifar` (the reference's `--stepmode`)."""
-
-# The reference's `_init_weights`: normal(0, sqrt(2 / (k * k * out_channels)))
-# for every convolution, i.e. He initialization with fan-out.
-_CONV_INIT = {
-    "class_name": "VarianceScaling",
-    "config": {"scale": 2.0, "mode": "fan_out",
-               "distribution": "untruncated_normal"},
-}
 
 
 def _block_steps(blocks, base, step, step_mode):
@@ -71,18 +64,8 @@ class _Builder:
 
     def conv_basic(self, x, filters, kernel, strides, name):
         """Conv (no bias) -> BatchNorm -> ReLU, PyTorch padding `k // 2`."""
-        if strides > 1 and kernel > 1:
-            x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-            padding = "valid"
-        else:
-            padding = "same"
-        x = keras.layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding,
-            use_bias=False, kernel_initializer=_CONV_INIT,
-            name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(
-            momentum=self.bn_momentum, epsilon=1e-5, name=f"{name}_bn")(x)
-        return keras.layers.ReLU(name=f"{name}_relu")(x)
+        return reference_conv_block(x, filters, kernel, strides, name,
+                                    self.bn_momentum)
 
     def conv_bn(self, x, filters, down, width, name):
         """The reference's `ConvBN`: optional 1x1 bottleneck, then 3x3."""

@@ -12,6 +12,7 @@ from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import reference_conv_block
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import check_positive_int
@@ -20,14 +21,6 @@ from keras_eexit.utils.validation import check_int_list
 from keras_eexit.utils.validation import invalid_value
 
 STEP_MODES = ("even", "lg")
-
-# PyTorch's `kaiming normal, fan_out` used by the reference (`_init_weights`:
-# normal(0, sqrt(2 / (k * k * out_channels)))).
-_CONV_INIT = {
-    "class_name": "VarianceScaling",
-    "config": {"scale": 2.0, "mode": "fan_out",
-               "distribution": "untruncated_normal"},
-}
 
 
 @register
@@ -158,18 +151,8 @@ class _Builder:
 
     def conv_basic(self, x, filters, kernel, strides, name):
         """Conv (no bias) -> BatchNorm -> ReLU, PyTorch padding `k // 2`."""
-        if strides > 1 and kernel > 1:
-            x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-            padding = "valid"
-        else:
-            padding = "same"
-        x = keras.layers.Conv2D(
-            filters, kernel, strides=strides, padding=padding,
-            use_bias=False, kernel_initializer=_CONV_INIT,
-            name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(
-            momentum=self.bn_momentum, epsilon=1e-5, name=f"{name}_bn")(x)
-        return keras.layers.ReLU(name=f"{name}_relu")(x)
+        return reference_conv_block(x, filters, kernel, strides, name,
+                                    self.bn_momentum)
 
     def conv_bn(self, x, filters, down, bottleneck, name):
         """The reference's `ConvBN` (bottleneck after: 1x1 then 3x3)."""

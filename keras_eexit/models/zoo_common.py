@@ -147,3 +147,47 @@ def assemble(backbone, taps, heads, name):
 # regimes that train a segment for only a few epochs (branch-wise, two-stage)
 # would freeze it with unconverged statistics.
 BN_MOMENTUM = 0.9
+
+
+# The initialization of the MSDNet and RANet reference code:
+# normal(0, sqrt(2 / (k * k * out_channels))) for every convolution, i.e.
+# He initialization with fan-out.
+REFERENCE_CONV_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out",
+               "distribution": "untruncated_normal"},
+}
+
+
+def reference_conv_block(x, filters, kernel, strides, name, bn_momentum):
+    """The `ConvBasic` of the MSDNet/RANet code: conv, BatchNorm, ReLU.
+
+    The convolution has no bias, pads `kernel // 2` pixels on every side as
+    PyTorch does (explicit zero padding before a strided convolution, where
+    Keras' `"same"` would pad asymmetrically) and uses
+    `REFERENCE_CONV_INIT`; BatchNorm uses PyTorch's epsilon 1e-5.
+
+    Args:
+        x: the input tensor (symbolic, channels last).
+        filters: output channels.
+        kernel: kernel size (odd).
+        strides: convolution stride.
+        name: prefix of the layer names.
+        bn_momentum: BatchNorm momentum (Keras convention).
+
+    Returns:
+        The block's output tensor.
+    """
+    import keras
+
+    if strides > 1 and kernel > 1:
+        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=False,
+        kernel_initializer=REFERENCE_CONV_INIT, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(
+        momentum=bn_momentum, epsilon=1e-5, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
