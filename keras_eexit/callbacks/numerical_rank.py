@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_eexit import chain
+from keras_eexit.compat import nodes_by_depth
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 
@@ -147,9 +149,7 @@ class NumericalRank(keras.callbacks.Callback):
                 found.update(zip(inside, outputs))
             state = segment(state, training=False)
             if self.layers is None:
-                first = state[0] if isinstance(state, (list, tuple)) else (
-                    state)
-                found[f"segment_{k + 1}"] = first
+                found[f"segment_{k + 1}"] = chain.head_input(state)
         missing = wanted - set(found)
         if missing:
             raise ValueError(
@@ -175,7 +175,7 @@ def _output_in(segment, name):
     A layer shared with the backbone a segment was cut from has several
     call nodes; `layer.output` would be the backbone's.
     """
-    for nodes in segment._nodes_by_depth.values():
+    for nodes in nodes_by_depth(segment).values():
         for node in nodes:
             if getattr(node.operation, "name", None) == name:
                 return node.outputs[0]

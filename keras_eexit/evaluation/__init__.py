@@ -4,13 +4,13 @@ from keras_eexit.evaluation.collect import ExitOutputs
 from keras_eexit.evaluation.collect import collect
 from keras_eexit.evaluation.collect import exit_table
 from keras_eexit.evaluation.collect import format_table
-from keras_eexit.evaluation.flops import count_flops
-from keras_eexit.evaluation.flops import count_params
-from keras_eexit.evaluation.flops import profiler_flops
+from keras_eexit.models.flops import count_flops
+from keras_eexit.models.flops import count_params
+from keras_eexit.models.flops import profiler_flops
 from keras_eexit.evaluation.sweep import CRITERIA
 from keras_eexit.evaluation.sweep import Sweep
-from keras_eexit.evaluation.sweep import anytime_table
-from keras_eexit.evaluation.sweep import budget_table
+from keras_eexit.evaluation.tables import anytime_table
+from keras_eexit.evaluation.tables import budget_table
 from keras_eexit.evaluation.sweep import exit_indices
 from keras_eexit.evaluation.sweep import sweep
 from keras_eexit.evaluation.stats import Comparison
@@ -21,7 +21,7 @@ from keras_eexit.evaluation.plots import tradeoff_plot
 from keras_eexit.evaluation.plots import gradient_dominance_plot
 from keras_eexit.evaluation.plots import training_curves_plot
 from keras_eexit.evaluation.sweep import PROB_ATOL
-from keras_eexit.evaluation.sweep import conservative_order
+from keras_eexit.evaluation.tables import conservative_order
 from keras_eexit.evaluation.reports import aggregate
 from keras_eexit.evaluation.reports import comparison_report
 from keras_eexit.evaluation.reports import csv_text

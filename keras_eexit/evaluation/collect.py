@@ -66,11 +66,11 @@ def collect(model, data, batch_size=256, damping_probs="renormalized"):
 
     from keras_eexit.layers.damping_head import PROBABILITY_MODES
     from keras_eexit.layers.damping_head import class_probabilities
-    from keras_eexit.layers.damping_head import is_damping
+    from keras_eexit.chain import has_damping_unit
     from keras_eexit.utils.validation import check_choice
 
     check_choice("damping_probs", damping_probs, PROBABILITY_MODES)
-    damped = [is_damping(head) for head in model.heads]
+    damped = [has_damping_unit(head) for head in model.heads]
     if isinstance(data, (tuple, list)) and len(data) == 2:
         data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
             batch_size

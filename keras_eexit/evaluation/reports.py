@@ -140,7 +140,7 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
         A dict with the keys of `RECORD_KEYS`, `criterion`, `params` and
         `extra`.
     """
-    from keras_eexit.evaluation.sweep import budget_table
+    from keras_eexit.evaluation.tables import budget_table
 
     return _plain({
         "regime": regime, "seed": seed,

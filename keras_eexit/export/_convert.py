@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 
+from keras_eexit.compat import flatten_layers
+
 from keras_eexit.utils.validation import invalid_value
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -180,7 +182,7 @@ def _explain(error, model):
 def _layer_names(model):
     if model is None:
         return set()
-    layers = model._flatten_layers(include_self=True, recursive=True)
+    layers = flatten_layers(model)
     return {layer.name for layer in layers}
 
 

@@ -19,6 +19,8 @@ import inspect
 
 import numpy as np
 
+from keras_eexit import chain
+from keras_eexit.compat import flatten_layers
 from keras_eexit.export import criteria as criteria_lib
 from keras_eexit.utils.validation import invalid_value
 
@@ -33,17 +35,10 @@ def state_name(i):
     return f"state_{i}"
 
 
-def first(state):
-    """The tensor a head reads from a state (the first element of a tuple)."""
-    return state[0] if isinstance(state, (list, tuple)) else state
-
-
 def drop_units(head, num_logits):
-    """How many trailing logits of `head` are not classes.
+    """How many trailing logits of `head` are not classes, checked.
 
-    A head declares extra units with an integer attribute `drop_units`, or
-    with `damping = True` (one extra "no class" unit, dropped before the
-    softmax). Plain heads have none.
+    See `keras_eexit.chain.extra_units`.
 
     Args:
         head: the exit head layer.
@@ -52,9 +47,7 @@ def drop_units(head, num_logits):
     Returns:
         An int in `[0, num_logits - 2]`.
     """
-    units = getattr(head, "drop_units", None)
-    if units is None:
-        units = 1 if getattr(head, "damping", False) else 0
+    units = chain.extra_units(head)
     if (
         isinstance(units, bool)
         or not isinstance(units, (int, np.integer))
@@ -131,7 +124,7 @@ class ChainGraph:
         for segment, head in zip(model.segments, model.heads):
             state = segment.compute_output_spec(state)
             self.state_specs.append(state)
-            logits = head.compute_output_spec(first(state))
+            logits = head.compute_output_spec(chain.head_input(state))
             self.num_logits.append(int(logits.shape[-1]))
             self.drop.append(drop_units(head, int(logits.shape[-1])))
         classes = {n - d for n, d in zip(self.num_logits, self.drop)}
@@ -156,7 +149,7 @@ class ChainGraph:
         """Logits (float32, classes only) and probabilities of exit `k`."""
         import tensorflow as tf
 
-        logits = self._class_logits(k, self.heads[k](first(state)))
+        logits = self._class_logits(k, self.heads[k](chain.head_input(state)))
         return logits, tf.nn.softmax(logits, axis=-1)
 
     def state_signature(self, k):
@@ -295,7 +288,7 @@ def float32_compute(model):
     import keras
 
     changed = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in flatten_layers(model):
         policy = layer.dtype_policy
         if (
             type(policy) is keras.DTypePolicy

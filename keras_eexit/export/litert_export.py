@@ -293,7 +293,7 @@ def _input_shape(model):
             "The model is not built yet: call it on a batch (or `build` it) "
             "before exporting."
         )
-    shape = tuple(model._build_input_shape())
+    shape = tuple(model.input_shape_)
     if any(d is None for d in shape):
         raise ValueError(
             f"The model's input shape {shape} has unknown dimensions; "

@@ -6,7 +6,6 @@ from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
 from keras_eexit.layers.damping_head import DampingHead
 from keras_eexit.layers.damping_head import class_probabilities
-from keras_eexit.layers.damping_head import is_damping
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
@@ -125,5 +124,4 @@ __all__ = [
     "TransformerBlock",
     "class_probabilities",
     "get_head",
-    "is_damping",
 ]

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_eexit.api import register
+from keras_eexit.chain import has_damping_unit
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import invalid_value
@@ -11,19 +12,6 @@ from keras_eexit.utils.validation import invalid_value
 PROBABILITY_MODES = ("renormalized", "n_plus_1")
 """How class probabilities are read from N + 1 logits (see
 `class_probabilities`)."""
-
-
-def is_damping(layer):
-    """Whether `layer` outputs N + 1 logits whose last unit is a damping unit.
-
-    Args:
-        layer: any object; exit heads of a `MultiExitModel`, typically.
-
-    Returns:
-        `True` for layers exposing `damping = True` (such as `DampingHead`),
-        else `False`.
-    """
-    return getattr(layer, "damping", False) is True
 
 
 def class_probabilities(logits, mode="renormalized"):
@@ -151,7 +139,7 @@ class DampingHead(keras.layers.Layer):
             layer = get_head(head, self.num_classes + 1, name="head",
                              **self.head_kwargs)
             self.head_kwargs.pop("dtype", None)
-        if is_damping(layer):
+        if has_damping_unit(layer):
             raise invalid_value(
                 "head", "a head without a damping unit (heads do not nest)",
                 layer,

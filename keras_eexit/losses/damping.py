@@ -71,10 +71,10 @@ def check_damping_heads(model, what):
         model: a `MultiExitModel`.
         what: the loss that needs the damping unit, for the message.
     """
-    from keras_eexit.layers.damping_head import is_damping
+    from keras_eexit.chain import has_damping_unit
 
     missing = [name for name, head in zip(model.exit_names, model.heads)
-               if not is_damping(head)]
+               if not has_damping_unit(head)]
     if missing:
         raise ValueError(
             f"{what} needs a damping unit on every exit head (N + 1 logits, "
@@ -92,10 +92,10 @@ def check_plain_heads(model, what):
         model: a `MultiExitModel`.
         what: the loss that expects plain heads, for the message.
     """
-    from keras_eexit.layers.damping_head import is_damping
+    from keras_eexit.chain import has_damping_unit
 
     damped = [name for name, head in zip(model.exit_names, model.heads)
-              if is_damping(head)]
+              if has_damping_unit(head)]
     if damped:
         raise ValueError(
             f"{what} expects plain heads (N logits), but exits {damped} "

@@ -5,6 +5,8 @@ import difflib
 import keras
 
 from keras_eexit.utils.validation import invalid_value
+from keras_eexit.compat import is_functional
+from keras_eexit.compat import nodes_by_depth
 
 
 def _as_functional(backbone):
@@ -22,7 +24,7 @@ def _as_functional(backbone):
         for layer in backbone.layers:
             x = layer(x)
         return keras.Model(inputs, x, name=backbone.name)
-    if not hasattr(backbone, "_nodes_by_depth"):
+    if not is_functional(backbone):
         raise invalid_value(
             "backbone",
             "a functional keras.Model or a built keras.Sequential (a "
@@ -36,8 +38,9 @@ def _as_functional(backbone):
 def _ordered_nodes(model):
     """The model's operation nodes, inputs first (topological order)."""
     nodes = []
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
+    graph = nodes_by_depth(model)
+    for depth in sorted(graph, reverse=True):
+        for node in graph[depth]:
             if node.operation is not None and not node.is_input:
                 nodes.append(node)
     return nodes

@@ -1,10 +1,19 @@
 """`MultiExitModel`: a chain of stages, each a segment and an exit head."""
 
+import warnings
+
 import keras
 from keras import ops
 
 from keras_eexit.api import register
+from keras_eexit.compat import TrainerHooks
+from keras_eexit.compat import in_multi_worker_mode
+from keras_eexit.compat import model_strategy
+from keras_eexit.losses.exit_weights import exit_weights
 from keras_eexit.losses.objective import Objective
+from keras_eexit import chain
+from keras_eexit.models import costs
+from keras_eexit.models import input_checks
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -13,27 +22,8 @@ FORMAT_VERSION = 1
 older keras-eexit could not read (which then refuses it clearly)."""
 
 
-def _first(state):
-    """The tensor a head reads from a state (the first element of a tuple)."""
-    return state[0] if isinstance(state, (list, tuple)) else state
-
-
-def _rescale_first(state, scale):
-    """Scales the gradient flowing back through the head-read tensor."""
-    from keras_eexit.layers.gradient_rescale import rescale_gradient
-
-    if isinstance(state, (list, tuple)):
-        return [rescale_gradient(state[0], scale)] + list(state[1:])
-    return rescale_gradient(state, scale)
-
-
-def _static_shape(x):
-    shape = getattr(x, "shape", None)
-    return None if shape is None else tuple(shape)
-
-
 @register
-class MultiExitModel(keras.Model):
+class MultiExitModel(TrainerHooks, keras.Model):
     """A multi-exit network: a chain of stages, each a segment and a head.
 
     Stage `k` runs `segments[k]` on the state left by stage `k - 1` (the
@@ -124,11 +114,12 @@ class MultiExitModel(keras.Model):
         self.exit_loss_trackers = [
             keras.metrics.Mean(name=f"{name}_loss") for name in exit_names
         ]
-        self._base_loss = None
+        self.base_loss = None
         self.gradient_equilibrium = False
+        # Set by a regime while its `fit` runs (see `keras_eexit.regimes`);
+        # not tracked by Keras, so never part of saved files.
         object.__setattr__(self, "regime_state", None)
-        object.__setattr__(self, "feature_cache", None)
-        object.__setattr__(self, "fisher_pass", None)
+        object.__setattr__(self, "step_override", None)
         input_shape = self._declared_input_shape()
         if input_shape is not None:
             self.build((None,) + input_shape)
@@ -155,6 +146,28 @@ class MultiExitModel(keras.Model):
         if len(classes) != 1:
             return None
         return classes.pop()
+
+    @property
+    def input_shape_(self):
+        """The input shape without the batch axis, once built."""
+        declared = self._declared_input_shape()
+        if declared is not None:
+            return declared
+        shape = (self.get_build_config() or {}).get("input_shape")
+        if shape is None:
+            raise ValueError(
+                "Cannot tell the model's input shape: build the model "
+                "(call it on a batch or `model.build(input_shape)`) first."
+            )
+        return tuple(shape)[1:]
+
+    @property
+    def input_dtype(self):
+        """The dtype of the model's input (float32 unless declared)."""
+        inputs = getattr(self.segments[0], "inputs", None)
+        if inputs:
+            return getattr(inputs[0].dtype, "name", inputs[0].dtype)
+        return "float32"
 
     @classmethod
     def from_backbone(
@@ -201,12 +214,12 @@ class MultiExitModel(keras.Model):
         convention of Kubaty et al.'s benchmark). FLOPs are read from the
         traced TensorFlow graph, 2 per multiply-add of convolutions,
         depthwise convolutions, dense layers, matrix products and attention
-        (see `keras_eexit.evaluation.flops`).
+        (see `keras_eexit.models.flops`).
 
         Returns:
             A list of `num_exits` integers, non-decreasing.
         """
-        return self._cumulative(*self._stage_costs()[:2])
+        return costs.stage_costs(self).cumulative_flops()
 
     def macs_per_exit(self):
         """Cumulative multiply-adds to reach and evaluate each exit.
@@ -221,6 +234,19 @@ class MultiExitModel(keras.Model):
         """
         return [flops // 2 for flops in self.flops_per_exit()]
 
+    def base_flops(self):
+        """FLOPs of the base network: the backbone and final head, no ICs.
+
+        What Kubaty et al.'s budget table divides by (25/50/75/100% of the
+        network without internal classifiers), in the units of
+        `flops_per_exit()`. For a chain of unshared prefixes (`Separate`)
+        the base network is the last sub-model.
+
+        Returns:
+            An int.
+        """
+        return costs.stage_costs(self).base_flops()
+
     def params_per_exit(self):
         """Cumulative parameter count of segments and heads up to each exit.
 
@@ -228,76 +254,22 @@ class MultiExitModel(keras.Model):
             A list of `num_exits` integers: weights of segments `1..k` and
             heads `1..k`.
         """
-        return self._cumulative(*self._stage_costs()[2:])
+        return costs.stage_costs(self).cumulative_params()
 
-    # ----------------------------------------------------------- internals
+    # ----------------------------------------------------------- forward
     def _declared_input_shape(self):
         inputs = getattr(self.segments[0], "inputs", None)
         if not inputs or len(inputs) != 1:
             return None
         return tuple(inputs[0].shape[1:])
 
-    def _stage_costs(self):
-        """Per-stage FLOPs and parameters, traced once (structure is fixed)."""
-        cached = getattr(self, "_stage_cost_cache", None)
-        if cached is None:
-            cached = self._trace_stage_costs()
-            object.__setattr__(self, "_stage_cost_cache", cached)
-        return cached
-
-    def _trace_stage_costs(self):
-        import tensorflow as tf
-
-        from keras_eexit.evaluation.flops import count_flops, count_params
-
-        if not self.built:
-            raise ValueError(
-                "The model is not built yet: call it on a batch (or `build` "
-                "it) before counting FLOPs or parameters."
-            )
-        spec = tf.TensorSpec(
-            (1,) + tuple(self._build_input_shape()), self.compute_dtype
-        )
-        seg_flops, head_flops, seg_params, head_params = [], [], [], []
-        for segment, head in zip(self.segments, self.heads):
-            seg_flops.append(count_flops(segment, spec))
-            state_spec = _state_spec(segment, spec)
-            head_flops.append(count_flops(head, _first(state_spec)))
-            seg_params.append(count_params(segment))
-            head_params.append(count_params(head))
-            spec = state_spec
-        return (tuple(seg_flops), tuple(head_flops), tuple(seg_params),
-                tuple(head_params))
-
-    def _build_input_shape(self):
-        declared = self._declared_input_shape()
-        if declared is not None:
-            return declared
-        shape = self._build_shapes_dict or {}
-        shape = shape.get("input_shape")
-        if shape is None:
-            raise ValueError("Cannot tell the model's input shape.")
-        return tuple(shape)[1:]
-
-    @staticmethod
-    def _cumulative(segment_costs, head_costs):
-        totals, running = [], 0
-        for seg, head in zip(segment_costs, head_costs):
-            running += seg
-            totals.append(running + head)
-            running += head
-        return totals
-
     def build(self, input_shape):
-        inputs = getattr(self.segments[0], "inputs", None)
-        dtype = inputs[0].dtype if inputs else "float32"
-        state = keras.KerasTensor(tuple(input_shape), dtype)
+        state = keras.KerasTensor(tuple(input_shape), self.input_dtype)
         classes = []
         for segment, head in zip(self.segments, self.heads):
             state = segment(state)
-            units = head(_first(state)).shape[-1]
-            classes.append(units - 1 if getattr(head, "damping", False)
-                           is True else units)
+            units = head(chain.head_input(state)).shape[-1]
+            classes.append(chain.num_classes_of(head, units))
         self._classes_per_exit = classes
         self.built = True
 
@@ -305,23 +277,19 @@ class MultiExitModel(keras.Model):
         self._check_input(inputs)
         state = inputs
         outputs = {}
-        equilibrium = self.gradient_equilibrium and training
-        for k, (name, segment, head) in enumerate(
-            zip(self._exit_names, self.segments, self.heads)
-        ):
-            state = segment(state, training=training)
-            if equilibrium:
-                state = _rescale_first(state, 1.0 / (self.num_exits - k))
-            outputs[name] = head(_first(state), training=training)
-            if equilibrium:
-                state = _rescale_first(state, float(self.num_exits - k - 1))
+        call = _equilibrium_call(self) if (
+            self.gradient_equilibrium and training) else None
+        for k, name in enumerate(self._exit_names):
+            state, outputs[name] = chain.run_stage(self, k, state, training,
+                                                   call=call)
         return outputs
 
     def _check_input(self, inputs):
         expected = self._declared_input_shape()
-        received = _static_shape(inputs)
+        received = getattr(inputs, "shape", None)
         if expected is None or received is None:
             return
+        received = tuple(received)
         if len(received) != len(expected) + 1 or any(
             e is not None and r is not None and e != r
             for e, r in zip(expected, received[1:])
@@ -340,9 +308,9 @@ class MultiExitModel(keras.Model):
         Args:
             optimizer: as in `keras.Model.compile`.
             loss: `None` (cross-entropy on logits; sparse or one-hot chosen
-                from the label shape), or one Keras loss (name, class
-                instance or function of `(y_true, logits)`) applied to every
-                exit.
+                from the label shape), a cross-entropy name, or one Keras
+                loss instance or function of `(y_true, logits)` returning a
+                loss per sample, applied to every exit.
             loss_weights: optional list of per-exit weights; regimes may
                 change them during training.
             **kwargs: forwarded to `keras.Model.compile` (`metrics`,
@@ -356,23 +324,27 @@ class MultiExitModel(keras.Model):
                 "regime to weight exits)",
                 loss,
             )
-        self._base_loss = loss
-        self.set_objective(Objective.cross_entropy(loss))
+        objective = Objective.cross_entropy(loss)
+        self.base_loss = loss
+        self.set_objective(objective)
         if loss_weights is not None:
-            from keras_eexit.regimes.weights import exit_weights
-
             self.exit_weights.assign(exit_weights(loss_weights,
                                                   self.num_exits))
+        self._loss_weights_config = None if loss_weights is None else [
+            float(w) for w in self.exit_weights.numpy()]
         metrics = kwargs.pop("metrics", None)
         if isinstance(metrics, (list, tuple)):
             metrics = {name: list(metrics) for name in self._exit_names}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-        self._compile_config.config.update(
-            loss=loss,
-            loss_weights=None if loss_weights is None else list(
-                self.exit_weights.numpy().tolist()
-            ),
-        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config = dict(config)
+            config.update(
+                loss=keras.saving.serialize_keras_object(self.base_loss),
+                loss_weights=self._loss_weights_config)
+        return config
 
     @property
     def metrics(self):
@@ -402,15 +374,13 @@ class MultiExitModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        # Compiled metrics see the N class logits of damping heads: the
-        # damping unit stands for no class and is never a prediction.
-        if isinstance(y_pred, dict) and any(
-            getattr(h, "damping", False) is True for h in self.heads
-        ):
-            y_pred = dict(y_pred)
-            for name, head in zip(self._exit_names, self.heads):
-                if getattr(head, "damping", False) is True:
-                    y_pred[name] = y_pred[name][..., :-1]
+        # Compiled metrics see the class logits only: a damping unit stands
+        # for no class and is never a prediction.
+        if isinstance(y_pred, dict):
+            y_pred = {
+                name: chain.class_logits(head, y_pred[name])
+                for name, head in zip(self._exit_names, self.heads)
+            }
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
@@ -422,53 +392,81 @@ class MultiExitModel(keras.Model):
             tracker.update_state(value)
         for name, value in extras.items():
             self.term_loss_trackers[name].update_state(value)
-        for extra in self.losses:
-            total = total + self._aggregate_additional_loss(extra)
+        for extra in self.losses:  # `add_loss` and weight regularizers
+            total = total + ops.sum(ops.cast(extra, total.dtype))
         return total
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
-            callbacks=None, **kwargs):
-        """As `keras.Model.fit`; labels are checked first.
+    def fit(self, x=None, y=None, batch_size=None, epochs=None,
+            verbose="auto", callbacks=None, **kwargs):
+        """As `keras.Model.fit`, with a regime among the callbacks.
 
-        At most one regime (`keras_eexit.regimes.Regime`) may be among the
-        callbacks; it is prepared before Keras builds the optimizer (see
-        `Regime.prepare`). Without a regime, every exit trains jointly with
-        the current `exit_weights`.
+        Inputs and labels are checked first (clear errors for empty data,
+        NaN inputs, malformed labels). At most one regime (a callback with
+        `prepare_fit`, such as `keras_eexit.regimes.Joint`) may be among
+        the callbacks: it is prepared before Keras builds the optimizer,
+        and it gives the model back ready for a plain `fit` when training
+        ends, fails or is interrupted (trainable flags, exit weights,
+        objective, learning rate).
+
+        Args:
+            epochs: the number of epochs. Omitted (`None`): the regime's
+                length (`regime.epochs_for(model)`), or 1 without a regime.
+            Others: as `keras.Model.fit`.
+
+        Returns:
+            A `keras.callbacks.History`.
         """
         import tensorflow as tf
 
-        from keras_eexit.regimes.regime import Regime
-
-        self._check_labels(x, y)
+        input_checks.check_data(x, y, self.num_classes, "fit")
         callbacks = list(callbacks or [])
-        regimes = [c for c in callbacks if isinstance(c, Regime)]
+        regimes = [c for c in callbacks if callable(
+            getattr(c, "prepare_fit", None))]
         if len(regimes) > 1:
             raise ValueError(
                 "fit received several regimes "
                 f"({[type(r).__name__ for r in regimes]}): compose them into "
                 "one (`regime_a + regime_b`) instead."
             )
-        if regimes:
-            self._build_optimizer_in_strategy_scope()
-            callbacks = regimes[0].prepare(self, callbacks)
+        regime = regimes[0] if regimes else None
+        if epochs is None:
+            epochs = 1 if regime is None else regime.epochs_for(self)
+            if epochs is None:
+                raise ValueError(
+                    f"{type(regime).__name__} has no length of its own (a "
+                    "phase lasts until fit ends, or stops on a monitored "
+                    "metric without a maximum): pass `epochs=` to fit."
+                )
         if isinstance(x, tf.data.Dataset):
             # A data set shuffles itself; Keras would warn that it ignores
             # its default `shuffle=True`.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs,
-                           verbose=verbose, callbacks=callbacks, **kwargs)
+        if regime is None:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                               verbose=verbose, callbacks=callbacks,
+                               **kwargs)
+        self._build_optimizer_in_strategy_scope()
+        callbacks = regime.prepare_fit(self, callbacks)
+        try:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs,
+                               verbose=verbose, callbacks=callbacks,
+                               **kwargs)
+        finally:
+            # Keras skips `on_train_end` when fit raises (KeyboardInterrupt
+            # included); the model must not stay half-frozen.
+            regime.release_model()
 
     def _build_optimizer_in_strategy_scope(self):
         """Builds the optimizer over every stage, in the strategy's scope.
 
         A regime builds the optimizer over all variables any phase trains
-        (`Regime.prepare`); under a strategy, optimizer slots (Adam's
-        moments) must be created in its scope, which `prepare` does not
+        (`Regime.prepare_fit`); under a strategy, optimizer slots (Adam's
+        moments) must be created in its scope, which `prepare_fit` does not
         enter. The regime's own state (teacher, Fisher sums) stays outside
         on purpose: under `MirroredStrategy` it is then one variable that
         every replica updates, so the Fisher is summed over the global batch.
         """
-        if (self._distribute_strategy is None or self.optimizer is None
+        if (model_strategy(self) is None or self.optimizer is None
                 or self.optimizer.built or not self.built):
             return
         layers = list(self.segments) + list(self.heads)
@@ -483,137 +481,56 @@ class MultiExitModel(keras.Model):
                 layer.trainable = flag
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """As `keras.Model.evaluate`; labels are checked first."""
-        self._check_labels(x, y)
+        """As `keras.Model.evaluate`; inputs and labels are checked first."""
+        input_checks.check_data(x, y, self.num_classes, "evaluate")
         return super().evaluate(x, y, *args, **kwargs)
 
-    def _check_labels(self, x, y):
-        """Eager checks of inputs and labels with clear messages.
-
-        Inputs must be finite (a NaN pixel can pass a ReLU unnoticed and
-        poison the weights); labels must be in range and well formed.
-        Arrays are checked in full; for a `tf.data.Dataset` the first batch
-        is checked.
-        """
-        import numpy as np
-        import tensorflow as tf
-
-        if isinstance(x, tf.data.Dataset):
-            for batch in x.take(1):
-                x, batch_y, _ = keras.utils.unpack_x_y_sample_weight(batch)
-                y = batch_y if y is None else y
-        _check_finite_inputs(x)
-        if y is None or self.num_classes is None:
-            return
-        labels = y.values() if isinstance(y, dict) else [y]
-        for value in labels:
-            if isinstance(value, (list, tuple)):
-                return  # structure errors are raised by the train step
-            value = np.asarray(value)
-            _check_label_values(value, self.num_classes)
-
     def train_step(self, data):
-        data = self._labels_per_exit(data)
-        override = self.fisher_pass or self.feature_cache
-        if override is not None:
-            logs = override.train_step(self, data)
+        data = input_checks.labels_per_exit(data, self._exit_names)
+        if self.step_override is not None:
+            logs = self.step_override.train_step(self, data)
         else:
             logs = super().train_step(data)
         return self._logs_for_reduction(logs)
 
-    def _default_train_step(self, data):
-        """Keras' own train step (used by the feature cache)."""
+    def keras_train_step(self, data):
+        """Keras' own train step on a batch with one label per exit.
+
+        For step overrides (the feature cache) that train normally in some
+        epochs.
+        """
         return super().train_step(data)
 
     def test_step(self, data):
-        logs = super().test_step(self._labels_per_exit(data))
+        logs = super().test_step(
+            input_checks.labels_per_exit(data, self._exit_names))
         return self._logs_for_reduction(logs)
 
-    # Under a strategy, Keras 3.15 builds the model, metrics and optimizer
-    # before training from one batch (`_maybe_symbolic_build` in
-    # keras/src/backend/tensorflow/trainer.py). The override below
-    # (a) gives that batch one label per exit, as `train_step` does, or the
-    # compiled metrics are built for the first exit only; and (b) routes
-    # around two failures under MultiWorkerMirroredStrategy with several
-    # workers (keras-team/keras#20585):
-    # 1. Keras averages the first distributed batch with an eager
-    #    `strategy.reduce("MEAN", batch, axis=None)` on the whole (x, y)
-    #    structure; the multi-worker path hands that structure to
-    #    `CrossDeviceOps.reduce`, which cannot convert it ("Attempt to
-    #    convert a value (PerReplica ...) to a Tensor").
-    # 2. `reduce_per_replica` reduces every value the step returns with
-    #    `strategy.reduce("MEAN", v, axis=0)` in multi-worker mode; the
-    #    step returns scalar metric results, so the graph fails with
-    #    "Invalid reduction dimension 0 for input with 0 dimensions"
-    #    (`_logs_for_reduction` answers this one).
-    def _in_multi_worker_mode(self):
-        import tensorflow as tf
-
-        strategy = self.distribute_strategy
-        return isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ) and strategy.extended._in_multi_worker_mode()
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        import tensorflow as tf
-
-        if self._distribute_strategy is None:
-            return super()._maybe_symbolic_build(iterator, data_batch)
-        strategy = self.distribute_strategy
-        if iterator is not None:
-            # Only shapes and dtypes are read from this batch: this
-            # worker's first replica stands for all, no collective is needed.
-            for _, _, it in iterator:
-                data_batch = keras.tree.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues) else v,
-                    next(it),
-                )
-                break
-        if data_batch is not None:
-            _, y, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
-            if y is not None:
-                data_batch = self._labels_per_exit(data_batch)
-        return super()._maybe_symbolic_build(data_batch=data_batch)
+    def symbolic_build_batch(self, batch):
+        """Gives the batch Keras builds from under a strategy one label per
+        exit, as `train_step` does (else compiled metrics would be built for
+        the first exit only)."""
+        _, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        if y is None:
+            return batch
+        return input_checks.labels_per_exit(batch, self._exit_names)
 
     def _logs_for_reduction(self, logs):
         """Scalar logs become shape `(1,)` under multi-worker training.
 
-        Keras then averages them over every replica of every worker (its
-        `axis=0` reduction) into scalars again, as one device would log.
+        Keras 3.15 reduces every value a step returns with
+        `strategy.reduce("MEAN", v, axis=0)` in multi-worker mode, which
+        fails on scalars (keras-team/keras#20585); shape `(1,)` values are
+        averaged over every replica of every worker into scalars again, as
+        one device would log.
         """
-        if not self._in_multi_worker_mode():
+        if not in_multi_worker_mode(self.distribute_strategy):
             return logs
         return keras.tree.map_structure(
             lambda v: ops.reshape(v, (1,))
             if getattr(getattr(v, "shape", None), "rank", None) == 0 else v,
             logs,
         )
-
-    def _labels_per_exit(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise ValueError(
-                "Training and evaluation need labels: pass `y` (one label "
-                "per sample) or a data set of `(x, y)` pairs."
-            )
-        if isinstance(y, dict):
-            if set(y) != set(self._exit_names):
-                raise ValueError(
-                    "Label/exit structure mismatch: a dict of labels must "
-                    f"have one entry per exit {self._exit_names}. Received "
-                    f"keys: {sorted(y)}."
-                )
-        elif isinstance(y, (list, tuple)):
-            raise ValueError(
-                "Label/exit structure mismatch: pass one label per sample "
-                "(applied to every exit) or a dict keyed by exit name "
-                f"{self._exit_names}. Received a {type(y).__name__} of "
-                f"{len(y)} label tensors."
-            )
-        else:
-            y = {name: y for name in self._exit_names}
-        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     # -------------------------------------------------------- serialization
     def get_config(self):
@@ -652,6 +569,37 @@ class MultiExitModel(keras.Model):
         return cls(segments=segments, heads=heads, **config)
 
 
+def _equilibrium_call(model):
+    """A stage call that rescales gradients as gradient equilibrium does.
+
+    Li et al. (ICCV 2019): after stage `k` (1-based) the tensor its head
+    reads is multiplied by `1 / (K - k + 1)` in the backward pass, and the
+    path on to deeper stages by `K - k`, so stage `k` receives the mean of
+    its own exit's gradient and the deeper exits'. Only the first tensor of
+    a tuple state (the one heads read) is rescaled.
+    """
+    from keras_eexit.layers.gradient_rescale import rescale_gradient
+
+    num_exits = model.num_exits
+    positions = {id(s): k for k, s in enumerate(model.segments)}
+
+    def scale_first(state, scale):
+        if isinstance(state, (list, tuple)):
+            return [rescale_gradient(state[0], scale)] + list(state[1:])
+        return rescale_gradient(state, scale)
+
+    def call(layer, inputs, training):
+        k = positions.get(id(layer))
+        if k is None:  # a head
+            return layer(inputs, training=training)
+        if k > 0:  # the path from stage k - 1 on to deeper stages
+            inputs = scale_first(inputs, float(num_exits - k))
+        return scale_first(layer(inputs, training=training),
+                           1.0 / (num_exits - k))
+
+    return call
+
+
 def _check_format_version(version):
     """Refuses configs written by a newer, incompatible keras-eexit."""
     if (isinstance(version, bool) or not isinstance(version, int)
@@ -665,78 +613,4 @@ def _check_format_version(version):
             f"This model was saved by a newer keras-eexit (MultiExitModel "
             f"format {version}); this installation reads formats 1 to "
             f"{FORMAT_VERSION}. Upgrade keras-eexit to load it."
-        )
-
-
-def _state_spec(segment, spec):
-    """The `tf.TensorSpec` structure a segment returns for input `spec`."""
-    import tensorflow as tf
-
-    def to_keras(s):
-        return keras.KerasTensor(tuple(s.shape), s.dtype.name)
-
-    def to_tf(t):
-        return tf.TensorSpec(tuple(t.shape), t.dtype)
-
-    inputs = keras.tree.map_structure(to_keras, spec)
-    out = segment.compute_output_spec(inputs)
-    return keras.tree.map_structure(to_tf, out)
-
-
-
-def _check_finite_inputs(x):
-    """Raises if a floating-point input array holds NaN or Inf values."""
-    import numpy as np
-
-    if isinstance(x, (list, tuple, dict)) or x is None:
-        return
-    try:
-        values = np.asarray(x)
-    except (TypeError, ValueError):
-        return
-    if not np.issubdtype(values.dtype, np.floating):
-        return
-    finite = np.isfinite(values)
-    if finite.all():
-        return
-    bad = np.argwhere(~finite)
-    raise ValueError(
-        f"Inputs contain {len(bad)} non-finite values (NaN or Inf), the "
-        f"first in sample {int(bad[0][0])}; training on them would make the "
-        "weights NaN. Clean or impute the data first."
-    )
-
-
-def _check_label_values(labels, num_classes):
-    import numpy as np
-
-    if labels.ndim == 2 and labels.shape[-1] not in (1,):
-        if labels.shape[-1] != num_classes:
-            raise ValueError(
-                f"One-hot labels have {labels.shape[-1]} columns but the "
-                f"model has {num_classes} classes. Pass integer labels in "
-                f"[0, {num_classes}) or one-hot labels with {num_classes} "
-                "columns."
-            )
-        return
-    if labels.ndim > 2:
-        raise ValueError(
-            f"Labels have shape {labels.shape}: expected integer classes of "
-            "shape (batch,) or one-hot labels of shape (batch, num_classes)."
-        )
-    if labels.size == 0:
-        return
-    if not np.issubdtype(labels.dtype, np.integer) and not np.all(
-        labels == np.round(labels)
-    ):
-        raise ValueError(
-            "Integer class labels expected; received non-integer values "
-            f"such as {labels.reshape(-1)[:3].tolist()}."
-        )
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"Labels out of range: the model has {num_classes} classes, so "
-            f"labels must be in [0, {num_classes - 1}]. Received labels "
-            f"from {low} to {high}."
         )

@@ -2,7 +2,9 @@
 
 import keras
 
+from keras_eexit import chain
 from keras_eexit.api import register
+from keras_eexit.compat import is_functional
 
 
 @register
@@ -25,6 +27,10 @@ class UnsharedStage(keras.layers.Layer):
     Output shape:
         `[features, x]`.
     """
+
+    recomputes_input = True
+    """Each stage computes its features from the raw input (see
+    `MultiExitModel.base_flops`)."""
 
     def __init__(self, prefix, first=False, **kwargs):
         super().__init__(**kwargs)
@@ -63,7 +69,7 @@ class UnsharedStage(keras.layers.Layer):
 
 def _fresh_copy(layer):
     """A new, independently initialised layer with the same config."""
-    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
+    if isinstance(layer, keras.Model) and is_functional(layer):
         return keras.models.clone_model(layer)
     return layer.__class__.from_config(layer.get_config())
 
@@ -97,7 +103,7 @@ def unshared_prefixes(model):
         state = inputs
         for segment in model.segments[: k + 1]:
             state = _fresh_copy(segment)(state)
-        features = state[0] if isinstance(state, (list, tuple)) else state
+        features = chain.head_input(state)
         prefix = keras.Model(inputs, features, name=f"prefix_{k + 1}")
         stages.append(UnsharedStage(prefix, first=(k == 0),
                                     name=f"unshared_{k + 1}"))

@@ -27,7 +27,7 @@ from keras_eexit.regimes.separate import Separate
 from keras_eexit.regimes.sequential import Sequential
 from keras_eexit.regimes.two_stage import Disjoint
 from keras_eexit.regimes.two_stage import TwoStage
-from keras_eexit.regimes.weights import exit_weights
+from keras_eexit.losses.exit_weights import exit_weights
 
 REGIMES = {
     "joint": Joint,

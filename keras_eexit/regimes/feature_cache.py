@@ -3,6 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_eexit import chain
+from keras_eexit.compat import update_loss_tracker
+
 
 class FeatureCache:
     """Caches what the heads read while the backbone is frozen.
@@ -85,19 +88,13 @@ class FeatureCache:
     def _allocate(self):
         import keras
 
-        from keras_eexit.models.multi_exit_model import _first
-        from keras_eexit.models.multi_exit_model import _state_spec
-
         n = self.num_samples
         if n == 0:
             raise ValueError("The feature cache saw no training samples.")
         model = self.model
-        spec = tf.TensorSpec((1,) + tuple(model._build_input_shape()),
-                             model.compute_dtype)
         self.features = []
-        for segment in model.segments:
-            spec = _state_spec(segment, spec)
-            head_input = _first(spec)
+        for state in chain.state_specs(model, batch_size=1):
+            head_input = chain.head_input(state)
             self.features.append(tf.Variable(
                 tf.zeros((n,) + tuple(head_input.shape[1:]),
                          head_input.dtype),
@@ -133,15 +130,10 @@ class FeatureCache:
         if self.mode == "count":
             self._sparse = len(labels.shape) == 1 or labels.shape[-1] == 1
             self.seen.assign_add(tf.cast(batch, tf.int64))
-            return model._default_train_step(data)
+            return model.keras_train_step(data)
         start = self.offset
         if self.mode == "fill":
-            state = x
-            features = []
-            for segment in model.segments:
-                state = segment(state, training=False)
-                features.append(state[0] if isinstance(state, (list, tuple))
-                                else state)
+            features = chain.head_inputs(model, x, training=False)
             for store, value in zip(self.features, features):
                 store.scatter_nd_update(
                     tf.range(start, start + tf.cast(batch, tf.int64))[:, None],
@@ -160,8 +152,6 @@ class FeatureCache:
 
     @staticmethod
     def _heads_step(model, x, y, features):
-        from keras.src.losses import loss as loss_module
-
         with tf.GradientTape() as tape:
             y_pred = {
                 name: head(feature, training=True)
@@ -170,10 +160,7 @@ class FeatureCache:
             }
             loss = model.compute_loss(x=None, y=y, y_pred=y_pred,
                                       training=True)
-            model._loss_tracker.update_state(
-                loss_module.unscale_loss_for_distribution(loss),
-                sample_weight=tf.shape(features[0])[0],
-            )
+            update_loss_tracker(model, loss, tf.shape(features[0])[0])
             scaled = model.optimizer.scale_loss(loss)
         variables = model.trainable_weights
         gradients = tape.gradient(scaled, variables)

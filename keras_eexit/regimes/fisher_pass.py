@@ -30,6 +30,10 @@ class FisherPass:
         self.slots = [i for i, v in enumerate(state.protected)
                       if id(v) in owned]
 
+    def next_epoch(self):
+        """A Fisher pass lasts one epoch: the train step never changes."""
+        return False
+
     def train_step(self, model, data):
         """Accumulates squared gradients; returns `{"fisher_samples": n}`."""
         import keras

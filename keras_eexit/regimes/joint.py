@@ -65,7 +65,7 @@ class Joint(Regime):
     Args:
         weights: per-exit weights: `"uniform"`, `"linear"`, `"to_final"`,
             `"han"` or an explicit list (see
-            `keras_eexit.regimes.weights.exit_weights`).
+            `keras_eexit.losses.exit_weights.exit_weights`).
         schedule: `None` or `"sdn"` (weights of internal exits grow during
             training, see `sdn_schedule`; `weights` is then ignored).
         gradient_equilibrium: rescale the gradients each exit sends into the
@@ -165,9 +165,9 @@ class Joint(Regime):
         )
 
     def check_model(self, model):
-        from keras_eexit.layers.damping_head import is_damping
+        from keras_eexit.chain import has_damping_unit
 
-        base = model._base_loss
+        base = model.base_loss
         if self._term is not None and not (
             base is None or base in _CROSSENTROPY_NAMES
         ):
@@ -178,7 +178,7 @@ class Joint(Regime):
             )
         if self._term is not None:
             self._term.check_model(model)
-        elif any(is_damping(h) for h in model.heads) and not isinstance(
+        elif any(has_damping_unit(h) for h in model.heads) and not isinstance(
             base, DampingLoss
         ):
             raise ValueError(

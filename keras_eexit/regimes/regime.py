@@ -9,7 +9,7 @@ from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
 from keras_eexit.losses.objective import Objective
 from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.state import RegimeState
-from keras_eexit.regimes.weights import exit_weights
+from keras_eexit.losses.exit_weights import exit_weights
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -58,7 +58,7 @@ class Regime(keras.callbacks.Callback):
         self.verbose = verbose
         self._bound_model = None
         self._applied = None
-        self._trainable_before = None
+        self._plain = None
 
     def __add__(self, other):
         if not isinstance(other, Regime):
@@ -92,15 +92,24 @@ class Regime(keras.callbacks.Callback):
         return sum(p.epochs for p in self.phases)
 
     def epochs_for(self, model):
-        """Total epochs on `model` (a `MultiExitModel` or a number of exits).
+        """How many epochs the regime runs on `model`, at most.
+
+        The sum of the phases' `epochs` (for a phase that stops on a
+        monitored metric, its maximum), so that
+        `model.fit(..., epochs=regime.epochs_for(model))` runs every phase;
+        `fit` without `epochs` does the same.
+
+        Args:
+            model: a `MultiExitModel`, or its number of exits.
 
         Returns:
-            An int, or `None` when a phase ends by early stopping or lasts
-            until `fit` ends.
+            An int, or `None` when a phase has no length of its own (it
+            lasts until `fit` ends, like `Joint()`, or monitors a metric
+            without a maximum): then pass `epochs` to `fit`.
         """
         num_exits = model if isinstance(model, int) else model.num_exits
         phases = self.phases_for(num_exits)
-        if not all(p.fixed_length for p in phases):
+        if any(p.epochs is None for p in phases):
             return None
         return sum(p.epochs for p in phases)
 
@@ -137,13 +146,15 @@ class Regime(keras.callbacks.Callback):
         self._bound_model = model
         super().set_model(model)
 
-    def prepare(self, model, callbacks):
+    def prepare_fit(self, model, callbacks):
         """Readies `model` for this regime; called by `MultiExitModel.fit`.
 
-        Checks the phases against the model, makes every segment and head
-        trainable so that the optimizer is built over every variable a phase
-        may train, and attaches a fresh `RegimeState` (which
-        `BackupAndRestore` may then overwrite with a saved one).
+        Checks the phases against the model, records what a plain `fit`
+        expects of the model (trainable flags, exit weights, objective,
+        learning rate) so that `release_model` can give it back, makes every
+        segment and head trainable so that the optimizer is built over every
+        variable a phase may train, and attaches a fresh `RegimeState`
+        (which `BackupAndRestore` may then overwrite with a saved one).
 
         Args:
             model: the `MultiExitModel` about to be fitted.
@@ -167,8 +178,8 @@ class Regime(keras.callbacks.Callback):
             if not callable(phase.weights):
                 exit_weights(phase.weights, model.num_exits)
         self.check_model(model)
+        self._plain = _PlainFitState.of(model)
         layers = list(model.segments) + list(model.heads)
-        self._trainable_before = [layer.trainable for layer in layers]
         for layer in layers:
             layer.trainable = True
         optimizer = model.optimizer
@@ -195,19 +206,49 @@ class Regime(keras.callbacks.Callback):
             callbacks.insert(backups[0], self)
         return callbacks
 
+    def release_model(self):
+        """Gives the model back as a plain `fit` expects it.
+
+        Restores what `prepare_fit` recorded (trainable flags, exit weights,
+        the compiled objective, the learning rate, no gradient
+        equilibrium), detaches the regime's state and step override and
+        rebuilds the train function. Called when the regime's `fit` ends,
+        fails or is interrupted (`MultiExitModel.fit` calls it in a
+        `finally`); calling it again does nothing.
+        """
+        plain, self._plain = self._plain, None
+        model = self._bound_model
+        if plain is None or model is None:
+            return
+        plain.restore(model)
+        object.__setattr__(model, "step_override", None)
+        object.__setattr__(model, "regime_state", None)
+        self._applied = None
+        if model.optimizer is not None:
+            model.make_train_function(force=True)
+
     def check_model(self, model):
         """Regime-specific checks of the model (subclasses override)."""
 
     # ------------------------------------------------------------- events
     def on_train_begin(self, logs=None):
-        total = self.epochs
+        total = self.epochs_for(self.model)
         planned = (self.params or {}).get("epochs")
-        if total is not None and planned is not None and planned < total:
+        if total is None or planned is None:
+            return
+        exact = all(p.fixed_length for p in self.phases)
+        if exact and planned < total:
             warnings.warn(
                 f"fit(epochs={planned}) ends before the {total} epochs this "
-                f"regime needs: pass epochs={total} (regime.epochs).",
+                f"regime needs: pass epochs={total} "
+                "(regime.epochs_for(model)), or omit `epochs`.",
                 stacklevel=2,
             )
+        elif planned > total and self.verbose:
+            plan = " + ".join(f"{p.name} {p.epochs}" for p in self.phases)
+            print(f"[{type(self).__name__}] fit(epochs={planned}) will end "
+                  f"after {'' if exact else 'at most '}{total} epochs, when "
+                  f"the regime's last phase ends ({plan}).")
 
     def on_epoch_begin(self, epoch, logs=None):
         state = self.model.regime_state
@@ -228,8 +269,8 @@ class Regime(keras.callbacks.Callback):
         phase = self.phases[index]
         if self._applied != index:
             self._apply(phase, index, fresh=(epoch == start))
-        elif self.model.feature_cache is not None:
-            if self.model.feature_cache.next_epoch():
+        elif self.model.step_override is not None:
+            if self.model.step_override.next_epoch():
                 self.model.make_train_function(force=True)
         self._set_weights(phase, epoch - start, start)
 
@@ -259,17 +300,7 @@ class Regime(keras.callbacks.Callback):
         state.wait.assign(0)
 
     def on_train_end(self, logs=None):
-        model = self.model
-        layers = list(model.segments) + list(model.heads)
-        for layer, flag in zip(layers, self._trainable_before or []):
-            layer.trainable = flag
-        model.set_objective(Objective.cross_entropy(model._base_loss))
-        model.gradient_equilibrium = False
-        object.__setattr__(model, "feature_cache", None)
-        object.__setattr__(model, "fisher_pass", None)
-        object.__setattr__(model, "regime_state", None)
-        self._applied = None
-        model.make_train_function(force=True)
+        self.release_model()
 
     # ---------------------------------------------------------- internals
     def _monitor(self, phase, logs):
@@ -312,12 +343,11 @@ class Regime(keras.callbacks.Callback):
         # A phase term named "crossentropy" (e.g. a damping loss) replaces
         # the default cross-entropy term.
         if not any(t.name == ExitCrossEntropy.name for t in terms):
-            terms = [ExitCrossEntropy(model._base_loss)] + terms
+            terms = [ExitCrossEntropy(model.base_loss)] + terms
         model.set_objective(Objective(terms))
         model.gradient_equilibrium = phase.gradient_equilibrium
-        object.__setattr__(model, "feature_cache",
-                           self._feature_cache(phase))
-        object.__setattr__(model, "fisher_pass", self._fisher_pass(phase))
+        object.__setattr__(model, "step_override",
+                           self._step_override(phase))
         if phase.learning_rate is not None:
             _set_learning_rate(model.optimizer, phase.learning_rate)
         state = model.regime_state
@@ -339,20 +369,18 @@ class Regime(keras.callbacks.Callback):
             print(f"[{type(self).__name__}] phase {index + 1}/"
                   f"{len(self.phases)} '{phase.name}' ({length})")
 
-    def _fisher_pass(self, phase):
-        if phase.fisher_exit is None:
-            return None
-        from keras_eexit.regimes.fisher_pass import FisherPass
+    def _step_override(self, phase):
+        """The train step replacing Keras' in `phase`, or `None`."""
+        if phase.fisher_exit is not None:
+            from keras_eexit.regimes.fisher_pass import FisherPass
 
-        return FisherPass(self.model, phase.fisher_exit - 1,
-                          phase.fisher_samples)
+            return FisherPass(self.model, phase.fisher_exit - 1,
+                              phase.fisher_samples)
+        if phase.cache_features:
+            from keras_eexit.regimes.feature_cache import FeatureCache
 
-    def _feature_cache(self, phase):
-        if not phase.cache_features:
-            return None
-        from keras_eexit.regimes.feature_cache import FeatureCache
-
-        return FeatureCache.for_phase(self.model, phase)
+            return FeatureCache.for_phase(self.model, phase)
+        return None
 
     def _set_weights(self, phase, epoch_in_phase, start):
         model = self.model
@@ -368,14 +396,11 @@ class Regime(keras.callbacks.Callback):
 
 
 def _set_learning_rate(optimizer, value):
-    # A LossScaleOptimizer (mixed_float16) delegates to its inner optimizer.
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    lr = getattr(inner, "_learning_rate", None)
-    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+    if _float_learning_rate(optimizer) is None:
         raise ValueError(
-            "A phase sets learning_rate, but the optimizer uses a "
-            f"{type(lr).__name__} schedule: give the optimizer a float "
-            "learning rate, or drop the phase's learning_rate."
+            "A phase sets learning_rate, but the optimizer follows a "
+            "learning-rate schedule: give the optimizer a float learning "
+            "rate, or drop the phase's learning_rate."
         )
     optimizer.learning_rate.assign(value)
 
@@ -393,3 +418,46 @@ def _checked(phases):
                 [p.name for p in phases],
             )
     return phases
+
+
+class _PlainFitState:
+    """What a plain `fit` expects of a model, recorded before a regime.
+
+    Args:
+        trainable: the trainable flag of every segment and head.
+        exit_weights: the values of `model.exit_weights`.
+        learning_rate: the optimizer's float learning rate (`None` when it
+            follows a schedule, which a phase cannot have changed).
+    """
+
+    def __init__(self, trainable, exit_weights, learning_rate):
+        self.trainable = trainable
+        self.exit_weights = exit_weights
+        self.learning_rate = learning_rate
+
+    @classmethod
+    def of(cls, model):
+        layers = list(model.segments) + list(model.heads)
+        return cls([layer.trainable for layer in layers],
+                   np.array(model.exit_weights.numpy()),
+                   _float_learning_rate(model.optimizer))
+
+    def restore(self, model):
+        layers = list(model.segments) + list(model.heads)
+        for layer, flag in zip(layers, self.trainable):
+            layer.trainable = flag
+        model.exit_weights.assign(self.exit_weights)
+        model.set_objective(Objective.cross_entropy(model.base_loss))
+        model.gradient_equilibrium = False
+        if self.learning_rate is not None:
+            model.optimizer.learning_rate.assign(self.learning_rate)
+
+
+def _float_learning_rate(optimizer):
+    """The optimizer's learning rate if it is a number, else `None`."""
+    if optimizer is None:
+        return None
+    # A LossScaleOptimizer (mixed_float16) delegates to its inner optimizer.
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    value = inner.get_config().get("learning_rate")
+    return float(value) if isinstance(value, (int, float)) else None

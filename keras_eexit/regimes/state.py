@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_eexit import chain
+
 
 class RegimeState(keras.layers.Layer):
     """Variables holding a regime's progress, teacher and best weights.
@@ -55,10 +57,8 @@ class RegimeState(keras.layers.Layer):
                                 name=f"best_{i}")
                 for i, w in enumerate(_model_weights(model))
             ]
-        # The segments' trainable variables, read while every layer is
-        # trainable (regimes freeze them later): what EWC protects.
-        self.protected = [v for segment in model.segments
-                          for v in segment.trainable_weights]
+        # The segments' trainable parameters: what EWC protects.
+        self.protected = chain.shared_variables(model)
         self.fisher, self.anchors, self.fisher_sum = [], [], []
         self.fisher_count = self.add_weight(
             shape=(), dtype="float32", initializer="zeros",

@@ -4,6 +4,8 @@ import weakref
 
 import tensorflow as tf
 
+from keras_eexit import chain
+
 from keras_eexit.regularizers.per_sample import squared_gradient_sums
 from keras_eexit.utils.validation import invalid_value
 
@@ -20,19 +22,12 @@ def exit_logits(model, x, exit_index, training=False):
     Returns:
         The logits of exit `exit_index`.
     """
-    state = x
-    for segment in model.segments[: exit_index + 1]:
-        state = segment(state, training=training)
-    feature = state[0] if isinstance(state, (list, tuple)) else state
-    return model.heads[exit_index](feature, training=training)
+    return chain.run_to_exit(model, x, exit_index, training)
 
 
 def fisher_variables(model, exit_index):
     """Variables EWC protects for exit `exit_index`: segments 1..k (Θ1..Θk)."""
-    variables = []
-    for segment in model.segments[: exit_index + 1]:
-        variables.extend(v for v in segment.weights if v.trainable)
-    return variables
+    return chain.shared_variables(model, exit_index)
 
 
 def squared_gradients(model, exit_index, variables, x, y, per_batch=False):

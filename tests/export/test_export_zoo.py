@@ -24,7 +24,7 @@ LARGE = {
 
 def _check_early_exit(model, path):
     """Threshold 0 stops at exit 1, threshold 1 runs to the end (float)."""
-    shape = model._build_input_shape()
+    shape = model.input_shape_
     x = np.random.default_rng(0).normal(size=(3,) + shape).astype("float32")
     logits = model(x, training=False)
     expected = [keras.ops.convert_to_numpy(keras.ops.softmax(logits[n]))

@@ -13,7 +13,7 @@ from keras_eexit.layers import MLPHead
 from keras_eexit.layers import SDNPoolHead
 from keras_eexit.layers import class_probabilities
 from keras_eexit.layers import get_head
-from keras_eexit.layers import is_damping
+from keras_eexit.chain import has_damping_unit
 from keras_eexit.models import get_model
 
 N = 3
@@ -58,7 +58,7 @@ def _model(head, head_kwargs, seed=0):
 def test_damping_head_shape_config_and_saving(head, kwargs, tmp_path):
     layer = get_head(head, N, name="exit_1", damping=True, **kwargs)
     assert isinstance(layer, DampingHead)
-    assert layer.damping is True and is_damping(layer)
+    assert layer.damping is True and has_damping_unit(layer)
     assert layer.num_classes == N
     assert layer.name == "exit_1"
     assert layer.compute_output_shape((None,) + SHAPE) == (None, N + 1)
@@ -178,7 +178,7 @@ def test_zoo_builders_take_damping(name, kwargs):
     assert all(isinstance(h, DampingHead) for h in model.heads)
     assert model.num_classes == 5
     plain = get_model(name, num_classes=5, **kwargs)
-    assert not any(is_damping(h) for h in plain.heads)
+    assert not any(has_damping_unit(h) for h in plain.heads)
     assert plain.num_classes == 5
 
 

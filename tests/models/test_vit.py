@@ -129,7 +129,7 @@ def test_attention_products_are_counted():
     """One block's FLOPs include Q K^T and A V (2 * T^2 * d multiply-adds)."""
     import tensorflow as tf
 
-    from keras_eexit.evaluation.flops import count_flops
+    from keras_eexit.models.flops import count_flops
 
     t, d, m = 9, 8, 12
     block = TransformerBlock(d, 2, m)

@@ -28,22 +28,36 @@ def test_bad_weights(bad):
         exit_weights(bad, 3)
 
 
-def test_joint_assigns_the_weights(model_factory, tiny_data):
+class _Probe(keras.callbacks.Callback):
+    """Records exit weights and learning rate while training runs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights = self.model.exit_weights.numpy().copy()
+        self.learning_rate = float(self.model.optimizer.learning_rate)
+
+
+def test_joint_assigns_the_weights_then_gives_them_back(model_factory,
+                                                        tiny_data):
     x, y = tiny_data
     model = model_factory()
     model.compile(optimizer="sgd")
+    probe = _Probe()
     model.fit(x, y, epochs=1, verbose=0,
-              callbacks=[regimes.Joint("to_final", verbose=False)])
-    np.testing.assert_allclose(model.exit_weights.numpy(), [0.3, 0.65, 1.0])
+              callbacks=[regimes.Joint("to_final", verbose=False), probe])
+    np.testing.assert_allclose(probe.weights, [0.3, 0.65, 1.0])
+    np.testing.assert_allclose(model.exit_weights.numpy(), [1, 1, 1])
 
 
-def test_joint_learning_rate(model_factory, tiny_data):
+def test_joint_learning_rate_only_while_it_runs(model_factory, tiny_data):
     x, y = tiny_data
     model = model_factory()
     model.compile(optimizer=keras.optimizers.SGD(0.5))
+    probe = _Probe()
     model.fit(x, y, epochs=1, verbose=0,
-              callbacks=[regimes.Joint(learning_rate=0.01, verbose=False)])
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+              callbacks=[regimes.Joint(learning_rate=0.01, verbose=False),
+                         probe])
+    assert probe.learning_rate == pytest.approx(0.01)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.5)
 
 
 def test_regime_prints_its_phase(model_factory, tiny_data, capsys):

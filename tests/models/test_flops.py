@@ -4,9 +4,9 @@ import keras
 import pytest
 import tensorflow as tf
 
-from keras_eexit.evaluation.flops import count_flops
-from keras_eexit.evaluation.flops import count_params
-from keras_eexit.evaluation.flops import profiler_flops
+from keras_eexit.models.flops import count_flops
+from keras_eexit.models.flops import count_params
+from keras_eexit.models.flops import profiler_flops
 
 
 def spec(*shape):

@@ -64,6 +64,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eexit.compat import graph_function
 from keras_eexit.utils.validation import invalid_value
 
 __all__ = ["count_flops", "count_params", "profiler_flops"]
@@ -287,16 +288,9 @@ class _GraphCounter:
     # -- function library ------------------------------------------------
 
     def _function_graph(self, name, graph):
-        probe = graph
-        while probe is not None:
-            functions = getattr(probe, "_functions", {})
-            if name in functions:
-                return functions[name].graph
-            probe = getattr(probe, "outer_graph", None)
-        functions = getattr(self._root, "_functions", {})
-        if name in functions:
-            return functions[name].graph
-        return None
+        found = graph_function(graph, name)
+        return found if found is not None else graph_function(self._root,
+                                                               name)
 
     def _function_flops(self, name, graph, op):
         if name in self._memo:
@@ -419,7 +413,7 @@ def _fold_constant(tensor, max_ops=64):
         if (
             op.type in _STATEFUL_OR_INPUT
             or op.type in _CALL_OPS
-            or op._is_stateful  # noqa: SLF001 - no public equivalent
+            or op.op_def.is_stateful
             or len(seen) >= max_ops
         ):
             return None

@@ -1,0 +1,184 @@
+"""Every private Keras / TensorFlow name keras-eexit relies on, in one place.
+
+Keras 3 and TensorFlow have no public route for a few things this library
+needs. Each is wrapped here, and `tests/test_compat.py` has a canary test
+per wrapper that fails loudly, naming the private symbol, when an upgrade
+renames or removes it (instead of a silent change of behaviour elsewhere:
+a renamed trainer hook would silently break multi-worker `fit`, say).
+Checked against Keras 3.15 and TensorFlow 2.21.
+
+No module outside this one may use a name starting with `_` from Keras or
+TensorFlow, nor import `keras.src`.
+"""
+
+import keras
+from keras.src import ops as _keras_src_ops
+from keras.src.losses import loss as _keras_loss_module
+
+
+# ------------------------------------------------------------- layers
+def flatten_layers(layer):
+    """`layer` and every layer nested in it, recursively.
+
+    Keras has no public recursive iterator (`Model.layers` is one level).
+
+    Args:
+        layer: a Keras layer or model.
+
+    Returns:
+        A list of layers, `layer` first.
+    """
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+def is_functional(model):
+    """Whether `model` is a functional (graph) Keras model."""
+    return hasattr(model, "_nodes_by_depth")
+
+
+def nodes_by_depth(model):
+    """The nodes of a functional model's graph, keyed by depth.
+
+    Args:
+        model: a functional `keras.Model` (or a built `Sequential`).
+
+    Returns:
+        A dict `depth -> list of keras.src Node`, depth 0 at the outputs.
+    """
+    return model._nodes_by_depth
+
+
+def trainable_parameters(layer):
+    """The variables `layer` trains when trainable, frozen or not.
+
+    `layer.trainable_weights` is empty while a layer is frozen, and freezing
+    sets `variable.trainable = False`; the list of variables a layer created
+    as trainable (gamma but not BatchNorm's moving mean, say) is kept in a
+    private attribute of every sub-layer.
+
+    Args:
+        layer: a Keras layer or model.
+
+    Returns:
+        A list of variables without duplicates, in creation order.
+    """
+    seen, result = set(), []
+    for sub in flatten_layers(layer):
+        for v in sub._trainable_variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                result.append(v)
+    return result
+
+
+# ------------------------------------------------------------- training
+def model_strategy(model):
+    """The `tf.distribute` strategy `model` was created under, or `None`."""
+    return model._distribute_strategy
+
+
+def keras_ops_modules():
+    """The modules whose op functions Keras layers call.
+
+    Layers call `keras.src.ops.<op>`; user code calls `keras.ops.<op>`. The
+    exact per-sample Fisher (`keras_eexit.fisher.per_sample`) patches both
+    while it traces.
+
+    Returns:
+        A tuple of module objects.
+    """
+    return (_keras_src_ops, keras.ops)
+
+
+def unscale_loss_for_distribution(loss):
+    """Undoes Keras' division of a loss by the replica count (for logging)."""
+    return _keras_loss_module.unscale_loss_for_distribution(loss)
+
+
+def update_loss_tracker(model, loss, batch_size):
+    """Adds a step's loss to the tracker behind Keras' logged `"loss"`.
+
+    For train steps written by hand (the feature cache's): Keras' own
+    `train_step` updates this tracker itself.
+
+    Args:
+        model: a compiled `keras.Model`.
+        loss: the step's (replica-scaled) loss.
+        batch_size: the number of samples of the step.
+    """
+    model._loss_tracker.update_state(
+        unscale_loss_for_distribution(loss), sample_weight=batch_size)
+
+
+class TrainerHooks:
+    """Overrides of private `keras.Model` trainer hooks, for a subclass.
+
+    Under a `tf.distribute` strategy Keras 3.15 builds the model, metrics
+    and optimizer before training from one batch
+    (`TensorFlowTrainer._maybe_symbolic_build`). A subclass that maps its
+    labels before Keras sees them (as `MultiExitModel` gives every exit the
+    same label) implements `symbolic_build_batch(batch)`, which this
+    override applies to that batch. The override also takes the batch from
+    the first local replica only, avoiding the collective Keras 3.15 runs
+    on the whole batch under `MultiWorkerMirroredStrategy`, which fails
+    with several workers (keras-team/keras#20585).
+
+    Mix in before `keras.Model`:
+    `class MultiExitModel(TrainerHooks, keras.Model)`.
+    """
+
+    def symbolic_build_batch(self, batch):
+        """Maps the build batch (default: unchanged)."""
+        return batch
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        import tensorflow as tf
+
+        if model_strategy(self) is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        strategy = self.distribute_strategy
+        if iterator is not None:
+            # Only shapes and dtypes are read from this batch: this
+            # worker's first replica stands for all, no collective is needed.
+            for _, _, it in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v,
+                    next(it),
+                )
+                break
+        if data_batch is not None:
+            data_batch = self.symbolic_build_batch(data_batch)
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+
+# ----------------------------------------------------------- TF graphs
+def in_multi_worker_mode(strategy):
+    """Whether `strategy` is a `MultiWorkerMirroredStrategy` over workers."""
+    import tensorflow as tf
+
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+
+
+def graph_function(graph, name):
+    """The graph of the function `name` in `graph`'s library, or `None`.
+
+    Looks in `graph`, then its outer graphs (a `tf.function`'s body calls
+    functions defined in enclosing graphs).
+
+    Args:
+        graph: a `tf.Graph` / `FuncGraph`.
+        name: a function name, as in a call op's `f` attribute.
+
+    Returns:
+        A `FuncGraph`, or `None`.
+    """
+    probe = graph
+    while probe is not None:
+        functions = getattr(probe, "_functions", {})
+        if name in functions:
+            return functions[name].graph
+        probe = getattr(probe, "outer_graph", None)
+    return None

@@ -1,0 +1,116 @@
+"""Per-stage FLOPs and parameters of a `MultiExitModel`, traced once."""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from keras_eexit import chain
+from keras_eexit.models.flops import count_flops
+from keras_eexit.models.flops import count_params
+
+
+@dataclasses.dataclass(frozen=True)
+class StageCosts:
+    """FLOPs and parameter counts of every segment and head, per sample.
+
+    Attributes:
+        segment_flops: tuple of ints, one per segment.
+        head_flops: tuple of ints, one per head.
+        segment_params: tuple of ints, one per segment.
+        head_params: tuple of ints, one per head.
+        recomputes_input: whether every segment recomputes its features from
+            the raw input (a chain of unshared prefixes, `Separate`).
+    """
+
+    segment_flops: tuple
+    head_flops: tuple
+    segment_params: tuple
+    head_params: tuple
+    recomputes_input: bool
+
+    def cumulative_flops(self):
+        """FLOPs to reach and evaluate each exit (earlier heads included)."""
+        return cumulative(self.segment_flops, self.head_flops)
+
+    def cumulative_params(self):
+        """Parameters of segments and heads up to each exit."""
+        return cumulative(self.segment_params, self.head_params)
+
+    def base_flops(self):
+        """FLOPs of the base network: backbone and final head, no ICs.
+
+        The denominator of Kubaty et al.'s budget table
+        (`visualize/cost_vs_table.py` of kamadforge/early-exit-benchmark):
+        every segment plus the final head. For unshared prefixes the last
+        stage alone is the base network.
+        """
+        if self.recomputes_input:
+            return self.segment_flops[-1] + self.head_flops[-1]
+        return sum(self.segment_flops) + self.head_flops[-1]
+
+
+def cumulative(segment_costs, head_costs):
+    """Running totals: exit `k` costs segments `1..k` and heads `1..k`.
+
+    Args:
+        segment_costs: per-segment costs.
+        head_costs: per-head costs.
+
+    Returns:
+        A list of cumulative costs, one per exit.
+
+    Example:
+
+    >>> cumulative([10, 10], [1, 2])
+    [11, 23]
+    """
+    totals, running = [], 0
+    for seg, head in zip(segment_costs, head_costs):
+        running += seg
+        totals.append(running + head)
+        running += head
+    return totals
+
+
+def stage_costs(model):
+    """The model's `StageCosts`, traced on first use and cached.
+
+    Args:
+        model: a built `MultiExitModel`.
+
+    Returns:
+        A `StageCosts`.
+    """
+    cached = getattr(model, "_eexit_stage_costs", None)
+    if cached is None:
+        cached = _trace(model)
+        object.__setattr__(model, "_eexit_stage_costs", cached)
+    return cached
+
+
+def _to_tf(spec):
+    return tf.TensorSpec(tuple(spec.shape), spec.dtype)
+
+
+def _trace(model):
+    if not model.built:
+        raise ValueError(
+            "The model is not built yet: call it on a batch (or `build` "
+            "it) before counting FLOPs or parameters."
+        )
+    spec = _to_tf(chain.input_spec(model, batch_size=1))
+    states = chain.state_specs(model, batch_size=1)
+    seg_flops, head_flops, seg_params, head_params = [], [], [], []
+    for segment, head, state in zip(model.segments, model.heads, states):
+        seg_flops.append(count_flops(segment, spec))
+        state_spec = keras.tree.map_structure(_to_tf, state)
+        head_flops.append(count_flops(head, chain.head_input(state_spec)))
+        seg_params.append(count_params(segment))
+        head_params.append(count_params(head))
+        spec = state_spec
+    return StageCosts(
+        tuple(seg_flops), tuple(head_flops), tuple(seg_params),
+        tuple(head_params),
+        all(getattr(s, "recomputes_input", False) for s in model.segments),
+    )

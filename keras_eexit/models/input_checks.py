@@ -1,0 +1,181 @@
+"""Eager checks of what `fit` / `evaluate` receive, with clear messages.
+
+Keras would otherwise fail deep inside a traced step (or, for NaN inputs,
+not at all: a NaN pixel can pass a ReLU unnoticed and poison the weights).
+"""
+
+import keras
+import numpy as np
+
+
+def check_data(x, y, num_classes, what="fit"):
+    """Checks inputs and labels before `fit` or `evaluate` runs.
+
+    Arrays are checked in full; of a `tf.data.Dataset` the first batch is
+    checked (an empty data set is an error).
+
+    Args:
+        x: the inputs given to `fit`/`evaluate` (array or data set).
+        y: the labels (or `None` when `x` is a data set of pairs).
+        num_classes: the model's number of classes (`None`: unknown).
+        what: `"fit"` or `"evaluate"`, for the messages.
+
+    Raises:
+        ValueError: empty data, non-finite inputs, malformed labels.
+    """
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        batches = list(x.take(1))
+        if not batches:
+            raise ValueError(
+                f"{what} received an empty tf.data.Dataset: it yielded no "
+                "batch. Check the pipeline (a `filter`, `take(0)` or an "
+                "exhausted iterator)."
+            )
+        x, batch_y, _ = keras.utils.unpack_x_y_sample_weight(batches[0])
+        y = batch_y if y is None else y
+    elif _num_samples(x) == 0:
+        raise ValueError(
+            f"{what} received 0 samples (inputs of shape "
+            f"{np.shape(x)}): there is nothing to train or evaluate on."
+        )
+    check_finite_inputs(x)
+    if y is None or num_classes is None:
+        return
+    labels = y.values() if isinstance(y, dict) else [y]
+    for value in labels:
+        if isinstance(value, (list, tuple)) and value and not all(
+            isinstance(v, (int, float, np.number)) for v in value
+        ):
+            if any(isinstance(v, str) for v in value):
+                raise _string_labels(value)
+            return  # structure errors are raised by the train step
+        check_label_values(np.asarray(value), num_classes)
+
+
+def _num_samples(x):
+    if x is None or isinstance(x, dict):
+        return None
+    try:
+        shape = np.shape(x)
+    except (TypeError, ValueError):
+        return None
+    return shape[0] if shape else None
+
+
+def _string_labels(values):
+    sample = list(np.asarray(values).reshape(-1)[:3])
+    return ValueError(
+        f"Labels are strings (such as {sample}): the model needs integer "
+        "class indices in [0, num_classes) or one-hot rows. Map them first, "
+        "e.g. `classes, y = numpy.unique(labels, return_inverse=True)`."
+    )
+
+
+def check_finite_inputs(x):
+    """Raises if a floating-point input array holds NaN or Inf values."""
+    if isinstance(x, (list, tuple, dict)) or x is None:
+        return
+    try:
+        values = np.asarray(x)
+    except (TypeError, ValueError):
+        return
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    raise ValueError(
+        f"Inputs contain {len(bad)} non-finite values (NaN or Inf), the "
+        f"first in sample {int(bad[0][0])}; training on them would make the "
+        "weights NaN. Clean or impute the data first."
+    )
+
+
+def check_label_values(labels, num_classes):
+    """Raises unless `labels` are class indices or one-hot rows.
+
+    Args:
+        labels: a NumPy array.
+        num_classes: the model's number of classes.
+    """
+    if labels.dtype.kind in "USO":
+        if labels.dtype.kind == "O" and all(
+            isinstance(v, (int, float, np.number)) for v in labels.flat
+        ):
+            labels = labels.astype(np.float64)
+        else:
+            raise _string_labels(labels)
+    if labels.dtype.kind == "b":
+        raise ValueError(
+            "Labels are booleans: pass integer class indices (0/1 for two "
+            "classes) or one-hot rows."
+        )
+    if labels.ndim == 2 and labels.shape[-1] not in (1,):
+        if labels.shape[-1] != num_classes:
+            raise ValueError(
+                f"One-hot labels have {labels.shape[-1]} columns but the "
+                f"model has {num_classes} classes. Pass integer labels in "
+                f"[0, {num_classes}) or one-hot labels with {num_classes} "
+                "columns."
+            )
+        return
+    if labels.ndim > 2:
+        raise ValueError(
+            f"Labels have shape {labels.shape}: expected integer classes of "
+            "shape (batch,) or one-hot labels of shape (batch, num_classes)."
+        )
+    if labels.size == 0:
+        return
+    if not np.issubdtype(labels.dtype, np.integer) and not np.all(
+        labels == np.round(labels)
+    ):
+        raise ValueError(
+            "Integer class labels expected; received non-integer values "
+            f"such as {labels.reshape(-1)[:3].tolist()}."
+        )
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"Labels out of range: the model has {num_classes} classes, so "
+            f"labels must be in [0, {num_classes - 1}]. Received labels "
+            f"from {low} to {high}."
+        )
+
+
+def labels_per_exit(data, exit_names):
+    """Gives the single label of each sample to every exit.
+
+    Args:
+        data: a batch `(x, y)` or `(x, y, sample_weight)`; `y` may also be a
+            dict keyed by exit name.
+        exit_names: the model's exit names.
+
+    Returns:
+        The batch with `y` as `{exit_name: y}`.
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if y is None:
+        raise ValueError(
+            "Training and evaluation need labels: pass `y` (one label "
+            "per sample) or a data set of `(x, y)` pairs."
+        )
+    if isinstance(y, dict):
+        if set(y) != set(exit_names):
+            raise ValueError(
+                "Label/exit structure mismatch: a dict of labels must "
+                f"have one entry per exit {list(exit_names)}. Received "
+                f"keys: {sorted(y)}."
+            )
+    elif isinstance(y, (list, tuple)):
+        raise ValueError(
+            "Label/exit structure mismatch: pass one label per sample "
+            "(applied to every exit) or a dict keyed by exit name "
+            f"{list(exit_names)}. Received a {type(y).__name__} of "
+            f"{len(y)} label tensors."
+        )
+    else:
+        y = {name: y for name in exit_names}
+    return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
