@@ -22,6 +22,7 @@ from keras_eexit import losses
 from keras_eexit import models
 from keras_eexit import regimes
 from keras_eexit import regularizers
+from keras_eexit import testing
 from keras_eexit import utils
 from keras_eexit.models import get_model
 from keras_eexit.models import load_model
