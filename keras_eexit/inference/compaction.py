@@ -110,11 +110,17 @@ class EarlyExitGraph:
         leave = tf.reshape(tf.where(accept), [-1])
         stay = tf.reshape(tf.where(tf.logical_not(accept)), [-1])
         num_classes = int(probs.shape[-1])
+        # The branch below runs only when rows stay; when none does, its
+        # (untaken) graph still sees one row, so that runtimes preparing
+        # both branches of an `If` (LiteRT's XNNPACK) never get a
+        # zero-row convolution.
+        padded = tf.concat([stay, tf.zeros(
+            [1 - tf.minimum(tf.size(stay), 1)], stay.dtype)], 0)
 
         def deeper():
-            return self._rest(k + 1, _gather_rows(state, stay),
-                              _gather_rows(carry, stay),
-                              tf.gather(positions, stay), thresholds,
+            return self._rest(k + 1, _gather_rows(state, padded),
+                              _gather_rows(carry, padded),
+                              tf.gather(positions, padded), thresholds,
                               temperatures)
 
         def nobody():
