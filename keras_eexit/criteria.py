@@ -375,9 +375,9 @@ def _describe(criterion, num_exits):
     low, high = criterion.threshold_range(num_exits)
     kind = "integers" if criterion.integer else "numbers"
     never = criterion.never_exit(num_exits)
-    extra = "" if low <= never <= high else f" (or {never:g}: never exit)"
-    return (f"{kind} between {low:g} and {high:g}{extra} for criterion "
-            f"{criterion.name!r} ({criterion.rule})")
+    extra = "" if low <= never <= high else f"; {never:g}: never exit"
+    return (f"{kind} between {low:g} and {high:g} for criterion "
+            f"{criterion.name!r} ({criterion.rule}{extra})")
 
 
 def _valid(criterion, values, num_exits):
