@@ -53,9 +53,9 @@ Conventions, each stated once here:
 Graph forms agree with the NumPy forms on every input the NumPy form sees
 (float32, float16, quantised values): max-softmax, patience and static
 exactly; entropy exactly in TensorFlow graphs (computed in float64 and
-rounded to float32, like the NumPy form) and within two float32 ulps of the
-score in LiteRT graphs, whose built-in kernels have no float64 (a decision
-can differ only for a score within ~2.4e-7 of the threshold).
+rounded to float32, like the NumPy form) and within 2.4e-7 (two float32
+ulps of 1) in LiteRT graphs, whose built-in kernels have no float64 (a
+decision can differ only for a score that close to the threshold).
 
 A new criterion is one subclass of `Criterion` here, registered in
 `CRITERIA`; sweeps, policies, batched early exit and exports pick it up.
@@ -74,6 +74,7 @@ PROB_ATOL = 1e-3
 (float32 softmax rows are within ~1e-6; logits are far off)."""
 
 _INF_BITS = 0x7F800000  # float32 +inf as int32: larger patterns are NaNs
+_NEGATIVE_ZERO_BITS = -(2**31)  # float32 -0.0 read as int32
 
 
 def reference_grid(count):
@@ -210,6 +211,9 @@ class Criterion:
             score = tf.cast(score, tf.float32)  # small integers: exact
         bits = tf.maximum(tf.bitcast(score, tf.int32), 0)
         t_bits = tf.bitcast(tf.cast(threshold, tf.float32), tf.int32)
+        # -0.0 (the only pattern equal to INT32_MIN) compares as +0.0.
+        t_bits = tf.where(tf.equal(t_bits, _NEGATIVE_ZERO_BITS),
+                          tf.zeros_like(t_bits), t_bits)
         if self.comparison == ">":
             return (bits > t_bits) & (bits <= _INF_BITS)
         if self.comparison == "<=":
@@ -430,7 +434,7 @@ def check_thresholds(criterion, thresholds, num_exits, argument="thresholds"):
     if not _valid(criterion, values, num_exits):
         raise invalid_value(argument, _describe(criterion, num_exits),
                             thresholds)
-    return np.broadcast_to(values, (num_exits,)).astype(np.float32)
+    return (np.broadcast_to(values, (num_exits,)) + 0.0).astype(np.float32)
 
 
 def check_sweep_thresholds(criterion, thresholds, num_exits):
