@@ -120,10 +120,12 @@ def test_reference_grid_is_torch_linspace():
     assert (grid != np.linspace(0, 1, 100).astype(np.float32)).sum() == 10
 
 
-def test_litert_kernels_decide_as_numpy_on_ties(tmp_path):
+def test_litert_kernels_decide_as_numpy_on_ties():
     """The graph forms converted to LiteRT built-ins (float32 scores)."""
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
+
+    from keras_eexit.export._convert import convert
 
     probs = _probabilities("quantised")
     rows = {}
@@ -146,12 +148,8 @@ def test_litert_kernels_decide_as_numpy_on_ties(tmp_path):
                 decided = decided | accept
             return {"exit_index": taken}
 
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [decide.get_concrete_function()], decide)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS]
-        runner = Interpreter(
-            model_content=converter.convert()).get_signature_runner()
+        runner = Interpreter(model_content=convert(decide)
+                             ).get_signature_runner()
         thresholds = _thresholds(name, probs)
         got = np.stack([runner(p=probs, t=row)["exit_index"]
                         for row in thresholds])
