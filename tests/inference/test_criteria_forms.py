@@ -132,10 +132,11 @@ def test_litert_kernels_decide_as_numpy_on_ties():
     for name in ("max_softmax", "patience", "static"):
         criterion = criteria.get(name)
 
-        @tf.function(input_signature=[
-            tf.TensorSpec((K, None, C), tf.float32),
-            tf.TensorSpec((K,), tf.float32)])
-        def decide(p, t, criterion=criterion):
+        @tf.function(input_signature=[{
+            "p": tf.TensorSpec((K, None, C), tf.float32, name="p"),
+            "t": tf.TensorSpec((K,), tf.float32, name="t")}])
+        def decide(inputs, criterion=criterion):
+            p, t = inputs["p"], inputs["t"]
             n = tf.shape(p)[1]
             carry = criterion.initial_carry(n)
             taken = tf.fill([n], K - 1)
