@@ -132,10 +132,7 @@ def test_litert_kernels_decide_as_numpy_on_ties():
     for name in ("max_softmax", "patience", "static"):
         criterion = criteria.get(name)
 
-        @tf.function(input_signature=[{
-            "p": tf.TensorSpec((K, None, C), tf.float32, name="p"),
-            "t": tf.TensorSpec((K,), tf.float32, name="t")}])
-        def decide(inputs, criterion=criterion):
+        def decide(inputs):
             p, t = inputs["p"], inputs["t"]
             n = tf.shape(p)[1]
             carry = criterion.initial_carry(n)
@@ -149,6 +146,9 @@ def test_litert_kernels_decide_as_numpy_on_ties():
                 decided = decided | accept
             return {"exit_index": taken}
 
+        decide = tf.function(decide, input_signature=[{
+            "p": tf.TensorSpec((K, None, C), tf.float32, name="p"),
+            "t": tf.TensorSpec((K,), tf.float32, name="t")}])
         runner = Interpreter(model_content=convert(decide)
                              ).get_signature_runner()
         thresholds = _thresholds(name, probs)
