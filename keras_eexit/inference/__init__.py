@@ -11,7 +11,26 @@
   serving signature.
 """
 
+from keras_eexit.inference.calibration import accuracy_drop_policy
+from keras_eexit.inference.calibration import budgeted_batch_curve
+from keras_eexit.inference.calibration import budgeted_batch_plot
+from keras_eexit.inference.calibration import budgeted_batch_policy
+from keras_eexit.inference.calibration import budgeted_batch_thresholds
+from keras_eexit.inference.calibration import expected_calibration_error
+from keras_eexit.inference.calibration import fit_temperatures
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.predict import predict_early_exit
+from keras_eexit.inference.saved_model import export_saved_model
 
-__all__ = ["ExitPolicy", "predict_early_exit"]
+__all__ = [
+    "ExitPolicy",
+    "accuracy_drop_policy",
+    "budgeted_batch_curve",
+    "budgeted_batch_plot",
+    "budgeted_batch_policy",
+    "budgeted_batch_thresholds",
+    "expected_calibration_error",
+    "export_saved_model",
+    "fit_temperatures",
+    "predict_early_exit",
+]
