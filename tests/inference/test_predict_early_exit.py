@@ -139,7 +139,9 @@ def test_exited_samples_never_enter_later_segments(trained):
         received[k].assign_add(rows)
 
     function = early_exit_function(model, "max_softmax", observe=observe)
-    thresholds = tf.constant([0.9, 0.9, 0.0])
+    outputs = collect(model, (x[:128], np.zeros(128, "int64")))
+    median = _median_thresholds(outputs, "max_softmax")
+    thresholds = tf.constant([median[0], median[1], 0.0])
     out = function(tf.constant(x[:128]), thresholds, tf.ones(3))
     index = out["exit_index"].numpy()
     counts = [v.numpy() for v in received]
