@@ -37,6 +37,7 @@ from keras_eexit.losses.labels import label_format
 from keras_eexit.losses.labels import label_shape
 from keras_eexit.losses.labels import sparse_labels
 from keras_eexit.utils.validation import check_number
+from keras_eexit.utils.validation import invalid_value
 
 
 DAMPING_LAMBDAS = {"cifar100": 0.005, "cifar10": 0.075, "imagenet": 0.01}
@@ -58,9 +59,11 @@ def check_lam(lam):
     0.075
     """
     if isinstance(lam, str):
-        from keras_eexit.utils.validation import check_choice
-
-        return DAMPING_LAMBDAS[check_choice("lam", lam, DAMPING_LAMBDAS)]
+        if lam not in DAMPING_LAMBDAS:
+            raise invalid_value(
+                "lam", "a finite number >= 0 or a preset name in "
+                f"{sorted(DAMPING_LAMBDAS)}", lam)
+        return DAMPING_LAMBDAS[lam]
     return check_number("lam", lam, 0.0)
 
 

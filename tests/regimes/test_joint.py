@@ -44,7 +44,8 @@ def test_joint_assigns_the_weights_then_gives_them_back(model_factory,
     model.compile(optimizer="sgd")
     probe = _Probe()
     model.fit(x, y, epochs=1, verbose=0,
-              callbacks=[regimes.Joint("to_final", verbose=False), probe])
+              callbacks=[regimes.Joint("to_final", reduction="sum",
+                                       verbose=False), probe])
     np.testing.assert_allclose(probe.weights, [0.3, 0.65, 1.0])
     np.testing.assert_allclose(model.exit_weights.numpy(), [1, 1, 1])
 
