@@ -94,13 +94,3 @@ def converging(phase, exits, patience, metric):
     return dataclasses.replace(
         phase, monitor=tuple(f"val_exit_{k}_{metric}" for k in exits),
         patience=patience, restore_best=True)
-
-
-def trained_exits(phase, num_exits):
-    """The exit numbers whose heads train in `phase`."""
-    heads = phase.train_heads
-    if heads == "all":
-        return list(range(1, num_exits + 1))
-    if heads == "none":
-        return []
-    return sorted(heads)

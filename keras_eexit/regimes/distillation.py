@@ -49,6 +49,8 @@ class Distillation(Regime):
         train_backbone: in sequential mode, whether segments 1..n train
             with head n (Algorithm 5 line 18, the default) or head n alone.
         learning_rate: optional learning rate of every phase.
+        backbone_learning_rate: optional learning rate of stage 1
+            (default: `learning_rate`).
         reduction: joint mode: `"sum"` or `"mean"` over the exits.
         patience: `None` (fixed epochs) or the early-stopping patience
             (per phase, on the validation metric of the trained exits).
@@ -73,7 +75,8 @@ class Distillation(Regime):
 
     def __init__(self, temperature=3.0, alpha=0.1, mode="sequential",
                  backbone_epochs=None, distill_epochs=None,
-                 train_backbone=True, learning_rate=None, reduction="sum",
+                 train_backbone=True, learning_rate=None,
+                 backbone_learning_rate=None, reduction="sum",
                  patience=None, metric="loss", reset_optimizer=True,
                  verbose=True):
         temperature = check_number("temperature", temperature, 0.0,
@@ -107,7 +110,8 @@ class Distillation(Regime):
                 return [converging(phase, range(1, num_exits + 1),
                                    patience, metric)]
             result = [backbone_phase(backbone_epochs, num_exits,
-                                     learning_rate, patience, metric)]
+                                     backbone_learning_rate or learning_rate,
+                                     patience, metric)]
             for n in internal:
                 term = DistillationTerm([n], temperature, weight=1.0 - alpha,
                                         teacher="snapshot")

@@ -46,6 +46,8 @@ class JointBranch(Regime):
         reduction: `"sum"` (Algorithm 6) or `"mean"` of the joint loss.
         train_segment: the extension above.
         learning_rate: optional learning rate of every phase.
+        joint_learning_rate: optional learning rate of the joint phase
+            (default: `learning_rate`).
         cache_features: replay cached backbone features in phase 2.
         patience: `None` (fixed epochs) or the early-stopping patience.
         metric: the validation metric early stopping watches.
@@ -59,8 +61,9 @@ class JointBranch(Regime):
 
     def __init__(self, joint_epochs, epochs_per_exit, weights="linear",
                  reduction="sum", train_segment=False, learning_rate=None,
-                 cache_features=True, patience=None, metric="loss",
-                 reset_optimizer=True, verbose=True):
+                 joint_learning_rate=None, cache_features=True,
+                 patience=None, metric="loss", reset_optimizer=True,
+                 verbose=True):
         epochs_arg("joint_epochs", joint_epochs)
         epochs_arg("epochs_per_exit", epochs_per_exit)
         reduction_arg(reduction)
@@ -69,7 +72,8 @@ class JointBranch(Regime):
         check_bool("reset_optimizer", reset_optimizer)
         super().__init__(
             lambda k: [_joint_phase(joint_epochs, weights, reduction, k,
-                                    learning_rate, patience, metric)]
+                                    joint_learning_rate or learning_rate,
+                                    patience, metric)]
             + branch_phases(epochs_per_exit, range(1, k), k, learning_rate,
                             train_segment=train_segment, patience=patience,
                             metric=metric, reset_optimizer=reset_optimizer,
@@ -95,6 +99,8 @@ class JointTwoStage(Regime):
         reduction: `"sum"` or `"mean"` of the joint loss (and of the heads'
             losses when they train together).
         learning_rate: optional learning rate of every phase.
+        joint_learning_rate: optional learning rate of the joint phase
+            (default: `learning_rate`).
         cache_features: replay cached backbone features in the head
             phases.
         patience: `None` (fixed epochs) or the early-stopping patience.
@@ -110,8 +116,9 @@ class JointTwoStage(Regime):
 
     def __init__(self, joint_epochs, heads_epochs, heads="one_by_one",
                  weights="linear", reduction="sum", learning_rate=None,
-                 cache_features=True, patience=None, metric="loss",
-                 reset_optimizer=True, verbose=True):
+                 joint_learning_rate=None, cache_features=True,
+                 patience=None, metric="loss", reset_optimizer=True,
+                 verbose=True):
         epochs_arg("joint_epochs", joint_epochs)
         epochs_arg("heads_epochs", heads_epochs)
         check_choice("heads", heads, ("together", "one_by_one"))
@@ -120,7 +127,8 @@ class JointTwoStage(Regime):
         check_bool("reset_optimizer", reset_optimizer)
         super().__init__(
             lambda k: [_joint_phase(joint_epochs, weights, reduction, k,
-                                    learning_rate, patience, metric)]
+                                    joint_learning_rate or learning_rate,
+                                    patience, metric)]
             + heads_phases(heads_epochs, k, heads, learning_rate,
                            cache_features, reduction, patience, metric,
                            reset_optimizer),
