@@ -10,7 +10,9 @@ from keras_eexit.models.flops import profiler_flops
 from keras_eexit.evaluation.sweep import CRITERIA
 from keras_eexit.evaluation.sweep import Sweep
 from keras_eexit.evaluation.tables import anytime_table
+from keras_eexit.evaluation.tables import best_within_budget
 from keras_eexit.evaluation.tables import budget_table
+from keras_eexit.evaluation.tables import budget_table_per_seed
 from keras_eexit.evaluation.sweep import exit_indices
 from keras_eexit.evaluation.sweep import sweep
 from keras_eexit.evaluation.stats import Comparison
