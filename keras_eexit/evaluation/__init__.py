@@ -20,6 +20,7 @@ from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std
 from keras_eexit.evaluation.plots import exit_ratio_plot
 from keras_eexit.evaluation.plots import tradeoff_plot
+from keras_eexit.evaluation.plots import significance_plot
 from keras_eexit.evaluation.plots import gradient_dominance_plot
 from keras_eexit.evaluation.plots import training_curves_plot
 from keras_eexit.evaluation.sweep import PROB_ATOL
@@ -32,3 +33,6 @@ from keras_eexit.evaluation.reports import markdown_table
 from keras_eexit.evaluation.reports import run_record
 from keras_eexit.evaluation.reports import significance
 from keras_eexit.evaluation.reports import write_comparison_report
+from keras_eexit.evaluation.reports import evaluation_report
+from keras_eexit.evaluation.reports import reference_budgets
+from keras_eexit.evaluation.dynamics import training_dynamics
