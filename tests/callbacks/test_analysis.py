@@ -42,7 +42,10 @@ def test_numerical_rank_of_a_known_low_rank_matrix():
     assert numerical_rank(rng.normal(size=(20, 5000)), max_features=10) == 10
 
 
-def test_callbacks_record_during_fit(model_factory, tiny_data):
+def test_callbacks_record_during_fit(model_factory, tiny_data, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # no GPU, any machine
     x, y = tiny_data
     model = model_factory()
     model.compile(optimizer="sgd")
