@@ -51,8 +51,8 @@ def test_callbacks_record_during_fit(model_factory, tiny_data, monkeypatch):
     model = model_factory()
     model.compile(optimizer="sgd")
     dominance = GradientDominance(x[:16], y[:16], every=2)
-    rank = NumericalRank(x)
-    monitor = ResourceMonitor()
+    rank = NumericalRank(x, layers="segments")
+    monitor = ResourceMonitor(interval=0.05)
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0,
                         callbacks=[dominance, rank, monitor])
     assert [step for step, _ in dominance.history] == [0, 2, 4, 6]

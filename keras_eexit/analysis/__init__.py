@@ -1,0 +1,1 @@
+"""Kubaty et al.'s analyses of multi-exit training (placeholder)."""
