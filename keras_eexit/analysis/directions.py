@@ -46,7 +46,10 @@ def filter_normalize(direction, weights, space, ignore="biasbn"):
     Returns:
         The normalised flat vector (float32).
     """
-    check_choice("ignore", ignore, IGNORE)
+    if ignore is not None and ignore != "biasbn":
+        from keras_eexit.utils.validation import invalid_value
+
+        raise invalid_value("ignore", "'biasbn' or None", ignore)
     out = np.zeros(space.size, np.float32)
     for slot in space.slots:
         if not slot.trainable:

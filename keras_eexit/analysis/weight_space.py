@@ -183,6 +183,19 @@ class WeightSpace:
         return values(self._trainable), values(self._non_trainable)
 
 
+def _auto_batch(model, weight_batch, samples, budget=2**27):
+    """Samples per call keeping `weight_batch × samples × largest state`
+    float32 values under `budget` bytes, in chunks of equal size (so the
+    padding of the last chunk stays small)."""
+    largest = 1
+    for state in chain.state_specs(model, 1):
+        for tensor in keras.tree.flatten(state):
+            largest = max(largest, int(np.prod(tensor.shape)))
+    limit = max(16, budget // (4 * largest * weight_batch))
+    chunks = -(-samples // limit)
+    return int(-(-samples // chunks))
+
+
 def _is_float(variable):
     return "float" in str(variable.dtype)
 
@@ -246,7 +259,9 @@ class LossEvaluator:
         space: a `WeightSpace`.
         data: `(x, y)` arrays or a `tf.data.Dataset` of `(x, y)` batches.
         weight_batch: weight vectors per compiled call.
-        data_batch: samples per compiled call.
+        data_batch: samples per compiled call, or `"auto"`: as many as
+            keep the largest activation of one call under ~128 MiB (all of
+            a small data set: fewer, larger calls are faster).
         max_samples: use at most this many samples of `data`.
         nonnegative: optional boolean mask of weights clipped at 0 before
             use (BatchNorm moving variances, which an extrapolation in
@@ -260,13 +275,15 @@ class LossEvaluator:
     ```
     """
 
-    def __init__(self, space, data, weight_batch=8, data_batch=256,
+    def __init__(self, space, data, weight_batch=8, data_batch="auto",
                  max_samples=None, nonnegative=None):
         self.space = space
         self.weight_batch = check_positive_int("weight_batch", weight_batch)
-        self.data_batch = check_positive_int("data_batch", data_batch)
         self.x, self.y = as_arrays(data, max_samples)
         model = space.model
+        if data_batch == "auto":
+            data_batch = _auto_batch(model, self.weight_batch, len(self.x))
+        self.data_batch = check_positive_int("data_batch", data_batch)
         self.exit_names = tuple(model.exit_names)
         self._clip = (None if nonnegative is None
                       else tf.constant(np.asarray(nonnegative, bool)))
