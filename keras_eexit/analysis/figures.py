@@ -127,6 +127,7 @@ def landscape_plot(landscapes, exits=None, path=None, vmax=None,
                 bar = figure.colorbar(mappable, ax=grid[:, j],
                                       orientation="horizontal", shrink=0.9,
                                       label="loss (log scale)")
+                bar.set_ticks(np.geomspace(levels[0], levels[-1], 4))
                 bar.ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
                 bar.ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
     figure.suptitle(f"{title} (+: trained model)")
@@ -203,7 +204,7 @@ def path_plot(paths, path=None, exit=None, title="Linear interpolation"):
         axes.plot(line.t, line.losses[:, k], marker=".",
                   label=f"{label} (barrier {line.barrier[k]:.3g})")
     axes.set_xlabel("t (0: first model, 1: second)")
-    axes.set_ylabel("loss")
+    axes.set_ylabel(f"{names[k]} loss")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")

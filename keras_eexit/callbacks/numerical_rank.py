@@ -190,15 +190,23 @@ def layer_activations(model, x, layers, batch_size=256, reduce=None):
     wanted = set(names)
     found = {name: [] for name in names}
     x = np.asarray(x)
+    plans = []  # per segment: (names inside, probe model or None)
+    for segment in model.segments:
+        inside = [n for n in names
+                  if any(layer.name == n for layer in
+                         getattr(segment, "layers", []))]
+        probe = None
+        if inside and is_functional(segment):
+            inputs = segment.inputs
+            probe = keras.Model(
+                inputs[0] if len(inputs) == 1 else inputs,
+                [_output_in(segment, n) for n in inside])
+        plans.append((inside, probe))
     for start in range(0, len(x), batch_size):
         state = x[start:start + batch_size]
-        for k, segment in enumerate(model.segments):
-            inside = [n for n in names
-                      if any(layer.name == n for layer in
-                             getattr(segment, "layers", []))]
-            if inside and is_functional(segment):
-                probe = keras.Model(
-                    segment.inputs, [_output_in(segment, n) for n in inside])
+        for k, (segment, (inside, probe)) in enumerate(
+                zip(model.segments, plans)):
+            if probe is not None:
                 outputs = probe(state, training=False)
                 outputs = outputs if isinstance(outputs, list) else [outputs]
                 for n, value in zip(inside, outputs):
