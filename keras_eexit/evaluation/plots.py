@@ -215,7 +215,7 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
     integral = np.all(values == np.round(values))
     names = {"max_softmax": "max-softmax threshold",
              "entropy": "normalised-entropy threshold",
-             "patience": "patience (exits)", "static": "static exit index"}
+             "patience": "patience (exits)", "static": "static exit number"}
     for axes, (label, sweeps) in zip(axes_list, groups.items()):
         ratios = np.stack([np.asarray(s.exit_ratios, dtype=np.float64)
                            for s in sweeps]) * 100

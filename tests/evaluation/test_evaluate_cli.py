@@ -26,7 +26,7 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.parametrize("criterion,count", [("patience", 2),
+@pytest.mark.parametrize("criterion,count", [("patience", 3),
                                              ("max_softmax", 11)])
 def test_evaluate_writes_all_files(saved_model, tmp_path, capsys,
                                    criterion, count):
