@@ -34,5 +34,7 @@ from keras_eexit.evaluation.reports import run_record
 from keras_eexit.evaluation.reports import significance
 from keras_eexit.evaluation.reports import write_comparison_report
 from keras_eexit.evaluation.reports import evaluation_report
+from keras_eexit.evaluation.reports import write_evaluation_report
+from keras_eexit.evaluation.reports import reference_convention
 from keras_eexit.evaluation.reports import reference_budgets
 from keras_eexit.evaluation.dynamics import training_dynamics

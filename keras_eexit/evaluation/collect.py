@@ -28,6 +28,10 @@ class ExitOutputs:
             `"keras_eexit"` (2 per multiply-add of convolutions and matrix
             products) or `"fvcore"` (Kubaty et al.'s reference; see
             `keras_eexit.models.flops`).
+        costs: `{convention: (per-exit FLOPs, base FLOPs)}` for every
+            convention `collect` counted (both), so that
+            `with_convention` can switch without the model; None for
+            outputs built by hand.
     """
 
     probs: np.ndarray
@@ -37,6 +41,34 @@ class ExitOutputs:
     exit_names: tuple
     base_flops: float = None
     flops_convention: str = "keras_eexit"
+    costs: dict = None
+
+    def with_convention(self, convention):
+        """These outputs with `flops`/`base_flops` in another convention.
+
+        Args:
+            convention: `"keras_eexit"` or `"fvcore"`.
+
+        Returns:
+            An `ExitOutputs` (self when already in `convention`).
+
+        Raises:
+            ValueError: when the outputs do not carry that convention's
+                costs (built by hand; `collect` counts both).
+        """
+        if convention == self.flops_convention:
+            return self
+        if not self.costs or convention not in self.costs:
+            raise ValueError(
+                f"These outputs carry no {convention!r} FLOPs (known: "
+                f"{sorted(self.costs or [self.flops_convention])}); collect "
+                "them with keras_eexit.evaluation.collect, which counts "
+                "both conventions.")
+        flops, base = self.costs[convention]
+        return dataclasses.replace(
+            self, flops=np.asarray(flops, dtype="int64"),
+            base_flops=None if base is None else float(base),
+            flops_convention=convention)
 
     def accuracy(self):
         """Per-exit top-1 accuracy, an array of shape `(num_exits,)`."""
@@ -58,7 +90,8 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
 
     The outputs also carry the model's per-exit and base-network FLOPs
     (`model.base_flops()`, the denominator of `budget_table`), counted in
-    `convention`.
+    `convention`, and the other convention's in `costs`
+    (`ExitOutputs.with_convention`).
 
     Args:
         model: a `MultiExitModel`.
@@ -111,6 +144,11 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
                       else y.reshape(-1))
     if not labels:
         raise ValueError("The data set is empty: nothing to evaluate.")
+    counted = {}
+    for name in CONVENTIONS:
+        stage = costs.stage_costs(model, name)
+        counted[name] = (tuple(int(f) for f in stage.cumulative_flops()),
+                         float(stage.base_flops()))
     stages = costs.stage_costs(model, convention)
     return ExitOutputs(
         probs=np.stack([np.concatenate(p) for p in probs]).astype("float32"),
@@ -120,6 +158,7 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
         exit_names=tuple(model.exit_names),
         base_flops=float(stages.base_flops()),
         flops_convention=convention,
+        costs=counted,
     )
 
 

@@ -171,10 +171,14 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
     Returns:
         A dict with the keys of `RECORD_KEYS`, `criterion`, `params`,
         `base_flops`, `flops_convention` and `extra`; `budget` is this
-        seed's own budget table (`budget_table(result, outputs)`).
+        seed's own budget table (`budget_table(result, outputs)`). FLOPs
+        (per exit, base, and the sweep's mean) are in Kubaty et al.'s
+        (fvcore) convention whenever the outputs carry it (`collect`
+        counts both), so reports can stand next to the paper's tables.
     """
     from keras_eexit.evaluation.tables import budget_table
 
+    outputs, result = reference_convention(outputs, result)
     return _plain({
         "regime": regime, "seed": seed,
         "exit_names": list(outputs.exit_names),
@@ -189,6 +193,27 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
         "budget": budget_table(result, outputs),
         **extra,
     })
+
+
+def reference_convention(outputs, result):
+    """`(outputs, result)` with FLOPs in the fvcore convention if possible.
+
+    The sweep is recomputed from the outputs with the same criterion and
+    thresholds (exit decisions do not depend on costs), so its mean FLOPs
+    are exact in the new convention. Outputs without fvcore costs (built by
+    hand) are returned unchanged.
+    """
+    from keras_eexit.evaluation.sweep import sweep
+
+    if getattr(outputs, "flops_convention", "keras_eexit") == "fvcore":
+        return outputs, result
+    costs = getattr(outputs, "costs", None) or {}
+    if "fvcore" not in costs:
+        return outputs, result
+    outputs = outputs.with_convention("fvcore")
+    result = sweep(outputs, criterion=result.criterion,
+                   thresholds=result.thresholds)
+    return outputs, result
 
 
 def _number(value):
@@ -686,8 +711,8 @@ def evaluation_report(outputs, result, name="model", dataset=None):
     and the denominator), and the sweep.
 
     Args:
-        outputs: the `ExitOutputs` of `collect` (best collected with
-            `convention="fvcore"` to compare with the paper).
+        outputs: the `ExitOutputs` of `collect`; its FLOPs are reported
+            in Kubaty et al.'s (fvcore) convention (`reference_convention`).
         result: the `Sweep` of `sweep(outputs, ...)`.
         name: the model's name in the heading.
         dataset: the data set's name in the heading, or None.
@@ -699,6 +724,7 @@ def evaluation_report(outputs, result, name="model", dataset=None):
     from keras_eexit.evaluation.tables import anytime_table
     from keras_eexit.evaluation.tables import budget_table
 
+    outputs, result = reference_convention(outputs, result)
     rows = anytime_table(outputs)
     budget = budget_table(result, outputs)
     convention = getattr(outputs, "flops_convention", "keras_eexit")
@@ -757,3 +783,49 @@ def evaluation_report(outputs, result, name="model", dataset=None):
             "exit_ratios": result.exit_ratios,
         }),
     }
+
+
+def write_evaluation_report(outputs, result, out_dir, name="model",
+                            dataset=None):
+    """Writes `evaluation_report`'s files and its two plots atomically.
+
+    Args:
+        outputs: the `ExitOutputs` of `collect`.
+        result: the `Sweep` of `sweep(outputs, ...)`.
+        out_dir: the output directory (created if needed).
+        name: the model's name in headings.
+        dataset: the data set's name, or None.
+
+    Returns:
+        `{file name: path}` of everything written: `report.md`,
+        `exits.csv`, `budget.csv`, `sweep.csv`, `evaluation.json`,
+        `tradeoff.png`, `exit_ratios.png`.
+    """
+    from keras_eexit.evaluation import plots as plotting
+    from keras_eexit.evaluation.tables import anytime_table
+    from keras_eexit.utils.atomic import write_text
+
+    files = evaluation_report(outputs, result, name, dataset)
+    outputs, result = reference_convention(outputs, result)
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    for filename, text in files.items():
+        path = os.path.join(out_dir, filename)
+        write_text(path, text)
+        written[filename] = path
+    rows = anytime_table(outputs)
+    where = f" on {dataset}" if dataset else ""
+    path = os.path.join(out_dir, "tradeoff.png")
+    plotting.tradeoff_plot(
+        {name: [result]}, path,
+        static={f"{name} static exits": ([r["mflops"] for r in rows],
+                                         [r["accuracy"] for r in rows])},
+        title=f"{name}{where}: accuracy vs compute",
+        convention=outputs.flops_convention)
+    written["tradeoff.png"] = path
+    path = os.path.join(out_dir, "exit_ratios.png")
+    plotting.exit_ratio_plot(result, list(outputs.exit_names), path,
+                             title=f"{name}{where}: share of samples per "
+                             "exit")
+    written["exit_ratios.png"] = path
+    return written
