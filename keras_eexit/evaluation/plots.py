@@ -99,7 +99,8 @@ def _sweep_lists(curves, function):
 
 
 def tradeoff_plot(curves, path=None, static=None,
-                  title="Accuracy vs compute (early exit)", convention=None):
+                  title="Accuracy vs compute (early exit)", convention=None,
+                  base_flops=None):
     """FLOPs-vs-accuracy curves with std bands across seeds.
 
     Kubaty et al. fig. 6 style: one line per model/regime (the mean over
@@ -118,6 +119,8 @@ def tradeoff_plot(curves, path=None, static=None,
         title: the axes title.
         convention: the FLOP convention, named in the axis label
             (`"fvcore"`, `"keras_eexit"`), or None.
+        base_flops: the base network's FLOPs per sample; when given,
+            dotted lines mark the 25/50/75/100% budgets of the table.
 
     Returns:
         The matplotlib `Figure` (inspect its axes:
@@ -148,6 +151,15 @@ def tradeoff_plot(curves, path=None, static=None,
         axes.plot(mflops, np.asarray(accuracy) * 100, "o", label=label,
                   color=colour, markeredgecolor="black", markersize=6,
                   zorder=3)
+    if base_flops:
+        for fraction in (0.25, 0.5, 0.75, 1.0):
+            axes.axvline(fraction * base_flops / 1e6, color="grey",
+                         linestyle=":", linewidth=0.8, zorder=0)
+            axes.annotate(f"{fraction:.0%}", (fraction * base_flops / 1e6,
+                                              1.0),
+                          xycoords=("data", "axes fraction"),
+                          textcoords="offset points", xytext=(2, -10),
+                          fontsize="x-small", color="grey")
     axes.set_xlabel("mean compute per sample (MFLOPs" + (
         f", {_CONVENTION_NAMES.get(convention, convention)})" if convention
         else ")"))
@@ -392,7 +404,7 @@ def significance_plot(comparisons, path=None,
     panels = len(comparisons)
     ncols = min(panels, 3)
     nrows = -(-panels // ncols)
-    figure, axes_grid = _figure(ncols, figsize=(4.0 * ncols, 3.9 * nrows),
+    figure, axes_grid = _figure(ncols, figsize=(4.0 * ncols, 3.0 * nrows),
                                 nrows=nrows, squeeze=False)
     flat = list(axes_grid.ravel())
     for axes, (metric, comparison) in zip(flat, comparisons.items()):
@@ -424,8 +436,9 @@ def significance_plot(comparisons, path=None,
                 f" + {TEST_NAMES.get(comparison.posthoc, comparison.posthoc)}")
         axes.set_title(f"{metric}\n{len(pairs)} significant pair(s), "
                        f"{test}", fontsize="small")
+        ys = [y for _, y in xy.values()]
         axes.set_xlim(-1.6, 1.6)
-        axes.set_ylim(-1.3, 1.3)
+        axes.set_ylim(min(ys) - 0.35, max(ys) + 0.35)
         axes.set_aspect("equal")
         axes.axis("off")
     for axes in flat[panels:]:

@@ -608,8 +608,8 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
     Every file is written atomically. Plots: `tradeoff.png` (mean curve per
     regime with a ±1 std band over seeds and the static exits as markers),
     `exit_ratios.png` (one panel per regime, mean ± std over seeds),
-    `significance.png` (significant pairs per tested metric, when any
-    metric could be tested), and, when the records carry them,
+    `significance.png` (the significant pairs of every metric that has
+    any), and, when the records carry them,
     `training_<regime>.png` (from `history`) and
     `gradient_dominance_<regime>.png` (from `gradient_dominance`) for each
     regime's first seed.
@@ -642,10 +642,13 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
                 np.mean([r["exit_accuracy"] for r in rs], axis=0))
             for name, rs in grouped.items()}
         path = os.path.join(out_dir, "tradeoff.png")
+        bases = {_base(rs) for rs in grouped.values()}
         plotting.tradeoff_plot(
             curves, path, static=static,
             title=f"{title}: accuracy vs compute",
-            convention=conventions.pop() if len(conventions) == 1 else None)
+            convention=conventions.pop() if len(conventions) == 1 else None,
+            base_flops=(next(iter(bases))[0] if len(bases) == 1
+                        and next(iter(bases))[1] else None))
         written["tradeoff"] = path
         images.append(("trade-off", "tradeoff.png"))
         exit_names = list(next(iter(grouped.values()))[0]["exit_names"])
@@ -656,7 +659,7 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
         images.append(("exit ratios", "exit_ratios.png"))
         tests = {metric: test for metric, test in significance(
             aggregate(records), alpha=alpha).items()
-            if not isinstance(test, str)}
+            if not isinstance(test, str) and test.significant_pairs()}
         if tests:
             labels = dict(EFFICIENCY)
             path = os.path.join(out_dir, "significance.png")
@@ -821,7 +824,7 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
         static={f"{name} static exits": ([r["mflops"] for r in rows],
                                          [r["accuracy"] for r in rows])},
         title=f"{name}{where}: accuracy vs compute",
-        convention=outputs.flops_convention)
+        convention=outputs.flops_convention, base_flops=outputs.base_flops)
     written["tradeoff.png"] = path
     path = os.path.join(out_dir, "exit_ratios.png")
     plotting.exit_ratio_plot(result, list(outputs.exit_names), path,
