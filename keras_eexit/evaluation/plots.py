@@ -212,6 +212,13 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
         check_folder(path)
     first = next(iter(groups.values()))[0]
     values = np.asarray(first.thresholds, dtype=np.float64)
+    per_exit = values.ndim == 2
+    if per_exit:  # rows of per-exit thresholds: label the points
+        if thresholds is not None:
+            raise ValueError(
+                "exit_ratio_plot: `thresholds` picks points of a sweep over "
+                "single thresholds; this sweep has per-exit rows.")
+        values = np.arange(1, len(values) + 1, dtype=np.float64)
     if thresholds is None:
         picks = np.unique(np.linspace(0, len(values) - 1,
                                       max_groups).round().astype(int))
@@ -240,8 +247,9 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
         axes.set_xticks(positions + width * (len(exit_names) - 1) / 2)
         axes.set_xticklabels([f"{values[i]:.0f}" if integral
                               else f"{values[i]:.2f}" for i in picks])
-        axes.set_xlabel(names.get(first.criterion, f"{first.criterion} "
-                                  "threshold"))
+        axes.set_xlabel("sweep point (per-exit thresholds)" if per_exit
+                        else names.get(first.criterion,
+                                       f"{first.criterion} threshold"))
         axes.set_ylim(0, 105)
         axes.grid(axis="y", alpha=0.3)
         if panels > 1 or len(sweeps) > 1:

@@ -47,8 +47,9 @@ def conservative_order(result):
     "Conservative" means samples leave later, so mean FLOPs can only grow
     along this order: ascending thresholds for `"max_softmax"`,
     `"patience"` and `"static"`, descending thresholds for `"entropy"`
-    (a larger entropy threshold lets more samples out early). An object
-    without `criterion`/`thresholds` keeps its own order.
+    (a larger entropy threshold lets more samples out early); sweeps over
+    per-exit threshold rows (`(T, K)` thresholds) by increasing mean FLOPs.
+    An object without `criterion`/`thresholds` keeps its own order.
 
     Args:
         result: a `Sweep` (or any object with `accuracy` and `mean_flops`).
@@ -61,6 +62,9 @@ def conservative_order(result):
     if thresholds is None or len(thresholds) != count:
         return np.arange(count)
     keys = np.asarray(thresholds, dtype=np.float64)
+    if keys.ndim == 2:  # per-exit rows: no single key, order by cost
+        return np.argsort(np.asarray(result.mean_flops, np.float64),
+                          kind="stable")
     if getattr(result, "criterion", None) == "entropy":
         keys = -keys
     return np.argsort(keys, kind="stable")

@@ -189,3 +189,17 @@ def test_table_equals_the_reference_rule(case):
                                        atol=1e-12)
     # "max" is always the most conservative point.
     assert table["max"] == pytest.approx(mean_accuracy[-1], rel=1e-12)
+
+
+def test_per_exit_threshold_rows_walk_by_cost():
+    from keras_eexit.evaluation import exit_ratio_plot
+    from keras_eexit.evaluation.tables import conservative_order
+
+    result = FakeSweep([0.9, 0.5, 0.7], [90, 10, 40],
+                       thresholds=np.array([[0.9, 0.9], [0.1, 0.1],
+                                            [0.5, 0.5]]))
+    np.testing.assert_array_equal(conservative_order(result), [1, 2, 0])
+    assert budget_table(result, base_flops=100)["50%"] == 0.7
+    result.exit_ratios = np.array([[0.1, 0.9], [0.9, 0.1], [0.5, 0.5]])
+    figure = exit_ratio_plot(result, ["a", "b"])
+    assert "per-exit" in figure.axes[0].get_xlabel()
