@@ -70,7 +70,7 @@ class LossLandscape:
 
 
 def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
-                   distribution="normal", ignore="biasbn", weight_batch=8,
+                   distribution="normal", ignore="biasbn", weight_batch=4,
                    data_batch="auto", max_samples=None):
     """Every exit's loss on a `resolution × resolution` grid around θ*.
 

@@ -95,7 +95,7 @@ def loss_barrier(t, losses):
 
 
 def linear_path(model_a, model_b, data, points=25, align_weights=True,
-                weight_batch=8, data_batch="auto", max_samples=None):
+                weight_batch=4, data_batch="auto", max_samples=None):
     """Every exit's loss along the straight line from `model_a` to `model_b`.
 
     Args:
@@ -169,7 +169,7 @@ class ConnectivityPlane:
 
 
 def connectivity_plane(models, data, anchor=None, resolution=31, margin=0.2,
-                       align_weights=True, weight_batch=8, data_batch="auto",
+                       align_weights=True, weight_batch=4, data_batch="auto",
                        max_samples=None):
     """Every exit's loss over the plane through three models.
 

@@ -275,7 +275,7 @@ class LossEvaluator:
     ```
     """
 
-    def __init__(self, space, data, weight_batch=8, data_batch="auto",
+    def __init__(self, space, data, weight_batch=4, data_batch="auto",
                  max_samples=None, nonnegative=None):
         self.space = space
         self.weight_batch = check_positive_int("weight_batch", weight_batch)
