@@ -12,6 +12,7 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 ```
 """
 
+from keras_eexit import analysis
 from keras_eexit import callbacks
 from keras_eexit import chain
 from keras_eexit import criteria
