@@ -9,8 +9,8 @@ touches, one group at a time (a linear assignment problem), until no
 group changes. Kubaty et al. (§3.1, D.8) align two of three models to the
 third this way before drawing the plane through them.
 
-Supported architectures (the zoo's CNN families, with `LinearHead` exits,
-which is their default except for ResNet-34):
+Supported architectures (the zoo's CNN families, with `LinearHead` or
+`SDNPoolHead` exits, their defaults):
 
 - `small_cnn`, `cnn1d`: one group per stage (the channels of
   `stage{k}_conv`, its BatchNorm and every head reading that stage);
@@ -34,6 +34,7 @@ from keras_eexit.analysis.weight_space import WeightSpace
 from keras_eexit.utils.validation import check_positive_int
 
 SUPPORTED = ("small_cnn", "cnn1d", "cifar_resnet")
+HEADS = ("LinearHead", "SDNPoolHead")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,19 +111,32 @@ class _Builder:
                 self.put(variable, 0, layout)
 
     def heads(self, layouts_by_output):
-        """Each head's Dense kernel rows follow its segment's stream."""
+        """Each head's Dense kernel rows follow its segment's stream.
+
+        `LinearHead`: global pooling, so one row per channel.
+        `SDNPoolHead`: channel-wise pooling to a small grid, flattened
+        channels-last, so the stream's layout repeats at every position.
+        """
         for k, (segment, head) in enumerate(zip(self.model.segments,
                                                 self.model.heads)):
-            if type(head).__name__ != "LinearHead":
+            kind = type(head).__name__
+            if kind not in HEADS:
                 raise _unsupported(
-                    self.model, f"exit_{k + 1} has a {type(head).__name__}; "
-                    "weight matching supports LinearHead exits (global "
-                    "pooling and one Dense layer)")
+                    self.model, f"exit_{k + 1} has a {kind}; weight "
+                    f"matching supports {' and '.join(HEADS)} exits")
             output = segment.layers[-1].name
             if output not in layouts_by_output:
                 raise _unsupported(self.model, f"exit_{k + 1} reads "
                                    f"{output!r}, not a stage output")
-            self.put(head.logits.kernel, 0, layouts_by_output[output])
+            layout = layouts_by_output[output]
+            channels = sum(len(p) for _, p in layout)
+            rows = head.logits.kernel.shape[0]
+            if rows % channels:
+                raise _unsupported(self.model, f"exit_{k + 1}'s Dense has "
+                                   f"{rows} inputs for {channels} channels")
+            self.put(head.logits.kernel, 0, [
+                (g, p + position * channels)
+                for position in range(rows // channels) for g, p in layout])
 
     def spec(self):
         return PermutationSpec(dict(self.groups), dict(self.axes))
@@ -132,7 +146,7 @@ def _unsupported(model, why):
     return ValueError(
         f"Weight matching does not support model {model.name!r}: {why}. "
         f"Supported: {', '.join(SUPPORTED)} from keras_eexit.models, with "
-        "LinearHead exits.")
+        f"{' or '.join(HEADS)} exits.")
 
 
 def _family(model):
@@ -205,7 +219,7 @@ def permutation_spec(model):
 
     Raises:
         ValueError: for any other architecture, or heads other than
-            `LinearHead`, naming what is not supported.
+            `LinearHead`/`SDNPoolHead`, naming what is not supported.
     """
     family = _family(model)
     builder = _Builder(model)

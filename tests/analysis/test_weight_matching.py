@@ -13,7 +13,10 @@ from keras_eexit.analysis import weight_matching
 
 ZOO = [("small_cnn", (8, 8, 1), {"width": 4}),
        ("cnn1d", (16, 1), {"width": 4}),
-       ("cifar_resnet", (8, 8, 3), {})]
+       ("cifar_resnet", (8, 8, 3), {}),
+       # projection shortcuts and SDN pooling heads (ResNet-34's kinds)
+       ("cifar_resnet", (16, 16, 3), {"shortcut": "projection",
+                                      "head": "sdn_pool"})]
 
 
 def _model(name, shape, kwargs, seed=0):
@@ -82,5 +85,5 @@ def test_unsupported_models_are_refused(model_factory):
         permutation_spec(tiny)
     conv_heads = models.get_model("small_cnn", width=4, head="conv_pool")
     conv_heads.build((None, 8, 8, 1))
-    with pytest.raises(ValueError, match="LinearHead"):
+    with pytest.raises(ValueError, match="has a ConvPoolHead.*LinearHead"):
         permutation_spec(conv_heads)
