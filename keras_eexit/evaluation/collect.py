@@ -146,7 +146,12 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
         raise ValueError("The data set is empty: nothing to evaluate.")
     counted = {}
     for name in CONVENTIONS:
-        stage = costs.stage_costs(model, name)
+        try:
+            stage = costs.stage_costs(model, name)
+        except ValueError:
+            if name == convention:
+                raise
+            continue  # e.g. an op without static shapes: not comparable
         counted[name] = (tuple(int(f) for f in stage.cumulative_flops()),
                          float(stage.base_flops()))
     stages = costs.stage_costs(model, convention)
