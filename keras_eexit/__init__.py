@@ -12,7 +12,12 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 ```
 """
 
-from keras_eexit import data
+# Under the `keras-eexit` command, TensorFlow is imported quietly first.
+from keras_eexit.utils import native_logs as _native_logs
+
+_native_logs.for_command_line()
+
+from keras_eexit import data  # noqa: E402
 from keras_eexit import evaluation
 from keras_eexit import export
 from keras_eexit import layers
