@@ -95,7 +95,8 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
         task_out = (distribution.task_dir(out)
                     if config.strategy == "multiworker" else out)
     run_dir = RunDirectory(task_out) if task_out is not None else None
-    if run_dir is not None and not resume and run_dir.interrupted():
+    if run_dir is not None and not resume and (
+            run_dir.interrupted() or os.path.isdir(run_dir.backup)):
         raise ValueError(
             f"{out} holds an interrupted run: pass --resume to continue "
             "it, or choose another --out."
