@@ -113,11 +113,9 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             epochs = build.fit_epochs(config, regime, model.num_exits)
             build.compile_model(model, config, regime,
                                 int(splits.train.cardinality()), epochs)
-        plan = regimes.plan_text(regime, model.num_exits)
+        plan = regimes.plan_text(regime, model.num_exits, epochs)
         log(f"Configuration: {config.describe()}.")
-        length = "" if regime.epochs_for(model.num_exits) is not None \
-            else f" for {epochs} epoch{'' if epochs == 1 else 's'}"
-        log(f"Plan ({model.num_exits} exits): {plan}{length}.")
+        log(f"Plan ({model.num_exits} exits): {plan}.")
         fit_callbacks = [regime]
         history_file = None
         if run_dir is not None:

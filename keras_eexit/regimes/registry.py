@@ -256,16 +256,18 @@ def regime_for_budget(name, epochs, num_exits, **params):
                                               **params), **params})
 
 
-def plan_text(regime, num_exits):
+def plan_text(regime, num_exits, epochs=None):
     """One line saying what `regime` runs: phases and epochs.
 
     Args:
         regime: a `Regime`.
         num_exits: K.
+        epochs: the epochs `fit` runs, for regimes with no length of their
+            own.
 
     Returns:
         E.g. `"backbone 8 + heads 4 = 12 epochs"`, or
-        `"joint until fit ends"`.
+        `"joint (until fit ends) for 12 epochs"`.
     """
     phases = regime.phases_for(num_exits)
     parts = []
@@ -280,7 +282,10 @@ def plan_text(regime, num_exits):
             parts.append(f"{phase.name} {phase.epochs}")
     total = regime.epochs_for(num_exits)
     if total is None:
-        return " + ".join(parts)
+        text = " + ".join(parts)
+        if epochs is not None:
+            text += f" for {epochs} epoch{'' if epochs == 1 else 's'}"
+        return text
     unit = "epoch" if total == 1 else "epochs"
     bound = "" if all(p.fixed_length for p in phases) else "at most "
     return " + ".join(parts) + f" = {bound}{total} {unit}"
