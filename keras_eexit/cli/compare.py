@@ -178,7 +178,14 @@ def run(args):
             continue
         with quiet():
             initialize_devices()
-        result = experiments.run(config, verbose=0)
+        try:
+            result = experiments.run(config, verbose=0)
+        except KeyboardInterrupt as interrupt:
+            done = len(records)
+            interrupt.args = (
+                f"{done} finished run{'' if done == 1 else 's'} kept in "
+                f"{runs_dir}; run the same command again to continue",)
+            raise
         record = experiments.comparison_record(result)
         os.makedirs(runs_dir, exist_ok=True)
         write_text(path, evaluation.json_text(record))

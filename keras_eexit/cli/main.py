@@ -76,8 +76,9 @@ def main(argv=None):
         print(f"keras-eexit: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
+        detail = f": {interrupt.args[0]}" if interrupt.args else ""
         print(f"\nkeras-eexit: interrupted "
-              f"({getattr(interrupt, 'signal_name', 'Ctrl-C')}).",
+              f"({getattr(interrupt, 'signal_name', 'Ctrl-C')}){detail}.",
               file=sys.stderr)
         return getattr(interrupt, "exit_code", 130)
     finally:
