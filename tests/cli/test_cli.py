@@ -64,7 +64,7 @@ def test_train_accepts_every_regime_with_parameters(tmp_path, regime,
                                                     params, epochs):
     out = tmp_path / regime
     code = main(["train", "--regime", regime, *params, "--verbose", "0",
-                 "--out", str(out)])
+                 "--batch-size", "128", "--out", str(out)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == epochs
@@ -105,7 +105,7 @@ def test_deterministic_runs_give_identical_metrics(tmp_path):
         out = tmp_path / run
         assert main(["train", "--dataset", "digits", "--epochs", "2",
                      "--seed", "3", "--deterministic", "--verbose", "0",
-                     "--out", str(out)]) == 0
+                     "--batch-size", "128", "--out", str(out)]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         results.append((metrics["exits"], metrics["history"]))
     assert results[0] == results[1]

@@ -10,7 +10,8 @@ from keras_eexit.cli.main import main
 def test_compare_writes_report_and_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["compare", "--regimes", "joint,mixed", "--seeds", "2",
-            "--dataset", "digits", "--epochs", "2", "--out", str(out)]
+            "--dataset", "digits", "--epochs", "2", "--batch-size", "128",
+            "--out", str(out)]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert first.count("final exit") == 4
@@ -117,12 +118,14 @@ def test_killed_comparison_resumes_to_the_same_report(tmp_path, capsys):
 def test_records_of_another_command_are_not_reused(tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["compare", "--regimes", "joint", "--seeds", "1", "--dataset",
-            "digits", "--epochs", "1", "--out", str(out)]
+            "digits", "--epochs", "1", "--batch-size", "128", "--out",
+            str(out)]
     assert main(args) == 0
     record = out / "runs" / "joint_seed0.json"
     before = record.read_text()
     capsys.readouterr()
-    assert main(args[:-4] + ["--epochs", "2", "--out", str(out)]) == 2
+    assert main(args[:-6] + ["--epochs", "2", "--batch-size", "128",
+                             "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert str(record) in err and "epochs: recorded 1, now 2" in err
     assert record.read_text() == before
