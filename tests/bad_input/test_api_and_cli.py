@@ -95,7 +95,7 @@ API_CASES = {
         .take(0), 0), "gave none"),
     "sweep threshold 2": (lambda: evaluation.sweep(*_probs(),
                                                    thresholds=[2.0]),
-                          r"\[0, 1\]"),
+                          "between 0 and 1"),
     "sweep logits": (lambda: evaluation.sweep(
         _probs()[0] * 3, *_probs()[1:]), "sum to 1"),
     "sweep label count": (lambda: evaluation.sweep(

@@ -56,7 +56,7 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.parametrize("criterion,count", [("patience", 2),
+@pytest.mark.parametrize("criterion,count", [("patience", 3),
                                              ("max_softmax", 11)])
 def test_evaluate_writes_all_files(untrained_model, tmp_path, capsys,
                                    criterion, count):
