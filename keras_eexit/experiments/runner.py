@@ -59,7 +59,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
     scope, under the precision policy), the regime fitted into the epoch
     budget, `fit`, one pass over the test split. With `out`, the run is
     resumable: `run.json` and `BackupAndRestore`'s `backup/` are written
-    once training starts (after every check), and `finish_outputs` replaces
+    once training starts (after every check), and `write_run` replaces
     them by `model.keras` and `metrics.json`.
 
     Args:
