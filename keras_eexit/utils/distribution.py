@@ -311,7 +311,9 @@ def supervise(command, timeout=DEFAULT_CONNECT_TIMEOUT, environ=None,
         def log(text):
             print(text, file=sys.stderr, flush=True)
 
-    environ = dict(os.environ if environ is None else environ)
+    from keras_eexit.utils.native_logs import child_environ
+
+    environ = child_environ(os.environ if environ is None else environ)
     me, peers = describe_cluster(environ)
     read_end, write_end = os.pipe()
     environ[CONNECTED_FD_ENV] = str(write_end)

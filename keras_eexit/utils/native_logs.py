@@ -89,6 +89,18 @@ def quiet():
                 sys.stderr.flush()
 
 
+def child_environ(environ):
+    """`environ` for a child `keras-eexit`, which quiets TensorFlow itself.
+
+    The level this module set is dropped (the user's own is kept), so the
+    child sees the user's choice, not ours.
+    """
+    environ = dict(environ)
+    if _ACTIVE:
+        environ.pop(LEVEL_ENV, None)
+    return environ
+
+
 def initialize_devices():
     """Sets TensorFlow's devices up now (call it inside `quiet()`)."""
     import tensorflow as tf
