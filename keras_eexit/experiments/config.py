@@ -4,7 +4,7 @@ import dataclasses
 
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_positive_int
-from keras_eexit.utils.validation import check_positive_number
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 # The defaults of `keras-eexit train` and `compare` (one set for both).
@@ -121,7 +121,7 @@ class ExperimentConfig:
         if self.epochs is not None:
             check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
-        check_positive_number("learning_rate", self.learning_rate)
+        check_number("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_choice("schedule", self.schedule, SCHEDULES)
         if self.num_samples is not None:
             check_positive_int("num_samples", self.num_samples)

@@ -70,27 +70,6 @@ def check_positive_int(argument, value):
     return int(value)
 
 
-def check_positive_number(argument, value):
-    """Checks that `value` is a finite real number > 0 and returns it.
-
-    Args:
-        argument: Name of the argument, used in the message.
-        value: The value to check (a learning rate, a temperature, ...).
-
-    Returns:
-        `value` as a `float`.
-
-    Example:
-
-    >>> check_positive_number("learning_rate", 3e-3)
-    0.003
-    """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
-        raise invalid_value(argument, "a finite number > 0", value)
-    return float(value)
-
-
 def check_num_classes(num_classes):
     """Returns `num_classes` as an `int` if it is an integer >= 2, else raises.
 
