@@ -135,6 +135,7 @@ def run(args):
     from keras_eexit import data
     from keras_eexit.analysis.weight_space import as_arrays
     from keras_eexit.evaluation import reports
+    from keras_eexit.experiments.build import check_fits_data
     from keras_eexit.utils.atomic import write_text
     from keras_eexit.utils.validation import check_positive_int
 
@@ -149,6 +150,8 @@ def run(args):
     kwargs = {} if args.num_samples is None else {
         "num_samples": args.num_samples}
     splits = data.load(args.dataset, batch_size=256, **kwargs)
+    for name, model in models.items():
+        check_fits_data(model, splits.info, f"Model {name!r}")
     test_x, _ = as_arrays(splits.test, args.max_samples)
     train = as_arrays(splits.train, args.max_samples)
     os.makedirs(args.out, exist_ok=True)

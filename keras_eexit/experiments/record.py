@@ -40,7 +40,7 @@ def metrics(result):
         "train_seconds": result.train_seconds,
         "exits": evaluation.exit_table(result.outputs),
         "budget_max_softmax": evaluation.budget_table(
-            result.sweep, result.outputs.flops),
+            result.sweep, result.outputs),
         "history": result.history,
         "config": config.to_dict(),
     }

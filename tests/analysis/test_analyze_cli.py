@@ -62,3 +62,10 @@ def test_bad_requests_are_refused_before_any_work(saved, tmp_path):
     with pytest.raises(ValueError, match="labelled 'joint'"):
         _run([one, one, "--out", str(out)])
     assert not out.exists()
+
+
+def test_model_that_does_not_fit_the_data_is_refused(saved, tmp_path):
+    with pytest.raises(ValueError, match="Model 'joint'"):
+        _run([f"--model=joint={saved['joint']}", "--dataset", "mnist1d",
+              "--num-samples", "200", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
