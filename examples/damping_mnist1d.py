@@ -35,6 +35,7 @@ not a reproduction.
 """
 
 import argparse
+import sys
 import time
 
 import keras
@@ -87,9 +88,15 @@ def run(data, damping, joint_kwargs, seed, epochs, batch_size, split):
 
 def table(data, chosen, args, split):
     """Runs every setting over the seeds; prints one row each."""
+    start = time.perf_counter()
     for name, (damping, kwargs) in chosen.items():
-        runs = [run(data, damping, kwargs, seed, args.epochs,
-                    args.batch_size, split) for seed in range(args.seeds)]
+        runs = []
+        for seed in range(args.seeds):
+            print(f"  {name}: seed {seed + 1}/{args.seeds} "
+                  f"({time.perf_counter() - start:.0f} s so far)",
+                  file=sys.stderr, flush=True)
+            runs.append(run(data, damping, kwargs, seed, args.epochs,
+                            args.batch_size, split))
         rows = np.array([accuracy for accuracy, _ in runs])
         mean, std = rows.mean(0), rows.std(0)
         cells = " | ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(mean, std))

@@ -28,6 +28,7 @@ small-scale figures.
 """
 
 import argparse
+import sys
 import time
 
 import keras
@@ -71,6 +72,9 @@ def main():
     for name, (warmup, kwargs) in settings(args.extension).items():
         rows = []
         for seed in range(args.seeds):
+            print(f"  {name}: seed {seed + 1}/{args.seeds} "
+                  f"({time.perf_counter() - start:.0f} s so far)",
+                  file=sys.stderr, flush=True)
             keras.utils.set_random_seed(seed)
             model = keras_eexit.models.get_model("cnn1d")
             regime = regimes.Sequential(
