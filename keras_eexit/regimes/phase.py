@@ -83,6 +83,8 @@ class Phase:
         reset_optimizer: when the phase starts, reset the optimizer's
             state (moments and step count), as a new optimizer would
             start: for procedures whose phases are separate training runs.
+            With a learning-rate schedule the step count is kept (the
+            schedule runs over the whole `fit`).
     """
 
     name: str

@@ -479,17 +479,19 @@ class _PlainFitState:
 
 
 def _reset_optimizer(optimizer):
-    """Zeroes the optimizer's step count and slots (not its learning rate).
+    """Zeroes the optimizer's slots and step count (not its learning rate).
 
     A `LossScaleOptimizer` (mixed_float16) keeps its loss scale; its inner
-    optimizer is reset.
+    optimizer is reset. When the learning rate follows a schedule, the
+    step count is kept so that the schedule runs on over the whole `fit`.
     """
     if optimizer is None:
         return
     inner = getattr(optimizer, "inner_optimizer", optimizer)
-    rate = getattr(inner, "learning_rate", None)
+    keep_step = _float_learning_rate(inner) is None
     for variable in inner.variables:
-        if variable is rate or variable.path.endswith("/learning_rate"):
+        name = variable.path.rsplit("/", 1)[-1]
+        if name == "learning_rate" or (keep_step and name == "iteration"):
             continue
         variable.assign(np.zeros(variable.shape, variable.dtype))
 

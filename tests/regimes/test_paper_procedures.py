@@ -421,3 +421,28 @@ def test_convergence_watches_every_trained_head():
     assert joint.reset_optimizer and not backbone.reset_optimizer
     heads = regimes.TwoStage(50, 50, patience=10).phases_for(3)[1]
     assert heads.monitor == ("val_exit_1_accuracy", "val_exit_2_accuracy")
+
+
+def test_compare_converge_runs_each_regimes_own_early_stopping():
+    from keras_eexit.cli import compare
+    from keras_eexit.cli.main import _parser
+    from keras_eexit.experiments.build import build_regime
+
+    args = _parser().parse_args([
+        "compare", "--regimes", "mixed,sequential[warmup_epochs=0]",
+        "--epochs", "12", "--converge", "5", "--max-phase-epochs", "40",
+        "--converge-metric", "accuracy", "--seeds", "1"])
+    mixed, sequential = compare.configs(args)
+    backbone, joint = build_regime(mixed, 3, verbose=False).phases_for(3)
+    assert backbone.monitor == ("val_exit_3_accuracy",)
+    assert joint.monitor == tuple(f"val_exit_{k}_accuracy" for k in (1, 2,
+                                                                      3))
+    assert backbone.epochs == joint.epochs == 40
+    assert joint.patience == 5 and joint.restore_best
+    stages = build_regime(sequential, 3, verbose=False).phases_for(3)
+    assert [p.name for p in stages] == ["stage_1", "stage_2", "stage_3"]
+    assert [p.monitor for p in stages] == [
+        (f"val_exit_{k}_accuracy",) for k in (1, 2, 3)]
+    with pytest.raises(ValueError, match="needs --converge"):
+        compare.configs(_parser().parse_args([
+            "compare", "--max-phase-epochs", "4"]))

@@ -133,3 +133,14 @@ def test_reset_optimizer_starts_a_phase_with_a_fresh_state(model_factory,
     assert seen["slots"] and not any(s.any() for s in seen["slots"])
     assert seen["rate"] == pytest.approx(0.01)
     assert int(model.optimizer.iterations) == 2
+
+
+def test_reset_optimizer_keeps_a_schedule_running(model_factory, tiny_data):
+    x, y = tiny_data
+    model = model_factory()
+    schedule = keras.optimizers.schedules.CosineDecay(0.05, 10)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    regime = Regime([Phase("a", 1), Phase("b", 1, reset_optimizer=True)],
+                    verbose=False)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[regime])
+    assert int(model.optimizer.iterations) == 4  # not restarted
