@@ -27,8 +27,20 @@ class Distillation(Regime):
       1..n and head n) trains on
       `α·CE(ŷ_n, y) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s_n/τ))`
       (lines 15-17, eq. 5), `distill_epochs` each; the final head and
-      deeper segments do not train. `train_backbone=False` (an extension)
-      trains head n only.
+      deeper segments do not train.
+
+      What the text leaves open: on a shared backbone, updating B_{1:L_n}
+      (line 18) moves the features of every exit that reads them, so the
+      final exit (whose head is frozen) and the exits distilled before n
+      drift — on `small_cnn`/digits the final exit falls from 0.99 to
+      about 0.3 (`tests/regimes/test_regime_learning.py`), while the paper
+      reports distillation with the best final-exit accuracy. The reading
+      that keeps the teacher intact is `train_backbone=False`: the whole
+      teacher path is frozen (Fig. 7 calls the teacher "layers L_1–L_n
+      and final exit", appendix A freezes it) and E_n alone trains.
+      (Algorithm 2 uses the same line `M_n ← B_{1:L_n} ∪ E_n` for
+      independent truncated copies, a third reading.) No public code of
+      the paper settles it; the default follows line 18.
     - `mode="joint"` (Phuong & Lampert, ICCV 2019): one joint phase; the
       teacher is the model's own final exit, whose output is a constant in
       the distillation term; internal exits on the loss above, the final
@@ -47,7 +59,8 @@ class Distillation(Regime):
         distill_epochs: epochs of each distillation phase (sequential) or
             of the joint phase (`None`: until `fit` ends; joint mode).
         train_backbone: in sequential mode, whether segments 1..n train
-            with head n (Algorithm 5 line 18, the default) or head n alone.
+            with head n (Algorithm 5 line 18, the default) or head n alone
+            (the teacher path frozen, see above).
         learning_rate: optional learning rate of every phase.
         backbone_learning_rate: optional learning rate of stage 1
             (default: `learning_rate`).

@@ -8,6 +8,15 @@ from keras_eexit.regimes import Phase
 from keras_eexit.regimes import Regime
 
 
+def _assert_weights(model, snapshot):
+    """The model's segments and heads hold the recorded values."""
+    segments, heads = snapshot
+    for layer, values in zip(model.segments + model.heads,
+                             segments + heads):
+        for w, v in zip(layer.weights, values):
+            np.testing.assert_array_equal(np.array(w), v)
+
+
 class _Inject(keras.callbacks.Callback):
     """Writes scripted metric values into the epoch logs (runs first)."""
 
@@ -37,11 +46,7 @@ def test_several_monitors_end_when_every_one_stalls(model_factory,
     history = model.fit(x, y, epochs=7, batch_size=16, verbose=0,
                         callbacks=[_Inject(series), regime, recorder])
     assert history.history["phase"] == [0, 0, 0, 0, 0, 1]
-    segments, heads = recorder.snapshots[2]
-    for layer, values in zip(model.segments + model.heads,
-                             segments + heads):
-        for w, v in zip(layer.weights, values):
-            np.testing.assert_array_equal(np.array(w), v)
+    _assert_weights(model, recorder.snapshots[2])
 
 
 def test_one_monitor_keeps_its_old_meaning(model_factory, tiny_data):
