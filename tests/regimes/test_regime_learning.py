@@ -22,7 +22,7 @@ CASES = {
     "distillation": lambda: R.Distillation(backbone_epochs=6,
                                            distill_epochs=3, verbose=False),
     "distillation_frozen_backbone": lambda: R.Distillation(
-        backbone_epochs=6, distill_epochs=3, train_backbone=False,
+        backbone_epochs=6, distill_epochs=6, train_backbone=False,
         verbose=False),
     "distillation_joint": lambda: R.Distillation(mode="joint",
                                                  distill_epochs=12,
