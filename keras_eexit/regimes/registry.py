@@ -280,7 +280,9 @@ def plan_text(regime, num_exits, epochs=None):
     for phase in phases:
         if phase.monitor is not None:
             most = "" if phase.epochs is None else f", at most {phase.epochs}"
-            parts.append(f"{phase.name} (until {phase.monitor} stalls "
+            watched = " and ".join(phase.monitors)
+            verb = "stall" if len(phase.monitors) > 1 else "stalls"
+            parts.append(f"{phase.name} (until {watched} {verb} "
                          f"{phase.patience}{most})")
         elif phase.epochs is None:
             parts.append(f"{phase.name} (until fit ends)")
