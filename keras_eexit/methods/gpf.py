@@ -86,3 +86,24 @@ def _state_head(head, state_dim, state_head, name):
             state_head)
     config.update(num_classes=state_dim, name=f"{name}_state")
     return type(head).from_config(config)
+
+
+def gpf_regime(regime):
+    """A regime training a GPF network: depth-weighted exit losses.
+
+    Kubaty et al.'s benchmark trains GPF on `Σ_i (i+1)·CE_i / Σ_i (i+1)`
+    over all outputs plus the imitation loss (`methods/early_exit.py`), the
+    weighting of Liao et al.'s code: every phase's exit weights are
+    multiplied by the exit number, same total (`depth_weighted`). The
+    imitation loss is added by the `GPFHead`s themselves while they train.
+
+    Args:
+        regime: any `keras_eexit.regimes.Regime`.
+
+    Returns:
+        A `MethodRegime`.
+    """
+    from keras_eexit.methods.depth_weights import depth_weighted_phases
+    from keras_eexit.methods.method_regime import MethodRegime
+
+    return MethodRegime(regime, depth_weighted_phases, "gpf")
