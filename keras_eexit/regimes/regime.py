@@ -369,6 +369,8 @@ class Regime(keras.callbacks.Callback):
 
     def _step_override(self, phase):
         """The train step replacing Keras' in `phase`, or `None`."""
+        if phase.train_step is not None:
+            return phase.train_step(self.model, phase)
         if phase.fisher_exit is not None:
             from keras_eexit.fisher.fisher_pass import FisherPass
 
