@@ -4,8 +4,12 @@ from keras_eexit import chain
 from keras_eexit.utils.validation import invalid_value
 
 
-def check_model(model, method, min_exits=2):
-    """Raises unless `model` is a built multi-exit model the method fits."""
+def check_model(model, method, min_exits=2, damping=False):
+    """Raises unless `model` is a built multi-exit model the method fits.
+
+    `damping=True`: the method keeps the heads as they are, so heads with a
+    damping unit (the damping losses) are fine.
+    """
     from keras_eexit.models.multi_exit_model import MultiExitModel
 
     if not isinstance(model, MultiExitModel):
@@ -19,7 +23,8 @@ def check_model(model, method, min_exits=2):
             f"{method} needs at least {min_exits} exits; the model has "
             f"{model.num_exits}.")
     for k, head in enumerate(model.heads):
-        if chain.extra_units(head) or chain.reads_exits(head):
+        if (chain.extra_units(head) and not damping) or chain.reads_exits(
+                head):
             raise ValueError(
                 f"{method} builds on plain exit heads; exit {k + 1} "
                 f"({type(head).__name__}) has a damping unit or already "

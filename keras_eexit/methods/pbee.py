@@ -18,13 +18,13 @@ def pbee(model):
     network: its exits are ordinary heads.
 
     Args:
-        model: a built `MultiExitModel` with at least 2 exits and plain
-            heads.
+        model: a built `MultiExitModel` with at least 2 exits (damping
+            heads allowed: the patience rule reads their class units).
 
     Returns:
         `model`.
     """
-    check_model(model, "PBEE")
+    check_model(model, "PBEE", damping=True)
     return model
 
 

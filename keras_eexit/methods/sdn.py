@@ -18,5 +18,5 @@ def sdn(model):
     Returns:
         `model`.
     """
-    check_model(model, "SDN", min_exits=1)
+    check_model(model, "SDN", min_exits=1, damping=True)
     return model

@@ -55,6 +55,8 @@ def test_models_a_method_cannot_build_on():
     damping = get_model("cnn1d", width=4, damping=True)
     with pytest.raises(ValueError, match="damping unit"):
         methods.gpf(damping)
+    assert methods.sdn(damping) is damping  # plain methods keep any head
+    assert methods.pbee(damping) is damping
     with pytest.raises(ValueError, match="argument `model`"):
         methods.ztw(keras.Sequential())
     # Heads wired into the wrong chain say what they expected.

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_eexit import criteria
 from keras_eexit.evaluation import collect
 from keras_eexit.methods import get_method
 from keras_eexit.regimes import Joint
@@ -62,3 +63,29 @@ def test_batched_early_exit_with_the_methods_criterion(trained, digits):
     criterion = get_method(name).criterion
     thresholds = [1, 1, 0] if criterion == "patience" else None
     check_decisions(model, digits[2][:200], criterion, thresholds)
+
+
+def test_litert_early_exit_with_the_methods_criterion(trained, digits,
+                                                      tmp_path):
+    """The single LiteRT early-exit file decides as the sweep, with the
+    method's rule (PABEE's patience carried from stage to stage)."""
+    from keras_eexit.export import LiteRTRunner
+    from keras_eexit.export import export_litert
+    from keras_eexit.inference import ExitPolicy
+
+    name, model, _ = trained
+    criterion = get_method(name).criterion
+    x = digits[2][:64]
+    outputs = collect(model, (x, np.zeros(len(x), "int64")))
+    if criterion == "patience":
+        thresholds = [1, 1, 0]
+    else:  # about half the samples leave at each exit
+        thresholds = [float(t) for t in np.median(
+            criteria.get(criterion).scores(outputs.probs), axis=1)]
+    export_litert(model, tmp_path, mode="early_exit", criterion=criterion)
+    probs, index = LiteRTRunner(tmp_path).predict(x, thresholds)
+    expected = ExitPolicy(criterion, thresholds).exit_indices(outputs.probs)
+    np.testing.assert_array_equal(index, expected)
+    assert len(np.unique(index)) >= 2
+    np.testing.assert_allclose(
+        probs, outputs.probs[expected, np.arange(len(x))], atol=1e-4)
