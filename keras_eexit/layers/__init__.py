@@ -9,6 +9,8 @@ from keras_eexit.layers.damping_head import class_probabilities
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
+from keras_eexit.layers.partitioned_head import PartitionedHead
+from keras_eexit.layers.partitioned_segment import PartitionedSegment
 from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
 from keras_eexit.layers.text_embedding import TextEmbedding
@@ -114,6 +116,8 @@ __all__ = [
     "LinearHead",
     "MLPHead",
     "MSDNetHead",
+    "PartitionedHead",
+    "PartitionedSegment",
     "RANetHead",
     "SDNPoolHead",
     "TextEmbedding",
