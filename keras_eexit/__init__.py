@@ -12,6 +12,8 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 ```
 """
 
+from keras_eexit import callbacks
+from keras_eexit import chain
 from keras_eexit import data
 from keras_eexit import evaluation
 from keras_eexit import export
@@ -19,6 +21,10 @@ from keras_eexit import layers
 from keras_eexit import losses
 from keras_eexit import models
 from keras_eexit import regimes
+from keras_eexit import regularizers
+from keras_eexit import utils
+from keras_eexit.models import get_model
+from keras_eexit.models import load_model
 from keras_eexit.models.multi_exit_model import MultiExitModel
 
 __version__ = "0.1.0"

@@ -54,6 +54,21 @@ def check_data(x, y, num_classes, what="fit"):
         check_label_values(np.asarray(value), num_classes)
 
 
+def labels_as_array(y):
+    """A plain list/tuple of class labels as a NumPy array, else `y`.
+
+    Keras' data adapters refuse a Python list of labels next to array
+    inputs (printing the whole array); one label per sample is what a
+    multi-exit model takes, so such a list is converted.
+    """
+    if isinstance(y, (list, tuple)) and y and all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+        for v in y
+    ):
+        return np.asarray(y)
+    return y
+
+
 def _num_samples(x):
     if x is None or isinstance(x, dict):
         return None

@@ -419,6 +419,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
         import tensorflow as tf
 
         input_checks.check_data(x, y, self.num_classes, "fit")
+        y = input_checks.labels_as_array(y)
         callbacks = list(callbacks or [])
         regimes = [c for c in callbacks if callable(
             getattr(c, "prepare_fit", None))]
@@ -483,6 +484,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; inputs and labels are checked first."""
         input_checks.check_data(x, y, self.num_classes, "evaluate")
+        y = input_checks.labels_as_array(y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def train_step(self, data):

@@ -1,1 +1,5 @@
-"""Small shared helpers: argument validation and atomic file writes."""
+"""Small shared helpers: argument validation, atomic writes, distribution."""
+
+from keras_eexit.utils import atomic
+from keras_eexit.utils import distribution
+from keras_eexit.utils import validation
