@@ -19,6 +19,7 @@ from keras_eexit import evaluation
 from keras_eexit import export
 from keras_eexit import layers
 from keras_eexit import losses
+from keras_eexit import methods
 from keras_eexit import models
 from keras_eexit import regimes
 from keras_eexit import regularizers
