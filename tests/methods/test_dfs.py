@@ -223,3 +223,29 @@ def test_learns_digits_under_joint():
                 for n in model.exit_names]
     assert accuracy[-1] >= 0.85, accuracy
     assert accuracy[0] >= 0.2, accuracy  # chance: 0.1
+
+
+@pytest.mark.large
+def test_litert_exports_of_a_dfs_model_match_keras(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from keras_eexit.export import LiteRTRunner
+    from keras_eexit.export import criteria
+    from keras_eexit.export import export_litert
+
+    model = dfs(get_model("small_cnn", input_shape=(8, 8, 1),
+                          num_classes=10, width=8))
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype(
+        "float32")
+    out = model(x, training=False)
+    probs = np.stack([keras.ops.convert_to_numpy(keras.ops.softmax(out[n]))
+                      for n in model.exit_names])
+    export_litert(model, tmp_path / "per_exit", mode="per_exit")
+    np.testing.assert_allclose(
+        LiteRTRunner(tmp_path / "per_exit").predict_all(x), probs,
+        atol=1e-4)
+    export_litert(model, tmp_path / "early", mode="early_exit")
+    runner = LiteRTRunner(tmp_path / "early")
+    for threshold in (0.2, 0.5):
+        _, taken = runner.predict(x, threshold)
+        expected = criteria.first_exit(probs, "max_softmax", threshold)
+        assert (taken == expected).mean() >= 0.95
