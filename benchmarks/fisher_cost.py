@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_eexit  # noqa: E402
-from keras_eexit.regularizers import empirical_fisher  # noqa: E402
-from keras_eexit.regularizers import exit_logits  # noqa: E402
-from keras_eexit.regularizers import fisher_variables  # noqa: E402
+from keras_eexit.chain import run_to_exit  # noqa: E402
+from keras_eexit.fisher import empirical_fisher  # noqa: E402
+from keras_eexit.fisher import fisher_variables  # noqa: E402
 
 
 def main():
@@ -55,7 +55,7 @@ def main():
     else:
         model = keras_eexit.models.get_model("cnn1d")
     model.compile(optimizer="adam")
-    exit_index = model.num_exits - 1
+    final = model.num_exits  # the exit number of the final exit
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size)
 
     model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
@@ -63,17 +63,18 @@ def main():
     model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
     epoch = time.perf_counter() - start
 
-    empirical_fisher(model, ds.take(2), exit_index)  # trace
+    empirical_fisher(model, ds.take(2), final)  # trace
     start = time.perf_counter()
-    empirical_fisher(model, ds, exit_index)
+    empirical_fisher(model, ds, final)
     fisher = time.perf_counter() - start
 
-    variables = fisher_variables(model, exit_index)
+    variables = fisher_variables(model, final)
 
     @tf.function
     def one_gradient(xi, yi):
         with tf.GradientTape() as tape:
-            log_p = tf.nn.log_softmax(exit_logits(model, xi, exit_index))
+            log_p = tf.nn.log_softmax(run_to_exit(model, xi, final - 1,
+                                                 False))
             value = log_p[0, yi]
         return [tf.square(g) for g in tape.gradient(value, variables)]
 

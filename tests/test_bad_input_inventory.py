@@ -15,7 +15,7 @@ from keras_eexit import layers
 from keras_eexit import models
 from keras_eexit import regimes
 from keras_eexit.cli.main import main
-from keras_eexit.regularizers import empirical_fisher
+from keras_eexit.fisher import empirical_fisher
 
 
 def _model():
@@ -89,10 +89,10 @@ API_CASES = {
         "references exit 9"),
     "fisher exit 5": (lambda: empirical_fisher(
         _model(), tf.data.Dataset.from_tensor_slices((X, Y)).batch(4), 5),
-        "exit index"),
+        "exit numbers"),
     "fisher no data": (lambda: empirical_fisher(
         _model(), tf.data.Dataset.from_tensor_slices((X, Y)).batch(4)
-        .take(0), 0), "gave none"),
+        .take(0), 1), "gave none"),
     "sweep threshold 2": (lambda: evaluation.sweep(*_probs(),
                                                    thresholds=[2.0]),
                           r"\[0, 1\]"),

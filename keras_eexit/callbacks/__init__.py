@@ -1,6 +1,6 @@
 """Callbacks: sequential-training helpers, training safety nets, analysis."""
 
-from keras_eexit.callbacks.accumulate_fisher import AccumulateFisher
+from keras_eexit.fisher.accumulate_fisher import AccumulateFisher
 from keras_eexit.callbacks.non_finite import NonFiniteLossError
 from keras_eexit.callbacks.non_finite import StopOnNonFinite
 from keras_eexit.callbacks.snapshot_teacher import SnapshotTeacher

@@ -151,7 +151,7 @@ class TextEmbedding(keras.layers.Layer):
         length = ops.shape(x)[1]
         # `keras.ops` calls throughout (no `+` or `[:]` on variables): the
         # Fisher pass of EWC intercepts them for one-pass per-sample
-        # gradients (`keras_eexit.regularizers.per_sample`).
+        # gradients (`keras_eexit.fisher.per_sample`).
         positions = ops.cast(
             ops.slice(self.position_embeddings, (0, 0),
                       (length, self.hidden_dim)),

@@ -1,15 +1,27 @@
-"""Losses and objective terms for multi-exit training."""
+"""Losses and objective terms for multi-exit training.
 
-from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
-from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
-from keras_eexit.losses.objective import Objective
-from keras_eexit.losses.continual import EWCPenalty
-from keras_eexit.losses.continual import LwFPenalty
+An `Objective` is a sum of `ObjectiveTerm`s; most terms are `ExitTerm`s
+(a loss per sample and exit, weighted by `model.exit_weights` or a fixed
+weight). Sample labels are read by `labels` (integer classes or one-hot
+rows). The EWC term lives with the Fisher information in
+`keras_eexit.fisher`.
+"""
+
+from keras_eexit.losses.damping_functions import damping_components
+from keras_eexit.losses.damping_functions import dynamic_weights
+from keras_eexit.losses.damping_loss import DampingLoss
 from keras_eexit.losses.distillation import Distillation
 from keras_eexit.losses.distillation import distillation_kl
-from keras_eexit.losses.damping import DampingLoss
-from keras_eexit.losses.damping import ExitDampingLoss
-from keras_eexit.losses.damping import PowerSqrtDampingLoss
-from keras_eexit.losses.damping import SelectiveCrossEntropy
-from keras_eexit.losses.damping import damping_components
-from keras_eexit.losses.damping import dynamic_weights
+from keras_eexit.losses.exit_cross_entropy import CROSSENTROPY_NAMES
+from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
+from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
+from keras_eexit.losses.exit_cross_entropy import resolve_loss
+from keras_eexit.losses.exit_damping_loss import DAMPING_LOSSES
+from keras_eexit.losses.exit_damping_loss import ExitDampingLoss
+from keras_eexit.losses.exit_term import ExitTerm
+from keras_eexit.losses.exit_weights import exit_weights
+from keras_eexit.losses.lwf_penalty import LwFPenalty
+from keras_eexit.losses.objective import Objective
+from keras_eexit.losses.objective_term import ObjectiveTerm
+from keras_eexit.losses.power_sqrt_damping_loss import PowerSqrtDampingLoss
+from keras_eexit.losses.selective_cross_entropy import SelectiveCrossEntropy

@@ -1,8 +1,10 @@
-"""Knowledge-distillation term: KL(teacher_τ ‖ student_τ) on student exits."""
+"""`Distillation`: KL(teacher_τ ‖ student_τ) on student exits."""
 
 from keras import ops
 
-from keras_eexit.utils.validation import invalid_value
+from keras_eexit.losses.exit_term import ExitTerm
+from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_number
 
 
 def distillation_kl(teacher_logits, student_logits, temperature):
@@ -27,24 +29,26 @@ def distillation_kl(teacher_logits, student_logits, temperature):
     return kl * (temperature**2)
 
 
-class Distillation:
+class Distillation(ExitTerm):
     """Objective term: `Σ_{k ∈ students} w · mean_i τ²·KL(teacher ‖ exit_k)`.
 
     The teacher is either the model's own final exit (`teacher="final"`,
     Phuong & Lampert's distillation-based joint training; its logits are
-    a constant for this term) or a frozen snapshot of the model taken by the
-    regime (`teacher="snapshot"`, whose final exit is used).
+    a constant for this term) or the final exit of a frozen snapshot of
+    the model taken by the regime (`teacher="snapshot"`,
+    `Phase(snapshot_teacher=True)`).
 
     Args:
-        students: 0-based indices of the student exits.
+        students: exit NUMBERS (1..K) of the student exits.
         temperature: τ > 0.
-        weight: the factor `w` (for Algorithm 5, `1 - α`).
+        weight: the factor `w` (for Algorithm 5 of "Strategies at a
+            glance", `1 - α`).
         teacher: `"final"` or `"snapshot"`.
 
     Example:
 
     ```python
-    term = Distillation(students=[0, 1], temperature=3.0, weight=0.9)
+    term = Distillation(students=[1, 2], temperature=3.0, weight=0.9)
     ```
     """
 
@@ -52,29 +56,22 @@ class Distillation:
 
     def __init__(self, students, temperature=3.0, weight=1.0,
                  teacher="final"):
-        if not temperature > 0:
-            raise invalid_value("temperature", "a number > 0", temperature)
-        if teacher not in ("final", "snapshot"):
-            raise invalid_value("teacher", "'final' or 'snapshot'", teacher)
-        self.students = list(students)
-        self.temperature = float(temperature)
-        self.weight = float(weight)
-        self.teacher = teacher
+        super().__init__(exits=students, weight=weight)
+        self.temperature = check_number("temperature", temperature, 0.0,
+                                        low_open=True)
+        self.teacher = check_choice("teacher", teacher,
+                                    ("final", "snapshot"))
 
-    def __call__(self, model, x, y, y_pred, sample_weight=None):
-        """Returns `(weighted total, {exit_name: mean KL})`."""
+    @property
+    def students(self):
+        """The student exits' numbers."""
+        return list(self.exits)
+
+    def per_sample(self, model, x, y, y_pred, positions):
         names = model.exit_names
         if self.teacher == "snapshot":
             teacher = model.regime_state.teacher_logits(x)
         else:
             teacher = y_pred[names[-1]]
-        total, per_exit = 0.0, {}
-        for k in self.students:
-            values = distillation_kl(teacher, y_pred[names[k]],
-                                     self.temperature)
-            if sample_weight is not None:
-                values = values * ops.reshape(
-                    ops.cast(sample_weight, "float32"), ops.shape(values))
-            per_exit[names[k]] = self.weight * ops.mean(values)
-            total = total + per_exit[names[k]]
-        return total, per_exit
+        return [distillation_kl(teacher, y_pred[names[k]], self.temperature)
+                for k in positions]

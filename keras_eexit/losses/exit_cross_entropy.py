@@ -3,12 +3,24 @@
 import keras
 from keras import ops
 
-from keras_eexit.utils.validation import invalid_value
+from keras_eexit.losses.exit_term import ExitTerm
+from keras_eexit.losses.labels import label_format
+from keras_eexit.losses.labels import label_shape
+from keras_eexit.losses.labels import sparse_labels
 
-_CROSSENTROPY_NAMES = (
+CROSSENTROPY_NAMES = (
     "crossentropy",
     "sparse_categorical_crossentropy",
     "categorical_crossentropy",
+)
+"""Loss names meaning cross-entropy on logits (label format from the shape)."""
+
+_ACCEPTED = (
+    "None or a cross-entropy name "
+    f"({', '.join(repr(n) for n in CROSSENTROPY_NAMES)}: cross-entropy on "
+    "logits, integer or one-hot labels), a keras.losses.Loss instance, or a "
+    "function (y_true, logits) -> one loss value per sample; every exit "
+    "outputs logits and labels are integer classes or one-hot rows"
 )
 
 
@@ -30,27 +42,12 @@ def per_sample_crossentropy(labels, logits):
     """
     logits = ops.cast(logits, "float32")
     num_classes = logits.shape[-1]
-    shape = tuple(getattr(labels, "shape", ops.shape(labels)))
-    if len(shape) == 2 and shape[-1] not in (1, None) and (
-        shape[-1] == num_classes
-    ):
+    if label_format(label_shape(labels), num_classes) == "dense":
         return keras.losses.categorical_crossentropy(
             ops.cast(labels, "float32"), logits, from_logits=True
         )
-    if len(shape) == 2 and shape[-1] not in (1, None):
-        raise ValueError(
-            f"One-hot labels have {shape[-1]} columns but the exit has "
-            f"{num_classes} classes. Pass integer labels of shape (batch,) "
-            f"or one-hot labels of shape (batch, {num_classes})."
-        )
-    if len(shape) > 2:
-        raise ValueError(
-            f"Labels have shape {shape}: expected integer classes of shape "
-            "(batch,) or one-hot labels of shape (batch, num_classes)."
-        )
-    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
     return keras.losses.sparse_categorical_crossentropy(
-        labels, logits, from_logits=True
+        sparse_labels(labels, num_classes), logits, from_logits=True
     )
 
 
@@ -59,32 +56,69 @@ def resolve_loss(loss):
 
     Args:
         loss: `None` or a cross-entropy name (logits, label format chosen
-            automatically), a `keras.losses.Loss` instance (its per-sample
-            `call` is used), or a function `f(y_true, logits)` returning one
-            value per sample.
+            from the label shape), a `keras.losses.Loss` instance (its
+            per-sample `call` is used), or a function `f(y_true, logits)`
+            returning one value per sample.
 
     Returns:
-        A function `(labels, logits) -> (batch,)` losses.
+        A function `(labels, logits) -> (batch,)` losses. For a user's loss
+        it checks, when traced, that the result has one value per sample,
+        and turns a failure (a shape error, say) into a `ValueError` that
+        says what is accepted.
+
+    Raises:
+        ValueError: for other loss names (`"mse"`, ...: they do not take
+            logits and integer labels) and other types.
     """
-    if loss is None or loss in _CROSSENTROPY_NAMES:
+    if loss is None or (isinstance(loss, str) and loss in CROSSENTROPY_NAMES):
         return per_sample_crossentropy
-    if isinstance(loss, str):
-        loss = keras.losses.get(loss)
-    if isinstance(loss, keras.losses.Loss):
-        return loss.call
-    if callable(loss):
-        return loss
-    raise invalid_value(
-        "loss", "None, a loss name, a keras.losses.Loss or a function", loss
-    )
+    if isinstance(loss, str) or not callable(loss):
+        raise ValueError(
+            f"Invalid value received for argument `loss`. Expected "
+            f"{_ACCEPTED}. Received: loss={loss!r}"
+        )
+    function = loss.call if isinstance(loss, keras.losses.Loss) else loss
+    return _Checked(function, loss)
 
 
-class ExitCrossEntropy:
-    """Objective term: sum over exits of `w_k * mean_i loss(y_i, logits_ik)`.
+class _Checked:
+    """A user's per-sample loss, with a clear error when it does not fit."""
 
-    The weights `w_k` are read from `model.exit_weights`, a non-trainable
-    variable that regimes assign, so changing them does not retrace the
-    train step.
+    def __init__(self, function, loss):
+        self.function = function
+        self.loss = loss
+
+    def __call__(self, labels, logits):
+        try:
+            values = self.function(labels, logits)
+        except Exception as error:  # a TF/Keras shape or type error
+            raise ValueError(
+                f"The loss {self.loss!r} failed on logits of shape "
+                f"{label_shape(logits)} and labels of shape "
+                f"{label_shape(labels)}: {type(error).__name__}: {error}. "
+                f"Expected {_ACCEPTED}."
+            ) from error
+        shape = label_shape(values)
+        batch = label_shape(logits)[0]
+        if len(shape) != 1 or (
+            batch is not None and shape[0] not in (batch, None)
+        ):
+            raise ValueError(
+                f"The loss {self.loss!r} returned values of shape {shape} "
+                f"for logits of shape {label_shape(logits)}: expected one "
+                f"value per sample ({(batch,)}). Expected {_ACCEPTED}."
+            )
+        return values
+
+
+class ExitCrossEntropy(ExitTerm):
+    """Objective term: `Σ_k w_k · mean_i loss(y_i, logits_ik)`.
+
+    The default term of every objective: cross-entropy on each exit's
+    logits (or the per-sample loss given to `compile`), weighted by
+    `model.exit_weights`, a non-trainable variable that regimes assign
+    (changing the weights does not retrace the train step). Its per-exit
+    values are logged as `exit_k_loss`.
 
     Args:
         loss: see `resolve_loss`; defaults to cross-entropy on logits.
@@ -98,24 +132,12 @@ class ExitCrossEntropy:
     """
 
     name = "crossentropy"
+    replaces_cross_entropy = True
 
     def __init__(self, loss=None):
+        super().__init__()
         self.loss = loss
         self._per_sample = resolve_loss(loss)
 
-    def __call__(self, model, x, y, y_pred, sample_weight=None):
-        """Returns `(weighted total, {exit_name: mean loss})`."""
-        per_exit = {}
-        total = 0.0
-        for k, name in enumerate(model.exit_names):
-            values = ops.cast(self._per_sample(y[name], y_pred[name]),
-                              "float32")
-            if sample_weight is not None:
-                weights = ops.reshape(ops.cast(sample_weight, "float32"),
-                                      ops.shape(values))
-                values = values * weights
-            per_exit[name] = ops.mean(values)
-            total = total + ops.cast(model.exit_weights[k], "float32") * (
-                per_exit[name]
-            )
-        return total, per_exit
+    def exit_loss(self, labels, logits):
+        return self._per_sample(labels, logits)

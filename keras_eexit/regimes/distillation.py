@@ -6,7 +6,7 @@ from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.regime import Regime
 from keras_eexit.regimes.two_stage import backbone_phase
 from keras_eexit.utils.validation import check_choice
-from keras_eexit.utils.validation import invalid_value
+from keras_eexit.utils.validation import check_number
 
 
 class Distillation(Regime):
@@ -47,10 +47,9 @@ class Distillation(Regime):
     def __init__(self, temperature=3.0, alpha=0.1, mode="sequential",
                  backbone_epochs=None, distill_epochs=None,
                  train_backbone=True, learning_rate=None, verbose=True):
-        if not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise invalid_value("temperature", "a number > 0", temperature)
-        if not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
-            raise invalid_value("alpha", "a number in [0, 1]", alpha)
+        temperature = check_number("temperature", temperature, 0.0,
+                                   low_open=True)
+        alpha = check_number("alpha", alpha, 0.0, 1.0)
         check_choice("mode", mode, ("sequential", "joint"))
         if mode == "sequential":
             epochs_arg("backbone_epochs", backbone_epochs)
@@ -59,7 +58,7 @@ class Distillation(Regime):
         self.temperature, self.alpha, self.mode = temperature, alpha, mode
 
         def phases(num_exits):
-            internal = list(range(num_exits - 1))
+            internal = list(range(1, num_exits))
             weights = [alpha] * (num_exits - 1) + [1.0]
             term = DistillationTerm(
                 internal, temperature, weight=1.0 - alpha,
@@ -72,7 +71,7 @@ class Distillation(Regime):
                 segments, heads = "all", "all"
             else:
                 segments = "none"
-                heads = [k + 1 for k in internal]
+                heads = internal
                 weights = [alpha] * (num_exits - 1) + [0.0]
             return [
                 backbone_phase(backbone_epochs, num_exits, learning_rate),

@@ -2,14 +2,15 @@
 
 import numpy as np
 
-from keras_eexit.losses.damping import LOSSES
-from keras_eexit.losses.damping import DampingLoss
-from keras_eexit.losses.damping import ExitDampingLoss
-from keras_eexit.losses.damping import SelectiveCrossEntropy
-from keras_eexit.losses.damping import check_alpha
-from keras_eexit.losses.exit_cross_entropy import _CROSSENTROPY_NAMES
+from keras_eexit.losses.damping_functions import check_alpha
+from keras_eexit.losses.damping_loss import DampingLoss
+from keras_eexit.losses.exit_cross_entropy import CROSSENTROPY_NAMES
+from keras_eexit.losses.exit_damping_loss import DAMPING_LOSSES
+from keras_eexit.losses.exit_damping_loss import ExitDampingLoss
+from keras_eexit.losses.selective_cross_entropy import SelectiveCrossEntropy
 from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.regime import Regime
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -134,9 +135,7 @@ class Joint(Regime):
                     )
         if self.dynamic is not None:
             check_alpha(self.dynamic, "dynamic")
-        if not isinstance(self.dynamic_gradient, bool):
-            raise invalid_value("dynamic_gradient", "a boolean",
-                                self.dynamic_gradient)
+        check_bool("dynamic_gradient", self.dynamic_gradient)
         if self.dynamic_gradient and self.dynamic is None:
             raise invalid_value(
                 "dynamic_gradient", "False unless `dynamic` is set",
@@ -150,7 +149,7 @@ class Joint(Regime):
             )
         if damping:
             lam = DEFAULT_LAM if self.lam is None else self.lam
-            return ExitDampingLoss(LOSSES[self.loss](lam), alpha=self.dynamic,
+            return ExitDampingLoss(DAMPING_LOSSES[self.loss](lam), alpha=self.dynamic,
                                    dynamic_gradient=self.dynamic_gradient)
         if self.threshold is not None or self.label_smoothing:
             return SelectiveCrossEntropy(self.threshold,
@@ -169,7 +168,7 @@ class Joint(Regime):
 
         base = model.base_loss
         if self._term is not None and not (
-            base is None or base in _CROSSENTROPY_NAMES
+            base is None or base in CROSSENTROPY_NAMES
         ):
             raise ValueError(
                 f"Joint(loss={self.loss!r}, ...) sets the training loss, but "

@@ -5,7 +5,6 @@ import warnings
 import keras
 import numpy as np
 
-from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
 from keras_eexit.losses.objective import Objective
 from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.state import RegimeState
@@ -282,7 +281,8 @@ class Regime(keras.callbacks.Callback):
             logs["phase"] = index
         ended = phase.fixed_length and epoch + 1 - start >= phase.epochs
         if phase.fisher_exit is not None:
-            state.finish_fisher()
+            state.fisher_store.finish_pass()
+            state.fisher_store.anchor()
         if phase.monitor is not None:
             ended = self._monitor(phase, logs) or (
                 phase.epochs is not None and epoch + 1 - start >= phase.epochs
@@ -338,12 +338,10 @@ class Regime(keras.callbacks.Callback):
             segment.trainable = phase.trains("segments", k, n)
         for k, head in enumerate(model.heads):
             head.trainable = phase.trains("heads", k, n)
-        terms = list(phase.terms)
-        # A phase term named "crossentropy" (e.g. a damping loss) replaces
-        # the default cross-entropy term.
-        if not any(t.name == ExitCrossEntropy.name for t in terms):
-            terms = [ExitCrossEntropy(model.base_loss)] + terms
-        model.set_objective(Objective(terms))
+        # A term that replaces the cross-entropy (e.g. a damping loss)
+        # takes the place of the default one.
+        model.set_objective(Objective.with_terms(phase.terms,
+                                                 model.base_loss))
         model.gradient_equilibrium = phase.gradient_equilibrium
         object.__setattr__(model, "step_override",
                            self._step_override(phase))
@@ -377,9 +375,10 @@ class Regime(keras.callbacks.Callback):
         the feature cache (a method's step must see every batch).
         """
         if phase.fisher_exit is not None:
-            from keras_eexit.regimes.fisher_pass import FisherPass
+            from keras_eexit.fisher.fisher_pass import FisherPass
 
-            return FisherPass(self.model, phase.fisher_exit - 1,
+            return FisherPass(self.model, phase.fisher_exit,
+                              self.model.regime_state.fisher_store,
                               phase.fisher_samples)
         method = None if self._plain is None else self._plain.step_override
         if phase.cache_features and method is None:

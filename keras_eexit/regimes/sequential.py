@@ -1,8 +1,7 @@
 """Sequential training: exits added shallow to deep on a shared prefix."""
 
-from keras_eexit.losses.continual import EWCPenalty
-from keras_eexit.losses.continual import LwFPenalty
-from keras_eexit.losses.continual import check_strength
+from keras_eexit.fisher.ewc_penalty import EWCPenalty
+from keras_eexit.losses.lwf_penalty import LwFPenalty
 from keras_eexit.regimes._common import epochs_arg
 from keras_eexit.regimes._common import one_hot
 from keras_eexit.regimes._common import ones
@@ -10,7 +9,8 @@ from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.regime import Regime
 from keras_eexit.regimes.two_stage import backbone_phase
 from keras_eexit.utils.validation import check_choice
-from keras_eexit.utils.validation import invalid_value
+from keras_eexit.utils.validation import check_non_negative_int
+from keras_eexit.utils.validation import check_number
 
 
 PRESETS = {
@@ -77,15 +77,11 @@ class Sequential(Regime):
                  rho=0.7, fisher_samples=None, learning_rate=None,
                  verbose=True):
         epochs_arg("epochs_per_exit", epochs_per_exit)
-        if isinstance(warmup_epochs, bool) or not isinstance(
-            warmup_epochs, int
-        ) or warmup_epochs < 0:
-            raise invalid_value("warmup_epochs", "an integer >= 0",
-                                warmup_epochs)
+        check_non_negative_int("warmup_epochs", warmup_epochs)
         check_choice("objective", objective, ("cumulative", "current"))
         chosen = _regularizers(regularizer)
         ewc = EWCPenalty(lam) if "ewc" in chosen else None
-        rho = check_strength("rho", rho)
+        rho = check_number("rho", rho, 0.0)
         if fisher_samples is not None:
             epochs_arg("fisher_samples", fisher_samples)
         self.objective_kind = objective
@@ -118,7 +114,7 @@ class Sequential(Regime):
                     terms.append(ewc)
                 lwf = "lwf" in chosen and mu > 1
                 if lwf:
-                    terms.append(LwFPenalty(rho, range(mu - 1)))
+                    terms.append(LwFPenalty(rho, range(1, mu)))
                     heads = prefix
                 result.append(Phase(
                     f"stage_{mu}", epochs_per_exit, train_segments=prefix,

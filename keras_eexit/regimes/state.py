@@ -2,8 +2,6 @@
 
 import keras
 
-from keras_eexit import chain
-
 
 class RegimeState(keras.layers.Layer):
     """Variables holding a regime's progress, teacher and best weights.
@@ -23,8 +21,9 @@ class RegimeState(keras.layers.Layer):
         teacher: whether to keep a frozen teacher copy of the model.
         best_weights: whether to keep a copy of the weights for
             `restore_best`.
-        fisher: whether to keep EWC's Fisher diagonal, anchors and a
-            running sum (three copies of the segments' trainable weights).
+        fisher: whether to keep a `keras_eexit.fisher.FisherStore` (EWC's
+            Fisher diagonal, anchors and a running sum: three copies of
+            the segments' trainable weights) as `fisher_store`.
     """
 
     def __init__(self, model, teacher=False, best_weights=False,
@@ -57,35 +56,13 @@ class RegimeState(keras.layers.Layer):
                                 name=f"best_{i}")
                 for i, w in enumerate(_model_weights(model))
             ]
-        # The segments' trainable parameters: what EWC protects.
-        self.protected = chain.shared_variables(model)
-        self.fisher, self.anchors, self.fisher_sum = [], [], []
-        self.fisher_count = self.add_weight(
-            shape=(), dtype="float32", initializer="zeros",
-            trainable=False, name="fisher_count")
+        # EWC's Fisher diagonal and anchors (keras_eexit.fisher).
+        self.fisher_store = None
         if fisher:
-            for kind in ("fisher", "anchors", "fisher_sum"):
-                getattr(self, kind).extend(
-                    self.add_weight(shape=v.shape, dtype="float32",
-                                    initializer="zeros", trainable=False,
-                                    name=f"{kind}_{i}")
-                    for i, v in enumerate(self.protected))
-        self.built = True
+            from keras_eexit.fisher.fisher_store import FisherStore
 
-    def finish_fisher(self):
-        """Adds the pass's mean squared gradients to F; anchors := θ now."""
-        count = float(self.fisher_count.numpy())
-        if count == 0:
-            raise ValueError(
-                "The Fisher pass saw no training samples: EWC cannot "
-                "measure the Fisher information."
-            )
-        for f, acc, anchor, var in zip(self.fisher, self.fisher_sum,
-                                       self.anchors, self.protected):
-            f.assign_add(acc / count)
-            acc.assign(acc * 0.0)
-            anchor.assign(var)
-        self.fisher_count.assign(0.0)
+            self.fisher_store = FisherStore(model)
+        self.built = True
 
     def teacher_outputs(self, x):
         """All exits' logits of the frozen snapshot (inference mode)."""

@@ -202,6 +202,7 @@ class _Model:
     def __init__(self, num_exits, damping=True):
         from keras_eexit.layers import get_head
 
+        self.num_exits = num_exits
         self.exit_names = [f"exit_{k + 1}" for k in range(num_exits)]
         self.heads = [get_head("linear", N, damping=damping)
                       for _ in range(num_exits)]
@@ -264,10 +265,10 @@ def test_threshold_selection_drops_confident_samples():
     tau = float(np.median(f))
     term = SelectiveCrossEntropy(threshold=tau)
     value, [grad] = _grads(
-        lambda zs: tf.reduce_sum(term.per_sample(y, zs[0])), [z])
+        lambda zs: tf.reduce_sum(term.exit_loss(y, zs[0])), [z])
     dropped = f > tau
     assert dropped.any() and (~dropped).any()
-    per_sample = term.per_sample(y, z).numpy()
+    per_sample = term.exit_loss(y, z).numpy()
     np.testing.assert_array_equal(per_sample[dropped], 0.0)
     np.testing.assert_array_equal(grad[dropped], 0.0)
     np.testing.assert_allclose(per_sample[~dropped], -np.log(f[~dropped]),
@@ -277,7 +278,7 @@ def test_threshold_selection_drops_confident_samples():
 def test_label_smoothing_matches_keras():
     logits, y = _logits(seed=10, count=1), _labels(seed=10)
     z = logits[0][:, :N]
-    ours = SelectiveCrossEntropy(label_smoothing=0.1).per_sample(y, z)
+    ours = SelectiveCrossEntropy(label_smoothing=0.1).exit_loss(y, z)
     keras_loss = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=0.1, reduction=None)
     np.testing.assert_allclose(

@@ -205,7 +205,7 @@ def test_distillation_snapshot_and_loss(model_factory, tiny_data):
 def test_distillation_teacher_gets_no_gradient():
     import tensorflow as tf
 
-    term = DistillTerm([0], temperature=3.0, weight=1.0, teacher="final")
+    term = DistillTerm([1], temperature=3.0, weight=1.0, teacher="final")
 
     class Fake:
         exit_names = ["exit_1", "exit_2"]

@@ -43,11 +43,13 @@ variables only.
 
 import contextlib
 
-import keras
 import tensorflow as tf
-from keras.src import ops as keras_ops  # what Keras layers call
 
-_NAMESPACES = (keras_ops, keras.ops)  # keras.ops: `from keras import ops`
+from keras_eexit.compat import keras_ops_modules
+
+# What Keras layers call (`keras.src.ops`) first, then the public
+# `keras.ops` (`from keras import ops` in user code).
+_NAMESPACES = keras_ops_modules()
 _ALIAS_OPS = ("cast", "reshape", "convert_to_tensor", "expand_dims",
               "squeeze", "slice", "transpose")
 _ANY_BATCH = object()
@@ -144,7 +146,8 @@ class _Interceptor:
         saved = [(module, name, getattr(module, name))
                  for module in _NAMESPACES for name in names
                  if hasattr(module, name)]
-        originals = {name: getattr(keras_ops, name) for name in names}
+        originals = {name: getattr(_NAMESPACES[0], name)
+                     for name in names}
         replacements = {name: self._alias(originals[name])
                         for name in _ALIAS_OPS}
         for name in names[len(_ALIAS_OPS):]:

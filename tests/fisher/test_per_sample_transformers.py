@@ -9,9 +9,9 @@ from keras_eexit import regimes
 from keras_eexit.models.text_transformer import keras_hub_available
 from keras_eexit.models.text_transformer import text_transformer_exits
 from keras_eexit.models.vit import vit_exits
-from keras_eexit.regularizers import exit_logits
-from keras_eexit.regularizers import fisher_variables
-from keras_eexit.regularizers import per_sample
+from keras_eexit.chain import run_to_exit
+from keras_eexit.fisher import fisher_variables
+from keras_eexit.fisher import per_sample
 
 KINDS = [
     "vit",
@@ -40,12 +40,12 @@ def _model_and_data(kind, n=6):
     return model, ids, y
 
 
-def _loop(model, x, y, exit_index, variables):
+def _loop(model, x, y, exit, variables):
     total = [np.zeros(v.shape) for v in variables]
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            log_p = tf.nn.log_softmax(exit_logits(model, x[i:i + 1],
-                                                  exit_index))
+            log_p = tf.nn.log_softmax(run_to_exit(model, x[i:i + 1],
+                                                  exit - 1, False))
             value = log_p[0, int(y[i])]
         for t, g in zip(total, tape.gradient(value, variables)):
             t += tf.convert_to_tensor(g).numpy().astype("float64") ** 2
@@ -68,8 +68,8 @@ def test_squared_gradient_sums_equal_per_sample_loop(kind, monkeypatch):
 
         monkeypatch.setattr(TextEmbedding, "call", _python_add_embedding)
     model, x, y = _model_and_data(kind)
-    exit_index = model.num_exits - 1
-    variables = fisher_variables(model, exit_index)
+    final = model.num_exits
+    variables = fisher_variables(model, final)
     fallbacks = []
     original = per_sample._per_sample_squares
 
@@ -79,9 +79,10 @@ def test_squared_gradient_sums_equal_per_sample_loop(kind, monkeypatch):
 
     monkeypatch.setattr(per_sample, "_per_sample_squares", spy)
     step = tf.function(lambda a, b: per_sample.squared_gradient_sums(
-        lambda t: exit_logits(model, t, exit_index), variables, a, b))
+        lambda t: run_to_exit(model, t, final - 1, False), variables, a,
+        b))
     got = step(tf.constant(x), tf.constant(y))
-    expected = _loop(model, x, y, exit_index, variables)
+    expected = _loop(model, x, y, final, variables)
     scale = max(np.abs(e).max() for e in expected)
     for v, g, e in zip(variables, got, expected):
         np.testing.assert_allclose(g.numpy(), e, rtol=1e-4,
@@ -108,7 +109,7 @@ def test_sequential_ewc_runs(kind):
     class Peek(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             state = self.model.regime_state
-            fishers.append([np.array(f) for f in state.fisher])
+            fishers.append([np.array(f) for f in state.fisher_store.fisher])
 
     history = model.fit(x, y, epochs=regime.epochs_for(model), batch_size=4,
                         verbose=0, callbacks=[regime, Peek()])

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_eexit.callbacks.accumulate_fisher import AccumulateFisher
-from keras_eexit.callbacks.snapshot_teacher import SnapshotTeacher
-from keras_eexit.regularizers import empirical_fisher
+from keras_eexit.callbacks import AccumulateFisher
+from keras_eexit.callbacks import SnapshotTeacher
+from keras_eexit.fisher import EWCPenalty
+from keras_eexit.fisher import empirical_fisher
 
 
 def test_accumulate_fisher_over_two_fits(model_factory, tiny_data):
@@ -14,11 +15,11 @@ def test_accumulate_fisher_over_two_fits(model_factory, tiny_data):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = model_factory()
     model.compile(optimizer=keras.optimizers.Adam(0.05))
-    callback = AccumulateFisher(ds, exit_index=1)
+    callback = AccumulateFisher(ds, exit=2)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
-    first = empirical_fisher(model, ds, 1)
+    first = empirical_fisher(model, ds, 2)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
-    second = empirical_fisher(model, ds, 1)
+    second = empirical_fisher(model, ds, 2)
     for path, value in callback.fisher.items():
         np.testing.assert_allclose(value, first[path] + second[path],
                                    rtol=1e-5, atol=1e-7)
@@ -34,11 +35,11 @@ def test_fisher_store_is_saved_by_save_weights(model_factory, tiny_data,
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model = model_factory()
     model.compile(optimizer="sgd")
-    callback = AccumulateFisher(ds, exit_index=0)
+    callback = AccumulateFisher(ds, exit=1)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
     model.save_weights(tmp_path / "w.weights.h5")
     other = model_factory(seed=1)
-    restored = AccumulateFisher(ds, exit_index=0)
+    restored = AccumulateFisher(ds, exit=1)
     restored.set_model(other)
     other.load_weights(tmp_path / "w.weights.h5")
     saved = list(callback.fisher.values())

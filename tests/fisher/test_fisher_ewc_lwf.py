@@ -6,36 +6,37 @@ import pytest
 import tensorflow as tf
 
 from keras_eexit import regimes
-from keras_eexit.losses import EWCPenalty
+from keras_eexit.chain import run_to_exit
+from keras_eexit.fisher import EWCPenalty
+from keras_eexit.fisher import FisherStore
+from keras_eexit.fisher import empirical_fisher
+from keras_eexit.fisher import fisher_variables
 from keras_eexit.losses import LwFPenalty
-from keras_eexit.regularizers import empirical_fisher
-from keras_eexit.regularizers import exit_logits
-from keras_eexit.regularizers import fisher_variables
 
 
-def _loop_fisher(model, x, y, exit_index):
-    variables = fisher_variables(model, exit_index)
+def _loop_fisher(model, x, y, exit):
+    variables = fisher_variables(model, exit)
     total = [np.zeros(v.shape) for v in variables]
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            log_p = tf.nn.log_softmax(exit_logits(model, x[i:i + 1],
-                                                  exit_index))
+            log_p = tf.nn.log_softmax(run_to_exit(model, x[i:i + 1],
+                                                  exit - 1, False))
             value = log_p[0, int(y[i])]
         for t, g in zip(total, tape.gradient(value, variables)):
             t += g.numpy() ** 2
     return {v.path: t / len(x) for v, t in zip(variables, total)}
 
 
-@pytest.mark.parametrize("exit_index", [0, 2])
+@pytest.mark.parametrize("exit", [1, 3])
 def test_empirical_fisher_equals_per_sample_loop(model_factory, tiny_data,
-                                                 exit_index):
+                                                 exit):
     x, y = tiny_data
     model = model_factory()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
-    fisher = empirical_fisher(model, ds, exit_index, num_samples=25)
-    expected = _loop_fisher(model, x[:25], y[:25], exit_index)
+    fisher = empirical_fisher(model, ds, exit, num_samples=25)
+    expected = _loop_fisher(model, x[:25], y[:25], exit)
     assert set(fisher) == set(expected)
-    assert len(fisher) == 2 * 2 * (exit_index + 1)  # conv k,b + bn γ,β
+    assert len(fisher) == 2 * 2 * exit  # conv k,b + bn γ,β per segment
     for path, value in expected.items():
         np.testing.assert_allclose(fisher[path], value, atol=1e-5,
                                    rtol=1e-4)
@@ -45,8 +46,8 @@ def test_per_batch_fisher_is_an_approximation(model_factory, tiny_data):
     x, y = tiny_data
     model = model_factory()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    exact = empirical_fisher(model, ds, 1)
-    approx = empirical_fisher(model, ds, 1, per_batch=True)
+    exact = empirical_fisher(model, ds, 2)
+    approx = empirical_fisher(model, ds, 2, per_batch=True)
     assert set(exact) == set(approx)
     assert any(not np.allclose(exact[p], approx[p]) for p in exact)
 
@@ -55,34 +56,38 @@ def test_fisher_bad_input(model_factory, tiny_data):
     x, y = tiny_data
     model = model_factory()
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    with pytest.raises(ValueError, match=r"exit index in \[0, 2\]"):
-        empirical_fisher(model, ds, 3)
+    with pytest.raises(ValueError, match=r"exit numbers in 1\.\.3"):
+        empirical_fisher(model, ds, 4)
+    with pytest.raises(ValueError, match=r"exit numbers in 1\.\.3"):
+        empirical_fisher(model, ds, 0)
     with pytest.raises(ValueError, match="gave none"):
-        empirical_fisher(model, ds.take(0), 0)
+        empirical_fisher(model, ds.take(0), 1)
     with pytest.raises(ValueError, match="num_samples"):
-        empirical_fisher(model, ds, 0, num_samples=0)
-
-
-class _State:
-    pass
+        empirical_fisher(model, ds, 1, num_samples=0)
 
 
 def test_ewc_penalty_equals_numpy(model_factory):
     model = model_factory()
+    model.build((None, 8, 8, 1))
     rng = np.random.default_rng(0)
-    state = _State()
-    state.protected = [v for s in model.segments for v in s.trainable_weights]
-    state.fisher = [rng.random(v.shape).astype("float32")
-                    for v in state.protected]
-    state.anchors = [np.array(v) + rng.normal(size=v.shape).astype(
-        "float32") for v in state.protected]
-    object.__setattr__(model, "regime_state", state)
-    value, _ = EWCPenalty(3.0)(model, None, None, None)
+    store = FisherStore(model)
+    protected = [v for s in model.segments for v in s.trainable_weights]
+    assert [v.path for v in store.protected] == [v.path for v in protected]
+    assert not set(map(id, protected)) & set(map(id, store.weights))
+    fisher = [rng.random(v.shape).astype("float32") for v in protected]
+    anchors = [np.array(v) + rng.normal(size=v.shape).astype("float32")
+               for v in protected]
+    for f, a, var_f, var_a in zip(fisher, anchors, store.fisher,
+                                  store.anchors):
+        var_f.assign(f)
+        var_a.assign(a)
+    value, _ = EWCPenalty(3.0, store=store)(model, None, None, None)
     expected = 3.0 * sum(
         (f * (np.array(v) - a) ** 2).sum()
-        for v, f, a in zip(state.protected, state.fisher, state.anchors))
+        for v, f, a in zip(protected, fisher, anchors))
     assert float(value) == pytest.approx(expected, rel=1e-5)
-    object.__setattr__(model, "regime_state", None)
+    with pytest.raises(ValueError, match="Fisher store"):
+        EWCPenalty(1.0)(model, None, None, None)
 
 
 def test_sequential_ewc_freezes_right_stages_and_fisher_passes(
@@ -96,8 +101,8 @@ def test_sequential_ewc_freezes_right_stages_and_fisher_passes(
 
     class Peek(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            state = self.model.regime_state
-            fishers[epoch] = [np.array(f) for f in state.fisher]
+            store = self.model.regime_state.fisher_store
+            fishers[epoch] = [np.array(f) for f in store.fisher]
 
     history = model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
                         verbose=0, callbacks=[regime, recorder, Peek()])
@@ -131,14 +136,14 @@ def test_fisher_pass_equals_empirical_fisher(model_factory, tiny_data):
     class Peek(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
-                s = self.model.regime_state
+                s = self.model.regime_state.fisher_store
                 captured.update({v.path: np.array(f) for v, f in
                                  zip(s.protected, s.fisher)})
 
     model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
               callbacks=[regime, Peek()])
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    expected = empirical_fisher(model, ds, 1, num_samples=20)
+    expected = empirical_fisher(model, ds, 2, num_samples=20)
     for path, value in captured.items():
         if path in expected:
             np.testing.assert_allclose(value, expected[path], rtol=1e-4,
@@ -157,7 +162,7 @@ def test_lwf_is_zero_at_stage_start_and_grows(model_factory, tiny_data):
 
     class Probe(keras.callbacks.Callback):
         def _lwf(self):
-            term = LwFPenalty(1.0, [0])
+            term = LwFPenalty(1.0, [1])
             out = self.model(x, training=False)
             return float(term(self.model, x, None, out)[0])
 
@@ -259,22 +264,22 @@ def test_fast_fisher_matches_loop_on_other_layers(make, shape):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(20,) + shape).astype("float32")
     y = rng.integers(0, 3, size=20)
-    exit_index = model.num_exits - 1
+    final = model.num_exits
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)
-    fisher = empirical_fisher(model, ds, exit_index)
-    expected = _loop_fisher(model, x, y, exit_index)
+    fisher = empirical_fisher(model, ds, final)
+    expected = _loop_fisher(model, x, y, final)
     for path, value in expected.items():
         np.testing.assert_allclose(fisher[path], value, atol=1e-5,
                                    rtol=1e-4, err_msg=path)
 
 
 def test_fast_path_covers_conv_dense_bias_and_batchnorm(model_factory):
-    from keras_eexit.regularizers import per_sample
+    from keras_eexit.fisher import per_sample
 
     model = model_factory()
-    variables = fisher_variables(model, 2)
+    variables = fisher_variables(model, 3)
     interceptor = per_sample._Interceptor(variables)
     with interceptor.active():
-        exit_logits(model, tf.zeros((2, 8, 8, 1)), 2)
+        run_to_exit(model, tf.zeros((2, 8, 8, 1)), 2, False)
     assert set(interceptor.uses) == {id(v) for v in variables}
     assert set(interceptor.uses.values()) == {1}
