@@ -9,32 +9,14 @@ module holds that one rule; `PartitionedHead` and `PartitionedSegment` apply
 it on the two sides of a cut.
 """
 
-import numbers
-
 import keras
 from keras import ops
 
 from keras_eexit.utils.validation import check_choice
-from keras_eexit.utils.validation import invalid_value
 
 ROUTES = ("shared", "specific")
 """The part of the channels a consumer sends its gradient to: `"shared"`
 (`f+`, the deeper stages) or `"specific"` (`f-`, the exit)."""
-
-
-def check_ratio(ratio):
-    """Checks DFS's partition coefficient β, a number in [0, 1].
-
-    Args:
-        ratio: the fraction of channels that are shared with deeper stages.
-
-    Returns:
-        `ratio` as a float.
-    """
-    if (isinstance(ratio, bool) or not isinstance(ratio, numbers.Real)
-            or not 0.0 <= ratio <= 1.0):
-        raise invalid_value("ratio", "a number in [0, 1]", ratio)
-    return float(ratio)
 
 
 def shared_channels(channels, ratio):

@@ -4,8 +4,9 @@ import keras
 
 from keras_eexit import chain
 from keras_eexit.api import register
-from keras_eexit.layers.feature_partition import check_ratio
 from keras_eexit.layers.feature_partition import partition_features
+from keras_eexit.utils.validation import check_bool
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -81,11 +82,9 @@ class PartitionedSegment(keras.layers.Layer):
             raise invalid_value(
                 "segment", "a segment that is not already partitioned",
                 segment)
-        if not isinstance(referencing, bool):
-            raise invalid_value("referencing", "a boolean", referencing)
         self.segment = segment
-        self.ratio = check_ratio(ratio)
-        self.referencing = referencing
+        self.ratio = check_number("ratio", ratio, 0.0, 1.0)
+        self.referencing = check_bool("referencing", referencing)
 
     def build(self, input_shape):
         if not self.segment.built:

@@ -1,10 +1,11 @@
 """DFS: Deep Feature Surgery's feature partitioning on a multi-exit chain."""
 
-from keras_eexit.layers.feature_partition import check_ratio
 from keras_eexit.layers.partitioned_head import PartitionedHead
 from keras_eexit.layers.partitioned_segment import PartitionedSegment
 from keras_eexit.models.multi_exit_model import MultiExitModel
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 EXIT_GRADIENTS = ("specific", "all")
@@ -78,10 +79,9 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
     """
     if not isinstance(model, MultiExitModel):
         raise invalid_value("model", "a keras_eexit.MultiExitModel", model)
-    ratio = check_ratio(ratio)
+    ratio = check_number("ratio", ratio, 0.0, 1.0)
     check_choice("exit_gradient", exit_gradient, EXIT_GRADIENTS)
-    if not isinstance(referencing, bool):
-        raise invalid_value("referencing", "a boolean", referencing)
+    check_bool("referencing", referencing)
     if not referencing and exit_gradient == "all":
         raise invalid_value(
             "exit_gradient", "'specific' when referencing=False (an exit "

@@ -7,26 +7,18 @@ from keras import ops
 from keras_eexit import chain
 from keras_eexit.compat import update_loss_tracker
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
+from keras_eexit.losses.exit_term import ExitTerm
+from keras_eexit.losses.objective import Objective
 from keras_eexit.methods.weight_prediction_network import CENTERINGS
 from keras_eexit.methods.weight_prediction_network import (
     WeightPredictionNetwork)
 from keras_eexit.methods.weight_prediction_network import centred_weights
 from keras_eexit.models.flops import count_flops
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
-
-
-def _check_float(argument, value, low, high=None, low_open=True):
-    if (isinstance(value, bool) or not isinstance(value, (int, float,
-                                                          np.floating))
-            or not np.isfinite(value)
-            or (value <= low if low_open else value < low)
-            or (high is not None and value > high)):
-        bound = f"{'>' if low_open else '>='} {low:g}" + (
-            "" if high is None else f" and <= {high:g}")
-        raise invalid_value(argument, f"a number {bound}", value)
-    return float(value)
 
 
 def target_probabilities(num_exits, ratio):
@@ -216,27 +208,27 @@ class L2W(keras.layers.Layer):
                  lookahead_learning_rate=None, exchange=True, **kwargs):
         kwargs.setdefault("name", "l2w")
         super().__init__(**kwargs)
-        self.epsilon = _check_float("epsilon", epsilon, 0.0)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, low_open=True)
         self.centering = check_choice("centering", centering, CENTERINGS)
-        self.target_ratio = _check_float("target_ratio", target_ratio, 0.0)
+        self.target_ratio = check_number("target_ratio", target_ratio, 0.0,
+                                         low_open=True)
         self.hidden_units = check_positive_int("hidden_units", hidden_units)
         self.num_layers = check_positive_int("num_layers", num_layers)
         if not isinstance(meta_learning_rate,
                           keras.optimizers.schedules.LearningRateSchedule):
-            meta_learning_rate = _check_float(
-                "meta_learning_rate", meta_learning_rate, 0.0)
+            meta_learning_rate = check_number(
+                "meta_learning_rate", meta_learning_rate, 0.0, low_open=True)
         self.meta_learning_rate = meta_learning_rate
-        self.meta_weight_decay = _check_float(
-            "meta_weight_decay", meta_weight_decay, 0.0, low_open=False)
+        self.meta_weight_decay = check_number(
+            "meta_weight_decay", meta_weight_decay, 0.0)
         self.meta_interval = check_positive_int("meta_interval",
                                                 meta_interval)
         if lookahead_learning_rate is not None:
-            lookahead_learning_rate = _check_float(
-                "lookahead_learning_rate", lookahead_learning_rate, 0.0)
+            lookahead_learning_rate = check_number(
+                "lookahead_learning_rate", lookahead_learning_rate, 0.0,
+                low_open=True)
         self.lookahead_learning_rate = lookahead_learning_rate
-        if not isinstance(exchange, bool):
-            raise invalid_value("exchange", "a boolean", exchange)
-        self.exchange = exchange
+        self.exchange = check_bool("exchange", exchange)
         self.network = None
         self.optimizer = None
         self.probabilities = None
@@ -345,18 +337,25 @@ class L2W(keras.layers.Layer):
         return ops.stop_gradient(
             centred_weights(raw, self.epsilon, self.centering))
 
-    def _weighted(self, model, losses, sample_weight):
-        """Per-exit sample weights for the objective: a dict by exit."""
+    def weighted_objective(self, model, losses):
+        """The model's objective with L2W's weights on its exit term.
+
+        Args:
+            model: the `MultiExitModel`.
+            losses: per-exit losses `(batch, K)` (`exit_losses`); the
+                weights `centred_weights(WPN(losses))` keep their
+                dependence on the network (the look-ahead needs it).
+
+        Returns:
+            An `Objective`: the model's, with its term that replaces the
+            cross-entropy multiplying its per-sample factors by the
+            weights.
+        """
         raw = self.network(ops.stop_gradient(losses))
         weights = centred_weights(raw, self.epsilon, self.centering)
-        result = {}
-        for k, name in enumerate(model.exit_names):
-            w = weights[:, k]
-            if sample_weight is not None:
-                w = w * ops.reshape(ops.cast(sample_weight, "float32"),
-                                    ops.shape(w))
-            result[name] = w
-        return result
+        return Objective([
+            _Reweighted(term, weights) if term is _weighted_term(model)
+            else term for term in model.objective.terms])
 
     def lookahead_rate(self, model):
         """α of the look-ahead step."""
@@ -396,9 +395,9 @@ class L2W(keras.layers.Layer):
             tape.watch(theta)
             outputs, _ = model.stateless_call(theta, frozen, x,
                                               training=True)
-            losses = exit_losses(model, x, y, outputs)
-            weights = self._weighted(model, losses, sample_weight)
-            pseudo, _, _ = model.objective(model, x, y, outputs, weights)
+            objective = self.weighted_objective(
+                model, exit_losses(model, x, y, outputs))
+            pseudo, _, _ = objective(model, x, y, outputs, sample_weight)
         grads = tape.gradient(pseudo, theta)
         ahead = [t if g is None else t - ops.cast(alpha, t.dtype) * g
                  for t, g in zip(theta, grads)]
@@ -428,10 +427,17 @@ class L2W(keras.layers.Layer):
 
         with tf.GradientTape() as tape:
             outputs = model(x, training=True)
-            losses = exit_losses(model, x, y, outputs)
-            weights = self._weighted(model, losses, sample_weight)
-            loss = model.compute_loss(x=x, y=y, y_pred=outputs,
-                                      sample_weight=weights, training=True)
+            objective = self.weighted_objective(
+                model, exit_losses(model, x, y, outputs))
+            # `compute_loss` (per-exit trackers, `add_loss` terms) on the
+            # weighted objective; swapped at trace time only.
+            plain, model.objective = model.objective, objective
+            try:
+                loss = model.compute_loss(x=x, y=y, y_pred=outputs,
+                                          sample_weight=sample_weight,
+                                          training=True)
+            finally:
+                model.objective = plain
             update_loss_tracker(model, loss,
                                 tf.shape(tf.nest.flatten(x)[0])[0])
             scaled = model.optimizer.scale_loss(loss)
@@ -510,13 +516,23 @@ class L2W(keras.layers.Layer):
         return config
 
 
+def _weighted_term(model):
+    """The objective's term L2W weights: the one replacing cross-entropy."""
+    terms = [t for t in model.objective.terms if t.replaces_cross_entropy]
+    if not terms or not isinstance(terms[0], ExitTerm):
+        raise ValueError(
+            "L2W weights the per-sample loss of every exit: the model's "
+            "objective needs a per-exit term (an ExitTerm) in place of the "
+            f"cross-entropy; it has {model.objective.terms}.")
+    return terms[0]
+
+
 def exit_losses(model, x, y, outputs):
     """Per-sample loss of every exit, `(batch, K)`: what L2W weights.
 
-    The losses of the objective's term that replaces the cross-entropy
-    (the cross-entropy itself by default, a damping loss under
-    `Joint(loss=...)`); cross-entropy on the class logits when the
-    objective has no such term.
+    The losses of the objective's term that replaces the cross-entropy:
+    the cross-entropy itself by default, the damping or power-sqrt loss
+    under `Joint(loss=...)` (their `ExitTerm.per_sample`).
 
     Args:
         model: the `MultiExitModel`.
@@ -527,13 +543,41 @@ def exit_losses(model, x, y, outputs):
     Returns:
         A float32 tensor `(batch, K)`.
     """
-    positions = list(range(model.num_exits))
-    for term in getattr(model.objective, "terms", ()):
-        if getattr(term, "replaces_cross_entropy", False) and hasattr(
-                term, "per_sample"):
-            values = term.per_sample(model, x, y, outputs, positions)
-            return ops.stack([ops.cast(v, "float32") for v in values],
-                             axis=1)
-    return ops.stack([
-        per_sample_crossentropy(y[n], chain.class_logits(h, outputs[n]))
-        for h, n in zip(model.heads, model.exit_names)], axis=1)
+    term = _weighted_term(model)
+    values = term.per_sample(model, x, y, outputs,
+                             list(range(model.num_exits)))
+    return ops.stack([ops.cast(v, "float32") for v in values], axis=1)
+
+
+class _Reweighted(ExitTerm):
+    """`term` with its per-sample factors multiplied by L2W's weights.
+
+    Delegates every hook of `ExitTerm` to `term`; only `sample_factors`
+    changes, to `w_ik · v_ik` (`v` the term's own factors, such as the
+    damping loss's dynamic weights).
+    """
+
+    def __init__(self, term, weights):
+        super().__init__(exits=term.exits, weight=term.weight,
+                         name=term.name)
+        self.term = term
+        self.weights = weights
+        self.replaces_cross_entropy = term.replaces_cross_entropy
+
+    def check_model(self, model):
+        self.term.check_model(model)
+
+    def exit_positions(self, model):
+        return self.term.exit_positions(model)
+
+    def coefficient(self, model, position):
+        return self.term.coefficient(model, position)
+
+    def per_sample(self, model, x, y, y_pred, positions):
+        return self.term.per_sample(model, x, y, y_pred, positions)
+
+    def sample_factors(self, model, y_pred, positions):
+        own = self.term.sample_factors(model, y_pred, positions)
+        return [self.weights[:, k] if own is None
+                else self.weights[:, k] * ops.cast(own[j], "float32")
+                for j, k in enumerate(positions)]

@@ -17,21 +17,6 @@ from keras_eexit.methods.l2w import target_probabilities
 from keras_eexit.methods.weight_prediction_network import centred_weights
 
 
-class WeightedCrossEntropy:
-    """A minimal objective: Σ_k mean_i w_ik CE_ik (per-exit weight dict)."""
-
-    terms = ()
-
-    def __call__(self, model, x, y, y_pred, sample_weight=None):
-        total = 0.0
-        for name in model.exit_names:
-            values = per_sample_crossentropy(y[name], y_pred[name])
-            if sample_weight is not None:
-                values = values * sample_weight[name]
-            total = total + ops.mean(values)
-        return total, [0.0] * model.num_exits, {}
-
-
 def _smooth_chain(num_exits=3, seed=3):
     keras.utils.set_random_seed(seed)
     segments = [keras.Sequential(
@@ -135,7 +120,6 @@ def _meta_loss_at(l2w, model, train, meta, direction, step, alpha):
 def test_meta_gradient_equals_finite_differences(freeze_backbone):
     model = _smooth_chain()
     model.compile(optimizer=keras.optimizers.SGD(0.5))
-    model.objective = WeightedCrossEntropy()
     if freeze_backbone:  # the look-ahead then moves the heads only
         for segment in model.segments:
             segment.trainable = False
@@ -169,7 +153,6 @@ def test_look_ahead_discards_batchnorm_updates():
     model = MultiExitModel(segments, [keras.layers.Dense(3),
                                       keras.layers.Dense(3)])
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    model.objective = WeightedCrossEntropy()
     l2w = L2W(hidden_units=4).attach(model)
     train, meta = _halves(model)
     statistics = [v.numpy() for v in model.non_trainable_variables]
@@ -209,7 +192,6 @@ def test_plain_fit_trains_model_and_network():
     y = rng.integers(0, 3, 32)
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
                   metrics=["accuracy"])
-    model.objective = WeightedCrossEntropy()
     l2w = L2W(hidden_units=8, meta_learning_rate=1e-2).attach(model)
     network = [v.numpy() for v in l2w.network.weights]
     segment = model.segments[0].weights[0].numpy()
