@@ -8,13 +8,22 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eexit import MultiExitModel
+from keras_eexit import regimes
+from keras_eexit.data import load_arrays
+from keras_eexit.evaluation import collect
+from keras_eexit.layers import DampingHead
+from keras_eexit.losses import ExitDampingLoss
+from keras_eexit.losses import Objective
+from keras_eexit.losses import PowerSqrtDampingLoss
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.methods import L2W
+from keras_eexit.methods import l2w as l2w_module
 from keras_eexit.methods import WeightPredictionNetwork
 from keras_eexit.methods.l2w import allocate_samples
 from keras_eexit.methods.l2w import meta_objective
 from keras_eexit.methods.l2w import target_probabilities
 from keras_eexit.methods.weight_prediction_network import centred_weights
+from keras_eexit.models import get_model
 
 
 def _smooth_chain(num_exits=3, seed=3):
@@ -185,6 +194,7 @@ def test_flops_training_only(model_factory, tiny_data):
                for v in l2w.network.weights)
 
 
+@pytest.mark.large
 def test_plain_fit_trains_model_and_network():
     model = _smooth_chain()
     rng = np.random.default_rng(0)
@@ -219,3 +229,124 @@ def test_attach_refuses_what_it_cannot_train(model_factory):
         L2W(epsilon=0)
     with pytest.raises(ValueError, match="centering"):
         L2W(centering="rows")
+
+
+# ------------------------------------------------- objective and damping
+def _damping_chain():
+    plain = _smooth_chain()
+    heads = [DampingHead(3, head=lambda n, name=None: keras.layers.Dense(
+        n, name=name), name=h.name) for h in plain.heads]
+    return MultiExitModel(plain.segments, heads, name="damped")
+
+
+@pytest.mark.parametrize("damping", [False, True])
+def test_weighted_objective_multiplies_the_exit_terms_loss(damping):
+    model = _damping_chain() if damping else _smooth_chain()
+    if damping:
+        term = ExitDampingLoss(PowerSqrtDampingLoss(0.5), alpha=0.8)
+        model.set_objective(Objective.with_terms([term]))
+    model.exit_weights.assign([0.5, 1.0, 2.0])
+    l2w = L2W(hidden_units=4).attach(model)
+    (x, y, _), _ = _halves(model)
+    outputs = model(x)
+    losses = l2w_module.exit_losses(model, x, y, outputs)
+    term = model.objective.terms[0]
+    expected_losses = term.per_sample(model, x, y, outputs, [0, 1, 2])
+    np.testing.assert_allclose(
+        losses, np.stack([ops.convert_to_numpy(v) for v in
+                          expected_losses], 1), rtol=1e-6)
+    weights = ops.convert_to_numpy(l2w.sample_weights(losses))
+    total, _, _ = l2w.weighted_objective(model, losses)(
+        model, x, y, outputs, None)
+    factors = term.sample_factors(model, outputs, [0, 1, 2])
+    expected = sum(
+        c * np.mean(weights[:, k] * ops.convert_to_numpy(losses[:, k])
+                    * (1.0 if factors is None
+                       else ops.convert_to_numpy(factors[k])))
+        for k, c in enumerate([0.5, 1.0, 2.0]))
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+
+
+# --------------------------------------------------- saving and resuming
+def test_save_weights_keeps_the_network_and_files_load_safely(tmp_path):
+    model = _smooth_chain()
+    l2w = L2W(hidden_units=4).attach(model)
+    for v in l2w.network.weights:
+        v.assign(np.random.default_rng(0).normal(size=v.shape))
+    l2w.steps.assign(7)
+    model.save_weights(str(tmp_path / "run.weights.h5"))
+    again = _smooth_chain()
+    fresh = L2W(hidden_units=4).attach(again)
+    again.load_weights(str(tmp_path / "run.weights.h5"))
+    for a, b in zip(fresh.network.weights, l2w.network.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(fresh.steps.numpy()) == 7
+    # The model's file holds the model: it loads with safe_mode=True,
+    # without the training procedure.
+    model.save(str(tmp_path / "model.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "model.keras"),
+                                     safe_mode=True)
+    assert loaded.step_override is None
+    x = np.ones((2, 5), "float32")
+    np.testing.assert_allclose(loaded(x)["exit_3"], model(x)["exit_3"],
+                               rtol=1e-6)
+
+
+# ------------------------------------------------------------ regimes
+@pytest.mark.large
+@pytest.mark.parametrize("regime", ["two_stage", "mixed"])
+def test_trains_under_regimes(regime):
+    # ~6 s each on 2 CPUs.
+    model = _smooth_chain()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 5)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    l2w = L2W(hidden_units=8, meta_learning_rate=1e-2).attach(model)
+    network = [v.numpy() for v in l2w.network.weights]
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([v.numpy() for v in self.model.weights])
+
+    schedule = (regimes.TwoStage(1, 1, verbose=False)
+                if regime == "two_stage"
+                else regimes.Mixed(1, 1, verbose=False))
+    history = model.fit(x, y, batch_size=8, verbose=0,
+                        callbacks=[schedule, Snapshot()])
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.step_override is l2w
+    assert any(np.abs(v.numpy() - w).max() > 0
+               for v, w in zip(l2w.network.weights, network))
+    paths = [v.path for v in model.weights]
+    moved = {p for p, a, b in zip(paths, *snapshots)
+             if np.abs(a - b).max() > 0}
+    segments = {v.path for s in model.segments for v in s.weights}
+    heads = {v.path for h in model.heads[:-1] for v in h.weights}
+    if regime == "two_stage":  # phase 2: frozen backbone, heads train
+        assert not moved & segments and heads <= moved
+    else:  # phase 2: joint
+        assert segments <= moved and heads <= moved
+
+
+@pytest.mark.large
+def test_learns_digits_with_power_sqrt_damping():
+    # ~15 s on 2 idle CPUs. L2W with the damping paper's power-sqrt loss;
+    # seed 0: exits 18.6% / 94.7% / 98.9% (small_cnn's first exit sees a
+    # 3x3 receptive field only).
+    keras.utils.set_random_seed(0)
+    data = load_arrays("digits")
+    info = data["info"]
+    model = get_model("small_cnn", input_shape=info.input_shape,
+                      num_classes=info.num_classes, width=16, damping=True)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  metrics=["accuracy"])
+    L2W(hidden_units=32, meta_learning_rate=1e-3).attach(model)
+    model.fit(data["x_train"], data["y_train"], epochs=4, batch_size=32,
+              verbose=0, callbacks=[regimes.Joint(loss="power_sqrt",
+                                                  lam=0.05, verbose=False)])
+    accuracy = collect(model, (data["x_test"], data["y_test"])).accuracy()
+    assert accuracy[-1] >= 0.9, accuracy
+    assert accuracy[1] >= 0.8, accuracy
+    assert accuracy[0] > 0.12, accuracy  # chance: 0.1
