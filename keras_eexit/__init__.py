@@ -14,15 +14,18 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 
 from keras_eexit import callbacks
 from keras_eexit import chain
+from keras_eexit import criteria
 from keras_eexit import data
 from keras_eexit import evaluation
 from keras_eexit import export
 from keras_eexit import fisher
+from keras_eexit import inference
 from keras_eexit import layers
 from keras_eexit import losses
 from keras_eexit import methods
 from keras_eexit import models
 from keras_eexit import regimes
+from keras_eexit import testing
 from keras_eexit import utils
 from keras_eexit.models import get_model
 from keras_eexit.models import load_model

@@ -134,7 +134,7 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
                           else f"{values[i]:.2f}" for i in picks])
     names = {"max_softmax": "max-softmax threshold",
              "entropy": "normalised-entropy threshold",
-             "patience": "patience (exits)", "static": "static exit index"}
+             "patience": "patience (exits)", "static": "static exit number"}
     axes.set_xlabel(names.get(result.criterion, f"{result.criterion} "
                               "threshold"))
     axes.set_ylabel("samples leaving at the exit (%)")

@@ -1,18 +1,16 @@
 """Exit criteria and vectorised threshold sweeps over cached exit outputs."""
 
 import dataclasses
-import numbers
-
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
-CRITERIA = ("max_softmax", "entropy", "patience", "static")
+CRITERIA = tuple(criteria_lib.CRITERIA)
+"""Names of the exit criteria (defined in `keras_eexit.criteria`)."""
 
-# Rows of `probs` may deviate from summing to 1 by this much (float32
-# softmax outputs are within ~1e-6; logits or unnormalised scores are not).
-PROB_ATOL = 1e-3
+PROB_ATOL = criteria_lib.PROB_ATOL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +19,11 @@ class Sweep:
 
     Attributes:
         criterion: the exit criterion.
-        thresholds: `(T,)` thresholds (patience values, or exit indices for
-            `"static"`).
+        thresholds: `(T,)` thresholds (one value for every exit: float32
+            for max-softmax and entropy, patience values, or exit NUMBERS
+            1..K for `"static"`), or `(T, K)` per-exit thresholds (one row
+            per sweep point, e.g. the budgeted-batch curve of
+            `keras_eexit.inference.budgeted_batch_curve`).
         accuracy: `(T,)` top-1 accuracy of the early-exit model.
         mean_flops: `(T,)` mean FLOPs per sample.
         exit_ratios: `(T, K)` fraction of samples leaving at each exit.
@@ -34,74 +35,51 @@ class Sweep:
     mean_flops: np.ndarray
     exit_ratios: np.ndarray
 
-
-def _scores(probs, criterion):
-    """Per exit and sample: the value compared with the threshold."""
-    if criterion == "max_softmax":
-        return probs.max(axis=-1)
-    if criterion == "entropy":
-        # 0 · log 0 = 0 exactly (clipping would add ~3e-11 per zero and
-        # break ties with thresholds).
-        positive = probs > 0
-        logs = np.log(np.where(positive, probs, 1.0))
-        entropy = -np.where(positive, probs * logs, 0.0).sum(-1)
-        return entropy / np.log(probs.shape[-1])
-    predictions = probs.argmax(-1)  # patience: length of the agreeing run
-    runs = np.zeros(predictions.shape, dtype=np.int64)
-    for k in range(1, len(predictions)):
-        same = predictions[k] == predictions[k - 1]
-        runs[k] = np.where(same, runs[k - 1] + 1, 0)
-    return runs
+    @property
+    def per_exit(self):
+        """Whether `thresholds` holds one row of per-exit values per point."""
+        return np.ndim(self.thresholds) == 2
 
 
 def exit_indices(probs, criterion, thresholds):
-    """The exit each sample leaves at, for every threshold.
+    """The exit each sample leaves at, for every threshold (or row).
 
-    Rules (a sample that no exit accepts leaves at the final exit):
+    The rules are those of `keras_eexit.criteria` (scores compared in
+    float32; a sample that no exit accepts leaves at the final exit):
 
     - `"max_softmax"`: the first exit whose top probability is strictly
       greater than the threshold (Kubaty et al.'s `eval.py` uses `>`, so
       threshold 0 sends every sample out at the first exit and threshold 1
-      sends every sample to the final exit; `>=` would differ only for
-      probabilities exactly equal to a threshold).
+      sends every sample to the final exit).
     - `"entropy"`: the first exit whose normalised entropy `H / log C` is at
       most the threshold (low entropy = confident; thresholds in [0, 1]).
     - `"patience"` (PABEE, Zhou et al. 2020): the first exit at which the
       prediction has stayed the same for `threshold` consecutive exits
-      (i.e. it equals the previous `threshold` exits' predictions).
-    - `"static"`: always exit `threshold` (0-based).
+      (threshold 0: the first exit; the reference's counter).
+    - `"static"`: always exit number `threshold` (1..K).
 
     Args:
         probs: `(K, N, C)` probabilities.
         criterion: one of `CRITERIA`.
-        thresholds: `(T,)` array.
+        thresholds: `(T,)` array, or `(T, K)` per-exit rows.
 
     Returns:
         `(T, N)` int array of 0-based exit indices.
     """
-    k = probs.shape[0]
-    thresholds = np.asarray(thresholds)
-    if criterion == "static":
-        return np.broadcast_to(thresholds.astype(np.int64)[:, None],
-                               (len(thresholds), probs.shape[1])).copy()
-    scores = _scores(probs, criterion)[None]  # (1, K, N)
-    t = thresholds[:, None, None]
-    if criterion == "max_softmax":
-        accept = scores > t
-    elif criterion == "entropy":
-        accept = scores <= t
-    else:
-        accept = scores >= t
-    accept[:, k - 1, :] = True
-    return accept.argmax(axis=1)
+    check_choice("criterion", criterion, CRITERIA)
+    return criteria_lib.exit_indices(probs, criterion, thresholds)
 
 
 def _check(probs, labels, flops):
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 3 or 0 in probs.shape:
+    given = np.asarray(probs)
+    if given.ndim != 3 or 0 in given.shape:
         raise invalid_value(
             "probs", "a non-empty array of shape (exits, samples, classes)",
-            f"an array of shape {probs.shape}")
+            f"an array of shape {given.shape}")
+    if given.dtype.kind not in "biuf":
+        raise invalid_value("probs", "an array of probabilities",
+                            f"dtype {given.dtype}")
+    probs = given.astype(np.float64)
     if not np.all(np.isfinite(probs)) or probs.min() < -PROB_ATOL:
         raise ValueError(
             "Probabilities must be finite and non-negative (softmax "
@@ -139,6 +117,7 @@ def _check(probs, labels, flops):
             f"{labels[:5].tolist()}{' ...' if labels.size > 5 else ''}."
         )
     labels = labels.astype(np.int64)
+    probs = given  # scored as given (see keras_eexit.criteria)
     if flops is None:
         raise invalid_value("flops", "cumulative FLOPs per exit", flops)
     flops = np.asarray(flops, dtype=np.float64).reshape(-1)
@@ -151,46 +130,6 @@ def _check(probs, labels, flops):
         raise invalid_value("flops", "finite, non-negative FLOPs per exit",
                             flops.tolist())
     return probs, labels, flops
-
-
-def _is_count(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _thresholds(criterion, thresholds, num_exits):
-    """Validates `thresholds` (a count or values) for `criterion`."""
-    if criterion == "patience" and num_exits < 2:
-        raise ValueError(
-            "criterion='patience' needs at least 2 exits (it compares "
-            f"consecutive predictions); the outputs have {num_exits}.")
-    try:
-        values = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        values = np.array([np.nan])
-    if criterion in ("patience", "static"):
-        low, high = (1, num_exits - 1) if criterion == "patience" else (
-            0, num_exits - 1)
-        if _is_count(thresholds):
-            return np.arange(low, high + 1)
-        if values.size == 0 or not np.all(np.isfinite(values)) or np.any(
-            values != np.round(values)
-        ) or values.min() < low or values.max() > high:
-            raise invalid_value(
-                "thresholds", f"a count, or integers in [{low}, {high}] for "
-                f"criterion={criterion!r}", thresholds)
-        return values.astype(np.int64)
-    if _is_count(thresholds):
-        if thresholds < 2:
-            raise invalid_value("thresholds", "a count >= 2 or an array",
-                                thresholds)
-        return np.linspace(0.0, 1.0, int(thresholds))
-    if values.size == 0 or not np.all(np.isfinite(values)) or (
-        values.min() < 0 or values.max() > 1
-    ):
-        raise invalid_value(
-            "thresholds", f"a count, or values in [0, 1] for "
-            f"criterion={criterion!r}", thresholds)
-    return values
 
 
 def sweep(probs, labels=None, flops=None, criterion="max_softmax",
@@ -214,10 +153,14 @@ def sweep(probs, labels=None, flops=None, criterion="max_softmax",
         flops: `(K,)` cumulative FLOPs per exit.
         criterion: `"max_softmax"`, `"entropy"`, `"patience"` or
             `"static"` (see `exit_indices`).
-        thresholds: a count (evenly spaced over [0, 1], Kubaty et al.'s
-            `linspace(0, 1, 100)` by default; for `"patience"` every
-            patience 1..K-1 and for `"static"` every exit 0..K-1, whatever
-            the count) or an explicit array of values in that range.
+        thresholds: a count (evenly spaced over [0, 1] in float32 as
+            Kubaty et al.'s `torch.linspace(0, 1, 100)` by default, see
+            `keras_eexit.criteria.reference_grid`; for `"patience"` every
+            patience 0..K-1 and for `"static"` every exit number 1..K,
+            whatever the count), an explicit array of values in the
+            criterion's range (one per sweep point, the same for every
+            exit), or an array `(points, K)` of per-exit thresholds (one
+            decision rule per row; not for `"static"`).
 
     Returns:
         A `Sweep`.
@@ -240,7 +183,14 @@ def sweep(probs, labels=None, flops=None, criterion="max_softmax",
     check_choice("criterion", criterion, CRITERIA)
     probs, labels, flops = _check(probs, labels, flops)
     num_exits = probs.shape[0]
-    thresholds = _thresholds(criterion, thresholds, num_exits)
+    if criterion == "patience" and num_exits < 2:
+        raise ValueError(
+            "criterion='patience' needs at least 2 exits (it compares "
+            f"consecutive predictions); the outputs have {num_exits}.")
+    thresholds, _ = criteria_lib.check_sweep_thresholds(
+        criterion, thresholds, num_exits)
+    if criteria_lib.get(criterion).integer:
+        thresholds = thresholds.astype(np.int64)
     exits = exit_indices(probs, criterion, thresholds)  # (T, N)
     correct = probs.argmax(-1) == labels[None, :]  # (K, N)
     samples = np.arange(probs.shape[1])[None, :]

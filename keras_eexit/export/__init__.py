@@ -1,15 +1,16 @@
 """Export to LiteRT (TFLite) with on-device early exit, and a runtime.
 
 `export_litert(model, path, mode=...)` writes one early-exit `.tflite` (the
-graph stops at the first confident exit; the threshold is a run-time
-input), one file per exit, or one file per stage, plus a JSON sidecar.
-`LiteRTRunner(path)` loads them and returns `(probabilities, exit_index)`.
+graph stops at the first confident exit, batch by batch with compaction; the
+per-exit thresholds are a run-time input), one file per exit, or one file
+per stage, plus a JSON sidecar. `LiteRTRunner(path)` loads them and returns
+`(probabilities, exit_index)`. The exit rules are `keras_eexit.criteria`'s.
 """
 
-from keras_eexit.export import criteria
+from keras_eexit import criteria
+from keras_eexit.criteria import CRITERIA
 from keras_eexit.export._convert import QUANTIZATIONS
 from keras_eexit.export._convert import LiteRTExportError
-from keras_eexit.export.criteria import CRITERIA
 from keras_eexit.export.litert_export import MODES
 from keras_eexit.export.litert_export import SIDECAR
 from keras_eexit.export.litert_export import export_litert

@@ -21,13 +21,13 @@ import numpy as np
 
 from keras_eexit import chain
 from keras_eexit.compat import flatten_layers
-from keras_eexit.export import criteria as criteria_lib
+from keras_eexit.inference.compaction import EXIT_INDEX
+from keras_eexit.inference.compaction import PROBABILITIES
+from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.utils.validation import invalid_value
 
 INPUT = "input"
-THRESHOLD = "threshold"
-PROBABILITIES = "probabilities"
-EXIT_INDEX = "exit_index"
+THRESHOLDS = "thresholds"
 
 
 def state_name(i):
@@ -100,22 +100,30 @@ class FrozenLayer:
 class ChainGraph:
     """The model's chain, ready to be traced into conversion functions.
 
+    Stages run through `keras_eexit.chain.run_stage` with `call=` set to
+    the frozen copies, so "segment, then head on the head input" is the
+    chain's rule, not this module's.
+
     Args:
         model: a built `MultiExitModel`.
         input_shape: the input shape without the batch axis.
-        criterion: one of `criteria.CRITERIA`.
+        criterion: a name of `keras_eexit.criteria.CRITERIA`.
+        temperatures: optional per-exit temperatures baked into the
+            graphs (logits / T_k before the softmax).
     """
 
-    def __init__(self, model, input_shape, criterion):
+    def __init__(self, model, input_shape, criterion, temperatures=None):
         import keras
 
         self.model = model
         self.input_shape = tuple(input_shape)
         self.criterion = criterion
-        self.dtype = input_dtype(model)
-        self.segments = [FrozenLayer(s) for s in model.segments]
-        self.heads = [FrozenLayer(h) for h in model.heads]
-        self.num_exits = len(self.heads)
+        self.dtype = model.input_dtype
+        self.temperatures = (None if temperatures is None
+                             else [float(t) for t in temperatures])
+        self.frozen = {id(layer): FrozenLayer(layer)
+                       for layer in list(model.segments) + list(model.heads)}
+        self.num_exits = len(model.heads)
         # State structures (batch axis unknown) after each segment.
         state = keras.KerasTensor((None,) + self.input_shape, self.dtype)
         self.state_specs = []
@@ -137,20 +145,21 @@ class ChainGraph:
         self.num_classes = classes.pop()
 
     # ----------------------------------------------------------- pieces
-    def _class_logits(self, k, logits):
+    def call(self, layer, inputs, training=None):
+        """Runs `layer` frozen (the `call=` of `chain.run_stage`)."""
+        return self.frozen[id(layer)](inputs)
+
+    def _stage(self, k, state):
+        """Stage `k` frozen: the new state and exit `k`'s probabilities."""
         import tensorflow as tf
 
-        logits = tf.cast(logits, "float32")
-        if self.drop[k]:
-            logits = logits[:, : self.num_logits[k] - self.drop[k]]
-        return logits
-
-    def _exit(self, k, state):
-        """Logits (float32, classes only) and probabilities of exit `k`."""
-        import tensorflow as tf
-
-        logits = self._class_logits(k, self.heads[k](chain.head_input(state)))
-        return logits, tf.nn.softmax(logits, axis=-1)
+        state, logits = chain.run_stage(self.model, k, state, False,
+                                        call=self.call)
+        logits = tf.cast(chain.class_logits(self.model.heads[k], logits),
+                         tf.float32)
+        if self.temperatures is not None:
+            logits = logits / self.temperatures[k]
+        return state, tf.nn.softmax(logits, axis=-1)
 
     def state_signature(self, k):
         """Name -> `tf.TensorSpec` of the flattened state after segment `k`."""
@@ -173,37 +182,32 @@ class ChainGraph:
 
     # -------------------------------------------------------- functions
     def early_exit_function(self):
-        """`{input (1, ...), threshold ()} -> {probabilities, exit_index}`.
+        """`{input (batch, ...), thresholds (K,)} -> {probabilities,
+        exit_index}`: batched early exit by compaction.
 
-        Nested `tf.cond`s (LiteRT `If` ops): stage `k + 1` is computed only
-        in the branch where exit `k` did not accept the sample.
+        `keras_eexit.inference.compaction.EarlyExitGraph` on the frozen
+        layers: after stage `k` only the rows its exit did not accept are
+        gathered into stage `k + 1`, which runs inside a `tf.cond` (a
+        LiteRT `If`) taken only when some row remains, so at batch 1 the
+        graph stops at the first exit that accepts the sample. Scores are
+        computed in float32 (LiteRT built-in kernels have no float64).
         """
         import tensorflow as tf
 
-        last = self.num_exits - 1
+        graph = EarlyExitGraph(self.model, self.criterion, call=self.call,
+                               precision="float32")
 
-        def run(k, state, threshold):
-            state = self.segments[k](state)
-            logits, probs = self._exit(k, state)
-            index = tf.constant([k], dtype=tf.int32)
-            if k == last:
-                return probs, index
-            accept = criteria_lib.graph_accepts(
-                logits, probs, self.criterion, threshold
-            )
-            return tf.cond(
-                accept,
-                lambda: (tf.identity(probs), tf.identity(index)),
-                lambda: run(k + 1, state, threshold),
-            )
+        temperatures = None
+        if self.temperatures is not None:
+            temperatures = tf.constant(self.temperatures, tf.float32)
 
         def serve(inputs):
-            probs, index = run(0, inputs[INPUT], inputs[THRESHOLD])
-            return {PROBABILITIES: probs, EXIT_INDEX: index}
+            return graph(inputs[INPUT], inputs[THRESHOLDS], temperatures)
 
         signature = {
-            INPUT: self.input_spec(1),
-            THRESHOLD: tf.TensorSpec((), tf.float32, name=THRESHOLD),
+            INPUT: self.input_spec(None),
+            THRESHOLDS: tf.TensorSpec((self.num_exits,), tf.float32,
+                                      name=THRESHOLDS),
         }
         return tf.function(serve, input_signature=[signature])
 
@@ -213,9 +217,9 @@ class ChainGraph:
 
         def serve(inputs):
             state = inputs[INPUT]
-            for j in range(k + 1):
-                state = self.segments[j](state)
-            _, probs = self._exit(k, state)
+            for j in range(k):
+                state = self.call(self.model.segments[j], state)
+            _, probs = self._stage(k, state)
             return {PROBABILITIES: probs}
 
         return tf.function(
@@ -244,8 +248,7 @@ class ChainGraph:
             else:
                 flat = [inputs[state_name(i)] for i in range(len(inputs))]
                 state = keras.tree.pack_sequence_as(structure, flat)
-            state = self.segments[k](state)
-            _, probs = self._exit(k, state)
+            state, probs = self._stage(k, state)
             outputs = {PROBABILITIES: probs}
             if k < self.num_exits - 1:
                 for i, t in enumerate(keras.tree.flatten(state)):
@@ -307,12 +310,3 @@ def _float32(dtype):
     """Float16 / bfloat16 become float32 (see `float32_compute`)."""
     name = getattr(dtype, "name", dtype)
     return "float32" if name in ("float16", "bfloat16") else name
-
-
-def input_dtype(model):
-    """The dtype of the model's input (float32 unless declared otherwise)."""
-    inputs = getattr(model.segments[0], "inputs", None)
-    if inputs:
-        dtype = inputs[0].dtype
-        return getattr(dtype, "name", dtype)
-    return "float32"

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.export import _graph
-from keras_eexit.export import criteria as criteria_lib
 from keras_eexit.export._convert import check_quantization
 from keras_eexit.export._convert import convert
 from keras_eexit.export._convert import representative_samples
@@ -23,7 +23,7 @@ SIDECAR = "litert_export.json"
 """Name of the JSON sidecar written next to the `.tflite` files."""
 
 FORMAT = "keras-eexit-litert"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-exit `thresholds` input, any batch size
 SIGNATURE = "serving_default"
 
 _CALIBRATION_BATCH = 64
@@ -37,6 +37,7 @@ def export_litert(
     quantization=None,
     representative_data=None,
     threshold=None,
+    policy=None,
 ):
     """Exports a multi-exit model to LiteRT (TFLite) for on-device inference.
 
@@ -44,14 +45,17 @@ def export_litert(
     SELECT_TF_OPS; an op without a built-in kernel raises an error naming
     it and its layer):
 
-    * `mode="early_exit"`: ONE file, `early_exit.tflite`. Its graph runs
-      stage 1, evaluates exit 1 and, through nested `tf.cond`s (LiteRT
-      `If` ops), runs stage 2 only if exit 1 did not accept the sample,
-      and so on: deeper stages are really skipped. Inputs `input` (batch
-      size 1: shape `(1,) + input_shape`) and `threshold` (a float32
-      scalar, so the operating point is chosen at run time); outputs
-      `probabilities` `(1, num_classes)` and `exit_index` `(1,)` (int32,
-      0-based). `LiteRTRunner` loops over a batch one sample at a time.
+    * `mode="early_exit"`: ONE file, `early_exit.tflite`: batched early
+      exit by compaction (`keras_eexit.inference.compaction`). Stage 1
+      runs on the batch; the rows exit 1 accepts are done, the others are
+      gathered (every tensor of the state) into stage 2, which runs inside
+      a `tf.cond` (a LiteRT `If`) taken only when some row remains, and so
+      on: deeper stages are really skipped, per sample at batch 1 and for
+      the rows that left at any batch size. Inputs `input` (any batch
+      size: `(batch,) + input_shape`) and `thresholds` (float32, one per
+      exit, chosen at run time); outputs `probabilities`
+      `(batch, num_classes)` and `exit_index` `(batch,)` (int32,
+      0-based).
     * `mode="per_exit"`: `exit_1.tflite`, ...: exit `k` as a standalone
       model (segments `1..k` and head `k`), input `input` (any batch
       size), output `probabilities`.
@@ -68,11 +72,17 @@ def export_litert(
     logits dropped before the softmax: the exported probabilities cover
     the real classes only.
 
-    The exit rule is the criterion's (see `keras_eexit.export.criteria`):
+    The exit rule is the criterion's (`keras_eexit.criteria`, the same
+    as `evaluation.sweep` and `inference.predict_early_exit`):
     `"max_softmax"` exits when the top probability is `> threshold`,
     `"entropy"` when the entropy divided by `log(num_classes)` is
-    `<= threshold`; a sample no internal exit accepts leaves at the last
-    exit.
+    `<= threshold`, `"patience"` when the prediction equals the previous
+    `threshold` exits', `"static"` at exit number `threshold`; a sample
+    no internal exit accepts leaves at the last exit. Scores are computed
+    in float32 in the graph (LiteRT has no float64 kernels): max-softmax,
+    patience and static decide exactly as the NumPy rule on the same
+    probabilities; entropy can differ only within ~2 float32 ulps of the
+    threshold.
 
     Files are converted in memory first, then each is written atomically
     (a temporary file renamed over the target): an interrupted export
@@ -86,7 +96,8 @@ def export_litert(
             `.tflite` files and `litert_export.json`; files of a previous
             export listed in an older sidecar there are removed.
         mode: `"early_exit"`, `"per_exit"` or `"segments"`.
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: `"max_softmax"`, `"entropy"`, `"patience"` or
+            `"static"`.
         quantization: `None` (float32), `"dynamic"` (int8 weights, float
             activations), `"float16"` (float16 weights) or `"int8"` (full
             integer weights and activations, calibrated on
@@ -95,10 +106,14 @@ def export_litert(
             inputs, an array `(num_samples,) + input_shape` or a data set
             of such batches (or of `(x, y)` pairs). A few hundred training
             samples are enough; all are used.
-        threshold: the default threshold recorded in the sidecar (used by
-            `LiteRTRunner.predict` when none is given); defaults to
-            `criteria.DEFAULT_THRESHOLDS[criterion]`. The early-exit file
-            takes its threshold as an input at run time regardless.
+        threshold: the default thresholds recorded in the sidecar (used
+            by `LiteRTRunner.predict` when none is given): a number or one
+            per exit; defaults to the criterion's default. The early-exit
+            file takes its thresholds as an input at run time regardless.
+        policy: an `keras_eexit.inference.ExitPolicy` instead of
+            `criterion` and `threshold`: its thresholds become the sidecar
+            defaults and its temperatures (if any) are baked into every
+            exported exit (logits divided by `T_k` before the softmax).
 
     Returns:
         The path of the sidecar (`<path>/litert_export.json`).
@@ -118,16 +133,27 @@ def export_litert(
     ```
     """
     mode = check_choice("mode", mode, MODES)
-    criterion = criteria_lib.check_criterion(criterion)
+    criterion = criteria_lib.get(criterion).name
     quantization = check_quantization(quantization)
-    if threshold is None:
-        threshold = criteria_lib.DEFAULT_THRESHOLDS[criterion]
-    threshold = criteria_lib.check_threshold(criterion, threshold)
     input_shape = _input_shape(model)
+    temperatures = None
+    if policy is not None:
+        from keras_eexit.inference.policy import as_policy
+
+        if threshold is not None:
+            raise ValueError("Pass either `policy=` or `threshold=`, not "
+                             "both.")
+        policy = as_policy(model.num_exits, policy=policy)
+        criterion, threshold = policy.criterion, policy.thresholds
+        temperatures = policy.temperatures
+    if threshold is None:
+        threshold = criteria_lib.get(criterion).default
+    thresholds = criteria_lib.check_thresholds(criterion, threshold,
+                                               model.num_exits, "threshold")
     directory = _check_directory(path)
     if quantization == "int8":
         samples = representative_samples(
-            representative_data, input_shape, _graph.input_dtype(model)
+            representative_data, input_shape, model.input_dtype
         )
     elif representative_data is not None:
         raise invalid_value(
@@ -140,7 +166,8 @@ def export_litert(
         samples = None
 
     with _graph.float32_compute(model):
-        graph = _graph.ChainGraph(model, input_shape, criterion)
+        graph = _graph.ChainGraph(model, input_shape, criterion,
+                                  temperatures)
         entries = []
         if mode == "early_exit":
             entries.append(_early_exit_entry(graph, criterion, quantization,
@@ -163,8 +190,11 @@ def export_litert(
         "model_name": model.name,
         "mode": mode,
         "criterion": criterion,
-        "default_threshold": threshold,
-        "threshold_range": list(criteria_lib.THRESHOLD_RANGES[criterion]),
+        "default_thresholds": [float(t) for t in thresholds],
+        "threshold_range": list(
+            criteria_lib.get(criterion).threshold_range(model.num_exits)),
+        "temperatures": (None if temperatures is None
+                         else list(temperatures)),
         "quantization": quantization,
         "exit_names": list(model.exit_names),
         "num_exits": graph.num_exits,
@@ -175,7 +205,7 @@ def export_litert(
             "name": _graph.INPUT,
             "shape": list(input_shape),
             "dtype": str(graph.dtype),
-            "batch_size": 1 if mode == "early_exit" else None,
+            "batch_size": None,
         },
         "signature": SIGNATURE,
         "files": [],
@@ -203,11 +233,12 @@ def export_litert(
 def _early_exit_entry(graph, criterion, quantization, samples, model):
     representative = None
     if samples is not None:
-        never = np.float32(criteria_lib.NEVER_EXIT[criterion])
+        never = np.full(graph.num_exits, criteria_lib.get(
+            criterion).never_exit(graph.num_exits), np.float32)
 
         def representative():
             for sample in samples:
-                yield {_graph.INPUT: sample[None], _graph.THRESHOLD: never}
+                yield {_graph.INPUT: sample[None], _graph.THRESHOLDS: never}
 
     content = convert(graph.early_exit_function(), quantization,
                       representative, model)
@@ -215,7 +246,7 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
         "file": "early_exit.tflite",
         "content": content,
         "exits": list(range(graph.num_exits)),
-        "inputs": [_graph.INPUT, _graph.THRESHOLD],
+        "inputs": [_graph.INPUT, _graph.THRESHOLDS],
         "outputs": [_graph.PROBABILITIES, _graph.EXIT_INDEX],
     }
 

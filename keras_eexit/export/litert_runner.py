@@ -6,10 +6,12 @@ import os
 
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.export import _graph
-from keras_eexit.export import criteria as criteria_lib
 from keras_eexit.export.litert_export import FORMAT
+from keras_eexit.export.litert_export import FORMAT_VERSION
 from keras_eexit.export.litert_export import SIDECAR
+from keras_eexit.models.input_checks import check_finite_inputs
 
 
 class LiteRTRunner:
@@ -22,8 +24,8 @@ class LiteRTRunner:
 
     How `predict` proceeds depends on the export mode:
 
-    * `"early_exit"`: the model itself stops at the first confident exit;
-      it takes one sample at a time, so a batch is run sample by sample.
+    * `"early_exit"`: the model itself stops at the first confident exit
+      and compacts the batch between stages (one call per batch).
     * `"segments"`: the runner drives the stages: stage 1 runs on the
       whole batch, the samples its exit accepts are done, stage 2 runs on
       the rest with the state stage 1 returned, and so on.
@@ -32,13 +34,14 @@ class LiteRTRunner:
       so this wastes work and exists for parity checks, not speed.
 
     Args:
-        path: the export directory, or its `litert_export.json`.
+        path: the export directory, its `litert_export.json`, or one of
+            the `.tflite` files it lists (the directory is used).
         num_threads: interpreter threads (`None`: LiteRT's default).
 
     Attributes:
         metadata: the sidecar as a dict.
         mode, criterion, quantization, exit_names, num_classes,
-        input_shape, default_threshold, flops_per_exit: read from it.
+        input_shape, default_thresholds, flops_per_exit: read from it.
 
     Example:
 
@@ -52,18 +55,28 @@ class LiteRTRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         path = os.fspath(path)
-        sidecar = os.path.join(path, SIDECAR) if os.path.isdir(path) else path
-        if not os.path.isfile(sidecar):
-            raise FileNotFoundError(
-                f"No LiteRT export at {path}: {SIDECAR} not found (write one "
-                "with keras_eexit.export.export_litert)."
-            )
-        with open(sidecar, encoding="utf-8") as f:
-            self.metadata = json.load(f)
-        if self.metadata.get("format") != FORMAT:
+        sidecar = _sidecar_path(path)
+        try:
+            with open(sidecar, encoding="utf-8") as f:
+                self.metadata = json.load(f)
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError(
+                f"{sidecar} is not a keras-eexit LiteRT sidecar (not JSON). "
+                "Pass the export directory written by export_litert (it "
+                f"holds {SIDECAR} and the .tflite files)."
+            ) from None
+        if not isinstance(self.metadata, dict) or self.metadata.get(
+                "format") != FORMAT:
             raise ValueError(
                 f"{sidecar} is not a keras-eexit LiteRT sidecar (format "
-                f"{self.metadata.get('format')!r})."
+                f"{getattr(self.metadata, 'get', lambda k: None)('format')!r})."
+            )
+        if self.metadata.get("format_version", 1) != FORMAT_VERSION:
+            raise ValueError(
+                f"{sidecar} was written by another keras-eexit version "
+                f"(LiteRT export format {self.metadata.get('format_version', 1)}"
+                f"; this version reads format {FORMAT_VERSION}). Export the "
+                "model again."
             )
         directory = os.path.dirname(os.path.abspath(sidecar))
         meta = self.metadata
@@ -75,7 +88,8 @@ class LiteRTRunner:
         self.num_classes = int(meta["num_classes"])
         self.input_shape = tuple(meta["input"]["shape"])
         self.input_dtype = np.dtype(meta["input"]["dtype"])
-        self.default_threshold = float(meta["default_threshold"])
+        self.default_thresholds = np.asarray(meta["default_thresholds"],
+                                             np.float32)
         self.flops_per_exit = list(meta["flops_per_exit"])
         self._files = list(meta["files"])
         self._runners = []
@@ -112,10 +126,11 @@ class LiteRTRunner:
 
         Args:
             x: one sample of shape `input_shape` or a batch of shape
-                `(batch,) + input_shape`.
-            threshold: the exit threshold, within the criterion's range
-                (`[0, 1]` for both criteria); defaults to the sidecar's
-                `default_threshold`.
+                `(batch,) + input_shape`. Non-finite values (NaN, Inf) are
+                refused, as `fit`/`evaluate` refuse them.
+            threshold: a number (every exit) or one per exit, within the
+                criterion's range; defaults to the sidecar's
+                `default_thresholds`.
 
         Returns:
             A tuple `(probabilities, exit_index)`: for a batch, arrays of
@@ -123,15 +138,14 @@ class LiteRTRunner:
             each sample); for one sample, shapes `(num_classes,)` and `()`.
         """
         if threshold is None:
-            threshold = self.default_threshold
-        threshold = criteria_lib.check_threshold(self.criterion, threshold)
+            threshold = self.default_thresholds
+        thresholds = criteria_lib.check_thresholds(
+            self.criterion, threshold, self.num_exits, "threshold")
         batch, single = self._as_batch(x)
         if self.mode == "early_exit":
-            probs, index = self._predict_early_exit(batch, threshold)
-        elif self.mode == "segments":
-            probs, index = self._predict_segments(batch, threshold)
+            probs, index = self._predict_early_exit(batch, thresholds)
         else:
-            probs, index = self._predict_per_exit(batch, threshold)
+            probs, index = self._predict_driven(batch, thresholds)
         if single:
             return probs[0], index[0]
         return probs, index
@@ -166,10 +180,14 @@ class LiteRTRunner:
     def _as_batch(self, x):
         x = np.asarray(x)
         if tuple(x.shape) == self.input_shape:
+            check_finite_inputs(x)
             return x[None].astype(self.input_dtype), True
         if x.ndim == len(self.input_shape) + 1 and (
             tuple(x.shape[1:]) == self.input_shape
         ):
+            if len(x) == 0:
+                raise ValueError("LiteRTRunner received 0 samples.")
+            check_finite_inputs(x)
             return x.astype(self.input_dtype), False
         raise ValueError(
             f"Input shape mismatch: the exported model expects one sample "
@@ -190,54 +208,68 @@ class LiteRTRunner:
         names = self._files[k + 1]["inputs"]
         return {name: result[name] for name in names}
 
-    def _predict_early_exit(self, batch, threshold):
-        runner = self._runners[0]
-        value = np.asarray(threshold, dtype=np.float32)
-        probs = np.empty((len(batch), self.num_classes), np.float32)
-        index = np.empty((len(batch),), np.int64)
-        for i in range(len(batch)):
-            out = runner(**{_graph.INPUT: batch[i:i + 1],
-                            _graph.THRESHOLD: value})
-            probs[i] = out[_graph.PROBABILITIES][0]
-            index[i] = out[_graph.EXIT_INDEX][0]
-        return probs, index
+    def _predict_early_exit(self, batch, thresholds):
+        out = self._runners[0](**{_graph.INPUT: batch,
+                                  _graph.THRESHOLDS: thresholds})
+        return (out[_graph.PROBABILITIES],
+                out[_graph.EXIT_INDEX].astype(np.int64))
 
-    def _predict_segments(self, batch, threshold):
+    def _predict_driven(self, batch, thresholds):
+        """Segments or per-exit files driven from Python, with compaction:
+        only the samples no exit accepted yet go on."""
+        criterion = criteria_lib.get(self.criterion)
+        last = self.num_exits - 1
         probs = np.empty((len(batch), self.num_classes), np.float32)
-        index = np.full((len(batch),), self.num_exits - 1, np.int64)
+        index = np.full((len(batch),), last, np.int64)
         remaining = np.arange(len(batch))
+        history = []  # every exit's probabilities of the remaining rows
         inputs = {_graph.INPUT: batch}
         for k in range(self.num_exits):
-            result = self._run(k, inputs)
+            if self.mode == "segments":
+                result = self._run(k, inputs)
+            else:
+                result = self._run(k, {_graph.INPUT: batch[remaining]})
             p = result[_graph.PROBABILITIES]
-            if k == self.num_exits - 1:
+            if k == last:
                 probs[remaining] = p
                 break
-            done = criteria_lib.accepts(p, self.criterion, threshold)
+            history.append(p)
+            score = criterion.scores(np.stack(history))[k]
+            done = criterion.accepts(score, thresholds[k])
             probs[remaining[done]] = p[done]
             index[remaining[done]] = k
             remaining = remaining[~done]
             if len(remaining) == 0:
                 break
-            inputs = {
-                name: value[~done]
-                for name, value in self._next_inputs(k, result).items()
-            }
+            history = [h[~done] for h in history]
+            if self.mode == "segments":
+                inputs = {name: value[~done] for name, value in
+                          self._next_inputs(k, result).items()}
         return probs, index
 
-    def _predict_per_exit(self, batch, threshold):
-        probs = np.empty((len(batch), self.num_classes), np.float32)
-        index = np.full((len(batch),), self.num_exits - 1, np.int64)
-        remaining = np.arange(len(batch))
-        for k in range(self.num_exits):
-            p = self._run_exit(k, batch[remaining])
-            if k == self.num_exits - 1:
-                probs[remaining] = p
-                break
-            done = criteria_lib.accepts(p, self.criterion, threshold)
-            probs[remaining[done]] = p[done]
-            index[remaining[done]] = k
-            remaining = remaining[~done]
-            if len(remaining) == 0:
-                break
-        return probs, index
+
+def _sidecar_path(path):
+    """The sidecar for a directory, a sidecar or a `.tflite` file path."""
+    if os.path.isdir(path):
+        sidecar = os.path.join(path, SIDECAR)
+    elif path.endswith(".tflite"):
+        directory = os.path.dirname(os.path.abspath(path))
+        sidecar = os.path.join(directory, SIDECAR)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"No LiteRT file at {path}. LiteRTRunner takes the export "
+                f"directory written by export_litert ({directory} would "
+                f"need {SIDECAR}).")
+        if not os.path.isfile(sidecar):
+            raise FileNotFoundError(
+                f"{path} has no {SIDECAR} beside it: LiteRTRunner takes the "
+                "directory written by keras_eexit.export.export_litert (the "
+                ".tflite files and their sidecar).")
+    else:
+        sidecar = path
+    if not os.path.isfile(sidecar):
+        raise FileNotFoundError(
+            f"No LiteRT export at {path}: {SIDECAR} not found (write one "
+            "with keras_eexit.export.export_litert)."
+        )
+    return sidecar

@@ -39,7 +39,7 @@ def _pabee_exit(predictions, patience):
 def test_patience_follows_the_pabee_counter():
     probs, labels, flops = _outputs(k=6, c=3)  # 3 classes: many agreements
     result = sweep(probs, labels, flops, "patience", thresholds=100)
-    np.testing.assert_array_equal(result.thresholds, [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(result.thresholds, [0, 1, 2, 3, 4, 5])
     predictions = probs.argmax(-1)
     for t_index, patience in enumerate(result.thresholds):
         exits = np.array([_pabee_exit(predictions[:, i], patience)
@@ -68,7 +68,7 @@ def test_static_exit_and_exit_outputs_input():
     outputs = ExitOutputs(probs.astype("float32"), labels, flops,
                           np.arange(4), ("a", "b", "c", "d"))
     result = sweep(outputs, criterion="static")
-    np.testing.assert_array_equal(result.thresholds, [0, 1, 2, 3])
+    np.testing.assert_array_equal(result.thresholds, [1, 2, 3, 4])
     np.testing.assert_allclose(result.exit_ratios, np.eye(4))
     np.testing.assert_allclose(result.accuracy, outputs.accuracy())
     np.testing.assert_allclose(result.mean_flops, flops)
@@ -80,7 +80,8 @@ def test_counts_may_be_numpy_integers_and_labels_one_hot():
     probs, labels, flops = _outputs(k=3, c=5)
     a = sweep(probs, labels, flops, thresholds=np.int64(11))
     b = sweep(probs, np.eye(5)[labels], flops, thresholds=11)
-    np.testing.assert_array_equal(a.thresholds, np.linspace(0, 1, 11))
+    np.testing.assert_array_equal(a.thresholds,
+                                  np.linspace(0, 1, 11, dtype="float32"))
     np.testing.assert_allclose(a.accuracy, b.accuracy)
 
 
@@ -126,13 +127,17 @@ def test_budget_table_takes_exit_outputs_and_checks_fractions():
 
 @pytest.mark.parametrize("change,match", [
     (lambda p, y, f: (p[:1], y, f[:1], "patience", 5), "at least 2 exits"),
-    (lambda p, y, f: (p, y, f, "patience", [1.5]), r"integers in \[1, 2\]"),
-    (lambda p, y, f: (p, y, f, "static", [3]), r"integers in \[0, 2\]"),
-    (lambda p, y, f: (p, y, f, "entropy", [-0.1]), r"values in \[0, 1\]"),
-    (lambda p, y, f: (p, y, f, "entropy", [np.nan]), r"values in \[0, 1\]"),
+    (lambda p, y, f: (p, y, f, "patience", [1.5]),
+     r"integers between 0 and 2"),
+    (lambda p, y, f: (p, y, f, "static", [0]), r"integers between 1 and 3"),
+    (lambda p, y, f: (p, y, f, "static", [[1, 2, 3]]), r"exit numbers"),
+    (lambda p, y, f: (p, y, f, "entropy", [-0.1]), r"between 0 and 1"),
+    (lambda p, y, f: (p, y, f, "entropy", [np.nan]), r"between 0 and 1"),
     (lambda p, y, f: (p, y, f, "max_softmax", 1), "count >= 2"),
-    (lambda p, y, f: (p, y, f, "max_softmax", []), r"values in \[0, 1\]"),
-    (lambda p, y, f: (p, y, f, "max_softmax", "high"), r"values in \[0, 1"),
+    (lambda p, y, f: (p, y, f, "max_softmax", []), r"a count"),
+    (lambda p, y, f: (p, y, f, "max_softmax", "high"), r"between 0 and 1"),
+    (lambda p, y, f: (p, y, f, "max_softmax", [[0.5, 0.5]]),
+     r"\(points, 3\) of per-exit"),
     (lambda p, y, f: (np.where(p > 0.5, np.nan, p), y, f, "entropy", 5),
      "finite and non-negative"),
     (lambda p, y, f: (np.log(p), y, f, "entropy", 5),

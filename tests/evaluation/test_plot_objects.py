@@ -78,7 +78,7 @@ def test_exit_ratio_bars(tmp_path):
     patience = exit_ratio_plot(_sweep(0, "patience"),
                                ["e1", "e2", "e3", "e4"])
     assert [t.get_text() for t in patience.axes[0].get_xticklabels()] == [
-        "1", "2", "3"]
+        "0", "1", "2", "3"]  # patience 0..K-1, as the reference (issue 15)
     assert "patience" in patience.axes[0].get_xlabel()
     with pytest.raises(ValueError, match="3 exit names for 4 exits"):
         exit_ratio_plot(_sweep(0), ["e1", "e2", "e3"])

@@ -27,11 +27,11 @@ def _reference_exit(p, criterion, t):
                 p.shape[-1])
             if h <= t:
                 return j
-        if criterion == "patience" and j >= t and all(
+        if criterion == "patience" and j >= t and all(  # t = 0: exit 1
             p[j - i].argmax() == p[j].argmax() for i in range(1, t + 1)
         ):
             return j
-        if criterion == "static" and j == t:
+        if criterion == "static" and j + 1 == t:  # exit NUMBER t
             return j
     return k - 1
 
@@ -77,9 +77,11 @@ def test_budget_table_on_a_hand_made_case():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"thresholds": [0.5, 1.5]}, r"values in \[0, 1\]"),
+    ({"thresholds": [0.5, 1.5]}, r"numbers between 0 and 1"),
     ({"criterion": "margin"}, "Unknown criterion"),
-    ({"criterion": "patience", "thresholds": [0]}, r"integers in \[1, 3\]"),
+    ({"criterion": "patience", "thresholds": [4]},
+     r"integers between 0 and 3"),
+    ({"criterion": "static", "thresholds": [0]}, r"integers between 1 and 4"),
     ({"probs_scale": 2.0}, "sum to 1"),
     ({"labels_cut": 1}, "Label count mismatch"),
     ({"flops_cut": 1}, "FLOPs list of the wrong length"),

@@ -44,7 +44,8 @@ def test_export_command_writes_files_and_sidecar(saved_model, tmp_path,
     assert code == 0
     printed = capsys.readouterr().out
     meta = json.loads((out / SIDECAR).read_text())
-    assert meta["mode"] == mode and meta["default_threshold"] == 0.2
+    assert meta["mode"] == mode and meta["default_thresholds"] == (
+        pytest.approx([0.2] * len(meta["exit_names"])))
     for entry in meta["files"]:
         assert entry["file"] in printed
     x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
@@ -73,7 +74,7 @@ def test_export_command_int8_with_calibration_file(saved_model, tmp_path):
     (["--quantization", "int8"], "needs calibration inputs"),
     (["--calibration-data", "digits"], "only used with --quantization int8"),
     (["--threshold", "2"], "argument `threshold`"),
-    (["--criterion", "patience"], "Unknown criterion"),
+    (["--criterion", "margin"], "Unknown criterion"),
 ])
 def test_export_command_bad_arguments(saved_model, tmp_path, capsys, extra,
                                       message):

@@ -90,7 +90,7 @@ def test_unbuilt_or_foreign_models_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["early_exit", "segments"])
-@pytest.mark.parametrize("threshold", [1.01, -1.0, float("inf"), None, True])
+@pytest.mark.parametrize("threshold", [1.01, -0.5, float("inf"), None, True])
 def test_runner_rejects_thresholds_outside_the_range(exported, mode,
                                                      threshold):
     runner = LiteRTRunner(exported[mode])

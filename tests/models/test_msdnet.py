@@ -4,8 +4,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_eexit import MultiExitModel
-from keras_eexit import regimes
 from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.models.msdnet import _block_steps
@@ -119,59 +117,6 @@ def test_block_plan_follows_the_reference():
     assert all(a[1] == b[0] for a, b in zip(flat, flat[1:]))
 
 
-def test_small_model_saves_and_loads_identically(tmp_path):
-    model = _small()
-    x, _ = _data(4)
-    expected = model(x, training=False)
-    path = tmp_path / "msdnet.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded, MultiExitModel)
-    assert all(isinstance(h, MSDNetHead) for h in loaded.heads)
-    got = loaded(x, training=False)
-    for name in model.exit_names:
-        assert tuple(got[name].shape) == (4, 5)
-        np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
-    assert loaded.params_per_exit() == model.params_per_exit()
-
-
-def _values(layer):
-    return [np.array(w) for w in layer.trainable_weights]
-
-
-def _changed(before, after):
-    return {k + 1 for k, (b, a) in enumerate(zip(before, after))
-            if any(not np.array_equal(u, v) for u, v in zip(b, a))}
-
-
-def test_joint_training_step_updates_every_stage():
-    model = _small()
-    x, y = _data()
-    before = ([_values(s) for s in model.segments],
-              [_values(h) for h in model.heads])
-    model.compile(optimizer=keras.optimizers.SGD(0.1))
-    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0,
-                        callbacks=[regimes.Joint()])
-    assert np.isfinite(history.history["loss"][0])
-    after = ([_values(s) for s in model.segments],
-             [_values(h) for h in model.heads])
-    assert _changed(before[0], after[0]) == set(range(1, K + 1))
-    assert _changed(before[1], after[1]) == set(range(1, K + 1))
-
-
-def test_two_stage_trains_backbone_then_internal_heads(recorder):
-    model = _small()
-    x, y = _data()
-    regime = regimes.TwoStage(1, 1, verbose=False)
-    model.compile(optimizer=keras.optimizers.Adam(0.01))
-    model.fit(x, y, epochs=regime.epochs_for(model), batch_size=8,
-              verbose=0, callbacks=[regime, recorder])
-    # Phase 1: every segment and the final head; phase 2: only the
-    # internal heads (segments, final head and BN statistics untouched).
-    assert recorder.changed == [(set(range(1, K + 1)), {K}),
-                                (set(), set(range(1, K)))]
-
-
 def test_head_is_the_reference_classifier():
     x = np.random.default_rng(0).normal(size=(3, 8, 8, 24))
     x = x.astype("float32")
@@ -259,26 +204,3 @@ def test_variants_build():
                    for s in unreduced.segments for layer in s.layers)
 
 
-def test_small_model_exports_to_litert_in_every_mode(tmp_path):
-    pytest.importorskip("ai_edge_litert")
-    from keras_eexit.export import LiteRTRunner
-    from keras_eexit.export import export_litert
-
-    model = _small()
-    x, _ = _data(3, seed=1)
-    logits = model(x, training=False)
-    expected = [np.array(keras.ops.softmax(logits[n]))
-                for n in model.exit_names]
-    export_litert(model, tmp_path / "early", mode="early_exit")
-    runner = LiteRTRunner(tmp_path / "early")
-    probs, index = runner.predict(x, 0.0)
-    assert (index == 0).all()
-    np.testing.assert_allclose(probs, expected[0], atol=1e-4)
-    probs, index = runner.predict(x, 1.0)
-    assert (index == model.num_exits - 1).all()
-    np.testing.assert_allclose(probs, expected[-1], atol=1e-4)
-    for mode in ("per_exit", "segments"):
-        export_litert(model, tmp_path / mode, mode=mode)
-        np.testing.assert_allclose(
-            LiteRTRunner(tmp_path / mode).predict_all(x),
-            np.stack(expected), atol=1e-4)

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_eexit import regimes
 from keras_eexit.data.text_vocab import CHARACTERS
 from keras_eexit.data.text_vocab import VOCABULARY_SIZE
 from keras_eexit.data.text_vocab import TextVocabulary
@@ -231,66 +230,6 @@ def test_padding_is_ignored(backend):
     assert all(np.abs(c[n] - a[n]).max() > 1e-5 for n in long.exit_names)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_save_and_load_round_trip(backend, tmp_path):
-    model = build(backend, dropout=0.1)
-    x, _ = sentiment_task(4)
-    path = tmp_path / "text.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert type(loaded) is type(model)
-    assert loaded.exit_names == model.exit_names
-    assert all(isinstance(h, ClsHead) for h in loaded.heads)
-    a, b = outputs(model, x), outputs(loaded, x)
-    for name in model.exit_names:
-        np.testing.assert_allclose(a[name], b[name], atol=1e-6)
-    assert loaded.flops_per_exit() == model.flops_per_exit()
-
-
-def _values(layers):
-    return [[np.array(w) for w in layer.weights] for layer in layers]
-
-
-def _changed(before, after):
-    return [any(not np.array_equal(a, b) for a, b in zip(x, y))
-            for x, y in zip(before, after)]
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_joint_training_step_updates_every_stage(backend):
-    model = build(backend)
-    x, y = sentiment_task(16)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    segments, heads = _values(model.segments), _values(model.heads)
-    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0,
-                        callbacks=[regimes.Joint(verbose=False)])
-    assert np.isfinite(history.history["loss"][0])
-    assert all(_changed(segments, _values(model.segments)))
-    assert all(_changed(heads, _values(model.heads)))
-
-
-def test_two_stage_freezes_the_encoder_in_the_heads_phase():
-    model = build("builtin")
-    x, y = sentiment_task(16)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    snapshots = []
-
-    class Snap(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            snapshots.append((_values(model.segments),
-                              _values(model.heads)))
-
-    start = (_values(model.segments), _values(model.heads))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[regimes.TwoStage(1, 1, verbose=False), Snap()])
-    # Phase 1: every stage and the final head; internal heads untouched.
-    assert _changed(start[0], snapshots[0][0]) == [True] * 3
-    assert _changed(start[1], snapshots[0][1]) == [False, False, True]
-    # Phase 2 (cached (hidden) features): internal heads only.
-    assert _changed(snapshots[0][0], snapshots[1][0]) == [False] * 3
-    assert _changed(snapshots[0][1], snapshots[1][1]) == [True, True, False]
-
-
 def test_learns_the_toy_task():
     model = build("builtin", num_layers=2)
     x, y = sentiment_task(96)
@@ -301,31 +240,6 @@ def test_learns_the_toy_task():
 
 
 # ------------------------------------------------------------------ export
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_litert_export_matches_keras(backend, tmp_path):
-    pytest.importorskip("ai_edge_litert")
-    from keras_eexit.export import LiteRTRunner
-    from keras_eexit.export import export_litert
-
-    model = build(backend, num_layers=2, hidden_dim=8, intermediate_dim=16)
-    x = tokenize(["a fine film", "dull", "ok then", "zz"], SEQ)
-    out = outputs(model, x)
-    probs = np.stack([keras.ops.convert_to_numpy(
-        keras.ops.softmax(out[n])) for n in model.exit_names])
-    export_litert(model, tmp_path / "segments", mode="segments")
-    runner = LiteRTRunner(tmp_path / "segments")
-    assert runner.input_dtype == np.int32
-    assert runner.input_shape == (SEQ,)
-    np.testing.assert_allclose(runner.predict_all(x), probs, atol=1e-4)
-    export_litert(model, tmp_path / "early", mode="early_exit")
-    runner = LiteRTRunner(tmp_path / "early")
-    got, index = runner.predict(x, threshold=1.0)  # nothing exits early
-    np.testing.assert_allclose(got, probs[-1], atol=1e-4)
-    assert index.tolist() == [1] * 4
-    _, index = runner.predict(x, threshold=0.0)
-    assert index.tolist() == [0] * 4
-
-
 # -------------------------------------------------------------- arguments
 @pytest.mark.parametrize("kwargs, match", [
     (dict(backend="bert"), "backend"),

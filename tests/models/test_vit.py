@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from keras_eexit import MultiExitModel
-from keras_eexit import regimes
 from keras_eexit.layers.token_head import TokenHead
 from keras_eexit.layers.transformer import AddPositionEmbedding
 from keras_eexit.layers.transformer import TransformerBlock
@@ -172,23 +171,6 @@ def test_damping_heads_have_an_extra_unit(tmp_path):
 
 
 # ----------------------------------------------------------- serialization
-def test_save_and_load_give_identical_outputs(tmp_path):
-    keras.utils.set_random_seed(1)
-    model = vit_exits(num_classes=4, dropout=0.1, head_dropout=0.1,
-                      pooling="cls", internal_norm=True, **SMALL)
-    x = _images(model)
-    path = tmp_path / "vit.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    expected, got = model(x), loaded(x)
-    assert loaded.exit_names == model.exit_names
-    for name in model.exit_names:
-        np.testing.assert_allclose(got[name], expected[name], atol=1e-6)
-    layers = [layer for s in loaded.segments for layer in s.layers]
-    assert any(isinstance(layer, TransformerBlock) for layer in layers)
-    assert not any(isinstance(layer, keras.layers.Lambda) for layer in layers)
-
-
 def test_layer_configs_round_trip():
     for layer in (
         TransformerBlock(8, 2, 12, dropout=0.1, attention_dropout=0.2,
@@ -294,59 +276,7 @@ def _data(model, n=16, classes=3):
     return x, y
 
 
-def test_one_joint_step_changes_every_stage():
-    keras.utils.set_random_seed(0)
-    model = vit_exits(num_classes=3, **SMALL)
-    x, y = _data(model)
-    before = [[np.array(w) for w in layer.weights]
-              for layer in model.segments + model.heads]
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0,
-              callbacks=[regimes.Joint()])
-    after = [[np.array(w) for w in layer.weights]
-             for layer in model.segments + model.heads]
-    for old, new in zip(before, after):
-        assert all(not np.array_equal(a, b) for a, b in zip(old, new))
-
-
-def test_two_stage_trains_backbone_then_only_internal_heads(recorder):
-    keras.utils.set_random_seed(0)
-    model = vit_exits(num_classes=3, **SMALL)
-    x, y = _data(model)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[regimes.TwoStage(1, 1, verbose=False), recorder])
-    # Phase 1: every segment and the final head; phase 2: internal heads.
-    assert recorder.changed == [({1, 2, 3}, {3}), (set(), {1, 2})]
-
-
 # ------------------------------------------------------------------ export
-def test_litert_export_in_every_mode(tmp_path):
-    pytest.importorskip("ai_edge_litert")
-    from keras_eexit.export import LiteRTRunner
-    from keras_eexit.export import export_litert
-
-    keras.utils.set_random_seed(0)
-    model = vit_exits(num_classes=5, **SMALL)
-    x = _images(model, batch=3)
-    logits = model(x, training=False)
-    expected = [keras.ops.convert_to_numpy(keras.ops.softmax(logits[n]))
-                for n in model.exit_names]
-    export_litert(model, tmp_path / "early", mode="early_exit")
-    runner = LiteRTRunner(tmp_path / "early")
-    probs, index = runner.predict(x, 0.0)
-    assert (index == 0).all()
-    np.testing.assert_allclose(probs, expected[0], atol=1e-4)
-    probs, index = runner.predict(x, 1.0)
-    assert (index == model.num_exits - 1).all()
-    np.testing.assert_allclose(probs, expected[-1], atol=1e-4)
-    for mode in ("per_exit", "segments"):
-        export_litert(model, tmp_path / mode, mode=mode)
-        np.testing.assert_allclose(
-            LiteRTRunner(tmp_path / mode).predict_all(x),
-            np.stack(expected), atol=1e-4)
-
-
 # ------------------------------------------------------------------ errors
 @pytest.mark.parametrize("kwargs,argument", [
     ({"image_size": 30}, "patch_size"),

@@ -1,0 +1,36 @@
+"""Adaptive inference: exit policies, calibration, batched early exit.
+
+* `ExitPolicy` (`policy.py`): criterion + per-exit thresholds + optional
+  per-exit temperatures, saved as JSON.
+* `calibration.py`: thresholds and temperatures read from a VALIDATION
+  split (budgeted batch classification as MSDNet, a target accuracy drop,
+  temperature scaling with ECE).
+* `predict_early_exit` (`predict.py`): batched early exit by compaction
+  (`compaction.py`, the graph shared with the exports).
+* `export_saved_model` (`saved_model.py`): the same graph as a SavedModel
+  serving signature.
+"""
+
+from keras_eexit.inference.calibration import accuracy_drop_policy
+from keras_eexit.inference.calibration import budgeted_batch_curve
+from keras_eexit.inference.calibration import budgeted_batch_plot
+from keras_eexit.inference.calibration import budgeted_batch_policy
+from keras_eexit.inference.calibration import budgeted_batch_thresholds
+from keras_eexit.inference.calibration import expected_calibration_error
+from keras_eexit.inference.calibration import fit_temperatures
+from keras_eexit.inference.policy import ExitPolicy
+from keras_eexit.inference.predict import predict_early_exit
+from keras_eexit.inference.saved_model import export_saved_model
+
+__all__ = [
+    "ExitPolicy",
+    "accuracy_drop_policy",
+    "budgeted_batch_curve",
+    "budgeted_batch_plot",
+    "budgeted_batch_policy",
+    "budgeted_batch_thresholds",
+    "expected_calibration_error",
+    "export_saved_model",
+    "fit_temperatures",
+    "predict_early_exit",
+]

@@ -1,0 +1,354 @@
+"""Exit policies read from a VALIDATION split; the budgeted-batch curve.
+
+Every function here calibrates on `validation` outputs only (an
+`ExitOutputs` of `keras_eexit.evaluation.collect` on held-out data); the
+curve function takes the test outputs separately and only applies the
+thresholds found on validation to them.
+"""
+
+import math
+
+import numpy as np
+
+from keras_eexit import criteria as criteria_lib
+from keras_eexit.inference.policy import ExitPolicy
+from keras_eexit.inference.policy import check_temperatures
+from keras_eexit.inference.policy import scale_probabilities
+from keras_eexit.utils.validation import invalid_value
+
+MSDNET_P = tuple(range(1, 40))
+"""MSDNet's `adaptive_inference.py` budgets: q = p / 20 for p = 1..39."""
+
+
+def _check_outputs(outputs, argument):
+    for attribute in ("probs", "labels", "flops"):
+        if not hasattr(outputs, attribute):
+            raise invalid_value(
+                argument, "an ExitOutputs (keras_eexit.evaluation.collect "
+                "on a validation split)", type(outputs).__name__)
+    return outputs
+
+
+def _confidence_order(criterion, scores):
+    """Per exit: sample indices, most confident first."""
+    if criterion.comparison == ">":
+        return np.argsort(-scores, axis=1, kind="stable")
+    return np.argsort(scores, axis=1, kind="stable")
+
+
+def _eager(criterion):
+    """The threshold that accepts every sample (max-softmax 0, entropy 1)."""
+    return np.float32(0.0 if criterion.comparison == ">" else 1.0)
+
+
+def geometric_exit_shares(q, num_exits):
+    """MSDNet's exit prior: shares proportional to `q^k`, k = 1..K."""
+    shares = np.power(float(q), np.arange(1, num_exits + 1))
+    return shares / shares.sum()
+
+
+def budgeted_batch_thresholds(validation, q, criterion="max_softmax",
+                              temperatures=None):
+    """Per-exit thresholds for a geometric exit schedule (MSDNet).
+
+    kalviny/MSDNet-PyTorch `adaptive_inference.py`,
+    `dynamic_eval_find_threshold`: exit `k` should take a share
+    `q^k / Σ_j q^j` of the samples; walking the validation samples from
+    the most confident at exit `k` down, among those no earlier exit took,
+    the threshold is the score of the `floor(N · share_k)`-th one (no
+    sample leaves at `k` when that count is 0 or is never reached). MSDNet
+    exits on `confidence >= T`; with this library's strict `>` for
+    max-softmax the threshold is the next float32 below `T`, which takes
+    the same samples. Entropy (`<=`) uses `T` itself.
+
+    Args:
+        validation: `ExitOutputs` of a validation split.
+        q: the geometric ratio (> 0; MSDNet uses p / 20, p = 1..39).
+        criterion: `"max_softmax"` or `"entropy"`.
+        temperatures: optional per-exit temperatures (applied first).
+
+    Returns:
+        An `ExitPolicy`.
+    """
+    validation = _check_outputs(validation, "validation")
+    criterion = criteria_lib.get(criterion)
+    if criterion.name not in ("max_softmax", "entropy"):
+        raise invalid_value(
+            "criterion", "'max_softmax' or 'entropy' (budgeted batch "
+            "classification ranks samples by a continuous score)",
+            criterion.name)
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.floating)) \
+            or not math.isfinite(q) or q <= 0:
+        raise invalid_value("q", "a positive number", q)
+    probs = scale_probabilities(validation.probs, temperatures)
+    num_exits, num_samples = probs.shape[:2]
+    scores = criterion.scores(probs)  # (K, N) float32
+    order = _confidence_order(criterion, scores)
+    shares = geometric_exit_shares(q, num_exits)
+    never = np.float32(criterion.never_exit(num_exits))
+    thresholds = np.full(num_exits, never, np.float32)
+    taken = np.zeros(num_samples, bool)
+    for k in range(num_exits - 1):
+        wanted = math.floor(num_samples * shares[k])
+        free = order[k][~taken[order[k]]]
+        if wanted >= 1 and len(free) >= wanted:
+            value = scores[k, free[wanted - 1]]
+            if criterion.comparison == ">":
+                value = np.nextafter(value, np.float32(-np.inf))
+                value = max(value, np.float32(0.0))
+            thresholds[k] = value
+        taken |= criterion.accepts(scores[k], thresholds[k])
+    thresholds[-1] = _eager(criterion)  # the last exit takes everyone
+    return ExitPolicy(criterion.name, thresholds, temperatures=temperatures,
+                      metadata={"method": "budgeted_batch", "q": float(q)})
+
+
+def _consistent(validation, test):
+    if validation.probs.shape[0] != test.probs.shape[0] or (
+            validation.probs.shape[-1] != test.probs.shape[-1]):
+        raise ValueError(
+            "The validation and test outputs disagree: "
+            f"{validation.probs.shape[0]} exits × "
+            f"{validation.probs.shape[-1]} classes vs "
+            f"{test.probs.shape[0]} exits × {test.probs.shape[-1]} "
+            "classes. Calibrate on a split of the same task and model.")
+
+
+def budgeted_batch_curve(validation, test, criterion="max_softmax",
+                         p_values=MSDNET_P, temperatures=None):
+    """The budgeted-batch curve: test accuracy vs mean FLOPs (MSDNet).
+
+    For each `p`, thresholds come from `validation` with
+    `budgeted_batch_thresholds(q=p / 20)` and are applied to `test`
+    (`dynamic_eval_with_threshold`). The test split is never read to
+    choose a threshold.
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        test: `ExitOutputs` of the test split.
+        criterion: `"max_softmax"` or `"entropy"`.
+        p_values: MSDNet's 1..39 by default.
+        temperatures: optional per-exit temperatures.
+
+    Returns:
+        A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
+        `(len(p_values), K)` per-exit rows (draw it with `tradeoff_plot`
+        next to the global-threshold sweep, or with `budgeted_batch_plot`).
+    """
+    from keras_eexit.evaluation import sweep
+
+    validation = _check_outputs(validation, "validation")
+    test = _check_outputs(test, "test")
+    _consistent(validation, test)
+    rows = np.stack([
+        budgeted_batch_thresholds(validation, p / 20, criterion,
+                                  temperatures).threshold_array()
+        for p in p_values])
+    probs = scale_probabilities(test.probs, temperatures)
+    return sweep(probs, test.labels, test.flops, criterion=criterion,
+                 thresholds=rows)
+
+
+def budgeted_batch_policy(validation, budget, criterion="max_softmax",
+                          temperatures=None, num_q=200):
+    """The budgeted-batch policy whose validation cost fits `budget`.
+
+    Scans `num_q` geometric ratios q in [0.01, 4] and keeps the policy
+    with the largest mean validation FLOPs within `budget` (more compute,
+    usually more accuracy).
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        budget: the target mean FLOPs per sample (at least the first
+            exit's cost).
+        criterion: `"max_softmax"` or `"entropy"`.
+        temperatures: optional per-exit temperatures.
+        num_q: number of ratios scanned.
+
+    Returns:
+        An `ExitPolicy` (its metadata holds q, the validation accuracy and
+        mean FLOPs).
+    """
+    validation = _check_outputs(validation, "validation")
+    flops = np.asarray(validation.flops, dtype=np.float64)
+    if isinstance(budget, bool) or not isinstance(
+            budget, (int, float, np.number)) or not math.isfinite(budget) \
+            or budget < flops[0]:
+        raise invalid_value(
+            "budget", f"mean FLOPs per sample of at least the first exit's "
+            f"cost ({flops[0]:,.0f})", budget)
+    best = None
+    for q in np.geomspace(0.01, 4.0, num_q):
+        policy = budgeted_batch_thresholds(validation, float(q), criterion,
+                                           temperatures)
+        result = policy.evaluate(validation)
+        cost = float(result.mean_flops[0])
+        if cost <= budget * (1 + 1e-12) and (best is None
+                                              or cost > best[0]):
+            best = (cost, float(result.accuracy[0]), policy)
+    if best is None:  # even the most eager schedule exceeds the budget
+        policy = ExitPolicy(criterion, _eager(criteria_lib.get(criterion)),
+                            num_exits=flops.size, temperatures=temperatures)
+        result = policy.evaluate(validation)
+        best = (float(result.mean_flops[0]), float(result.accuracy[0]),
+                policy)
+    cost, accuracy, policy = best
+    metadata = dict(policy.metadata, budget=float(budget),
+                    validation_accuracy=accuracy, validation_flops=cost)
+    return ExitPolicy(policy.criterion, policy.thresholds,
+                      temperatures=policy.temperatures, metadata=metadata)
+
+
+def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
+                         temperatures=None, grid=100, passes=4):
+    """The cheapest per-exit thresholds within `max_drop` of the final exit.
+
+    Validation accuracy must stay at least `final exit accuracy -
+    max_drop`. The search starts from the cheapest single threshold of a
+    `grid`-point sweep that meets the target (so it is never costlier than
+    the global-threshold sweep on validation) and then lowers each exit's
+    threshold in turn (coordinate descent over the grid, `passes` rounds)
+    while the target still holds.
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        max_drop: allowed accuracy loss, a fraction in [0, 1].
+        criterion: `"max_softmax"` or `"entropy"`.
+        temperatures: optional per-exit temperatures.
+        grid: threshold candidates per exit (`reference_grid(grid)`).
+        passes: coordinate-descent rounds.
+
+    Returns:
+        An `ExitPolicy` (metadata: target, validation accuracy and FLOPs).
+    """
+    from keras_eexit.evaluation import sweep
+
+    validation = _check_outputs(validation, "validation")
+    if isinstance(max_drop, bool) or not isinstance(
+            max_drop, (int, float, np.floating)) or not 0 <= max_drop <= 1:
+        raise invalid_value("max_drop", "a fraction between 0 and 1",
+                            max_drop)
+    crit = criteria_lib.get(criterion)
+    if crit.name not in ("max_softmax", "entropy"):
+        raise invalid_value("criterion", "'max_softmax' or 'entropy'",
+                            crit.name)
+    probs = scale_probabilities(validation.probs, temperatures)
+    labels, flops = validation.labels, validation.flops
+    num_exits = probs.shape[0]
+    target = (probs[-1].argmax(-1) == labels).mean() - max_drop - 1e-12
+    candidates = crit.sweep_values(grid, num_exits)
+    overall = sweep(probs, labels, flops, crit.name, candidates)
+    ok = overall.accuracy >= target
+    start = int(np.argmin(np.where(ok, overall.mean_flops, np.inf)))
+    current = np.full(num_exits, candidates[start], np.float32)
+    cost = overall.mean_flops[start]
+    for _ in range(passes):
+        improved = False
+        for k in range(num_exits - 1):
+            rows = np.repeat(current[None], len(candidates), 0)
+            rows[:, k] = candidates
+            result = sweep(probs, labels, flops, crit.name, rows)
+            fits = result.accuracy >= target
+            costs = np.where(fits, result.mean_flops, np.inf)
+            j = int(np.argmin(costs))
+            if costs[j] < cost - 1e-9:
+                current, cost, improved = rows[j], costs[j], True
+        if not improved:
+            break
+    final = sweep(probs, labels, flops, crit.name, current[None])
+    return ExitPolicy(crit.name, current, temperatures=temperatures,
+                      metadata={"method": "accuracy_drop",
+                                "max_drop": float(max_drop),
+                                "validation_accuracy":
+                                    float(final.accuracy[0]),
+                                "validation_flops":
+                                    float(final.mean_flops[0])})
+
+
+def expected_calibration_error(probs, labels, bins=15):
+    """Expected calibration error (Guo et al. 2017, 15 equal-width bins).
+
+    Args:
+        probs: `(N, C)` probabilities (or `(K, N, C)`: one value per exit).
+        labels: `(N,)` integer labels.
+        bins: number of confidence bins.
+
+    Returns:
+        A float (or a `(K,)` array): Σ_b |B_b|/N · |acc(B_b) − conf(B_b)|.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 3:
+        return np.array([expected_calibration_error(p, labels, bins)
+                         for p in probs])
+    labels = np.asarray(labels).reshape(-1)
+    confidence = probs.max(-1)
+    correct = probs.argmax(-1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0,
+                    bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean()
+                                          - confidence[members].mean())
+    return float(error)
+
+
+def fit_temperatures(validation, bounds=(0.05, 20.0)):
+    """Temperature scaling per exit (Guo et al. 2017) on validation NLL.
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        bounds: search interval for each temperature.
+
+    Returns:
+        A dict: `temperatures` `(K,)`, `ece_before` and `ece_after`
+        `(K,)` (expected calibration error on the validation split).
+    """
+    from scipy.optimize import minimize_scalar
+
+    validation = _check_outputs(validation, "validation")
+    probs = np.asarray(validation.probs, dtype=np.float64)
+    labels = np.asarray(validation.labels)
+    rows = np.arange(len(labels))
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(probs, 1e-45))
+    temperatures = []
+    for k in range(probs.shape[0]):
+        def nll(log_t, z=logs[k]):
+            scaled = z / math.exp(log_t)
+            scaled = scaled - scaled.max(-1, keepdims=True)
+            lse = np.log(np.exp(scaled).sum(-1))
+            return float((lse - scaled[rows, labels]).mean())
+
+        found = minimize_scalar(nll, bounds=tuple(np.log(bounds)),
+                                method="bounded")
+        temperatures.append(math.exp(found.x))
+    temperatures = check_temperatures(temperatures, probs.shape[0])
+    after = scale_probabilities(probs, temperatures)
+    return {"temperatures": temperatures,
+            "ece_before": expected_calibration_error(probs, labels),
+            "ece_after": expected_calibration_error(after, labels)}
+
+
+def budgeted_batch_plot(curve, global_sweep=None, path=None,
+                        title="Budgeted batch classification"):
+    """The budgeted-batch curve next to the global-threshold sweep.
+
+    Args:
+        curve: the `Sweep` of `budgeted_batch_curve`.
+        global_sweep: optional `Sweep` of `evaluation.sweep` on the test
+            split (one threshold for every exit).
+        path: PNG path (written atomically), or None.
+        title: the axes title.
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    from keras_eexit.evaluation.plots import tradeoff_plot
+
+    curves = {"budgeted batch (validation thresholds)": [curve]}
+    if global_sweep is not None:
+        curves[f"global {global_sweep.criterion} threshold"] = [global_sweep]
+    return tradeoff_plot(curves, path, title=title)

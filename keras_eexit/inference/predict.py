@@ -1,0 +1,132 @@
+"""`predict_early_exit`: batched early exit that skips the work it saves."""
+
+import weakref
+
+import numpy as np
+
+from keras_eexit.inference.compaction import EXIT_INDEX
+from keras_eexit.inference.compaction import PROBABILITIES
+from keras_eexit.inference.compaction import EarlyExitGraph
+from keras_eexit.inference.policy import as_policy
+from keras_eexit.models.input_checks import check_finite_inputs
+
+_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def early_exit_function(model, criterion, observe=None):
+    """The compiled early-exit `tf.function` of `model` for `criterion`.
+
+    One trace per model and criterion (any batch size, thresholds and
+    temperatures are inputs), cached while the model lives.
+
+    Args:
+        model: a built `MultiExitModel`.
+        criterion: a criterion name.
+        observe: see `EarlyExitGraph` (bypasses the cache).
+
+    Returns:
+        A `tf.function` `(x, thresholds, temperatures) -> {probabilities,
+        exit_index}`.
+    """
+    import tensorflow as tf
+
+    cache = _FUNCTIONS.setdefault(model, {})
+    if observe is None and criterion in cache:
+        return cache[criterion]
+    graph = EarlyExitGraph(model, criterion, observe=observe)
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape_),
+                         model.input_dtype)
+    vector = tf.TensorSpec((model.num_exits,), tf.float32)
+    function = tf.function(graph, input_signature=[spec, vector, vector],
+                           reduce_retracing=True)
+    if observe is None:
+        cache[criterion] = function
+    return function
+
+
+def _batches(x, batch_size):
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        for batch in x:
+            if isinstance(batch, (tuple, list)):
+                batch = batch[0]
+            yield batch
+        return
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size]
+
+
+def _check_inputs(model, x):
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        return x
+    x = np.asarray(x)
+    expected = tuple(model.input_shape_)
+    if x.ndim != len(expected) + 1 or any(
+            e is not None and e != r for e, r in zip(expected, x.shape[1:])):
+        raise ValueError(
+            "Input shape mismatch: the model expects a batch of shape "
+            f"{(None,) + expected}. Received: x with shape {x.shape}")
+    check_finite_inputs(x)
+    return x.astype(model.input_dtype)
+
+
+def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
+                       temperatures=None, policy=None, batch_size=256):
+    """Early-exit predictions for a batch, skipping the stages not needed.
+
+    Each batch runs stage by stage inside one `tf.function`: after stage
+    `k` the samples its exit accepts are done, and only the others (every
+    tensor of the state gathered down to them) enter stage `k + 1`. The
+    decision rule is `keras_eexit.criteria`'s, the same as
+    `keras_eexit.evaluation.sweep` for the same thresholds: on the
+    probabilities of `evaluation.collect` the two give the same exits (the
+    tests check it on every zoo family).
+
+    Args:
+        model: a built `MultiExitModel`.
+        x: inputs, an array `(N,) + input_shape` or a `tf.data.Dataset` of
+            batches (or of `(x, y)` pairs).
+        thresholds: a number (every exit) or one per exit, in the
+            criterion's range (default: the criterion's default).
+        criterion: `"max_softmax"`, `"entropy"`, `"patience"` or
+            `"static"` (see `keras_eexit.criteria`).
+        temperatures: optional number or one per exit (logits / T before
+            the softmax).
+        policy: an `ExitPolicy` instead of the three arguments above.
+        batch_size: batch size for array inputs.
+
+    Returns:
+        A tuple `(probabilities, exit_index, flops)` of NumPy arrays:
+        `(N, C)` float32 probabilities of the exit each sample took,
+        `(N,)` int 0-based exit indices and `(N,)` int64 cumulative FLOPs
+        spent on each sample (`model.flops_per_exit()` at its exit).
+
+    Example:
+
+    ```python
+    probs, exit_index, flops = predict_early_exit(model, x_test, 0.9)
+    print(f"mean cost {flops.mean() / model.flops_per_exit()[-1]:.0%}")
+    ```
+    """
+    import tensorflow as tf
+
+    policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
+                       policy)
+    x = _check_inputs(model, x)
+    function = early_exit_function(model, policy.criterion)
+    t = tf.constant(policy.threshold_array())
+    temps = tf.constant(policy.temperature_array())
+    probs, index = [], []
+    for batch in _batches(x, batch_size):
+        out = function(tf.convert_to_tensor(batch, model.input_dtype), t,
+                       temps)
+        probs.append(out[PROBABILITIES].numpy())
+        index.append(out[EXIT_INDEX].numpy())
+    if not probs:
+        raise ValueError("predict_early_exit received no samples.")
+    index = np.concatenate(index).astype(np.int64)
+    flops = np.asarray(model.flops_per_exit(), dtype=np.int64)[index]
+    return np.concatenate(probs), index, flops

@@ -1,0 +1,86 @@
+"""`export_saved_model`: batched early exit as a SavedModel signature."""
+
+import os
+
+from keras_eexit.inference.compaction import EXIT_INDEX
+from keras_eexit.inference.compaction import PROBABILITIES
+from keras_eexit.inference.compaction import EarlyExitGraph
+from keras_eexit.inference.policy import as_policy
+
+SIGNATURE = "serving_default"
+"""The signature TF Serving calls by default."""
+
+SIGNATURE_WITH_THRESHOLDS = "with_thresholds"
+"""The signature that also takes per-exit `thresholds` as an input."""
+
+
+def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
+                       temperatures=None, policy=None):
+    """Writes a SavedModel that serves batched early exit.
+
+    The graph is `predict_early_exit`'s (compaction: only the samples no
+    exit accepted yet run the next stage), with the model's variables.
+    Two signatures, loadable by `tf.saved_model.load` and TF Serving:
+
+    * `serving_default`: `inputs` `(batch,) + input_shape` -> outputs
+      `probabilities` `(batch, C)` float32, `exit_index` `(batch,)` int32
+      (0-based) and `flops` `(batch,)` int64, with the policy's thresholds
+      (and temperatures) baked in;
+    * `with_thresholds`: the same plus an input `thresholds` `(K,)`
+      float32, chosen per request (range not checked in the graph).
+
+    Args:
+        model: a built `MultiExitModel`.
+        path: the SavedModel directory.
+        thresholds, criterion, temperatures, policy: the default decision
+            rule, as `predict_early_exit`.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    export_saved_model(model, "served/1", policy=policy)
+    served = tf.saved_model.load("served/1")
+    out = served.signatures["serving_default"](inputs=tf.constant(x))
+    out["exit_index"]
+    ```
+    """
+    import tensorflow as tf
+
+    policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
+                       policy)
+    graph = EarlyExitGraph(model, policy.criterion)
+    module = tf.Module()
+    module.model = model  # tracks the variables
+    default_t = tf.constant(policy.threshold_array())
+    temps = tf.constant(policy.temperature_array())
+    costs = tf.constant(model.flops_per_exit(), tf.int64)
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape_),
+                         model.input_dtype, name="inputs")
+
+    def outputs(x, t):
+        out = graph(x, t, temps)
+        return {PROBABILITIES: out[PROBABILITIES],
+                EXIT_INDEX: out[EXIT_INDEX],
+                "flops": tf.gather(costs, out[EXIT_INDEX])}
+
+    @tf.function(input_signature=[spec])
+    def serve(inputs):
+        return outputs(inputs, default_t)
+
+    @tf.function(input_signature=[
+        spec, tf.TensorSpec((model.num_exits,), tf.float32,
+                            name="thresholds")])
+    def serve_with_thresholds(inputs, thresholds):
+        return outputs(inputs, thresholds)
+
+    module.serve = serve
+    module.serve_with_thresholds = serve_with_thresholds
+    path = os.fspath(path)
+    tf.saved_model.save(module, path, signatures={
+        SIGNATURE: serve,
+        SIGNATURE_WITH_THRESHOLDS: serve_with_thresholds,
+    })
+    return path
