@@ -6,6 +6,7 @@ from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
 from keras_eexit.layers.damping_head import DampingHead
 from keras_eexit.layers.damping_head import class_probabilities
+from keras_eexit.layers.gpf_head import GPFHead
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
@@ -20,6 +21,7 @@ from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.layers.token_head import TokenHead
 from keras_eexit.layers.transformer import AddPositionEmbedding
 from keras_eexit.layers.transformer import TransformerBlock
+from keras_eexit.layers.ztw_head import ZTWHead
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -113,6 +115,7 @@ __all__ = [
     "ClsHead",
     "ConvPoolHead",
     "DampingHead",
+    "GPFHead",
     "LinearHead",
     "MLPHead",
     "MSDNetHead",
@@ -126,6 +129,7 @@ __all__ = [
     "TokenPaddingMask",
     "TokenTypeIds",
     "TransformerBlock",
+    "ZTWHead",
     "class_probabilities",
     "get_head",
 ]

@@ -1,5 +1,6 @@
 """DFS: Deep Feature Surgery's feature partitioning on a multi-exit chain."""
 
+from keras_eexit import chain
 from keras_eexit.layers.partitioned_head import PartitionedHead
 from keras_eexit.layers.partitioned_segment import PartitionedSegment
 from keras_eexit.models.multi_exit_model import MultiExitModel
@@ -96,6 +97,11 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
            for l in layers):
         raise ValueError(
             f"Model {model.name!r} is already partitioned by DFS.")
+    if any(chain.reads_exits(h) for h in model.heads):
+        raise ValueError(
+            f"Model {model.name!r} has heads that read earlier exits (ZTW, "
+            "GPF): apply dfs() first, then the method that adds them "
+            "(e.g. `ztw(dfs(model))`).")
     if any(getattr(s, "recomputes_input", False) for s in model.segments):
         raise ValueError(
             f"Model {model.name!r} is a chain of unshared prefixes "

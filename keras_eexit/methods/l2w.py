@@ -581,3 +581,26 @@ class _Reweighted(ExitTerm):
         return [self.weights[:, k] if own is None
                 else self.weights[:, k] * ops.cast(own[j], "float32")
                 for j, k in enumerate(positions)]
+
+
+def l2w(model, **options):
+    """The `l2w` method: `model` trained with L2W's meta-learned weights.
+
+    The network is unchanged; `L2W(**options)` is attached as the model's
+    step override, so every regime trains it with L2W (see `L2W`).
+
+    Args:
+        model: a built `MultiExitModel`.
+        **options: arguments of `L2W` (`epsilon`, `centering`, ...).
+
+    Returns:
+        `model`, with `model.step_override` the attached `L2W`.
+
+    Example:
+
+    ```python
+    model = keras_eexit.methods.l2w(keras_eexit.models.cnn1d(), epsilon=0.8)
+    ```
+    """
+    L2W(**options).attach(model)
+    return model
