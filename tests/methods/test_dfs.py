@@ -249,3 +249,34 @@ def test_litert_exports_of_a_dfs_model_match_keras(tmp_path):
         _, taken = runner.predict(x, threshold)
         expected = criteria.first_exit(probs, "max_softmax", threshold)
         assert (taken == expected).mean() >= 0.95
+
+
+def test_batched_early_exit_decides_as_the_sweep():
+    from keras_eexit.inference import ExitPolicy
+    from keras_eexit.inference import predict_early_exit
+
+    model = dfs(get_model("cnn1d", input_shape=(40, 1), num_classes=3,
+                          width=4))
+    x = np.random.default_rng(0).normal(size=(64, 40, 1)).astype("float32")
+    outputs = collect(model, (x, np.zeros(64, "int64")))
+    thresholds = np.median(outputs.probs.max(-1), axis=1).astype("float32")
+    policy = ExitPolicy("max_softmax", thresholds)
+    expected = policy.exit_indices(outputs.probs)
+    _, index, flops = predict_early_exit(model, x, policy=policy,
+                                         batch_size=32)
+    np.testing.assert_array_equal(index, expected)
+    assert len(np.unique(index)) >= 2
+    np.testing.assert_array_equal(
+        flops, np.asarray(model.flops_per_exit())[expected])
+
+
+def test_registry_and_composition_with_ztw(x):
+    from keras_eexit.methods import get_method
+    from keras_eexit.methods import ztw
+
+    model = get_method("dfs").build(_dense_chain())
+    assert isinstance(model.heads[0], PartitionedHead)
+    with pytest.raises(ValueError, match=r"apply dfs\(\) first"):
+        dfs(ztw(_dense_chain()))
+    cascaded = ztw(dfs(_dense_chain()))  # DFS first, then ZTW's heads
+    assert cascaded(x)["exit_2"].shape == (8, 3)

@@ -17,7 +17,7 @@ from keras_eexit.losses import Objective
 from keras_eexit.losses import PowerSqrtDampingLoss
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.methods import L2W
-from keras_eexit.methods import l2w as l2w_module
+from keras_eexit.methods.l2w import exit_losses
 from keras_eexit.methods import WeightPredictionNetwork
 from keras_eexit.methods.l2w import allocate_samples
 from keras_eexit.methods.l2w import meta_objective
@@ -249,7 +249,7 @@ def test_weighted_objective_multiplies_the_exit_terms_loss(damping):
     l2w = L2W(hidden_units=4).attach(model)
     (x, y, _), _ = _halves(model)
     outputs = model(x)
-    losses = l2w_module.exit_losses(model, x, y, outputs)
+    losses = exit_losses(model, x, y, outputs)
     term = model.objective.terms[0]
     expected_losses = term.per_sample(model, x, y, outputs, [0, 1, 2])
     np.testing.assert_allclose(
@@ -350,3 +350,13 @@ def test_learns_digits_with_power_sqrt_damping():
     assert accuracy[-1] >= 0.9, accuracy
     assert accuracy[1] >= 0.8, accuracy
     assert accuracy[0] > 0.12, accuracy  # chance: 0.1
+
+
+def test_registry_builds_the_step_override():
+    from keras_eexit.methods import get_method
+
+    model = get_method("l2w").build(_smooth_chain(), epsilon=0.3,
+                                    centering="all")
+    assert isinstance(model.step_override, L2W)
+    assert model.step_override.epsilon == 0.3
+    assert get_method("l2w").adapt("any regime") == "any regime"
