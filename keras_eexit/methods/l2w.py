@@ -470,9 +470,11 @@ class L2W(keras.layers.Layer):
         # Traced once per train-function trace and called once per half:
         # half the tracing and graph size of two inline copies.
         meta_step = tf.function(
-            lambda train, held_out: self._meta_step(model, train, held_out))
+            lambda train, held_out: self._meta_step(model, train, held_out),
+            autograph=False)
         model_step = tf.function(
-            lambda x, y, w: self._model_step(model, x, y, w))
+            lambda x, y, w: self._model_step(model, x, y, w),
+            autograph=False)
 
         def meta(train, held_out):
             def run():
