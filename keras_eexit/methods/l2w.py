@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_eexit import chain
+from keras_eexit.api import register
 from keras_eexit.compat import update_loss_tracker
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.losses.exit_term import ExitTerm
@@ -111,6 +112,7 @@ def meta_objective(model, outputs, labels, probabilities):
     return total
 
 
+@register
 class L2W(keras.layers.Layer):
     """L2W: meta-learned per-sample, per-exit loss weights (Han et al. 2022).
 

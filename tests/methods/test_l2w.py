@@ -360,3 +360,12 @@ def test_registry_builds_the_step_override():
     assert isinstance(model.step_override, L2W)
     assert model.step_override.epsilon == 0.3
     assert get_method("l2w").adapt("any regime") == "any regime"
+
+
+def test_config_round_trip():
+    l2w = L2W(epsilon=0.3, centering="all", target_ratio=0.5,
+              hidden_units=16, meta_interval=100, exchange=False)
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(l2w))
+    assert isinstance(clone, L2W)
+    assert clone.get_config() == l2w.get_config()
