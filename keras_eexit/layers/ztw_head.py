@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_eexit import chain
 from keras_eexit.api import register
-from keras_eexit.layers._base import check_bool
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import invalid_value
 
 

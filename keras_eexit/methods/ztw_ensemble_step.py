@@ -35,11 +35,11 @@ class ZTWEnsembleStep:
 
     ```python
     Phase("ztw_ensemble", 2, train_segments="none", train_heads="none",
-          train_step=ZTWEnsembleStep.factory(1e-3))
+          train_step=ZTWEnsembleStep.factory(1e-2))
     ```
     """
 
-    def __init__(self, model, learning_rate=1e-3):
+    def __init__(self, model, learning_rate=1e-2):
         from keras_eexit.methods.ztw import ensemble_heads
 
         heads = ensemble_heads(model)
@@ -55,7 +55,7 @@ class ZTWEnsembleStep:
             head.ensemble_ready.assign(1.0)
 
     @classmethod
-    def factory(cls, learning_rate=1e-3):
+    def factory(cls, learning_rate=1e-2):
         """A `Phase(train_step=...)` factory with this learning rate."""
 
         def make(model, phase):

@@ -369,11 +369,14 @@ class Regime(keras.callbacks.Callback):
     def _step_override(self, phase):
         """The train step replacing Keras' in `phase`, or `None`.
 
-        A Fisher pass or a feature cache when the phase asks for one;
-        otherwise the step override the model had before `fit` (a training
-        method such as `keras_eexit.methods.L2W`), which then also replaces
-        the feature cache (a method's step must see every batch).
+        The phase's own step (`Phase(train_step=...)`), a Fisher pass or a
+        feature cache when the phase asks for one; otherwise the step
+        override the model had before `fit` (a training method such as
+        `keras_eexit.methods.L2W`), which then also replaces the feature
+        cache (a method's step must see every batch).
         """
+        if phase.train_step is not None:
+            return phase.train_step(self.model, phase)
         if phase.fisher_exit is not None:
             from keras_eexit.fisher.fisher_pass import FisherPass
 
