@@ -1,7 +1,9 @@
-"""Exit heads: layers mapping a feature map to logits, and their registry."""
+"""Layers: exit heads (and their registry) and the layers zoo models use."""
 
 import keras
 
+from keras_eexit.layers.add_position_embedding import AddPositionEmbedding
+from keras_eexit.layers.aligned_bilinear_resize import AlignedBilinearResize
 from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
 from keras_eexit.layers.damping_head import DampingHead
@@ -12,15 +14,14 @@ from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.layers.partitioned_head import PartitionedHead
 from keras_eexit.layers.partitioned_segment import PartitionedSegment
-from keras_eexit.layers.ranet_head import RANetHead
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
 from keras_eexit.layers.text_embedding import TextEmbedding
-from keras_eexit.layers.text_embedding import TokenPaddingMask
-from keras_eexit.layers.text_embedding import TokenTypeIds
+from keras_eexit.layers.token_padding_mask import TokenPaddingMask
+from keras_eexit.layers.token_type_ids import TokenTypeIds
 from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.layers.token_head import TokenHead
-from keras_eexit.layers.transformer import AddPositionEmbedding
-from keras_eexit.layers.transformer import TransformerBlock
+from keras_eexit.layers.transformer_block import TransformerBlock
+from keras_eexit.layers.zero_pad_shortcut import ZeroPadShortcut
 from keras_eexit.layers.ztw_head import ZTWHead
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
@@ -112,6 +113,7 @@ def get_head(head, num_classes, name=None, damping=False, **kwargs):
 __all__ = [
     "HEADS",
     "AddPositionEmbedding",
+    "AlignedBilinearResize",
     "ClsHead",
     "ConvPoolHead",
     "DampingHead",
@@ -121,7 +123,6 @@ __all__ = [
     "MSDNetHead",
     "PartitionedHead",
     "PartitionedSegment",
-    "RANetHead",
     "SDNPoolHead",
     "TextEmbedding",
     "TextEncoderLayer",
@@ -130,6 +131,7 @@ __all__ = [
     "TokenTypeIds",
     "TransformerBlock",
     "ZTWHead",
+    "ZeroPadShortcut",
     "class_probabilities",
     "get_head",
 ]

@@ -1,12 +1,13 @@
 """Shared machinery of the exit heads (private; not part of the public API)."""
 
-import numbers
 
 import keras
 from keras import ops
 
+from keras_eexit.utils.validation import check_bool  # noqa: F401 (re-export)
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 POOLING_CHOICES = ("avg", "max")
@@ -15,24 +16,7 @@ POOLING_CHOICES = ("avg", "max")
 
 def check_dropout(argument, rate):
     """Returns `rate` as a float if it lies in [0, 1), else raises."""
-    if (
-        isinstance(rate, bool)
-        or not isinstance(rate, numbers.Real)
-        or not 0.0 <= rate < 1.0
-    ):
-        raise invalid_value(
-            argument,
-            "a float between 0 (inclusive) and 1 (exclusive)",
-            rate,
-        )
-    return float(rate)
-
-
-def check_bool(argument, value):
-    """Returns `value` if it is a Python boolean, else raises."""
-    if not isinstance(value, bool):
-        raise invalid_value(argument, "a boolean", value)
-    return value
+    return check_number(argument, rate, 0.0, 1.0, high_open=True)
 
 
 def check_pooling(pooling):
@@ -125,3 +109,36 @@ class ExitHead(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_classes": self.num_classes})
         return config
+
+
+def check_epsilon(value):
+    """Returns `value` as a `float` if it is a number > 0, else raises."""
+    return check_number("epsilon", value, 0.0, low_open=True)
+
+
+def check_token_shape(input_shape, dim=None):
+    """Checks a `(batch, tokens, dim)` shape (and its last axis if given)."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[-1] is None:
+        raise invalid_value(
+            "input_shape",
+            "a shape of rank 3 (batch, tokens, dim) with a known last axis",
+            shape,
+        )
+    if dim is not None and shape[-1] != dim:
+        raise invalid_value(
+            "input_shape", f"a last (feature) axis of size dim={dim}", shape
+        )
+    return shape
+
+
+def check_token_ids_shape(input_shape):
+    """Checks a `(batch, sequence_length)` shape of token ids."""
+    shape = tuple(input_shape)
+    if len(shape) != 2:
+        raise invalid_value(
+            "input_shape",
+            "a shape (batch_size, sequence_length) of token ids",
+            shape,
+        )
+    return shape

@@ -21,12 +21,12 @@ class MLPHead(ExitHead):
     A feature map is pooled over its spatial axes, then passed through one
     hidden `Dense` layer per entry of `hidden_units` (each followed by
     `activation` and, when `dropout > 0`, dropout), and mapped to logits by
-    a final `Dense`. With `hidden_units=()` the head is a linear head.
+    a final `Dense`. (A head without hidden layers is `LinearHead`.)
 
     Args:
         num_classes: Integer >= 2, the number of classes (logits).
-        hidden_units: Integer >= 1 or sequence of integers >= 1 (possibly
-            empty), the widths of the hidden layers. Defaults to `(256,)`.
+        hidden_units: Integer >= 1 or non-empty sequence of integers >= 1,
+            the widths of the hidden layers. Defaults to `(256,)`.
         activation: Activation of the hidden layers, a name or a callable
             accepted by `keras.activations.get`. Defaults to `"relu"`.
         dropout: Float in [0, 1), the dropout rate after each hidden
@@ -123,7 +123,8 @@ class MLPHead(ExitHead):
 
 
 def _check_hidden_units(hidden_units):
-    expected = "an integer >= 1 or a sequence of integers >= 1"
+    expected = ("an integer >= 1 or a non-empty sequence of integers >= 1 "
+                "(for no hidden layer use LinearHead)")
     if isinstance(hidden_units, numbers.Integral) and not isinstance(
         hidden_units, bool
     ):
@@ -134,6 +135,8 @@ def _check_hidden_units(hidden_units):
         units = tuple(hidden_units)
     except TypeError:
         raise invalid_value("hidden_units", expected, hidden_units) from None
+    if not units:
+        raise invalid_value("hidden_units", expected, hidden_units)
     for value in units:
         if (
             isinstance(value, bool)

@@ -11,26 +11,10 @@ from keras import ops
 
 from keras_eexit.api import register
 from keras_eexit.layers._base import check_dropout
+from keras_eexit.layers._base import check_token_ids_shape
 from keras_eexit.layers.text_encoder import bert_initializer
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
-
-
-def _check_token_shape(input_shape):
-    shape = tuple(input_shape)
-    if len(shape) != 2:
-        raise invalid_value(
-            "input_shape",
-            "a shape (batch_size, sequence_length) of token ids",
-            shape,
-        )
-    return shape
-
-
-def _check_non_negative_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise invalid_value(argument, "an integer >= 0", value)
-    return value
 
 
 @register
@@ -124,7 +108,7 @@ class TextEmbedding(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = _check_token_shape(input_shape)
+        shape = check_token_ids_shape(input_shape)
         length = shape[1]
         if length is not None and length > self.max_sequence_length:
             raise invalid_value(
@@ -176,95 +160,4 @@ class TextEmbedding(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )
-        return config
-
-
-@register
-class TokenPaddingMask(keras.layers.Layer):
-    """The padding mask of a tensor of token ids: 1 for tokens, 0 for padding.
-
-    Args:
-        padding_id: Integer >= 0, the id of the padding token. Defaults to
-            `0`.
-        **kwargs: Base layer keyword arguments, such as `name`.
-
-    Call arguments:
-        inputs: Integer tensor `(batch_size, sequence_length)` of token ids.
-
-    Input shape:
-        2D tensor `(batch_size, sequence_length)`.
-
-    Output shape:
-        Same as the input; `int32` values in {0, 1}.
-
-    Example:
-
-    ```python
-    TokenPaddingMask()(np.array([[2, 8, 3, 0]]))  # [[1, 1, 1, 0]]
-    ```
-    """
-
-    def __init__(self, padding_id=0, **kwargs):
-        super().__init__(**kwargs)
-        self.padding_id = _check_non_negative_int("padding_id", padding_id)
-
-    def build(self, input_shape):
-        _check_token_shape(input_shape)
-
-    def call(self, inputs):
-        return ops.cast(ops.not_equal(inputs, self.padding_id), "int32")
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(tuple(inputs.shape), "int32")
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"padding_id": self.padding_id})
-        return config
-
-
-@register
-class TokenTypeIds(keras.layers.Layer):
-    """Constant segment (token type) ids shaped like a tensor of token ids.
-
-    BERT adds the embedding of a segment id to every token; a single-segment
-    input uses segment 0 everywhere. This layer makes those ids from the
-    token ids, so a model needs no second input.
-
-    Args:
-        type_id: Integer >= 0, the segment id to emit. Defaults to `0`.
-        **kwargs: Base layer keyword arguments, such as `name`.
-
-    Call arguments:
-        inputs: Integer tensor `(batch_size, sequence_length)` of token ids.
-
-    Input shape:
-        2D tensor `(batch_size, sequence_length)`.
-
-    Output shape:
-        Same as the input; `int32` values equal to `type_id`.
-
-    Example:
-
-    ```python
-    TokenTypeIds()(np.array([[2, 8, 3, 0]]))  # [[0, 0, 0, 0]]
-    ```
-    """
-
-    def __init__(self, type_id=0, **kwargs):
-        super().__init__(**kwargs)
-        self.type_id = _check_non_negative_int("type_id", type_id)
-
-    def build(self, input_shape):
-        _check_token_shape(input_shape)
-
-    def call(self, inputs):
-        return ops.full_like(inputs, self.type_id, dtype="int32")
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(tuple(inputs.shape), "int32")
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"type_id": self.type_id})
         return config

@@ -7,8 +7,8 @@ from keras_eexit.api import register
 from keras_eexit.layers._base import ExitHead
 from keras_eexit.layers._base import check_bool
 from keras_eexit.layers._base import check_dropout
-from keras_eexit.layers.transformer import check_epsilon
-from keras_eexit.layers.transformer import check_token_shape
+from keras_eexit.layers._base import check_epsilon
+from keras_eexit.layers._base import check_token_shape
 from keras_eexit.utils.validation import check_choice
 
 TOKEN_POOLING = ("cls", "mean")

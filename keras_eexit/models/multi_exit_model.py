@@ -1,6 +1,5 @@
 """`MultiExitModel`: a chain of stages, each a segment and an exit head."""
 
-import warnings
 
 import keras
 from keras import ops

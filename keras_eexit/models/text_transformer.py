@@ -7,8 +7,8 @@ import keras
 
 from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.text_embedding import TextEmbedding
-from keras_eexit.layers.text_embedding import TokenPaddingMask
-from keras_eexit.layers.text_embedding import TokenTypeIds
+from keras_eexit.layers.token_padding_mask import TokenPaddingMask
+from keras_eexit.layers.token_type_ids import TokenTypeIds
 from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import make_heads

@@ -7,8 +7,8 @@ from keras_eexit.layers._base import check_bool
 from keras_eexit.layers._base import check_dropout
 from keras_eexit.layers.token_head import TOKEN_POOLING
 from keras_eexit.layers.token_head import TokenHead
-from keras_eexit.layers.transformer import AddPositionEmbedding
-from keras_eexit.layers.transformer import TransformerBlock
+from keras_eexit.layers.add_position_embedding import AddPositionEmbedding
+from keras_eexit.layers.transformer_block import TransformerBlock
 from keras_eexit.models.zoo_common import assemble
 from keras_eexit.models.zoo_common import check_positions
 from keras_eexit.models.zoo_common import make_heads

@@ -6,7 +6,6 @@ import tensorflow as tf
 
 from keras_eexit.callbacks import AccumulateFisher
 from keras_eexit.callbacks import SnapshotTeacher
-from keras_eexit.fisher import EWCPenalty
 from keras_eexit.fisher import empirical_fisher
 
 

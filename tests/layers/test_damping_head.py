@@ -30,7 +30,7 @@ HEAD_CASES = [
     ("sdn_pool", {"reduced_size": 2}),
     ("conv_pool", {"filters": 4, "hidden_units": 5}),
     ("mlp", {"hidden_units": (6,), "activation": "gelu"}),
-    (MLPHead, {"hidden_units": ()}),
+    (MLPHead, {"hidden_units": 3}),
 ]
 
 

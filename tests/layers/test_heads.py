@@ -37,7 +37,7 @@ HEAD_CASES = [
         },
     ),
     (MLPHead, {"hidden_units": (8, 4), "activation": "gelu", "dropout": 0.1}),
-    (MLPHead, {"hidden_units": (), "pooling": "max"}),
+    (MLPHead, {"hidden_units": 3, "pooling": "max"}),
 ]
 
 
@@ -380,6 +380,7 @@ def test_invalid_pooling(cls):
         (MLPHead, {"hidden_units": (8, 0)}, "hidden_units"),
         (MLPHead, {"hidden_units": "64"}, "hidden_units"),
         (MLPHead, {"hidden_units": (8, 2.5)}, "hidden_units"),
+        (MLPHead, {"hidden_units": ()}, "hidden_units"),
     ],
 )
 def test_invalid_sizes(cls, kwargs, argument):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_eexit.layers.ranet_head import RANetHead
-from keras_eexit.models.ranet import AlignedBilinearResize
+from keras_eexit.layers.msdnet_head import MSDNetHead
+from keras_eexit.layers import AlignedBilinearResize
 from keras_eexit.models.ranet import _plan
 from keras_eexit.models.ranet import ranet_cifar
 
@@ -55,7 +55,7 @@ def test_costs_match_the_published_cifar100_table(full_model):
 
 def test_full_model_structure(full_model):
     assert full_model.exit_names == [f"exit_{k}" for k in range(1, 7)]
-    assert all(isinstance(h, RANetHead) for h in full_model.heads)
+    assert all(isinstance(h, MSDNetHead) for h in full_model.heads)
     out = full_model(np.zeros((2, 32, 32, 3), "float32"), training=False)
     assert list(out) == full_model.exit_names
     assert all(tuple(v.shape) == (2, 100) for v in out.values())
@@ -88,18 +88,18 @@ def test_aligned_bilinear_resize_matches_align_corners():
 
 
 def test_head_follows_the_reference_classifier():
-    head = RANetHead(10, filters=16, name="exit_1")
+    head = MSDNetHead(10, filters=16, name="exit_1")
     out = head(np.zeros((3, 8, 8, 24), "float32"))
     assert tuple(out.shape) == (3, 10)
     # conv 3x3 24->16, conv 3x3 16->16 (no bias), two BNs (4 each), dense.
     assert head.count_params() == (9 * 24 * 16 + 9 * 16 * 16
                                    + 2 * 4 * 16 + 16 * 10 + 10)
-    clone = RANetHead.from_config(head.get_config())
+    clone = MSDNetHead.from_config(head.get_config())
     assert (clone.filters, clone.bn_momentum) == (16, 0.9)
     with pytest.raises(ValueError, match="input_shape"):
-        RANetHead(10)(np.zeros((3, 24), "float32"))
+        MSDNetHead(10)(np.zeros((3, 24), "float32"))
     with pytest.raises(ValueError, match="bn_momentum"):
-        RANetHead(10, bn_momentum=1.0)
+        MSDNetHead(10, bn_momentum=1.0)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from keras_eexit.data.text_vocab import TextVocabulary
 from keras_eexit.data.text_vocab import tokenize
 from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.text_embedding import TextEmbedding
-from keras_eexit.layers.text_embedding import TokenPaddingMask
+from keras_eexit.layers.token_padding_mask import TokenPaddingMask
 from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.models import text_transformer as tt
 from keras_eexit.models.text_transformer import text_transformer_exits

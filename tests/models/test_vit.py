@@ -7,8 +7,8 @@ import pytest
 
 from keras_eexit import MultiExitModel
 from keras_eexit.layers.token_head import TokenHead
-from keras_eexit.layers.transformer import AddPositionEmbedding
-from keras_eexit.layers.transformer import TransformerBlock
+from keras_eexit.layers.add_position_embedding import AddPositionEmbedding
+from keras_eexit.layers.transformer_block import TransformerBlock
 from keras_eexit.models.vit import vit_exits
 
 # A reduced configuration: 16x16 images, 4x4 patches (16 tokens + class).

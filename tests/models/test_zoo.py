@@ -12,7 +12,7 @@ from keras_eexit.models import MODELS
 from keras_eexit.models import cifar_resnet
 from keras_eexit.models import get_model
 from keras_eexit.models import small_cnn
-from keras_eexit.models.cifar_resnet import ZeroPadShortcut
+from keras_eexit.layers import ZeroPadShortcut
 
 # id, name, kwargs, number of exits. Inputs are as small as each model
 # allows (32x32 for the keras.applications backbones).
