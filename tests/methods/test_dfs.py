@@ -226,29 +226,24 @@ def test_learns_digits_under_joint():
 
 
 @pytest.mark.large
-def test_litert_exports_of_a_dfs_model_match_keras(tmp_path):
+def test_dfs_models_honour_the_model_contract(tmp_path):
+    # ~10 s: outputs, safe-mode .keras round trip, a joint epoch moves
+    # every stage, TwoStage moves exactly its stages, LiteRT in every mode.
     pytest.importorskip("ai_edge_litert")
-    from keras_eexit.export import LiteRTRunner
-    from keras_eexit.export import criteria
-    from keras_eexit.export import export_litert
+    from keras_eexit.testing import model_contract
 
-    model = dfs(get_model("small_cnn", input_shape=(8, 8, 1),
-                          num_classes=10, width=8))
-    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype(
-        "float32")
-    out = model(x, training=False)
-    probs = np.stack([keras.ops.convert_to_numpy(keras.ops.softmax(out[n]))
-                      for n in model.exit_names])
-    export_litert(model, tmp_path / "per_exit", mode="per_exit")
-    np.testing.assert_allclose(
-        LiteRTRunner(tmp_path / "per_exit").predict_all(x), probs,
-        atol=1e-4)
-    export_litert(model, tmp_path / "early", mode="early_exit")
-    runner = LiteRTRunner(tmp_path / "early")
-    for threshold in (0.2, 0.5):
-        _, taken = runner.predict(x, threshold)
-        expected = criteria.first_exit(probs, "max_softmax", threshold)
-        assert (taken == expected).mean() >= 0.95
+    def fresh():
+        return dfs(get_model("small_cnn", input_shape=(8, 8, 1),
+                             num_classes=10, width=8))
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 16)
+    model_contract.check_outputs(fresh(), x[:3], num_classes=10)
+    model_contract.check_save_load(fresh(), x[:3], tmp_path / "m.keras")
+    model_contract.check_joint_step(fresh(), x, y)
+    model_contract.check_two_stage(fresh(), x, y)
+    model_contract.check_litert(fresh(), x[:4], tmp_path)
 
 
 def test_batched_early_exit_decides_as_the_sweep():

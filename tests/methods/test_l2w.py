@@ -369,3 +369,21 @@ def test_config_round_trip():
         keras.saving.serialize_keras_object(l2w))
     assert isinstance(clone, L2W)
     assert clone.get_config() == l2w.get_config()
+
+
+@pytest.mark.large
+def test_l2w_models_honour_the_training_contract():
+    # ~8 s: a joint epoch moves every stage; under TwoStage the backbone
+    # phase moves the segments and the final head, the head phase only the
+    # internal heads (the look-ahead never touches frozen stages).
+    from keras_eexit.testing import model_contract
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 16)
+    for check in (model_contract.check_joint_step,
+                  model_contract.check_two_stage):
+        model = get_model("small_cnn", input_shape=(8, 8, 1),
+                          num_classes=10, width=4)
+        L2W(hidden_units=8).attach(model)
+        check(model, x, y)
