@@ -9,6 +9,7 @@ from keras_eexit import chain
 from keras_eexit.api import register
 from keras_eexit.layers._base import check_dropout
 from keras_eexit.utils.validation import check_num_classes
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 
@@ -116,13 +117,8 @@ class GPFHead(keras.layers.Layer):
         self.head = head
         self.num_classes = check_num_classes(num_classes)
         self.num_exits = check_positive_int("num_exits", num_exits)
-        if (isinstance(imitation_weight, bool)
-                or not isinstance(imitation_weight, (int, float))
-                or not math.isfinite(imitation_weight)
-                or imitation_weight < 0):
-            raise invalid_value("imitation_weight",
-                                "a finite number >= 0", imitation_weight)
-        self.imitation_weight = float(imitation_weight)
+        self.imitation_weight = check_number("imitation_weight",
+                                             imitation_weight, low=0.0)
         self.state_dropout = check_dropout("state_dropout", state_dropout)
         self.dropout = keras.layers.Dropout(self.state_dropout,
                                             dtype="float32", name="dropout")

@@ -118,9 +118,11 @@ def ztw_regime(regime, epochs=None, ensemble_epochs=ENSEMBLE_EPOCHS,
     from keras_eexit.methods.method_regime import MethodRegime
     from keras_eexit.methods.ztw_ensemble_step import ZTWEnsembleStep
     from keras_eexit.regimes.phase import Phase
+    from keras_eexit.utils.validation import check_number
     from keras_eexit.utils.validation import check_positive_int
 
     check_positive_int("ensemble_epochs", ensemble_epochs)
+    check_number("learning_rate", learning_rate, low=0.0, low_open=True)
     if epochs is not None:
         check_positive_int("epochs", epochs)
     step = ZTWEnsembleStep.factory(learning_rate)
