@@ -28,6 +28,7 @@ check, not a reproduction.
 """
 
 import argparse
+import sys
 import time
 
 import keras
@@ -95,13 +96,18 @@ def main():
           f"{args.epochs} epochs, {args.seeds} seeds. Per-exit "
           f"{args.split} accuracy, mean ± std:")
     start = time.perf_counter()
+    print(f"{'setting':34s} " + "  ".join(
+        f"{'exit ' + str(k):^11s}" for k in range(1, 5)), flush=True)
     for name, (damping, kwargs) in settings(
             args.lam, args.alpha, args.baselines).items():
-        rows = np.array([
-            run(data, damping, kwargs, seed, args.epochs, args.batch_size,
-                args.split)
-            for seed in range(args.seeds)
-        ])
+        rows = []
+        for seed in range(args.seeds):
+            print(f"  {name}: seed {seed + 1}/{args.seeds} "
+                  f"({time.perf_counter() - start:.0f} s so far)",
+                  file=sys.stderr, flush=True)
+            rows.append(run(data, damping, kwargs, seed, args.epochs,
+                            args.batch_size, args.split))
+        rows = np.array(rows)
         mean, std = rows.mean(0), rows.std(0)
         cells = "  ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(mean, std))
         print(f"{name:34s} {cells}   (mean {rows.mean():.3f})", flush=True)

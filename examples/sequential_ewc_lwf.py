@@ -37,7 +37,12 @@ def main():
     parser.add_argument("--epochs-per-exit", type=int, default=3)
     args = parser.parse_args()
     data = keras_eexit.data.load_arrays("mnist1d")
+    print(f"Sequential training of cnn1d on MNIST-1D: warm-up "
+          f"{args.warmup_epochs} epochs, {args.epochs_per_exit} per exit, "
+          f"{args.seeds} seed(s). Test accuracy per exit, mean ± std:",
+          flush=True)
     results = {}
+    header = False
     for name, kwargs in SETTINGS.items():
         rows = []
         for seed in range(args.seeds):
@@ -55,6 +60,10 @@ def main():
                                     return_dict=True, verbose=0)
             rows.append([result[f"{n}_accuracy"] for n in model.exit_names])
         results[name] = np.array(rows)
+        if not header:
+            print(f"{'setting':30s} " + "  ".join(
+                f"{n:^11s}" for n in model.exit_names), flush=True)
+            header = True
         mean, std = results[name].mean(0), results[name].std(0)
         cells = "  ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(mean, std))
         print(f"{name:30s} {cells}", flush=True)

@@ -12,11 +12,17 @@ model.fit(splits.train, epochs=20, callbacks=[keras_eexit.regimes.Joint()])
 ```
 """
 
-from keras_eexit import callbacks
-from keras_eexit import chain
-from keras_eexit import criteria
-from keras_eexit import data
+# Under the `keras-eexit` command, TensorFlow is imported quietly first.
+from keras_eexit.utils import native_logs as _native_logs
+
+_native_logs.for_command_line()
+
+from keras_eexit import callbacks  # noqa: E402
+from keras_eexit import chain  # noqa: E402
+from keras_eexit import criteria  # noqa: E402
+from keras_eexit import data  # noqa: E402
 from keras_eexit import evaluation
+from keras_eexit import experiments
 from keras_eexit import export
 from keras_eexit import fisher
 from keras_eexit import inference

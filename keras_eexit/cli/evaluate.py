@@ -18,8 +18,10 @@ def add_parser(subparsers):
     Returns:
         The new sub-parser.
     """
+    from keras_eexit.cli.options import HelpFormatter
+
     parser = subparsers.add_parser(
-        "evaluate",
+        "evaluate", formatter_class=HelpFormatter,
         help="per-exit table, threshold sweep and budget table of a saved "
         "model (Markdown, CSV, JSON) and plots")
     parser.add_argument("--model", required=True, help="a .keras file")
@@ -54,6 +56,7 @@ def run(args):
     from keras_eexit import data
     from keras_eexit import evaluation
     from keras_eexit.evaluation import reports
+    from keras_eexit.experiments.build import check_fits_data
     from keras_eexit.models.loading import load_model
     from keras_eexit.utils.atomic import write_text
     from keras_eexit.utils.validation import check_choice
@@ -66,6 +69,7 @@ def run(args):
     if args.num_samples is not None:
         kwargs["num_samples"] = args.num_samples
     splits = data.load(args.dataset, batch_size=args.batch_size, **kwargs)
+    check_fits_data(model, splits.info, f"Model {args.model}")
     outputs = evaluation.collect(model, splits.test)
     rows = evaluation.anytime_table(outputs)
     result = evaluation.sweep(outputs, criterion=args.criterion,

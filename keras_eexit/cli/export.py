@@ -16,8 +16,10 @@ def add_parser(subparsers):
     Returns:
         The new sub-parser (its default `handler` is `run`).
     """
+    from keras_eexit.cli.options import HelpFormatter
+
     parser = subparsers.add_parser(
-        "export",
+        "export", formatter_class=HelpFormatter,
         help="export a trained model (.keras) to LiteRT: one early-exit "
         "file, one file per exit or one per stage, plus a JSON sidecar",
     )

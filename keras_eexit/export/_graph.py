@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_eexit import chain
 from keras_eexit.compat import flatten_layers
-from keras_eexit.inference.compaction import EXIT_INDEX  # noqa: F401
+from keras_eexit.inference.compaction import EXIT_INDEX  # noqa: F401 (signature name)
 from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.utils.validation import invalid_value

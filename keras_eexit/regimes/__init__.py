@@ -29,47 +29,9 @@ from keras_eexit.regimes.two_stage import Disjoint
 from keras_eexit.regimes.two_stage import TwoStage
 from keras_eexit.losses.exit_weights import exit_weights
 
-REGIMES = {
-    "joint": Joint,
-    "two_stage": TwoStage,
-    "disjoint": TwoStage,
-    "mixed": Mixed,
-    "branch_wise": BranchWise,
-    "separate": Separate,
-    "sequential": Sequential,
-    "distillation": Distillation,
-    "joint_branch": JointBranch,
-    "joint_two_stage": JointTwoStage,
-    "pretrained_branch": PretrainedBranch,
-}
-
-
-def get_regime(name, **kwargs):
-    """Builds a regime by name.
-
-    Args:
-        name: a key of `REGIMES` (`"joint"`, `"two_stage"`, ...).
-        **kwargs: the regime's parameters.
-
-    Returns:
-        A new `Regime` instance.
-
-    Example:
-
-    >>> get_regime("mixed", backbone_epochs=2, joint_epochs=3).epochs_for(3)
-    5
-    """
-    import inspect
-
-    from keras_eexit.utils.validation import check_choice
-
-    cls = REGIMES[check_choice("regime", name, REGIMES)]
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        valid = sorted(p for p in accepted if p != "self")
-        raise ValueError(
-            f"Regime {name!r} has no parameter(s) {unknown}. Valid "
-            f"parameters: {valid}."
-        )
-    return cls(**kwargs)
+from keras_eexit.regimes.registry import REGIMES
+from keras_eexit.regimes.registry import get_regime
+from keras_eexit.regimes.registry import plan_text
+from keras_eexit.regimes.registry import regime_for_budget
+from keras_eexit.regimes.registry import register
+from keras_eexit.regimes.registry import split_budget

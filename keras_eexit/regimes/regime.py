@@ -362,7 +362,8 @@ class Regime(keras.callbacks.Callback):
             elif phase.epochs is None:
                 length = "until fit ends"
             else:
-                length = f"{phase.epochs} epochs"
+                length = (f"{phase.epochs} epoch"
+                          + ("" if phase.epochs == 1 else "s"))
             print(f"[{type(self).__name__}] phase {index + 1}/"
                   f"{len(self.phases)} '{phase.name}' ({length})")
 

@@ -35,6 +35,8 @@ def atomic_path(path):
         dir=directory,
     )
     os.close(fd)
+    # mkstemp creates 0600; the output gets what `open` would give it.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, path)
@@ -46,6 +48,13 @@ def atomic_path(path):
                 error.errno, f"Could not write {path}: {error.strerror or error}"
             ) from error
         raise
+
+
+def _umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path, text):

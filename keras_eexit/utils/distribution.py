@@ -68,7 +68,7 @@ def make_strategy(name, tpu=None):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         read_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu or "")
@@ -210,3 +210,191 @@ def precision_policy(name):
         yield name
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+# ---------------------------------------------------------------- workers
+CONNECTED_FD_ENV = "KERAS_EEXIT_CONNECTED_FD"
+"""Set by `supervise` for its child: the pipe to report the connection on."""
+
+DEFAULT_CONNECT_TIMEOUT = 300.0
+"""Seconds a multi-worker task waits for the rest of its cluster."""
+
+GRACE_SECONDS = 10.0
+"""How long a supervised run may take to stop after a signal."""
+
+
+def is_supervised(environ=None):
+    """Whether this process is the training child of `supervise`."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get(CONNECTED_FD_ENV))
+
+
+def describe_cluster(environ=None):
+    """`(this task, [its peers])` as `"type:index (address)"` strings."""
+    config = read_tf_config(environ)
+    me = (config["task"]["type"], config["task"]["index"])
+    names = []
+    for kind, members in config["cluster"].items():
+        for index, address in enumerate(members):
+            names.append(((kind, index), f"{kind} {index} ({address})"))
+    mine = next(text for key, text in names if key == me)
+    return mine, [text for key, text in names if key != me]
+
+
+def _report_connected():
+    """Tells the supervising process that the cluster is connected."""
+    fd = os.environ.pop(CONNECTED_FD_ENV, None)
+    if not fd:
+        return
+    try:
+        os.write(int(fd), b"connected\n")
+        os.close(int(fd))
+    except (OSError, ValueError):
+        pass
+
+
+def _multi_worker_strategy():
+    """`MultiWorkerMirroredStrategy`, keeping Python's signal handlers.
+
+    Creating the strategy installs TensorFlow's own SIGTERM handler (its
+    preemption notifier), which swallows the signal: the handlers in
+    place before are put back, so SIGTERM still stops the run.
+    """
+    import signal
+    import threading
+
+    import tensorflow as tf
+
+    main = threading.current_thread() is threading.main_thread()
+    saved = {}
+    if main:
+        saved = {s: signal.getsignal(s) for s in (signal.SIGTERM,
+                                                  signal.SIGINT)}
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    for number, handler in saved.items():
+        if handler is not None:
+            signal.signal(number, handler)
+    _report_connected()
+    return strategy
+
+
+def supervise(command, timeout=DEFAULT_CONNECT_TIMEOUT, environ=None,
+              log=None):
+    """Runs a multi-worker command in a child process and watches it.
+
+    While TensorFlow connects a multi-worker task to its cluster it blocks
+    in native code, holding the interpreter: a peer that never comes makes
+    it wait forever, deaf to SIGTERM and Ctrl-C. The supervising process
+    stays responsive: it ends the child, with one clear message, when the
+    cluster is not connected within `timeout` seconds or when it receives
+    SIGTERM or SIGINT; after the connection it forwards those signals and
+    returns the child's exit code.
+
+    Args:
+        command: the child's argument list (e.g. `[sys.executable, "-m",
+            "keras_eexit", "train", ...]`).
+        timeout: seconds to wait for the connection.
+        environ: the child's environment (default: this one).
+        log: `f(text)` for messages (default: print to stderr).
+
+    Returns:
+        The exit code: the child's, 1 after a connection timeout, 128 +
+        the signal number after a signal.
+    """
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if log is None:
+        def log(text):
+            print(text, file=sys.stderr, flush=True)
+
+    from keras_eexit.utils.native_logs import child_environ
+
+    environ = child_environ(os.environ if environ is None else environ)
+    me, peers = describe_cluster(environ)
+    read_end, write_end = os.pipe()
+    environ[CONNECTED_FD_ENV] = str(write_end)
+    received = []
+
+    def on_signal(number, frame):
+        received.append(number)
+
+    previous = {s: signal.signal(s, on_signal)
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        child = subprocess.Popen(command, env=environ, pass_fds=(write_end,))
+    except BaseException:
+        os.close(read_end)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        raise
+    finally:
+        os.close(write_end)
+
+    def stop(number, grace=True):
+        """Ends the child: the signal, then SIGKILL after a grace period.
+
+        While connecting, the child is stuck in native code and cannot act
+        on a signal: it is killed at once.
+        """
+        name = signal.Signals(number).name
+        if child.poll() is None and not grace:
+            child.kill()
+            child.wait()
+        elif child.poll() is None:
+            child.send_signal(number)
+            try:
+                child.wait(GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return name
+
+    try:
+        log(f"keras-eexit: {me} is waiting for the cluster "
+            f"({', '.join(peers)}) for at most {timeout:g} s "
+            "(--connect-timeout).")
+        deadline = time.monotonic() + timeout
+        connected = False
+        with os.fdopen(read_end, "rb") as pipe:
+            while not connected:
+                if received:
+                    name = stop(received[0], grace=False)
+                    log(f"keras-eexit: {name} received while waiting for "
+                        "the cluster: stopped.")
+                    return 128 + received[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    child.kill()
+                    child.wait()
+                    log(f"keras-eexit: error: the cluster of TF_CONFIG was "
+                        f"not connected within {timeout:g} s: {me} could "
+                        f"not reach all of {', '.join(peers)}. Start every "
+                        "task with the same TF_CONFIG (each with its own "
+                        "`task`), check the addresses and firewalls, or "
+                        "raise --connect-timeout.")
+                    return 1
+                ready, _, _ = select.select([pipe], [], [], min(left, 0.2))
+                if ready:
+                    if not pipe.readline():  # closed: the child ended
+                        return child.wait()
+                    connected = True
+        while True:
+            if received:
+                number = received.pop(0)
+                stop(number)
+                return child.returncode if child.returncode not in (
+                    None, -number) else 128 + number
+            try:
+                return child.wait(0.2)
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -22,7 +22,7 @@ def test_train_writes_table_metrics_and_model(tmp_path, capsys):
     assert metrics["model"] == "small_cnn" and metrics["epochs"] == 2
     rows = metrics["exits"]
     assert [r["exit"] for r in rows] == ["exit_1", "exit_2", "exit_3"]
-    assert all(0 <= r["accuracy"] <= 1 for r in rows)
+    assert rows[-1]["accuracy"] > 0.8  # two epochs at the defaults learn
     assert rows[0]["flops"] < rows[-1]["flops"]
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert model.num_exits == 3
@@ -64,7 +64,7 @@ def test_train_accepts_every_regime_with_parameters(tmp_path, regime,
                                                     params, epochs):
     out = tmp_path / regime
     code = main(["train", "--regime", regime, *params, "--verbose", "0",
-                 "--out", str(out)])
+                 "--batch-size", "128", "--out", str(out)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == epochs
@@ -87,12 +87,16 @@ def test_bad_regime_parameters(tmp_path, capsys, params, message):
     assert not (tmp_path / "run").exists()
 
 
-def test_console_script_help():
+@pytest.mark.large
+def test_console_script_help_without_tensorflow_noise():
+    env = {k: v for k, v in os.environ.items()
+           if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
         [sys.executable, "-m", "keras_eexit", "train", "--help"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0
     assert "--regime" in result.stdout and "--dataset" in result.stdout
+    assert result.stderr == ""  # no absl/CUDA start-up lines
 
 
 def test_deterministic_runs_give_identical_metrics(tmp_path):
@@ -101,7 +105,7 @@ def test_deterministic_runs_give_identical_metrics(tmp_path):
         out = tmp_path / run
         assert main(["train", "--dataset", "digits", "--epochs", "2",
                      "--seed", "3", "--deterministic", "--verbose", "0",
-                     "--out", str(out)]) == 0
+                     "--batch-size", "128", "--out", str(out)]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         results.append((metrics["exits"], metrics["history"]))
     assert results[0] == results[1]
@@ -115,6 +119,7 @@ def test_resume_needs_an_interrupted_run(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
 
 
+@pytest.mark.large
 def test_killed_train_resumes_in_its_phase(tmp_path):
     import signal
     import time
@@ -148,4 +153,5 @@ def test_killed_train_resumes_in_its_phase(tmp_path):
     assert "phase 1/2" not in resumed.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 43
+    assert len(metrics["history"]["loss"]) == 43  # before the kill too
     assert sorted(os.listdir(out)) == ["metrics.json", "model.keras"]

@@ -1,5 +1,8 @@
-"""`keras-eexit evaluate` on a saved model, and its clear load errors."""
+"""`keras-eexit evaluate`: every table and plot, strictly valid; clear load
+errors."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -7,17 +10,19 @@ import pytest
 from keras_eexit.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    assert main(["train", "--dataset", "digits", "--epochs", "2",
-                 "--verbose", "0", "--out", str(out)]) == 0
-    return out / "model.keras"
+@pytest.fixture
+def untrained_model(model_factory, tmp_path):
+    """An untrained 3-exit model for digits (8×8×1 inputs, 10 classes)."""
+    model = model_factory(num_classes=10, input_shape=(8, 8, 1))
+    model.compile(optimizer="sgd")
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    return path
 
 
-def test_evaluate_writes_tables_and_plots(saved_model, tmp_path):
+def test_evaluate_writes_tables_and_plots(untrained_model, tmp_path):
     out = tmp_path / "eval"
-    assert main(["evaluate", "--model", str(saved_model), "--dataset",
+    assert main(["evaluate", "--model", str(untrained_model), "--dataset",
                  "digits", "--criterion", "entropy", "--thresholds", "30",
                  "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
@@ -41,4 +46,54 @@ def test_evaluate_bad_model_file(tmp_path, capsys, content, message):
     assert main(["evaluate", "--model", str(path), "--out",
                  str(tmp_path / "e")]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("criterion,count", [("patience", 3),
+                                             ("max_softmax", 11)])
+def test_evaluate_writes_all_files(untrained_model, tmp_path, capsys,
+                                   criterion, count):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(untrained_model), "--dataset",
+                 "digits", "--criterion", criterion, "--thresholds", "11",
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "budget.csv", "evaluation.json", "exit_ratios.png", "exits.csv",
+        "report.md", "sweep.csv", "tradeoff.png"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    result = _strict_json((out / "evaluation.json").read_text())
+    assert result["criterion"] == criterion
+    assert len(result["thresholds"]) == count
+    assert result["num_samples"] > 100
+    assert len(result["exits"]) == 3
+    budget = list(csv.DictReader(io.StringIO(
+        (out / "budget.csv").read_text())))
+    assert [r["budget"] for r in budget] == ["25%", "50%", "75%", "100%",
+                                             "max"]
+    sweep_rows = list(csv.DictReader(io.StringIO(
+        (out / "sweep.csv").read_text())))
+    assert len(sweep_rows) == count
+    assert set(sweep_rows[0]) == {"threshold", "accuracy", "mean_flops",
+                                  "ratio_exit_1", "ratio_exit_2",
+                                  "ratio_exit_3"}
+    report = (out / "report.md").read_text()
+    assert "| exit | params | MFLOPs | accuracy |" in report
+    assert "| 25% | 50% | 75% | 100% | max |" in report
+    printed = capsys.readouterr().out
+    assert "| 25% | 50% | 75% | 100% | max |" in printed
+    for png in ("tradeoff.png", "exit_ratios.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_unknown_criterion(untrained_model, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(untrained_model), "--criterion",
+                 "margin", "--out", str(tmp_path / "e")]) == 2
+    assert "Unknown criterion 'margin'" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()

@@ -6,7 +6,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_eexit.cli.compare import parse_regimes
-from keras_eexit.cli.main import _params
+from keras_eexit.cli.options import parse_params as _params
 from keras_eexit.evaluation import budget_table
 from keras_eexit.evaluation import sweep
 

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import stat
 
 import pytest
 
@@ -99,3 +100,18 @@ def test_full_disk_during_model_save_keeps_the_previous_model(
     assert f"Could not write {model_path}: No space left" in err
     assert model_path.read_bytes() == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600),
+                                        (0o027, 0o640)])
+def test_outputs_follow_the_users_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        write_text(tmp_path / "a.json", "{}")
+        with atomic_path(tmp_path / "m.keras") as tmp:
+            with open(tmp, "w") as f:
+                f.write("x")
+    finally:
+        os.umask(previous)
+    for name in ("a.json", "m.keras"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == mode

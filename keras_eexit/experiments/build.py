@@ -1,0 +1,177 @@
+"""Data, model, regime and optimiser of an experiment, from its config."""
+
+import inspect
+
+from keras_eexit.data.embedded import EMBEDDED_SHAPES
+
+
+def load_data(config):
+    """The data set's train / validation / test pipelines (`Splits`).
+
+    Pipelines are made fresh for every run and shuffled by the run's seed,
+    so a run's result does not depend on the runs before it.
+    """
+    from keras_eexit import data
+
+    kwargs = {"batch_size": config.batch_size, "seed": config.seed,
+              "deterministic": config.deterministic}
+    if config.num_samples is not None:
+        kwargs["num_samples"] = config.num_samples
+    return data.load(config.dataset, **kwargs)
+
+
+def builder_kwargs(model_name, info, head, damping):
+    """The zoo builder's arguments for a data set and the head options.
+
+    Builders differ: most take `input_shape`, the ViT takes `image_size`
+    and `channels`, and the paper architectures (MSDNet, RANet, ViT) have
+    their own exit heads. An option a builder cannot honour is an error,
+    never silently dropped.
+
+    Args:
+        model_name: a key of `keras_eexit.models.MODELS`.
+        info: the data set's `DatasetInfo`.
+        head: the exit head type asked for.
+        damping: whether the heads need a damping unit.
+
+    Returns:
+        The keyword arguments of the builder.
+    """
+    from keras_eexit import models
+
+    params = inspect.signature(models.MODELS[model_name]).parameters
+    shape = tuple(info.input_shape)
+    kwargs = {"num_classes": info.num_classes}
+    if "input_shape" in params:
+        kwargs["input_shape"] = shape
+    elif "image_size" in params and len(shape) == 3 and shape[0] == shape[1]:
+        kwargs.update(image_size=shape[0], channels=shape[2])
+    else:
+        raise ValueError(
+            f"Model {model_name!r} cannot take this data set's inputs of "
+            f"shape {shape}; pick a model for them (--model auto chooses "
+            "one)."
+        )
+    if "head" in params:
+        kwargs["head"] = head
+    elif head != "linear":
+        raise ValueError(
+            f"Model {model_name!r} has its own exit heads (those of its "
+            f"paper); --head {head} is not supported for it."
+        )
+    if "damping" in params:
+        kwargs["damping"] = damping
+    elif damping:
+        raise ValueError(
+            f"Model {model_name!r} has no damping heads; the damping losses "
+            "need a model built with `damping=True`."
+        )
+    return kwargs
+
+
+def build_model(config, info):
+    """The zoo model of `config` for a data set, ready for its regime.
+
+    A regime class with a `prepare_model` (such as `Separate`, whose exits
+    need unshared prefixes) rebuilds the chain it needs here.
+
+    Args:
+        config: an `ExperimentConfig`.
+        info: the data set's `DatasetInfo`.
+
+    Returns:
+        A `MultiExitModel` (not compiled).
+    """
+    from keras_eexit import models
+    from keras_eexit import regimes
+
+    model = models.get_model(
+        config.model_name,
+        **builder_kwargs(config.model_name, info, config.head,
+                         config.damping))
+    prepare = getattr(regimes.REGIMES[config.regime], "prepare_model", None)
+    return model if prepare is None else prepare(model)
+
+
+def build_regime(config, num_exits, verbose=True):
+    """The regime of `config`, its phases fitted into the epoch budget.
+
+    Args:
+        config: an `ExperimentConfig`.
+        num_exits: the model's number of exits.
+        verbose: let the regime print each phase as it starts.
+
+    Returns:
+        A `Regime`.
+    """
+    from keras_eexit import regimes
+    from keras_eexit.regimes.registry import until_convergence
+
+    regime = regimes.regime_for_budget(
+        config.regime, config.budget, num_exits,
+        **{**config.regime_params, "verbose": verbose})
+    if config.convergence is not None:
+        c = config.convergence
+        regime = until_convergence(regime, num_exits, c.patience,
+                                   c.max_epochs, c.monitor, c.min_delta)
+    return regime
+
+
+def fit_epochs(config, regime, num_exits):
+    """How many epochs `fit` runs: the regime's length, else the budget."""
+    return regime.epochs_for(num_exits) or config.budget
+
+
+def compile_model(model, config, regime, steps_per_epoch, epochs):
+    """Compiles `model` with Adam at the config's learning rate.
+
+    A cosine schedule decays over the whole run; it needs regimes that set
+    no per-phase learning rate (a phase assigns a float rate).
+    """
+    import keras
+
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        if any(p.learning_rate for p in regime.phases_for(model.num_exits)):
+            raise ValueError(
+                "--schedule cosine cannot be combined with a regime that "
+                "sets per-phase learning rates; use --schedule constant."
+            )
+        if steps_per_epoch > 0:
+            rate = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=steps_per_epoch * epochs)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  metrics=["accuracy"])
+
+
+def check_fits_data(model, info, model_label="The model"):
+    """Raises if a model cannot read a data set's inputs or labels.
+
+    Args:
+        model: a built `MultiExitModel`.
+        info: the data set's `DatasetInfo`.
+        model_label: how to name the model in the message.
+
+    Raises:
+        ValueError: one line naming both shapes (or class counts) and, for
+            the embedded sets, the data set that fits.
+    """
+    expected = tuple(model.input_shape_)
+    shape = tuple(info.input_shape)
+    if len(expected) != len(shape) or any(
+            e is not None and e != s for e, s in zip(expected, shape)):
+        fits = [n for n, s in EMBEDDED_SHAPES.items()
+                if tuple(s) == expected]
+        hint = (f" (--dataset {fits[0]} has them)" if fits else "")
+        raise ValueError(
+            f"{model_label} expects inputs of shape {expected}, but data "
+            f"set {info.name!r} has inputs of shape {shape}: pass the data "
+            f"set the model was trained on{hint}."
+        )
+    classes = model.num_classes
+    if classes is not None and classes != info.num_classes:
+        raise ValueError(
+            f"{model_label} has {classes} classes, but data set "
+            f"{info.name!r} has {info.num_classes}: pass the data set the "
+            "model was trained on."
+        )
