@@ -118,12 +118,3 @@ def test_flops_and_saving(model, tmp_path):
         np.testing.assert_allclose(np.array(loaded(X)[name]),
                                    np.array(value), rtol=1e-5, atol=1e-6)
 
-
-def test_bad_arguments():
-    base = make_tiny_model(num_exits=3)
-    with pytest.raises(ValueError, match="state_head"):
-        gpf(base)  # Sequential heads have no num_classes
-    with pytest.raises(ValueError, match="imitation_weight"):
-        GPFHead(keras.layers.Dense(3), 4, 2, imitation_weight=-1.0)
-    with pytest.raises(ValueError, match="num_exits"):
-        GPFHead(keras.layers.Dense(3), 4, 1)((X[:, 0, 0], ((X[:, 0, 0, :3],),)))

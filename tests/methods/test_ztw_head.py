@@ -148,14 +148,3 @@ def test_plain_models_keep_plain_states():
     assert not chain.has_exit_memory(base)
     assert not isinstance(chain.state_specs(base)[0], dict)
 
-
-def test_bad_arguments():
-    base = make_tiny_model(num_exits=2)
-    with pytest.raises(ValueError, match="cascade"):
-        ZTWHead(keras.layers.Dense(4), cascade=True)((X[:, 0, 0], ()))
-    with pytest.raises(ValueError, match="head"):
-        ZTWHead("linear")
-    with pytest.raises(ValueError, match="ensemble_final"):
-        ztw(base, ensemble_final=1)
-    with pytest.raises(ValueError, match="only once"):
-        ztw(ztw(base))
