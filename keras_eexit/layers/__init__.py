@@ -12,6 +12,8 @@ from keras_eexit.layers.gpf_head import GPFHead
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
+from keras_eexit.layers.partitioned_head import PartitionedHead
+from keras_eexit.layers.partitioned_segment import PartitionedSegment
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
 from keras_eexit.layers.text_embedding import TextEmbedding
 from keras_eexit.layers.token_padding_mask import TokenPaddingMask
@@ -119,6 +121,8 @@ __all__ = [
     "LinearHead",
     "MLPHead",
     "MSDNetHead",
+    "PartitionedHead",
+    "PartitionedSegment",
     "SDNPoolHead",
     "TextEmbedding",
     "TextEncoderLayer",

@@ -2,8 +2,10 @@
 
 import dataclasses
 
+from keras_eexit.methods.dfs import dfs
 from keras_eexit.methods.gpf import gpf
 from keras_eexit.methods.gpf import gpf_regime
+from keras_eexit.methods.l2w import l2w
 from keras_eexit.methods.pbee import pbee
 from keras_eexit.methods.pbee import pbee_regime
 from keras_eexit.methods.sdn import sdn
@@ -42,6 +44,8 @@ METHODS = {
                    criterion="patience"),
     "ztw": Method(ztw, ztw_regime),
     "gpf": Method(gpf, lambda regime, epochs=None: gpf_regime(regime)),
+    "l2w": Method(l2w),
+    "dfs": Method(dfs),
 }
 """Methods by name (`keras-eexit train --method NAME`)."""
 
