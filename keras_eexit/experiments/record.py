@@ -65,7 +65,8 @@ def comparison_record(result):
     return evaluation.run_record(
         result.outputs, result.sweep, regime=config.name, seed=config.seed,
         config=config.to_dict(), epochs=result.epochs, plan=result.plan,
-        train_seconds=result.train_seconds, history=result.history)
+        train_seconds=result.train_seconds, history=result.history,
+        resources=result.resources)
 
 
 def write_run(result, out):
