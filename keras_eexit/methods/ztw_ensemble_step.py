@@ -25,7 +25,9 @@ class ZTWEnsembleStep:
     A step override (`train_step(model, data)`, `next_epoch()`), created by
     the phase (`Phase(train_step=ZTWEnsembleStep.factory(...))`, see
     `keras_eexit.methods.ztw_regime`). Its Adam state lives in this object:
-    a run resumed inside the phase restarts the moments.
+    a run resumed inside the phase restarts the moments. Its optimizer is
+    created in the model's distribution scope, but the phase has been
+    tested on one device only.
 
     Args:
         model: a `MultiExitModel` with `ZTWHead` ensembles.
