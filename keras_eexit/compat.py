@@ -182,3 +182,24 @@ def graph_function(graph, name):
             return functions[name].graph
         probe = getattr(probe, "outer_graph", None)
     return None
+
+
+def freeze_concrete_function(concrete):
+    """A concrete function with its variables turned into constants.
+
+    TensorFlow 2's only freezing entry point for a concrete function
+    (`tf.compat.v1.graph_util`'s needs a v1 Session); used by the profiler
+    cross-check of the FLOP counter.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(concrete)
+
+
+def silence_deprecation():
+    """A context manager hiding TensorFlow's deprecation notices."""
+    from tensorflow.python.util import deprecation
+
+    return deprecation.silence()

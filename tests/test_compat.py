@@ -110,3 +110,17 @@ def test_graph_function_finds_called_functions():
     assert body is not None, "FuncGraph._functions changed"
     assert any(op.type == "Mul" for op in body.get_operations())
     assert np.isclose(float(outer(tf.ones(2))[0]), 3.0)
+
+
+def test_freeze_concrete_function_bakes_variables_in():
+    variable = tf.Variable(3.0)
+    concrete = tf.function(lambda x: x * variable).get_concrete_function(
+        tf.TensorSpec((), tf.float32))
+    frozen = compat.freeze_concrete_function(concrete)
+    assert not frozen.graph.variables, "convert_variables_to_constants_v2"
+    assert float(frozen(tf.constant(2.0))[0]) == 6.0
+
+
+def test_silence_deprecation_is_a_context_manager():
+    with compat.silence_deprecation():
+        pass
