@@ -90,6 +90,23 @@ def keras_ops_modules():
     return (_keras_src_ops, keras.ops)
 
 
+def autocast_like(variable, value):
+    """`value` cast as a layer reads `variable` now (mixed precision).
+
+    Inside a layer's call under a mixed policy, Keras variables read as the
+    compute dtype (`Variable._maybe_autocast`); outside, unchanged.
+
+    Args:
+        variable: a `keras.Variable`.
+        value: a tensor standing in for the variable's value.
+
+    Returns:
+        The tensor the layer would see.
+    """
+    autocast = getattr(variable, "_maybe_autocast", None)
+    return value if autocast is None else autocast(value)
+
+
 def unscale_loss_for_distribution(loss):
     """Undoes Keras' division of a loss by the replica count (for logging)."""
     return _keras_loss_module.unscale_loss_for_distribution(loss)

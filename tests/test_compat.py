@@ -124,3 +124,21 @@ def test_freeze_concrete_function_bakes_variables_in():
 def test_silence_deprecation_is_a_context_manager():
     with compat.silence_deprecation():
         pass
+
+
+def test_autocast_like_follows_the_layer_policy():
+    layer = keras.layers.Dense(2, dtype="mixed_float16")
+    layer.build((None, 3))
+    seen = {}
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen["dtype"] = compat.autocast_like(
+                layer.kernel, tf.convert_to_tensor(layer.kernel)).dtype
+            return x
+
+    probe = Probe(dtype="mixed_float16")
+    probe(tf.ones((1, 3)))
+    assert hasattr(layer.kernel, "_maybe_autocast"), (
+        "Variable._maybe_autocast gone")
+    assert seen["dtype"] == tf.float16
