@@ -1,6 +1,6 @@
-"""`keras-eexit compare`: every regime × seed, then one report.
+"""`keras-eexit compare`: every method × regime × seed, then one report.
 
-Each (regime, seed) is one `ExperimentConfig` run by the same runner as
+Each (method, regime, seed) is one `ExperimentConfig` run by the same runner as
 `train`; its record (`experiments.comparison_record`) is written to
 `<out>/runs/` as soon as it finishes, holding the configuration it was
 made with, so a re-run of the same command skips it and a different
@@ -38,6 +38,13 @@ def add_parser(subparsers):
                         "parameters in brackets, e.g. "
                         "'sequential[objective=current,regularizer=ewc,"
                         "lam=100]' (a λ/ρ or warm-up sweep)")
+    from keras_eexit import methods
+
+    parser.add_argument("--methods", default="sdn",
+                        help="comma-separated early-exit methods ("
+                        + ", ".join(methods.METHODS) + "); every method "
+                        "runs under every regime, reported as "
+                        "METHOD-REGIME (plain REGIME for sdn alone)")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds 0..N-1 per regime")
     options.add_training_options(
@@ -101,9 +108,8 @@ def parse_regimes(text):
 def configs(args):
     """One `ExperimentConfig` per regime × seed, every one checked first."""
     from keras_eexit.experiments import ExperimentConfig
-    from keras_eexit.utils.validation import check_positive_int
-
     from keras_eexit.experiments import Convergence
+    from keras_eexit.utils.validation import check_positive_int
 
     specs = parse_regimes(args.regimes)
     check_positive_int("seeds", args.seeds)
@@ -113,14 +119,21 @@ def configs(args):
                                   f"val_{args.converge_metric}")
     elif getattr(args, "max_phase_epochs", None) is not None:
         raise ValueError("--max-phase-epochs needs --converge PATIENCE.")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(
+            f"--methods needs distinct method names; got {args.methods!r}.")
+    plain = methods == ["sdn"]
     return [ExperimentConfig(
         dataset=args.dataset, model=args.model, regime=name,
-        regime_params=params, epochs=args.epochs,
+        regime_params=params, method=method, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples, seed=seed,
-        deterministic=args.deterministic, validation=False, label=label,
+        deterministic=args.deterministic, validation=False,
+        label=label if plain else f"{method}-{label}",
         convergence=convergence)
-        for label, name, params in specs for seed in range(args.seeds)]
+        for method in methods for label, name, params in specs
+        for seed in range(args.seeds)]
 
 
 def record_path(runs_dir, config):
@@ -188,7 +201,8 @@ def run(args):
     if args.out is None:
         print(f"No --out given: writing to {out}", flush=True)
     print(f"Configuration: {runs[0].describe()} "
-          f"(regimes {args.regimes}, seeds 0..{args.seeds - 1}).",
+          f"(methods {args.methods}, regimes {args.regimes}, seeds "
+          f"0..{args.seeds - 1}).",
           flush=True)
     runs_dir = os.path.join(out, RUNS_DIR)
     records = []

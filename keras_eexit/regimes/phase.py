@@ -85,6 +85,11 @@ class Phase:
             start: for procedures whose phases are separate training runs.
             With a learning-rate schedule the step count is kept (the
             schedule runs over the whole `fit`).
+        train_step: for a phase that trains by its own rule, a factory
+            `f(model, phase)` returning a step override (an object with
+            `train_step(model, data)` and `next_epoch()`, like the feature
+            cache), created when the phase starts; e.g. ZTW's ensemble
+            phase (`keras_eexit.methods.ZTWEnsembleStep`).
     """
 
     name: str
@@ -106,6 +111,7 @@ class Phase:
     fisher_samples: int | None = None
     reference_exit: int | None = None
     reset_optimizer: bool = False
+    train_step: object = None
 
     def __post_init__(self):
         if self.epochs is not None and (
@@ -163,6 +169,16 @@ class Phase:
             raise invalid_value(
                 "fisher_exit", "a 1-based exit number, in a phase of "
                 "epochs=1", self.fisher_exit)
+        if self.train_step is not None and (
+            not callable(self.train_step) or self.cache_features
+            or self.fisher_exit is not None
+        ):
+            raise invalid_value(
+                "train_step",
+                "None or a factory f(model, phase) -> step override, "
+                "without cache_features or fisher_exit",
+                self.train_step,
+            )
         if self.cache_features and (
             self.train_segments != "none" or self.terms
         ):
