@@ -119,14 +119,16 @@ def build_regime(config, num_exits, verbose=True):
     ):
         # The named regime's own convergence: every trained exit's
         # `val_exit_k_<metric>` (the papers' early stopping).
-        return converged_regime(config.regime, config.budget, num_exits,
-                                c.patience, c.max_epochs,
-                                c.monitor[len("val_"):], **params)
-    regime = regimes.regime_for_budget(config.regime, config.budget,
-                                       num_exits, **params)
-    if c is not None:
-        regime = until_convergence(regime, num_exits, c.patience,
-                                   c.max_epochs, c.monitor, c.min_delta)
+        regime = converged_regime(config.regime, config.budget, num_exits,
+                                  c.patience, c.max_epochs,
+                                  c.monitor[len("val_"):], **params)
+    else:
+        regime = regimes.regime_for_budget(config.regime, config.budget,
+                                           num_exits, **params)
+        if c is not None:
+            regime = until_convergence(regime, num_exits, c.patience,
+                                       c.max_epochs, c.monitor,
+                                       c.min_delta)
     from keras_eexit import methods
 
     # The method trains under the regime its own way (PABEE's and GPF's
