@@ -188,14 +188,17 @@ class ChainGraph:
         `keras_eexit.inference.compaction.EarlyExitGraph` on the frozen
         layers: after stage `k` only the rows its exit did not accept are
         gathered into stage `k + 1`, which runs inside a `tf.cond` (a
-        LiteRT `If`) taken only when some row remains, so at batch 1 the
-        graph stops at the first exit that accepts the sample. Scores are
-        computed in float32 (LiteRT built-in kernels have no float64).
+        LiteRT `If`) taken only when some row remains. A batch of one row
+        takes its own path (`single_row=True`): nested `If`s on that
+        row's decision, without gathers, so every tensor keeps a static
+        shape and the graph stops at the first exit that accepts the
+        sample. Scores are computed in float32 (LiteRT built-in kernels
+        have no float64).
         """
         import tensorflow as tf
 
         graph = EarlyExitGraph(self.model, self.criterion, call=self.call,
-                               precision="float32")
+                               precision="float32", single_row=True)
 
         temperatures = None
         if self.temperatures is not None:

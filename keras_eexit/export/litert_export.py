@@ -50,8 +50,10 @@ def export_litert(
       runs on the batch; the rows exit 1 accepts are done, the others are
       gathered (every tensor of the state) into stage 2, which runs inside
       a `tf.cond` (a LiteRT `If`) taken only when some row remains, and so
-      on: deeper stages are really skipped, per sample at batch 1 and for
-      the rows that left at any batch size. Inputs `input` (any batch
+      on: deeper stages are really skipped for the rows that left. A
+      batch of one row takes its own path, nested `If`s on that row's
+      decision without gathers (static shapes: the lowest batch-1
+      latency). Inputs `input` (any batch
       size: `(batch,) + input_shape`) and `thresholds` (float32, one per
       exit, chosen at run time); outputs `probabilities`
       `(batch, num_classes)` and `exit_index` `(batch,)` (int32,
@@ -237,8 +239,16 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
             criterion).never_exit(graph.num_exits), np.float32)
 
         def representative():
+            # Every sample through both paths of the graph: alone (the
+            # single-row path) and in batches (the compaction path), with
+            # thresholds no exit accepts so that every stage sees it.
             for sample in samples:
                 yield {_graph.INPUT: sample[None], _graph.THRESHOLDS: never}
+            for start in range(0, len(samples), _CALIBRATION_BATCH):
+                batch = samples[start:start + _CALIBRATION_BATCH]
+                if len(batch) == 1:
+                    batch = np.concatenate([batch, batch])
+                yield {_graph.INPUT: batch, _graph.THRESHOLDS: never}
 
     content = convert(graph.early_exit_function(), quantization,
                       representative, model)

@@ -1,0 +1,125 @@
+"""Benchmark: budgeted-batch thresholds (validation) vs one global threshold.
+
+Trains `cnn1d` (4 exits) jointly on MNIST-1D (generated offline) and
+compares, on the TEST split, two ways of trading accuracy for compute:
+
+* the budgeted-batch curve (MSDNet's `adaptive_inference.py`, p = 1..39):
+  per-exit max-softmax thresholds read from the VALIDATION confidences for
+  a geometric exit schedule (`keras_eexit.inference.budgeted_batch_curve`);
+* the global-threshold sweep: one max-softmax threshold for every exit,
+  100 values (`keras_eexit.evaluation.sweep`), read on the test split
+  itself (an oracle choice of the operating point, the usual way papers
+  draw it).
+
+For each budgeted-batch point it prints its test mean FLOPs (fraction of
+the base network's, `model.base_flops()`) and accuracy next to the global
+sweep's accuracy at the same cost, read two ways: linear interpolation
+between the neighbouring sweep points (the curve as plotted) and the best
+sweep point within that cost. Claim checked: the budgeted-batch curve lies
+on or above the global sweep at every budget.
+
+    python benchmarks/calibration_mnist1d.py             # about a minute
+    python benchmarks/calibration_mnist1d.py --seeds 3 --plot curves.png
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_eexit.data import load_arrays  # noqa: E402
+from keras_eexit.evaluation import collect  # noqa: E402
+from keras_eexit.evaluation import sweep  # noqa: E402
+from keras_eexit.inference import budgeted_batch_curve  # noqa: E402
+from keras_eexit.inference import budgeted_batch_plot  # noqa: E402
+from keras_eexit.inference.calibration import MSDNET_P  # noqa: E402
+from keras_eexit.models import cnn1d  # noqa: E402
+
+
+def global_at(curve, cost):
+    """The global sweep's accuracy at mean FLOPs `cost`.
+
+    Returns:
+        `(interpolated, best_within)`: the piecewise-linear curve through
+        the sweep points sorted by cost (NaN outside its range), and the
+        best accuracy of a sweep point costing at most `cost` (NaN if
+        none).
+    """
+    order = np.argsort(curve.mean_flops, kind="stable")
+    flops = curve.mean_flops[order]
+    accuracy = curve.accuracy[order]
+    if cost < flops[0] - 1e-9 or cost > flops[-1] + 1e-9:
+        interpolated = np.nan
+    else:
+        interpolated = float(np.interp(cost, flops, accuracy))
+    within = accuracy[flops <= cost + 1e-9]
+    return interpolated, (float(within.max()) if within.size else np.nan)
+
+
+def run(seed, args, arrays):
+    keras.utils.set_random_seed(seed)
+    model = cnn1d(num_classes=10, width=args.width)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(arrays["x_train"], arrays["y_train"], epochs=args.epochs,
+              batch_size=128, verbose=0)
+    validation = collect(model, (arrays["x_val"], arrays["y_val"]))
+    test = collect(model, (arrays["x_test"], arrays["y_test"]))
+    curve = budgeted_batch_curve(validation, test)
+    global_sweep = sweep(test, criterion="max_softmax", thresholds=100)
+    base = float(model.base_flops())
+    print(f"\nseed {seed}: test accuracy per exit "
+          f"{np.round(test.accuracy(), 4).tolist()}; "
+          f"FLOPs per exit / base {np.round(test.flops / base, 3).tolist()}")
+    print(f"{'p':>3} {'FLOPs/base':>10} {'budgeted':>9} {'global':>9} "
+          f"{'diff':>7} {'global best<=':>14} {'diff':>7}")
+    margins, margins_within = [], []
+    for p, cost, accuracy in zip(MSDNET_P, curve.mean_flops,
+                                 curve.accuracy):
+        interpolated, within = global_at(global_sweep, cost)
+        margins.append(accuracy - interpolated)
+        margins_within.append(accuracy - within)
+        print(f"{p:>3} {cost / base:>10.3f} {accuracy:>9.4f} "
+              f"{interpolated:>9.4f} {100 * (accuracy - interpolated):>+6.2f}"
+              f" {within:>14.4f} {100 * (accuracy - within):>+6.2f}")
+    if args.plot:
+        root, ext = os.path.splitext(args.plot)
+        budgeted_batch_plot(curve, global_sweep, f"{root}_seed{seed}{ext}",
+                            title=f"cnn1d on MNIST-1D, seed {seed}")
+    return np.asarray(margins), np.asarray(margins_within)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--plot", default=None,
+                        help="PNG path prefix for the two curves per seed")
+    args = parser.parse_args(argv)
+    arrays = load_arrays("mnist1d", validation_split=0.2, seed=0)
+    print(f"MNIST-1D: {len(arrays['y_train'])} train, "
+          f"{len(arrays['y_val'])} validation (thresholds), "
+          f"{len(arrays['y_test'])} test samples; cnn1d width {args.width},"
+          f" {args.epochs} epochs, joint training.")
+    summary = []
+    for seed in range(args.seeds):
+        margins, within = run(seed, args, arrays)
+        summary.append((seed, margins, within))
+    print("\nbudgeted batch minus global sweep, test accuracy points "
+          "(39 budgets):")
+    for seed, margins, within in summary:
+        valid = margins[np.isfinite(margins)]
+        print(f"  seed {seed}: vs the interpolated curve min "
+              f"{100 * valid.min():+.2f}, mean {100 * valid.mean():+.2f}, "
+              f"on or above at {np.sum(valid >= 0)}/{valid.size} budgets; "
+              f"vs best point within budget min {100 * np.nanmin(within):+.2f}"
+              f", on or above at {np.sum(within[np.isfinite(within)] >= 0)}"
+              f"/{np.isfinite(within).sum()}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
