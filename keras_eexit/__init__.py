@@ -17,6 +17,7 @@ from keras_eexit.utils import native_logs as _native_logs
 
 _native_logs.for_command_line()
 
+from keras_eexit import analysis  # noqa: E402
 from keras_eexit import callbacks  # noqa: E402
 from keras_eexit import chain  # noqa: E402
 from keras_eexit import criteria  # noqa: E402

@@ -4,36 +4,45 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_positive_int
 
+SCOPES = ("model", "backbone")
 
-def exit_gradient_cosines(model, x, y):
-    """Cosine between each exit's backbone gradient and the total gradient.
 
-    Kubaty et al. (sec. 3.3): with `g_k = ∂(w_k·CE_k)/∂θ_backbone` and
-    `g = Σ_k g_k`, exit k dominates training when `cos(g_k, g)` is near 1.
-    `θ_backbone` is every segment's currently trainable variables (the
-    backbone parameters the optimizer updates at this point of a regime);
-    `w_k` are the model's current `exit_weights`, `CE_k` the mean
-    cross-entropy of exit k on the batch, and the model runs in inference
-    mode (no dropout, BatchNorm statistics left alone) under its own
-    `tf.GradientTape`, apart from the training step.
+def exit_gradient_cosines(model, x, y, scope="model"):
+    """Cosine between each exit's gradient and the total gradient.
+
+    Kubaty et al. (§3.3, "gradient dominance"): with `g_k = ∂(w_k·CE_k)/∂θ`
+    and `g = Σ_k g_k`, exit k dominates training when `cos(g_k, g)` is near
+    1; the paper takes the gradients "across the entire model". With
+    `scope="model"` (default) `θ` is every currently trainable variable of
+    the model, segments and heads (exit k's gradient is zero on the heads
+    of the other exits and on the segments after it); with
+    `scope="backbone"` only the segments' (the library's former
+    measurement). `w_k` are the model's current `exit_weights`, `CE_k` the
+    mean cross-entropy of exit k on the batch, and the model runs in
+    inference mode (no dropout, BatchNorm statistics left alone) under its
+    own `tf.GradientTape`, apart from the training step.
 
     Args:
         model: a `MultiExitModel`.
         x: a batch of inputs.
         y: its integer (or one-hot) labels.
+        scope: `"model"` or `"backbone"`.
 
     Returns:
         A NumPy array `(num_exits,)` of cosines: NaN for an exit whose
-        gradient is zero (weight 0, or no segment before it is trainable)
-        and for every exit when the backbone is frozen.
+        gradient is zero (weight 0, or nothing it reaches is trainable)
+        and for every exit when nothing in the scope is trainable.
     """
     from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 
-    variables = [v.value for s in model.segments
-                 for v in s.trainable_weights]
-    if not variables:  # frozen backbone (e.g. a heads-only phase)
+    check_choice("scope", scope, SCOPES)
+    parts = list(model.segments) + (list(model.heads) if scope == "model"
+                                    else [])
+    variables = [v.value for part in parts for v in part.trainable_weights]
+    if not variables:  # nothing trainable in the scope
         return np.full(len(model.exit_names), np.nan)
     with tf.GradientTape(persistent=True) as tape:
         out = model(x, training=False)
@@ -69,6 +78,9 @@ class GradientDominance(keras.callbacks.Callback):
         x: a fixed batch of inputs.
         y: its labels.
         every: steps between measurements (the first step is measured).
+        scope: `"model"` (every trainable variable, the paper's
+            definition) or `"backbone"` (segments only); see
+            `exit_gradient_cosines`.
 
     Attributes:
         history: list of `(global step, cosines array)`.
@@ -84,11 +96,12 @@ class GradientDominance(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, x, y, every=100):
+    def __init__(self, x, y, every=100, scope="model"):
         super().__init__()
         self.x = x
         self.y = y
         self.every = check_positive_int("every", every)
+        self.scope = check_choice("scope", scope, SCOPES)
         self.history = []
         self._step = 0
 
@@ -111,7 +124,7 @@ class GradientDominance(keras.callbacks.Callback):
         if self._step % self.every == 0:
             self.history.append(
                 (self._step, exit_gradient_cosines(self.model, self.x,
-                                                   self.y)))
+                                                   self.y, self.scope)))
         self._step += 1
 
     def on_epoch_end(self, epoch, logs=None):

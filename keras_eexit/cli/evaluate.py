@@ -58,7 +58,6 @@ def run(args):
     from keras_eexit.evaluation import reports
     from keras_eexit.experiments.build import check_fits_data
     from keras_eexit.models.loading import load_model
-    from keras_eexit.utils.atomic import write_text
     from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int
 
@@ -71,64 +70,13 @@ def run(args):
     splits = data.load(args.dataset, batch_size=args.batch_size, **kwargs)
     check_fits_data(model, splits.info, f"Model {args.model}")
     outputs = evaluation.collect(model, splits.test)
-    rows = evaluation.anytime_table(outputs)
     result = evaluation.sweep(outputs, criterion=args.criterion,
                               thresholds=args.thresholds)
-    budget = evaluation.budget_table(result, outputs.flops)
-    name = os.path.basename(args.model)
-    samples = outputs.labels.shape[0]
-
-    lines = [
-        f"# {name} on {args.dataset}", "",
-        f"Test split: {samples:,} samples. FLOPs are cumulative per exit "
-        "(segments and heads up to the exit), per sample.", "",
-        "## Static exits", "",
-        reports.markdown_table(rows, ["exit", "params", "mflops",
-                                      "accuracy"]).replace(
-            "| mflops |", "| MFLOPs |"),
-        "", f"## Early exit ({args.criterion}): accuracy within a FLOPs "
-        "budget", "",
-        "Budgets are fractions of the final exit's FLOPs "
-        f"({outputs.flops[-1] / 1e6:.3f} MFLOPs); each cell is the last "
-        "sweep point within the budget (no interpolation); `max` is the "
-        f"best accuracy over the {len(result.thresholds)}-point sweep.", "",
-        reports.markdown_table([budget]), "",
-        "![trade-off](tradeoff.png)", "",
-        "![exit ratios](exit_ratios.png)", ""]
-    sweep_rows = [
-        {"threshold": float(t), "accuracy": float(a),
-         "mean_flops": float(f),
-         **{f"ratio_{n}": float(r) for n, r in zip(outputs.exit_names,
-                                                    ratios)}}
-        for t, a, f, ratios in zip(result.thresholds, result.accuracy,
-                                   result.mean_flops, result.exit_ratios)]
-    files = {
-        "report.md": "\n".join(lines),
-        "exits.csv": reports.csv_text(rows),
-        "budget.csv": reports.csv_text(reports.budget_rows(budget)),
-        "sweep.csv": reports.csv_text(sweep_rows),
-        "evaluation.json": reports.json_text({
-            "model": args.model, "dataset": args.dataset,
-            "num_samples": samples, "exits": rows, "budget": budget,
-            "criterion": args.criterion,
-            "thresholds": result.thresholds, "accuracy": result.accuracy,
-            "mean_flops": result.mean_flops,
-            "exit_ratios": result.exit_ratios,
-        }),
-    }
-    os.makedirs(args.out, exist_ok=True)
-    for filename, text in files.items():
-        write_text(os.path.join(args.out, filename), text)
-    evaluation.tradeoff_plot(
-        {name: [result]}, os.path.join(args.out, "tradeoff.png"),
-        static={f"{name} static exits": ([r["mflops"] for r in rows],
-                                         [r["accuracy"] for r in rows])},
-        title=f"{name} on {args.dataset}: accuracy vs compute")
-    evaluation.exit_ratio_plot(
-        result, list(outputs.exit_names),
-        os.path.join(args.out, "exit_ratios.png"),
-        title=f"{name} on {args.dataset}: share of samples per exit")
-    print("\n".join(lines[:-5]))
-    print(f"Wrote {', '.join(files)}, tradeoff.png and exit_ratios.png "
-          f"to {args.out}")
+    # Tables, captions and plots in Kubaty et al.'s (fvcore) convention.
+    written = reports.write_evaluation_report(
+        outputs, result, args.out, name=os.path.basename(args.model),
+        dataset=args.dataset)
+    with open(written["report.md"], encoding="utf-8") as f:
+        print(f.read().split("\n![", 1)[0].rstrip())
+    print(f"Wrote {', '.join(written)} to {args.out}")
     return 0

@@ -196,7 +196,7 @@ def run(args):
     print(f"\nTest set of {config.dataset} ({len(outputs.labels)} samples), "
           f"model {config.model_name}, regime {config.name}:")
     print(evaluation.format_table(evaluation.exit_table(outputs)))
-    budget = evaluation.budget_table(result.sweep, outputs.flops)
+    budget = evaluation.budget_table(result.sweep, outputs)
     print("Early exit (max-softmax sweep), accuracy within a FLOPs budget: "
           + ", ".join(f"{k} {v:.4f}" for k, v in budget.items()))
     written = experiments.write_run(result, args.out)

@@ -10,7 +10,9 @@ from keras_eexit.models.flops import profiler_flops
 from keras_eexit.evaluation.sweep import CRITERIA
 from keras_eexit.evaluation.sweep import Sweep
 from keras_eexit.evaluation.tables import anytime_table
+from keras_eexit.evaluation.tables import best_within_budget
 from keras_eexit.evaluation.tables import budget_table
+from keras_eexit.evaluation.tables import budget_table_per_seed
 from keras_eexit.evaluation.sweep import exit_indices
 from keras_eexit.evaluation.sweep import sweep
 from keras_eexit.evaluation.stats import Comparison
@@ -18,6 +20,7 @@ from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std
 from keras_eexit.evaluation.plots import exit_ratio_plot
 from keras_eexit.evaluation.plots import tradeoff_plot
+from keras_eexit.evaluation.plots import significance_plot
 from keras_eexit.evaluation.plots import gradient_dominance_plot
 from keras_eexit.evaluation.plots import training_curves_plot
 from keras_eexit.evaluation.sweep import PROB_ATOL
@@ -30,3 +33,8 @@ from keras_eexit.evaluation.reports import markdown_table
 from keras_eexit.evaluation.reports import run_record
 from keras_eexit.evaluation.reports import significance
 from keras_eexit.evaluation.reports import write_comparison_report
+from keras_eexit.evaluation.reports import evaluation_report
+from keras_eexit.evaluation.reports import write_evaluation_report
+from keras_eexit.evaluation.reports import reference_convention
+from keras_eexit.evaluation.reports import reference_budgets
+from keras_eexit.evaluation.dynamics import training_dynamics

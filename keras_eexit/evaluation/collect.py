@@ -20,6 +20,18 @@ class ExitOutputs:
             and evaluate each exit.
         params: int array `(num_exits,)`, cumulative parameters per exit.
         exit_names: the model's exit names.
+        base_flops: FLOPs per sample of the base network (the backbone and
+            the final head, no internal classifier: `model.base_flops()`),
+            the denominator of Kubaty et al.'s budget table; None when
+            unknown.
+        flops_convention: how `flops` and `base_flops` were counted:
+            `"keras_eexit"` (2 per multiply-add of convolutions and matrix
+            products) or `"fvcore"` (Kubaty et al.'s reference; see
+            `keras_eexit.models.flops`).
+        costs: `{convention: (per-exit FLOPs, base FLOPs)}` for every
+            convention `collect` counted (both), so that
+            `with_convention` can switch without the model; None for
+            outputs built by hand.
     """
 
     probs: np.ndarray
@@ -27,13 +39,44 @@ class ExitOutputs:
     flops: np.ndarray
     params: np.ndarray
     exit_names: tuple
+    base_flops: float = None
+    flops_convention: str = "keras_eexit"
+    costs: dict = None
+
+    def with_convention(self, convention):
+        """These outputs with `flops`/`base_flops` in another convention.
+
+        Args:
+            convention: `"keras_eexit"` or `"fvcore"`.
+
+        Returns:
+            An `ExitOutputs` (self when already in `convention`).
+
+        Raises:
+            ValueError: when the outputs do not carry that convention's
+                costs (built by hand; `collect` counts both).
+        """
+        if convention == self.flops_convention:
+            return self
+        if not self.costs or convention not in self.costs:
+            raise ValueError(
+                f"These outputs carry no {convention!r} FLOPs (known: "
+                f"{sorted(self.costs or [self.flops_convention])}); collect "
+                "them with keras_eexit.evaluation.collect, which counts "
+                "both conventions.")
+        flops, base = self.costs[convention]
+        return dataclasses.replace(
+            self, flops=np.asarray(flops, dtype="int64"),
+            base_flops=None if base is None else float(base),
+            flops_convention=convention)
 
     def accuracy(self):
         """Per-exit top-1 accuracy, an array of shape `(num_exits,)`."""
         return (self.probs.argmax(-1) == self.labels[None, :]).mean(axis=1)
 
 
-def collect(model, data, batch_size=256, damping_probs="renormalized"):
+def collect(model, data, batch_size=256, damping_probs="renormalized",
+            convention="keras_eexit"):
     """Runs `model` once over `data` and keeps every exit's probabilities.
 
     Exits with a damping head (`keras_eexit.layers.DampingHead`, N + 1
@@ -45,12 +88,20 @@ def collect(model, data, batch_size=256, damping_probs="renormalized"):
     N + 1 units, so confidence is lowered by the damping unit's mass. The
     arg-max, and so accuracy, is the same either way.
 
+    The outputs also carry the model's per-exit and base-network FLOPs
+    (`model.base_flops()`, the denominator of `budget_table`), counted in
+    `convention`, and the other convention's in `costs`
+    (`ExitOutputs.with_convention`).
+
     Args:
         model: a `MultiExitModel`.
-        data: a `tf.data.Dataset` of `(x, y)` batches, or a tuple `(x, y)` of
-            arrays.
+        data: a `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`)
+            batches, or a tuple `(x, y)` of arrays. Labels are required.
         batch_size: batch size used when `data` is arrays.
         damping_probs: `"renormalized"` or `"n_plus_1"`, for damping heads.
+        convention: FLOP convention of `flops` and `base_flops`:
+            `"keras_eexit"` (default) or `"fvcore"` (Kubaty et al.'s
+            reference code; see `keras_eexit.models.flops`).
 
     Returns:
         An `ExitOutputs`.
@@ -69,16 +120,18 @@ def collect(model, data, batch_size=256, damping_probs="renormalized"):
     from keras_eexit.chain import has_damping_unit
     from keras_eexit.utils.validation import check_choice
 
+    from keras_eexit.models import costs
+    from keras_eexit.models.flops import CONVENTIONS
+
     check_choice("damping_probs", damping_probs, PROBABILITY_MODES)
+    check_choice("convention", convention, CONVENTIONS)
     damped = [has_damping_unit(head) for head in model.heads]
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
-            batch_size
-        )
+    data = _labelled_batches(data, batch_size)
     predict = tf.function(lambda x: model(x, training=False))
     probs = [[] for _ in model.exit_names]
     labels = []
-    for x, y in data:
+    for batch in data:
+        x, y = batch[0], batch[1]
         out = predict(x)
         for k, name in enumerate(model.exit_names):
             logits = ops.cast(out[name], "float32")
@@ -91,13 +144,63 @@ def collect(model, data, batch_size=256, damping_probs="renormalized"):
                       else y.reshape(-1))
     if not labels:
         raise ValueError("The data set is empty: nothing to evaluate.")
+    counted = {}
+    for name in CONVENTIONS:
+        try:
+            stage = costs.stage_costs(model, name)
+        except ValueError:
+            if name == convention:
+                raise
+            continue  # e.g. an op without static shapes: not comparable
+        counted[name] = (tuple(int(f) for f in stage.cumulative_flops()),
+                         float(stage.base_flops()))
+    stages = costs.stage_costs(model, convention)
     return ExitOutputs(
         probs=np.stack([np.concatenate(p) for p in probs]).astype("float32"),
         labels=np.concatenate(labels).astype("int64"),
-        flops=np.asarray(model.flops_per_exit(), dtype="int64"),
+        flops=np.asarray(stages.cumulative_flops(), dtype="int64"),
         params=np.asarray(model.params_per_exit(), dtype="int64"),
         exit_names=tuple(model.exit_names),
+        base_flops=float(stages.base_flops()),
+        flops_convention=convention,
+        costs=counted,
     )
+
+
+def _labelled_batches(data, batch_size):
+    """`data` as an iterable of `(x, y, ...)` batches, or a clear error."""
+    import tensorflow as tf
+
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ValueError(
+                "collect needs labelled data: a tuple (x, y) of arrays or a "
+                f"tf.data.Dataset of (x, y) batches; received a "
+                f"{type(data).__name__} of {len(data)} element(s).")
+        return tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
+            batch_size)
+    if isinstance(data, np.ndarray) or tf.is_tensor(data):
+        raise ValueError(
+            "collect needs labelled data to measure accuracy: pass (x, y) "
+            "or a tf.data.Dataset of (x, y) batches; received inputs "
+            f"without labels (an array of shape {tuple(data.shape)}).")
+    spec = getattr(data, "element_spec", None)
+    if spec is not None and not (isinstance(spec, tuple) and len(spec) >= 2):
+        raise ValueError(
+            "collect needs labelled data to measure accuracy: a "
+            "tf.data.Dataset of (x, y) batches; this data set yields "
+            f"{_describe_spec(spec)}. Map it to (x, y) pairs first.")
+    return data
+
+
+def _describe_spec(spec):
+    if isinstance(spec, tuple):
+        return f"tuples of {len(spec)} element(s)"
+    if isinstance(spec, dict):
+        return f"dicts with keys {sorted(spec)}"
+    shape = getattr(spec, "shape", None)
+    return f"single tensors of shape {shape}" if shape is not None else (
+        type(spec).__name__)
 
 
 def exit_table(outputs):

@@ -5,6 +5,7 @@ Every function builds a `matplotlib.figure.Figure` on the Agg canvas
 and returns it so callers and tests can inspect its axes.
 """
 
+import os
 import re
 
 import numpy as np
@@ -12,16 +13,28 @@ import numpy as np
 from keras_eexit.utils.atomic import atomic_path
 
 
-def _figure(ncols=1, figsize=(6.4, 4.2)):
+def new_figure(ncols=1, figsize=(6.4, 4.2), nrows=1, squeeze=True):
     """A figure on the Agg canvas, outside pyplot's global state.
 
     Building `matplotlib.figure.Figure` directly leaves the user's pyplot
     backend and open figures alone, and nothing needs closing.
+
+    Args:
+        ncols: columns of axes.
+        figsize: inches.
+        nrows: rows of axes.
+        squeeze: as `Figure.subplots`.
+
+    Returns:
+        `(figure, axes)`.
     """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=figsize, dpi=120, layout="constrained")
-    return figure, figure.subplots(1, ncols)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
+
+
+_figure = new_figure
 
 
 def _integer_ticks():
@@ -30,14 +43,64 @@ def _integer_ticks():
     return MaxNLocator(integer=True)
 
 
-def _save(figure, path):
+def check_folder(path):
+    """Raises `FileNotFoundError` naming the folder when `path`'s folder is
+    missing (or is not a folder), before anything is drawn or written."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"Cannot write {os.fspath(path)}: the folder {folder} does not "
+            "exist. Create it first (os.makedirs).")
+
+
+def save_figure(figure, path):
+    """Writes `figure` as PNG to `path` atomically (no-op for None)."""
     if path is not None:
+        check_folder(path)
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format="png", bbox_inches="tight")
 
 
+_save = save_figure
+
+
+def _sweep_lists(curves, function):
+    """`{label: [Sweep, ...]}` from the forms the plots accept."""
+    if hasattr(curves, "accuracy") and hasattr(curves, "mean_flops"):
+        return {"model": [curves]}
+    if isinstance(curves, (list, tuple)) and curves and all(
+            hasattr(c, "exit_ratios") for c in curves):
+        return {"model": list(curves)}
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError(
+            f"{function}: expected {{label: Sweep or list of Sweeps}} (one "
+            f"sweep per seed); received {type(curves).__name__}.")
+    out = {}
+    for label, sweeps in curves.items():
+        if hasattr(sweeps, "accuracy") and hasattr(sweeps, "mean_flops"):
+            sweeps = [sweeps]
+        elif isinstance(sweeps, (list, tuple)):
+            sweeps = list(sweeps)
+        else:
+            raise ValueError(
+                f"{function}: the value of {label!r} must be a Sweep or a "
+                f"list of Sweeps (one per seed); received "
+                f"{type(sweeps).__name__}.")
+        if not sweeps:
+            raise ValueError(f"{function}: no sweeps for {label!r}.")
+        bad = [type(s).__name__ for s in sweeps
+               if not (hasattr(s, "accuracy") and hasattr(s, "mean_flops"))]
+        if bad:
+            raise ValueError(
+                f"{function}: the value of {label!r} must hold Sweeps; "
+                f"received {bad[0]}.")
+        out[str(label)] = sweeps
+    return out
+
+
 def tradeoff_plot(curves, path=None, static=None,
-                  title="Accuracy vs compute (early exit)"):
+                  title="Accuracy vs compute (early exit)", convention=None,
+                  base_flops=None):
     """FLOPs-vs-accuracy curves with std bands across seeds.
 
     Kubaty et al. fig. 6 style: one line per model/regime (the mean over
@@ -45,25 +108,30 @@ def tradeoff_plot(curves, path=None, static=None,
     ±1 std band over seeds, and each model's static exits as markers.
 
     Args:
-        curves: `{label: list of Sweep}` (one sweep per seed, same
-            thresholds); the mean curve is drawn with a ±1 std band.
+        curves: `{label: Sweep or list of Sweeps}` (one sweep per seed,
+            same thresholds), or one `Sweep`; the mean curve is drawn with
+            a ±1 std band.
         path: where to write the PNG (atomically), or None.
         static: optional `{label: (mflops per exit, accuracy per exit)}`
             drawn as markers (static exits); a label that is a curve's
             label, or starts with it followed by a space, takes that
             curve's colour.
         title: the axes title.
+        convention: the FLOP convention, named in the axis label
+            (`"fvcore"`, `"keras_eexit"`), or None.
+        base_flops: the base network's FLOPs per sample; when given,
+            dotted lines mark the 25/50/75/100% budgets of the table.
 
     Returns:
         The matplotlib `Figure` (inspect its axes:
         one line per curve and per static set, one band per curve).
     """
+    curves = _sweep_lists(curves, "tradeoff_plot")
+    if path is not None:
+        check_folder(path)
     figure, axes = _figure()
     colours = {}
     for label, sweeps in curves.items():
-        sweeps = list(sweeps)
-        if not sweeps:
-            raise ValueError(f"tradeoff_plot: no sweeps for {label!r}.")
         flops = np.mean([s.mean_flops for s in sweeps], axis=0) / 1e6
         accuracy = np.array([s.accuracy for s in sweeps]) * 100
         mean = accuracy.mean(0)
@@ -83,7 +151,18 @@ def tradeoff_plot(curves, path=None, static=None,
         axes.plot(mflops, np.asarray(accuracy) * 100, "o", label=label,
                   color=colour, markeredgecolor="black", markersize=6,
                   zorder=3)
-    axes.set_xlabel("mean compute per sample (MFLOPs)")
+    if base_flops:
+        for fraction in (0.25, 0.5, 0.75, 1.0):
+            axes.axvline(fraction * base_flops / 1e6, color="grey",
+                         linestyle=":", linewidth=0.8, zorder=0)
+            axes.annotate(f"{fraction:.0%}", (fraction * base_flops / 1e6,
+                                              1.0),
+                          xycoords=("data", "axes fraction"),
+                          textcoords="offset points", xytext=(2, -10),
+                          fontsize="x-small", color="grey")
+    axes.set_xlabel("mean compute per sample (MFLOPs" + (
+        f", {_CONVENTION_NAMES.get(convention, convention)})" if convention
+        else ")"))
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
@@ -92,57 +171,104 @@ def tradeoff_plot(curves, path=None, static=None,
     return figure
 
 
+_CONVENTION_NAMES = {"fvcore": "fvcore convention, as Kubaty et al.",
+                     "keras_eexit": "2 per multiply-add"}
+
+
 def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
                     thresholds=None, title="Share of samples per exit"):
     """Exit ratios per threshold as grouped bars (EWC/LwF paper, fig. 3).
 
+    With several regimes (a dict) there is one panel per regime, side by
+    side with a shared y axis; with several seeds a bar is the mean share
+    over seeds and its error bar the standard deviation (ddof = 1).
+
     Args:
-        result: a `Sweep`.
+        result: a `Sweep`, a list of `Sweep`s (seeds), or `{label: Sweep
+            or list of Sweeps}` (regimes); every sweep has the same
+            thresholds.
         exit_names: names of the exits.
         path: where to write the PNG (atomically), or None.
         max_groups: how many thresholds (evenly picked along the sweep) to
             draw when `thresholds` is None.
         thresholds: optional threshold values to draw (the nearest sweep
             point of each).
-        title: the axes title.
+        title: the figure title.
 
     Returns:
-        The matplotlib `Figure` (one bar per exit per threshold group).
+        The matplotlib `Figure` (one axes per regime, one bar per exit per
+        threshold group).
     """
+    groups = _sweep_lists(result, "exit_ratio_plot")
     exit_names = list(exit_names)
-    ratios = np.asarray(result.exit_ratios)
-    if ratios.shape[1] != len(exit_names):
-        raise ValueError(
-            f"exit_ratio_plot: {len(exit_names)} exit names for "
-            f"{ratios.shape[1]} exits.")
-    values = np.asarray(result.thresholds, dtype=np.float64)
+    for label, sweeps in groups.items():
+        for s in sweeps:
+            ratios = np.asarray(s.exit_ratios)
+            if ratios.ndim != 2 or ratios.shape[1] != len(exit_names):
+                raise ValueError(
+                    f"exit_ratio_plot: {len(exit_names)} exit names for "
+                    f"{ratios.shape[-1]} exits.")
+    if path is not None:
+        check_folder(path)
+    first = next(iter(groups.values()))[0]
+    values = np.asarray(first.thresholds, dtype=np.float64)
+    per_exit = values.ndim == 2
+    if per_exit:  # rows of per-exit thresholds: label the points
+        if thresholds is not None:
+            raise ValueError(
+                "exit_ratio_plot: `thresholds` picks points of a sweep over "
+                "single thresholds; this sweep has per-exit rows.")
+        values = np.arange(1, len(values) + 1, dtype=np.float64)
     if thresholds is None:
         picks = np.unique(np.linspace(0, len(values) - 1,
                                       max_groups).round().astype(int))
     else:
         picks = np.array([int(np.abs(values - t).argmin())
                           for t in np.ravel(thresholds)])
-    figure, axes = _figure()
+    panels = len(groups)
+    figure, axes_list = _figure(panels, figsize=(
+        max(6.4, 4.0 * panels), 4.2), squeeze=False)
+    axes_list = axes_list[0]
     width = 0.8 / len(exit_names)
     positions = np.arange(len(picks))
-    for k, name in enumerate(exit_names):
-        axes.bar(positions + k * width, ratios[picks, k] * 100, width,
-                 label=name)
-    axes.set_xticks(positions + width * (len(exit_names) - 1) / 2)
     integral = np.all(values == np.round(values))
-    axes.set_xticklabels([f"{values[i]:.0f}" if integral
-                          else f"{values[i]:.2f}" for i in picks])
     names = {"max_softmax": "max-softmax threshold",
              "entropy": "normalised-entropy threshold",
              "patience": "patience (exits)", "static": "static exit number"}
-    axes.set_xlabel(names.get(result.criterion, f"{result.criterion} "
-                              "threshold"))
-    axes.set_ylabel("samples leaving at the exit (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title(title)
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16),
-                ncol=min(len(exit_names), 6), fontsize="small", frameon=False)
+    for axes, (label, sweeps) in zip(axes_list, groups.items()):
+        ratios = np.stack([np.asarray(s.exit_ratios, dtype=np.float64)
+                           for s in sweeps]) * 100
+        mean = ratios.mean(0)
+        std = ratios.std(0, ddof=1) if len(sweeps) > 1 else None
+        for k, name in enumerate(exit_names):
+            axes.bar(positions + k * width, mean[picks, k], width,
+                     label=name, yerr=None if std is None else std[picks, k],
+                     error_kw={"elinewidth": 0.8, "capsize": 2})
+        axes.set_xticks(positions + width * (len(exit_names) - 1) / 2)
+        axes.set_xticklabels([f"{values[i]:.0f}" if integral
+                              else f"{values[i]:.2f}" for i in picks])
+        axes.set_xlabel("sweep point (per-exit thresholds)" if per_exit
+                        else names.get(first.criterion,
+                                       f"{first.criterion} threshold"))
+        axes.set_ylim(0, 105)
+        axes.grid(axis="y", alpha=0.3)
+        if panels > 1 or len(sweeps) > 1:
+            seeds = (f" (mean ± std, {len(sweeps)} seeds)" if len(sweeps) > 1
+                     else "")
+            axes.set_title(f"{label}{seeds}", fontsize="medium")
+    axes_list[0].set_ylabel("samples leaving at the exit (%)")
+    if panels == 1:
+        axes_list[0].set_title(title if len(next(iter(groups.values()))) == 1
+                               else f"{title}\n{axes_list[0].get_title()}")
+        axes_list[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                            ncol=min(len(exit_names), 6), fontsize="small",
+                            frameon=False)
+    else:
+        figure.suptitle(title)
+        handles, labels = axes_list[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside lower center",
+                      ncol=min(len(exit_names), 8), fontsize="small",
+                      frameon=False)
     _save(figure, path)
     return figure
 
@@ -161,7 +287,9 @@ def training_curves_plot(history, path=None, title="Per-exit training"):
         The matplotlib `Figure` with two axes (loss, accuracy).
     """
     history = getattr(history, "history", history)
-    figure, (loss_axes, acc_axes) = _figure(2, figsize=(10, 4))
+    if path is not None:
+        check_folder(path)
+    figure, (loss_axes, acc_axes) = _figure(2, figsize=(10, 4.6))
     exits = sorted(
         {m.group(1) for m in (re.fullmatch(r"(?:val_)?(exit_\w+?)_"
                                            r"(?:loss|accuracy)", key)
@@ -192,8 +320,18 @@ def training_curves_plot(history, path=None, title="Per-exit training"):
                         else "accuracy (fraction correct)")
         axes.set_title(f"{label} per exit")
         axes.grid(alpha=0.3)
-        if axes.lines:
-            axes.legend(fontsize="small")
+    # One legend for both panels, below them: inside an axes it covers the
+    # curves (the accuracy curves rise into every corner).
+    handles, labels = loss_axes.get_legend_handles_labels()
+    known = set(labels)
+    for handle, label in zip(*acc_axes.get_legend_handles_labels()):
+        if label not in known:
+            handles.append(handle)
+            labels.append(label)
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center",
+                      ncol=min(len(labels), 6), fontsize="small",
+                      frameon=False)
     figure.suptitle(title)
     _save(figure, path)
     return figure
@@ -225,6 +363,8 @@ def gradient_dominance_plot(history, exit_names, path=None,
     exit_names = list(exit_names)
     if values.size == 0:
         raise ValueError("gradient_dominance_plot: no measurements.")
+    if path is not None:
+        check_folder(path)
     if values.shape[1] != len(exit_names):
         raise ValueError(
             f"gradient_dominance_plot: {len(exit_names)} exit names for "
@@ -240,5 +380,78 @@ def gradient_dominance_plot(history, exit_names, path=None,
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
+    _save(figure, path)
+    return figure
+
+
+def significance_plot(comparisons, path=None,
+                      title="Significant differences (post-hoc tests)"):
+    """Directed graphs of the significant pairs, one panel per metric.
+
+    "Strategies at a glance", Fig. 11: each regime is a node; an arrow
+    from A to B means A is significantly better than B on that metric
+    (post-hoc p < α), labelled with the difference of the means. Regimes
+    sit on a circle in the order of their means (best at the top).
+
+    Args:
+        comparisons: `{metric label: Comparison}` (from `compare`).
+        path: where to write the PNG (atomically), or None.
+        title: the figure title.
+
+    Returns:
+        The matplotlib `Figure` (one axes per metric; one arrow annotation
+        per significant pair).
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    comparisons = {str(k): v for k, v in dict(comparisons).items()}
+    if not comparisons:
+        raise ValueError("significance_plot: no comparisons to draw.")
+    if path is not None:
+        check_folder(path)
+    panels = len(comparisons)
+    ncols = min(panels, 3)
+    nrows = -(-panels // ncols)
+    figure, axes_grid = _figure(ncols, figsize=(4.0 * ncols, 3.0 * nrows),
+                                nrows=nrows, squeeze=False)
+    flat = list(axes_grid.ravel())
+    for axes, (metric, comparison) in zip(flat, comparisons.items()):
+        names = list(comparison.names)
+        angles = np.pi / 2 - 2 * np.pi * np.arange(len(names)) / len(names)
+        xy = {n: (np.cos(a), np.sin(a)) for n, a in zip(names, angles)}
+        pairs = comparison.significant_pairs()
+        for better, worse, difference, p in pairs:
+            (x0, y0), (x1, y1) = xy[better], xy[worse]
+            axes.add_patch(FancyArrowPatch(
+                (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14,
+                shrinkA=22, shrinkB=22, color="tab:blue", linewidth=1.4,
+                connectionstyle="arc3,rad=0.08"))
+            axes.annotate(f"{difference:+.3g}", ((x0 + x1) / 2,
+                                                   (y0 + y1) / 2),
+                          fontsize="x-small", ha="center", va="center",
+                          color="tab:blue",
+                          bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                "ec": "none", "alpha": 0.8})
+        for name, mean in zip(names, comparison.means):
+            x, y = xy[name]
+            axes.annotate(f"{name}\n{mean:.4g}", (x, y), ha="center",
+                          va="center", fontsize="small",
+                          bbox={"boxstyle": "round,pad=0.3",
+                                "fc": "#f2f2f2", "ec": "grey"})
+        from keras_eexit.evaluation.stats import TEST_NAMES
+
+        test = (f"{TEST_NAMES.get(comparison.omnibus, comparison.omnibus)}"
+                f" + {TEST_NAMES.get(comparison.posthoc, comparison.posthoc)}")
+        axes.set_title(f"{metric}\n{len(pairs)} significant pair(s), "
+                       f"{test}", fontsize="small")
+        ys = [y for _, y in xy.values()]
+        axes.set_xlim(-1.6, 1.6)
+        axes.set_ylim(min(ys) - 0.35, max(ys) + 0.35)
+        axes.set_aspect("equal")
+        axes.axis("off")
+    for axes in flat[panels:]:
+        axes.axis("off")
+    figure.suptitle(f"{title}: arrow A → B = A significantly better "
+                    "(label: difference of means)", fontsize="medium")
     _save(figure, path)
     return figure

@@ -3,9 +3,14 @@
 A *run record* is a JSON-able dict describing one trained model evaluated
 once (one regime, one seed); `run_record` builds it from `collect` and
 `sweep` results. `write_comparison_report` turns a list of run records
-(several regimes × several seeds) into `report.md` (budget table and
-per-exit accuracy as mean ± std, efficiency, ANOVA/Tukey orderings),
-`summary.csv`, `summary.json` and the plots.
+(several regimes × several seeds) into `report.md` (Kubaty et al.'s budget
+table read from the seed-averaged curves, per-exit accuracy as mean ± std,
+training dynamics, resources, the statistics protocol of "Strategies at a
+glance"), `summary.csv`, `summary.json` and the plots.
+
+FLOPs in the reports are in the convention of the records' `ExitOutputs`
+(`collect(..., convention=...)`); the captions name it. Use
+`convention="fvcore"` to put the figures next to Kubaty et al.'s.
 """
 
 import csv
@@ -16,6 +21,7 @@ import os
 
 import numpy as np
 
+from keras_eexit.evaluation.stats import TEST_NAMES as _TEST_NAMES
 from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std
 from keras_eexit.utils.validation import invalid_value
@@ -26,9 +32,35 @@ RECORD_KEYS = ("regime", "seed", "exit_names", "flops", "exit_accuracy",
                "budget")
 
 # Efficiency metrics compared when the records carry them (lower is
-# better), with their report labels.
+# better), with their report labels: top-level record keys, or paths into
+# `record["resources"]` (`ResourceMonitor.summary()`).
 EFFICIENCY = (("train_seconds", "training time (s)"),
-              ("peak_host_mb", "peak host memory (MiB)"))
+              ("peak_host_mb", "peak host memory (MiB)"),
+              ("gpu_mean_power_w", "mean GPU power (W)"),
+              ("gpu_peak_power_w", "peak GPU power (W)"),
+              ("gpu_energy_j", "GPU energy (J)"),
+              ("cpu_mean_power_w", "mean CPU package power (W)"),
+              ("cpu_energy_j", "CPU package energy (J)"))
+
+_RESOURCE_PATHS = {
+    "train_seconds": ("train_seconds",),
+    "peak_host_mb": ("host", "peak_mb"),
+    "gpu_mean_power_w": ("gpu", "mean_power_w"),
+    "gpu_peak_power_w": ("gpu", "peak_power_w"),
+    "gpu_energy_j": ("gpu", "energy_j"),
+    "cpu_mean_power_w": ("cpu", "mean_power_w"),
+    "cpu_energy_j": ("cpu", "energy_j"),
+}
+
+CONVENTION_CAPTIONS = {
+    "fvcore": "FLOPs are counted as in Kubaty et al.'s reference code "
+              "(fvcore: 1 per multiply-add, plus the element-wise ops the "
+              "reference registers; `keras_eexit.models.flops`)",
+    "keras_eexit": "FLOPs are this library's count (2 per multiply-add of "
+                   "convolutions and matrix products, nothing else; not the "
+                   "convention of Kubaty et al.'s tables: collect with "
+                   "convention=\"fvcore\" for that)",
+}
 
 
 def _plain(value):
@@ -133,26 +165,55 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
         seed: its seed.
         **extra: more fields, e.g. `train_seconds`, `peak_host_mb`,
             `resources` (`ResourceMonitor.summary()`), `history`
-            (`History.history`), `gradient_dominance`
-            (`GradientDominance.to_dict()`).
+            (`History.history`, with validation for the training
+            dynamics), `gradient_dominance` (`GradientDominance.to_dict()`).
 
     Returns:
-        A dict with the keys of `RECORD_KEYS`, `criterion`, `params` and
-        `extra`.
+        A dict with the keys of `RECORD_KEYS`, `criterion`, `params`,
+        `base_flops`, `flops_convention` and `extra`; `budget` is this
+        seed's own budget table (`budget_table(result, outputs)`). FLOPs
+        (per exit, base, and the sweep's mean) are in Kubaty et al.'s
+        (fvcore) convention whenever the outputs carry it (`collect`
+        counts both), so reports can stand next to the paper's tables.
     """
     from keras_eexit.evaluation.tables import budget_table
 
+    outputs, result = reference_convention(outputs, result)
     return _plain({
         "regime": regime, "seed": seed,
         "exit_names": list(outputs.exit_names),
         "flops": outputs.flops, "params": outputs.params,
+        "base_flops": getattr(outputs, "base_flops", None),
+        "flops_convention": getattr(outputs, "flops_convention",
+                                    "keras_eexit"),
         "exit_accuracy": outputs.accuracy(),
         "criterion": result.criterion,
         "thresholds": result.thresholds, "accuracy": result.accuracy,
         "mean_flops": result.mean_flops, "exit_ratios": result.exit_ratios,
-        "budget": budget_table(result, outputs.flops),
+        "budget": budget_table(result, outputs),
         **extra,
     })
+
+
+def reference_convention(outputs, result):
+    """`(outputs, result)` with FLOPs in the fvcore convention if possible.
+
+    The sweep is recomputed from the outputs with the same criterion and
+    thresholds (exit decisions do not depend on costs), so its mean FLOPs
+    are exact in the new convention. Outputs without fvcore costs (built by
+    hand) are returned unchanged.
+    """
+    from keras_eexit.evaluation.sweep import sweep
+
+    if getattr(outputs, "flops_convention", "keras_eexit") == "fvcore":
+        return outputs, result
+    costs = getattr(outputs, "costs", None) or {}
+    if "fvcore" not in costs:
+        return outputs, result
+    outputs = outputs.with_convention("fvcore")
+    result = sweep(outputs, criterion=result.criterion,
+                   thresholds=result.thresholds)
+    return outputs, result
 
 
 def _number(value):
@@ -194,12 +255,23 @@ def group_records(records):
     return grouped
 
 
+def _resource(record, key):
+    """An efficiency value of a record (top level or its `resources`)."""
+    if record.get(key) is not None:
+        return record[key]
+    value = record.get("resources")
+    for part in _RESOURCE_PATHS.get(key, ()):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def aggregate(records):
     """Per metric, per regime: the values over seeds.
 
-    Metrics: every budget column (`"25%"`, ..., `"max"`), the accuracy of
-    every exit (by exit name), and the efficiency fields of `EFFICIENCY`
-    that every record carries.
+    Metrics: every budget column (`"25%"`, ..., `"max"`, each seed's own
+    table: the values the statistics need), the accuracy of every exit (by
+    exit name), and the efficiency fields of `EFFICIENCY` that every record
+    carries (at the top level or in its `resources`).
 
     Args:
         records: run records.
@@ -220,9 +292,9 @@ def aggregate(records):
             for name, rs in grouped.items()}
     all_records = [r for rs in grouped.values() for r in rs]
     for key, _ in EFFICIENCY:
-        if all(r.get(key) is not None for r in all_records):
+        if all(_resource(r, key) is not None for r in all_records):
             metrics[key] = {
-                name: np.array([_number(r[key]) for r in rs])
+                name: np.array([_number(_resource(r, key)) for r in rs])
                 for name, rs in grouped.items()}
     return metrics
 
@@ -247,6 +319,9 @@ def significance(metrics, alpha=0.05):
             out[metric] = "needs at least two seeds per regime"
         elif any(np.isnan(v).any() for v in values.values()):
             out[metric] = "not every run has a value (budget not reached)"
+        elif all(np.ptp(v) == 0 for v in values.values()):
+            out[metric] = ("no spread across seeds: every seed gave the "
+                           "same value, so no test is defined")
         else:
             out[metric] = compare(values, alpha=alpha,
                                   higher_is_better=metric not in lower)
@@ -266,6 +341,90 @@ def _curves(grouped):
         for name, rs in grouped.items()}
 
 
+def _base(records):
+    """`(base FLOPs, whether the records carried it)` of one regime."""
+    values = [r.get("base_flops") for r in records]
+    if all(v is not None for v in values):
+        return float(np.mean(values)), True
+    return float(records[0]["flops"][-1]), False
+
+
+def reference_budgets(records, fractions=None):
+    """Kubaty et al.'s budget table per regime, from the averaged curves.
+
+    Each regime's sweeps (one per seed) are averaged per threshold and
+    then read with `budget_table` (the reference's `mean_std` followed by
+    `generate_score_eff_table`); the spread is the standard deviation over
+    seeds of the accuracy at the chosen threshold.
+
+    Args:
+        records: run records (see `run_record`).
+        fractions: budget fractions (default: the columns of the records'
+            own budget tables, or 25/50/75/100%).
+
+    Returns:
+        `{regime: {"mean": {column: acc}, "std": {column: std},
+        "base_flops": float, "base_recorded": bool}}`.
+    """
+    from keras_eexit.evaluation.tables import DEFAULT_FRACTIONS
+    from keras_eexit.evaluation.tables import budget_table
+
+    grouped = group_records(records)
+    curves = _curves(grouped)
+    if fractions is None:
+        first = next(iter(grouped.values()))[0]
+        columns = [c for c in first["budget"] if c.endswith("%")]
+        fractions = tuple(float(c[:-1]) / 100 for c in columns) or (
+            DEFAULT_FRACTIONS)
+    out = {}
+    for name, rs in grouped.items():
+        base, recorded = _base(rs)
+        table, stds = budget_table(curves[name], base_flops=base,
+                                   fractions=fractions, return_std=True)
+        out[name] = {"mean": table, "std": stds, "base_flops": base,
+                     "base_recorded": recorded}
+    return out
+
+
+def _decreasing(table, columns):
+    """Pairs of columns where a larger budget reads a lower accuracy."""
+    out = []
+    values = [(c, table[c]) for c in columns if c != "max"]
+    for (a, va), (b, vb) in zip(values, values[1:]):
+        if not (math.isnan(va) or math.isnan(vb)) and vb < va - 1e-12:
+            out.append(f"{b} < {a}")
+    return out
+
+
+def _dynamics_rows(grouped):
+    """Mean over seeds of the training-dynamics metrics per regime × exit."""
+    from keras_eexit.evaluation.dynamics import METRICS
+    from keras_eexit.evaluation.dynamics import training_dynamics
+
+    rows = []
+    for name, rs in grouped.items():
+        per_seed = []
+        for r in rs:
+            history = r.get("history")
+            if not history:
+                return []
+            try:
+                per_seed.append(training_dynamics(history))
+            except ValueError:
+                return []
+        for exit_name in per_seed[0]:
+            row = {"regime": name, "exit": exit_name}
+            for metric in METRICS:
+                values = [d.get(exit_name, {}).get(metric) for d in per_seed]
+                known = [v for v in values if v is not None]
+                row[metric] = (float(np.mean(known)) if known
+                               else float("nan"))
+                if metric == "overfitting_epoch":
+                    row["overfitting_seeds"] = f"{len(known)}/{len(values)}"
+            rows.append(row)
+    return rows
+
+
 def comparison_report(records, title="Regime comparison", alpha=0.05,
                       images=()):
     """The Markdown report of several regimes over several seeds.
@@ -273,12 +432,14 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
     Args:
         records: run records (see `run_record`).
         title: the report's heading.
-        alpha: significance level of the Tukey HSD orderings.
+        alpha: significance level of the statistics.
         images: `(caption, relative path)` pairs to embed at the end.
 
     Returns:
         `(markdown text, summary dict)`; the summary holds, per metric,
-        per regime, the mean, std and per-seed values, and the orderings.
+        per regime, the mean, std and per-seed values, the reference
+        budget table (`budget_reference`), the training dynamics and the
+        tests.
     """
     grouped = group_records(records)
     metrics = aggregate(records)
@@ -288,15 +449,64 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
     exit_names = list(first["exit_names"])
     seeds = sorted({len(rs) for rs in grouped.values()})
     criterion = first.get("criterion", "max_softmax")
+    conventions = {r.get("flops_convention", "keras_eexit")
+                   for rs in grouped.values() for r in rs}
+    convention = conventions.pop() if len(conventions) == 1 else "mixed"
+    reference = reference_budgets(records)
+    bases = {name: entry["base_flops"] for name, entry in reference.items()}
+    recorded = all(entry["base_recorded"] for entry in reference.values())
+    base_text = ", ".join(sorted({f"{b / 1e6:.4g}" for b in bases.values()}))
     lines = [f"# {title}", "",
              f"{len(grouped)} regime(s), {'/'.join(map(str, seeds))} "
              "seed(s) each; test accuracy as mean ± std over seeds "
              "(ddof = 1).", "",
-             f"## Accuracy within a FLOPs budget ({criterion} sweep)", "",
-             "Budgets are fractions of the final exit's FLOPs; each cell "
-             "takes the last sweep point within the budget (no "
-             "interpolation, Kubaty et al.'s rule); `max` is the best "
-             "accuracy over the sweep.", ""]
+             f"{CONVENTION_CAPTIONS.get(convention, 'FLOP conventions differ between records: the costs are not comparable')}.",
+             "", f"## Accuracy within a FLOPs budget ({criterion} sweep)",
+             ""]
+    if recorded:
+        lines.append(
+            "Budgets are fractions of the base network's FLOPs (the "
+            "backbone and the final head without internal classifiers: "
+            f"{base_text} MFLOPs per sample), as in Kubaty et al.'s Table 1.")
+    else:
+        lines.append(
+            "The records do not carry the base network's FLOPs: budgets are "
+            "fractions of the final exit's cumulative FLOPs "
+            f"({base_text} MFLOPs, every internal classifier included), not "
+            "Kubaty et al.'s denominator; re-run with a current "
+            "`run_record`.")
+    lines += [
+        "", "Kubaty et al.'s reading (their `cost_vs_table.py`): each "
+        "regime's sweep curves are averaged over seeds per threshold; a "
+        "cell is the last threshold, walking from the most eager to the "
+        "most conservative, before the mean FLOPs exceed the budget (no "
+        "interpolation; `n/a`: even the most eager threshold exceeds it); "
+        "± is the std over seeds of the accuracy at that threshold. `max` "
+        "is the most conservative threshold (every sample leaves at the "
+        "final exit, which also pays for the internal classifiers), so it "
+        "can be below `100%`. A row can also go *down* as the budget "
+        "grows: a larger budget admits a more conservative threshold, "
+        "which sends more samples to later exits, and a later exit can be "
+        "wrong where an earlier one was right (overthinking). The table "
+        "reports that reading as it is; the best point within a budget is "
+        "`keras_eexit.evaluation.best_within_budget`.", ""]
+    rows = []
+    notes = []
+    for name, entry in reference.items():
+        row = {"regime": name}
+        for column in budget_columns:
+            mean = entry["mean"].get(column, float("nan"))
+            std = entry["std"].get(column, float("nan"))
+            row[column] = ("n/a" if math.isnan(mean)
+                           else f"{mean:.4f} ± {std:.4f}")
+        rows.append(row)
+        down = _decreasing(entry["mean"], budget_columns)
+        if down:
+            notes.append(f"{name} ({', '.join(down)})")
+    lines.append(markdown_table(rows, ["regime", *budget_columns]))
+    if notes:
+        lines += ["", "Rows that go down as the budget grows (see above): "
+                  + "; ".join(notes) + "."]
 
     def table(columns, digits=4):
         rows = [{"regime": name,
@@ -304,13 +514,29 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
                 for name in grouped]
         return markdown_table(rows, ["regime", *columns])
 
-    lines += [table(budget_columns), "",
-              "## Accuracy per exit (static exits)", "",
+    lines += ["", "## Accuracy per exit (static exits)", "",
               "| | " + " | ".join(exit_names) + " |",
               "|---|" + "---|" * len(exit_names),
               "| MFLOPs | " + " | ".join(
                   f"{f / 1e6:.3f}" for f in first["flops"]) + " |"]
     lines += table(exit_names).splitlines()[2:]
+    dynamics = _dynamics_rows(grouped)
+    if dynamics:
+        lines += ["", "## Training dynamics per exit", "",
+                  "Means over seeds (\"Strategies at a glance\", Table 3; "
+                  "definitions in `keras_eexit.evaluation.dynamics`): epoch "
+                  "of the minimum validation loss, of the peak validation "
+                  "accuracy, first epoch of over-fitting (validation loss "
+                  "above its minimum while the training loss still falls; "
+                  "over the seeds that over-fit), epoch from which the "
+                  "validation accuracy stays within 0.01 of its final "
+                  "value, and the generalisation gap (training minus "
+                  "validation accuracy, last epoch).", "",
+                  markdown_table(dynamics, [
+                      "regime", "exit", "min_val_loss_epoch",
+                      "peak_val_accuracy_epoch", "overfitting_epoch",
+                      "overfitting_seeds", "saturation_epoch",
+                      "generalization_gap"], digits=2)]
     efficiency = [(key, label) for key, label in EFFICIENCY
                   if key in metrics]
     if efficiency:
@@ -321,27 +547,37 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
                            for key, label in efficiency}}
                        for name in grouped],
                       ["regime", *(label for _, label in efficiency)])]
-    lines += ["", f"## Significance (one-way ANOVA, Tukey HSD, "
-              f"α = {alpha:g})", "",
-              "Regimes from best to worst mean: `A ≫ B` Tukey's HSD finds "
-              "A better than B at α; `A > B` A has the better mean but the "
-              "difference is not significant; `A = B` equal means. Lower "
-              "is better for time and memory.", ""]
+    lines += ["", f"## Significance (α = {alpha:g})", "",
+              "Per metric: Shapiro–Wilk (per regime) and Levene checks, then "
+              "one-way ANOVA with Tukey's HSD, or Welch's ANOVA with "
+              "Games–Howell when variances differ, or Kruskal–Wallis with "
+              "Dunn's tests (Holm) when a regime is not normal. Regimes from "
+              "best to worst mean: `A ≫ B` the post-hoc test finds A better "
+              "than B at α; `A > B` A has the better mean but the "
+              "difference is not significant; `A = B` equal means. Budget "
+              "columns are tested on each seed's own table. Lower is better "
+              "for time, memory, power and energy.", ""]
     labels = dict(EFFICIENCY)
     for metric, test in tests.items():
         name = labels.get(metric, metric)
         if isinstance(test, str):
             lines.append(f"- {name}: not tested: {test}")
         else:
-            anova = ("n/a" if math.isnan(test.anova_p)
-                     else f"{test.anova_p:.3g}")
+            p = ("n/a" if math.isnan(test.omnibus_p)
+                 else f"{test.omnibus_p:.3g}")
             note = f"; {test.note}" if test.note else ""
-            lines.append(f"- {name}: {test.ordering} (ANOVA p = {anova}"
-                         f"{note})")
+            lines.append(
+                f"- {name}: {test.ordering} ({_TEST_NAMES[test.omnibus]} "
+                f"p = {p}, {_TEST_NAMES[test.posthoc]}{note})")
     for caption, path in images:
         lines += ["", f"![{caption}]({path})"]
     summary = {
         "alpha": alpha,
+        "flops_convention": convention,
+        "budget_reference": {
+            name: {"mean": entry["mean"], "std": entry["std"],
+                   "base_flops": entry["base_flops"]}
+            for name, entry in reference.items()},
         "metrics": {
             metric: {name: {"mean": float(np.mean(v)) if v.size else None,
                             "std": float(np.std(v, ddof=1))
@@ -349,14 +585,20 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
                             "values": v}
                      for name, v in values.items()}
             for metric, values in metrics.items()},
+        "training_dynamics": dynamics,
         "significance": {
             metric: test if isinstance(test, str) else {
-                "ordering": test.ordering, "anova_p": test.anova_p,
-                "names": list(test.names), "tukey_p": test.tukey_p,
-                "note": test.note}
+                "ordering": test.ordering, "omnibus": test.omnibus,
+                "omnibus_p": test.omnibus_p, "posthoc": test.posthoc,
+                "names": list(test.names), "pairwise_p": test.pairwise_p,
+                "assumptions": test.assumptions, "note": test.note}
             for metric, test in tests.items()},
     }
     return "\n".join(lines) + "\n", _plain(summary)
+
+
+def _safe(name):
+    return "".join(c if c.isalnum() or c in "_.-=" else "_" for c in name)
 
 
 def write_comparison_report(records, out_dir, title="Regime comparison",
@@ -365,8 +607,10 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
 
     Every file is written atomically. Plots: `tradeoff.png` (mean curve per
     regime with a ±1 std band over seeds and the static exits as markers),
-    `exit_ratios.png` (the first regime's first seed), and, when the
-    records carry them, `training_<regime>.png` (from `history`) and
+    `exit_ratios.png` (one panel per regime, mean ± std over seeds),
+    `significance.png` (the significant pairs of every metric that has
+    any), and, when the records carry them,
+    `training_<regime>.png` (from `history`) and
     `gradient_dominance_<regime>.png` (from `gradient_dominance`) for each
     regime's first seed.
 
@@ -390,29 +634,42 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
     images = []
     if plots:
         curves = _curves(grouped)
+        conventions = {r.get("flops_convention", "keras_eexit")
+                       for rs in grouped.values() for r in rs}
         static = {
             f"{name} (static exits)": (
                 np.asarray(rs[0]["flops"], dtype=np.float64) / 1e6,
                 np.mean([r["exit_accuracy"] for r in rs], axis=0))
             for name, rs in grouped.items()}
         path = os.path.join(out_dir, "tradeoff.png")
-        plotting.tradeoff_plot(curves, path, static=static,
-                               title=f"{title}: accuracy vs compute")
+        bases = {_base(rs) for rs in grouped.values()}
+        plotting.tradeoff_plot(
+            curves, path, static=static,
+            title=f"{title}: accuracy vs compute",
+            convention=conventions.pop() if len(conventions) == 1 else None,
+            base_flops=(next(iter(bases))[0] if len(bases) == 1
+                        and next(iter(bases))[1] else None))
         written["tradeoff"] = path
         images.append(("trade-off", "tradeoff.png"))
-        first = next(iter(grouped))
+        exit_names = list(next(iter(grouped.values()))[0]["exit_names"])
         path = os.path.join(out_dir, "exit_ratios.png")
-        plotting.exit_ratio_plot(
-            curves[first][0], list(grouped[first][0]["exit_names"]), path,
-            title=f"Share of samples per exit ({first}, seed "
-            f"{grouped[first][0]['seed']})")
+        plotting.exit_ratio_plot(curves, exit_names, path,
+                                 title="Share of samples per exit")
         written["exit_ratios"] = path
         images.append(("exit ratios", "exit_ratios.png"))
+        tests = {metric: test for metric, test in significance(
+            aggregate(records), alpha=alpha).items()
+            if not isinstance(test, str) and test.significant_pairs()}
+        if tests:
+            labels = dict(EFFICIENCY)
+            path = os.path.join(out_dir, "significance.png")
+            plotting.significance_plot(
+                {labels.get(k, k): v for k, v in tests.items()}, path)
+            written["significance"] = path
+            images.append(("significant differences", "significance.png"))
         for name, rs in grouped.items():
-            safe = "".join(c if c.isalnum() or c in "_.-=" else "_"
-                           for c in name)
             if rs[0].get("history"):
-                path = os.path.join(out_dir, f"training_{safe}.png")
+                path = os.path.join(out_dir, f"training_{_safe(name)}.png")
                 plotting.training_curves_plot(
                     rs[0]["history"], path,
                     title=f"Per-exit training ({name}, seed {rs[0]['seed']})")
@@ -421,7 +678,7 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
             dominance = rs[0].get("gradient_dominance")
             if dominance and dominance.get("steps"):
                 path = os.path.join(out_dir,
-                                    f"gradient_dominance_{safe}.png")
+                                    f"gradient_dominance_{_safe(name)}.png")
                 plotting.gradient_dominance_plot(
                     dominance, rs[0]["exit_names"], path,
                     title=f"Gradient dominance ({name}, seed "
@@ -435,10 +692,143 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
              "std": entry["std"], "seeds": len(entry["values"])}
             for metric, per_regime in summary["metrics"].items()
             for name, entry in per_regime.items()]
+    rows += [{"metric": f"reference {column}", "regime": name,
+              "mean": entry["mean"][column], "std": entry["std"][column],
+              "seeds": len(grouped[name])}
+             for name, entry in summary["budget_reference"].items()
+             for column in entry["mean"]]
     for name, content in (("report.md", text),
                           ("summary.csv", csv_text(rows)),
                           ("summary.json", json_text(summary))):
         path = os.path.join(out_dir, name)
         write_text(path, content)
         written[name] = path
+    return written
+
+
+def evaluation_report(outputs, result, name="model", dataset=None):
+    """The Markdown, CSV and JSON texts of one evaluated model.
+
+    What `keras-eexit evaluate` writes: the static exits, the budget table
+    (Kubaty et al.'s reading, with the caption stating the FLOP convention
+    and the denominator), and the sweep.
+
+    Args:
+        outputs: the `ExitOutputs` of `collect`; its FLOPs are reported
+            in Kubaty et al.'s (fvcore) convention (`reference_convention`).
+        result: the `Sweep` of `sweep(outputs, ...)`.
+        name: the model's name in the heading.
+        dataset: the data set's name in the heading, or None.
+
+    Returns:
+        `{file name: text}` for `report.md`, `exits.csv`, `budget.csv`,
+        `sweep.csv` and `evaluation.json`.
+    """
+    from keras_eexit.evaluation.tables import anytime_table
+    from keras_eexit.evaluation.tables import budget_table
+
+    outputs, result = reference_convention(outputs, result)
+    rows = anytime_table(outputs)
+    budget = budget_table(result, outputs)
+    convention = getattr(outputs, "flops_convention", "keras_eexit")
+    base = getattr(outputs, "base_flops", None)
+    samples = outputs.labels.shape[0]
+    heading = f"# {name}" + (f" on {dataset}" if dataset else "")
+    if base is not None:
+        denominator = ("fractions of the base network's FLOPs (backbone and "
+                       "final head, no internal classifier: "
+                       f"{base / 1e6:.4g} MFLOPs)")
+    else:
+        denominator = ("fractions of the final exit's cumulative FLOPs "
+                       f"({outputs.flops[-1] / 1e6:.4g} MFLOPs; the base "
+                       "network's cost is unknown)")
+    lines = [
+        heading, "",
+        f"Test split: {samples:,} samples. FLOPs are cumulative per exit "
+        "(segments and heads up to the exit), per sample. "
+        f"{CONVENTION_CAPTIONS.get(convention, convention)}.", "",
+        "## Static exits", "",
+        markdown_table(rows, ["exit", "params", "mflops",
+                              "accuracy"]).replace("| mflops |",
+                                                   "| MFLOPs |"),
+        "", f"## Early exit ({result.criterion}): accuracy within a FLOPs "
+        "budget", "",
+        f"Budgets are {denominator}. Each cell is Kubaty et al.'s reading: "
+        "the last threshold, walking from the most eager to the most "
+        "conservative, before the mean FLOPs exceed the budget (no "
+        "interpolation; n/a: even the most eager threshold exceeds it). "
+        "`max` is the most conservative threshold (every sample at the "
+        "final exit), which can be below `100%`; a larger budget can read "
+        "lower, when later exits are wrong where earlier ones were right. "
+        f"{len(result.thresholds)}-point sweep.", "",
+        markdown_table([budget]), "",
+        "![trade-off](tradeoff.png)", "",
+        "![exit ratios](exit_ratios.png)", ""]
+    sweep_rows = [
+        {"threshold": float(t), "accuracy": float(a),
+         "mean_flops": float(f),
+         **{f"ratio_{n}": float(r) for n, r in zip(outputs.exit_names,
+                                                    ratios)}}
+        for t, a, f, ratios in zip(result.thresholds, result.accuracy,
+                                   result.mean_flops, result.exit_ratios)]
+    return {
+        "report.md": "\n".join(lines),
+        "exits.csv": csv_text(rows),
+        "budget.csv": csv_text(budget_rows(budget)),
+        "sweep.csv": csv_text(sweep_rows),
+        "evaluation.json": json_text({
+            "model": name, "dataset": dataset, "num_samples": samples,
+            "flops_convention": convention, "base_flops": base,
+            "exits": rows, "budget": budget,
+            "criterion": result.criterion,
+            "thresholds": result.thresholds, "accuracy": result.accuracy,
+            "mean_flops": result.mean_flops,
+            "exit_ratios": result.exit_ratios,
+        }),
+    }
+
+
+def write_evaluation_report(outputs, result, out_dir, name="model",
+                            dataset=None):
+    """Writes `evaluation_report`'s files and its two plots atomically.
+
+    Args:
+        outputs: the `ExitOutputs` of `collect`.
+        result: the `Sweep` of `sweep(outputs, ...)`.
+        out_dir: the output directory (created if needed).
+        name: the model's name in headings.
+        dataset: the data set's name, or None.
+
+    Returns:
+        `{file name: path}` of everything written: `report.md`,
+        `exits.csv`, `budget.csv`, `sweep.csv`, `evaluation.json`,
+        `tradeoff.png`, `exit_ratios.png`.
+    """
+    from keras_eexit.evaluation import plots as plotting
+    from keras_eexit.evaluation.tables import anytime_table
+    from keras_eexit.utils.atomic import write_text
+
+    files = evaluation_report(outputs, result, name, dataset)
+    outputs, result = reference_convention(outputs, result)
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    for filename, text in files.items():
+        path = os.path.join(out_dir, filename)
+        write_text(path, text)
+        written[filename] = path
+    rows = anytime_table(outputs)
+    where = f" on {dataset}" if dataset else ""
+    path = os.path.join(out_dir, "tradeoff.png")
+    plotting.tradeoff_plot(
+        {name: [result]}, path,
+        static={f"{name} static exits": ([r["mflops"] for r in rows],
+                                         [r["accuracy"] for r in rows])},
+        title=f"{name}{where}: accuracy vs compute",
+        convention=outputs.flops_convention, base_flops=outputs.base_flops)
+    written["tradeoff.png"] = path
+    path = os.path.join(out_dir, "exit_ratios.png")
+    plotting.exit_ratio_plot(result, list(outputs.exit_names), path,
+                             title=f"{name}{where}: share of samples per "
+                             "exit")
+    written["exit_ratios.png"] = path
     return written

@@ -40,7 +40,7 @@ def metrics(result):
         "train_seconds": result.train_seconds,
         "exits": evaluation.exit_table(result.outputs),
         "budget_max_softmax": evaluation.budget_table(
-            result.sweep, result.outputs.flops),
+            result.sweep, result.outputs),
         "history": result.history,
         "config": config.to_dict(),
     }
@@ -63,7 +63,8 @@ def comparison_record(result):
     return evaluation.run_record(
         result.outputs, result.sweep, regime=config.name, seed=config.seed,
         config=config.to_dict(), epochs=result.epochs, plan=result.plan,
-        train_seconds=result.train_seconds, history=result.history)
+        train_seconds=result.train_seconds, history=result.history,
+        resources=result.resources)
 
 
 def write_run(result, out):

@@ -32,6 +32,9 @@ class Result:
         train_seconds: wall time of `fit` in this process.
         outputs: `evaluation.collect` of the test split (`ExitOutputs`).
         sweep: the max-softmax `Sweep` over 100 thresholds.
+        resources: `ResourceMonitor.summary()` of the run (time per epoch
+            and phase, host memory, GPU power/energy or CPU package energy
+            where the machine exposes them).
         replicas: replicas in sync under the strategy.
         run_dir: the `RunDirectory` written (`None` without `out`).
         chief: whether this process writes the run's outputs.
@@ -46,6 +49,7 @@ class Result:
     train_seconds: float
     outputs: object
     sweep: object
+    resources: dict = None
     replicas: int = 1
     run_dir: object = None
     chief: bool = True
@@ -81,6 +85,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
 
     from keras_eexit import evaluation
     from keras_eexit import regimes
+    from keras_eexit.callbacks import ResourceMonitor
     from keras_eexit.callbacks import StopOnNonFinite
     from keras_eexit.utils import distribution
 
@@ -116,7 +121,8 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
         plan = regimes.plan_text(regime, model.num_exits, epochs)
         log(f"Configuration: {config.describe()}.")
         log(f"Plan ({model.num_exits} exits): {plan}.")
-        fit_callbacks = [regime]
+        monitor = ResourceMonitor()
+        fit_callbacks = [regime, monitor]
         history_file = None
         if run_dir is not None:
             if not resume:
@@ -157,6 +163,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
     return Result(config=config, model=model, regime=regime, plan=plan,
                   history=logs, epochs=trained,
                   train_seconds=round(seconds, 3), outputs=outputs,
-                  sweep=sweep, replicas=strategy.num_replicas_in_sync,
+                  sweep=sweep, resources=monitor.summary(),
+                  replicas=strategy.num_replicas_in_sync,
                   run_dir=run_dir,
                   chief=out is None or task_out == out)

@@ -73,19 +73,23 @@ def cumulative(segment_costs, head_costs):
     return totals
 
 
-def stage_costs(model):
+def stage_costs(model, convention="keras_eexit"):
     """The model's `StageCosts`, traced on first use and cached.
 
     Args:
         model: a built `MultiExitModel`.
+        convention: the FLOP convention (`keras_eexit.models.flops`):
+            `"keras_eexit"` or `"fvcore"` (Kubaty et al.'s reference).
 
     Returns:
         A `StageCosts`.
     """
-    cached = getattr(model, "_eexit_stage_costs", None)
+    attribute = ("_eexit_stage_costs" if convention == "keras_eexit"
+                 else f"_eexit_stage_costs_{convention}")
+    cached = getattr(model, attribute, None)
     if cached is None:
-        cached = _trace(model)
-        object.__setattr__(model, "_eexit_stage_costs", cached)
+        cached = _trace(model, convention)
+        object.__setattr__(model, attribute, cached)
     return cached
 
 
@@ -93,7 +97,7 @@ def _to_tf(spec):
     return tf.TensorSpec(tuple(spec.shape), spec.dtype)
 
 
-def _trace(model):
+def _trace(model, convention="keras_eexit"):
     if not model.built:
         raise ValueError(
             "The model is not built yet: call it on a batch (or `build` "
@@ -103,9 +107,10 @@ def _trace(model):
     states = chain.state_specs(model, batch_size=1)
     seg_flops, head_flops, seg_params, head_params = [], [], [], []
     for segment, head, state in zip(model.segments, model.heads, states):
-        seg_flops.append(count_flops(segment, spec))
+        seg_flops.append(count_flops(segment, spec, convention=convention))
         state_spec = keras.tree.map_structure(_to_tf, state)
-        head_flops.append(count_flops(head, chain.head_input(state_spec)))
+        head_flops.append(count_flops(head, chain.head_input(state_spec),
+                                      convention=convention))
         seg_params.append(count_params(segment))
         head_params.append(count_params(head))
         spec = state_spec

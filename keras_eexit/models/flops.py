@@ -1,5 +1,10 @@
 """Analytic FLOP and parameter counts read from the TensorFlow graph.
 
+Two conventions are offered (`count_flops(..., convention=...)`):
+`"keras_eexit"` (the default, described first) and `"fvcore"`, the count of
+Kubaty et al.'s reference code, so that figures can be put next to the
+paper's (see "The fvcore convention" below).
+
 Convention
 ----------
 `count_flops` counts **2 FLOPs per multiply-add** of the dense linear ops and
@@ -50,6 +55,44 @@ where `trips` is the loop's `maximum_iterations` when it folds to a constant
 bound for a `tf.while_loop` that may stop early) or else the `while_iterations`
 argument; without either a `ValueError` is raised.
 
+The fvcore convention
+---------------------
+Kubaty et al.'s benchmark (kamadforge/early-exit-benchmark, `utils.py`
+`flop_count` and `OP_HANDLERS`, used by `eval.py` `benchmark_earlyexiting`)
+counts with fvcore's `FlopCountAnalysis`, which counts **1 per
+multiply-add** and, besides fvcore's default handlers, element-wise ops the
+reference registers. `convention="fvcore"` maps the TensorFlow graph onto
+the PyTorch ops those handlers see:
+
+* convolutions, dense layers, matrix products, einsums: 1 per multiply-add
+  (half of this library's count); their bias is part of the PyTorch op and
+  not counted (`BiasAdd`, and an `Add` of a parameter right after such an
+  op, count 0);
+* batch normalization in inference (fvcore `batchnorm_flop_jit`): 2 per
+  element (the `Mul` and `Add` that touch activations; the arithmetic on
+  the parameters alone counts 0 here and in every rule below);
+* `add`, `sub`, `mul`, `div`, `exp`, `sigmoid`, `tanh`, `gelu`, `cumsum`,
+  `ne`, `lt`, `argmax`, `one_hot` (reference `OP_HANDLERS`): 1 per output
+  element (a GELU is counted once, not per primitive op of its TF form);
+* `softmax`, `log_softmax`: 2 per output element;
+* `mean`, `sum`, global max pooling (`adaptive_max_pool2d`) and global
+  average pooling (`adaptive_avg_pool2d`; `Mean` in TF): 1 per input
+  element;
+* `topk`, `gather`, `scatter`: 1 per input plus 1 per output element;
+  nearest / bilinear resizing: 1 / 4 per output element;
+* not counted (no handler in fvcore or the reference): ReLU and its
+  variants, max/average pooling with a window, padding, slicing, reshapes,
+  concatenation, `neg`, `sqrt`/`rsqrt`/`pow`/`square`, dropout at
+  inference.
+
+Known differences (the TF graph has no single op for these): layer
+normalization is counted per primitive op (about 8 per element where
+fvcore's `layer_norm` handler counts 5), and SiLU/swish as a sigmoid and a
+product (2 per element; the reference registers only the in-place
+`silu_`). On convolution networks (`small_cnn`, `cnn1d`, `cifar_resnet`)
+the mapping is exact: `tests/models/test_flops.py` checks it against the
+closed form of the PyTorch modules.
+
 Shapes are the graph's static shapes, with the batch size of `input_spec`
 (callers use batch 1 for per-sample costs). An op whose relevant shapes are not
 fully static raises a `ValueError` naming the op.
@@ -67,7 +110,10 @@ import tensorflow as tf
 from keras_eexit.compat import graph_function
 from keras_eexit.utils.validation import invalid_value
 
-__all__ = ["count_flops", "count_params", "profiler_flops"]
+__all__ = ["CONVENTIONS", "count_flops", "count_params", "profiler_flops"]
+
+CONVENTIONS = ("keras_eexit", "fvcore")
+"""FLOP conventions of `count_flops` (see the module docstring)."""
 
 _CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 _IF_OPS = ("If", "StatelessIf")
@@ -84,8 +130,9 @@ _BATCH_MATMUL_OPS = ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 # --------------------------------------------------------------------------
 
 
-def count_flops(fn, input_spec, *, while_iterations=None):
-    """Counts the FLOPs of one forward pass of `fn` (2 per multiply-add).
+def count_flops(fn, input_spec, *, while_iterations=None,
+                convention="keras_eexit"):
+    """Counts the FLOPs of one forward pass of `fn`.
 
     Args:
         fn: A Keras layer or model, or any callable taking one argument (a
@@ -97,10 +144,13 @@ def count_flops(fn, input_spec, *, while_iterations=None):
             including the batch dimension (use batch 1 for per-sample costs).
         while_iterations: Trip count to assume for a `While` loop whose
             `maximum_iterations` is not a graph constant. Unused otherwise.
+        convention: `"keras_eexit"` (2 per multiply-add of convolutions,
+            matrix products and einsums, nothing else) or `"fvcore"` (1 per
+            multiply-add plus the element-wise ops Kubaty et al.'s
+            reference code counts with fvcore). See the module docstring.
 
     Returns:
-        The FLOP count (an `int`), following the convention in the module
-        docstring: convolutions, matrix products and einsums only.
+        The FLOP count (an `int`) in the chosen convention.
 
     Raises:
         ValueError: if `input_spec` is malformed or does not match `fn`, or
@@ -115,8 +165,11 @@ def count_flops(fn, input_spec, *, while_iterations=None):
         raise invalid_value(
             "while_iterations", "None or an integer >= 0", while_iterations
         )
+    from keras_eexit.utils.validation import check_choice
+
+    check_choice("convention", convention, CONVENTIONS)
     concrete = _trace(fn, input_spec)
-    counter = _GraphCounter(concrete.graph, while_iterations)
+    counter = _GraphCounter(concrete.graph, while_iterations, convention)
     return int(counter.count(concrete.graph))
 
 
@@ -273,16 +326,20 @@ def _describe(fn):
 class _GraphCounter:
     """Sums FLOPs over a graph and every function body it reaches."""
 
-    def __init__(self, root_graph, while_iterations):
+    def __init__(self, root_graph, while_iterations,
+                 convention="keras_eexit"):
         self._root = root_graph
         self._while_iterations = while_iterations
+        self._fvcore = convention == "fvcore"
         self._memo = {}  # function name -> FLOPs of its body
         self._active = set()  # guards against (impossible) recursion
 
     def count(self, graph):
         total = 0
-        for op in _live_ops(graph):
-            total += self._op_flops(op)
+        ops = _live_ops(graph)
+        data = _data_dependent(graph) if self._fvcore else None
+        for op in ops:
+            total += self._op_flops(op, data)
         return total
 
     # -- function library ------------------------------------------------
@@ -316,7 +373,7 @@ class _GraphCounter:
 
     # -- per op ------------------------------------------------------------
 
-    def _op_flops(self, op):
+    def _op_flops(self, op, data=None):
         kind = op.type
         graph = op.graph
         if kind in _CALL_OPS:
@@ -340,6 +397,10 @@ class _GraphCounter:
             cond = self._function_flops(op.get_attr("cond").name, graph, op)
             return trips * body + (trips + 1) * cond
         rule = _RULES.get(kind)
+        if self._fvcore:
+            if rule is not None:
+                return rule(op) // 2  # 1 per multiply-add
+            return _fvcore_elementwise(op, data)
         if rule is not None:
             return rule(op)
         if self._function_graph(kind, graph) is not None:
@@ -554,3 +615,97 @@ _RULES = {
     **{kind: _batch_matmul_flops for kind in _BATCH_MATMUL_OPS},
     "Einsum": _einsum_flops,
 }
+
+
+# -- the fvcore convention (Kubaty et al.'s reference) --------------------------
+
+# TF op -> (per input element, per output element), for ops that touch
+# activations (data-dependent). Mirrors fvcore's default handlers and the
+# `OP_HANDLERS` of kamadforge/early-exit-benchmark `utils.py`.
+_FVCORE_ELEMENTWISE = {
+    **{kind: (0, 1) for kind in (
+        "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan",
+        "Exp", "Sigmoid", "Tanh", "Cumsum", "NotEqual", "Less", "ArgMax",
+        "OneHot", "ResizeNearestNeighbor")},
+    "Softmax": (0, 2),
+    "LogSoftmax": (0, 2),
+    "Mean": (1, 0),
+    "Sum": (1, 0),
+    "Max": (1, 0),
+    "TopKV2": (1, 1),
+    "ResizeBilinear": (0, 4),
+    "FusedBatchNorm": (0, 2),
+    "FusedBatchNormV2": (0, 2),
+    "FusedBatchNormV3": (0, 2),
+}
+_MAC_OPS = frozenset(_RULES)
+_PASS_THROUGH = frozenset(("Reshape", "Identity", "Cast", "ExpandDims",
+                           "Squeeze"))
+_GELU_SCOPE = re.compile(r"(?:^|/)Gelu(?:_\d+)?/")
+
+
+def _data_dependent(graph):
+    """Names of the ops of `graph` that depend on its data inputs.
+
+    Data inputs are the non-resource placeholders (a function graph's
+    captured variables are resource placeholders). Ops computed from
+    parameters alone (a batch norm's `gamma / sqrt(var + eps)`) happen once
+    per forward pass, inside the fused op in PyTorch, and count 0.
+    """
+    from tensorflow.python.framework import dtypes
+
+    data = set()
+    for op in graph.get_operations():
+        if op.type == "Placeholder":
+            if op.outputs and op.outputs[0].dtype != dtypes.resource:
+                data.add(op.name)
+        elif any(t.op.name in data for t in op.inputs):
+            data.add(op.name)
+    return data
+
+
+def _producer(tensor):
+    op = tensor.op
+    while op.type in _PASS_THROUGH and op.inputs:
+        op = op.inputs[0].op
+    return op
+
+
+def _is_bias_add(op, data):
+    """An add of parameters to a convolution's or matmul's output."""
+    if op.type == "BiasAdd":
+        return True
+    if op.type not in ("Add", "AddV2") or len(op.inputs) != 2:
+        return False
+    first, second = op.inputs
+    for x, b in ((first, second), (second, first)):
+        if b.op.name not in data and _producer(x).type in _MAC_OPS:
+            return True
+    return False
+
+
+def _elements(tensor, op, role):
+    return math.prod(_static_dims(tensor, op, role))
+
+
+def _fvcore_elementwise(op, data):
+    if op.name not in data or _is_bias_add(op, data):
+        return 0
+    gelu = _GELU_SCOPE.search(op.name)
+    if gelu is not None:
+        # One `gelu` per element: count the op that leaves the scope.
+        scope = op.name[:gelu.end()]
+        inside = any(c.name.startswith(scope) for t in op.outputs
+                     for c in t.consumers())
+        return 0 if inside or not op.outputs else _elements(
+            op.outputs[0], op, "output")
+    scales = _FVCORE_ELEMENTWISE.get(op.type)
+    if scales is None:
+        return 0
+    per_input, per_output = scales
+    total = 0
+    if per_input:
+        total += per_input * _elements(op.inputs[0], op, "input")
+    if per_output:
+        total += per_output * _elements(op.outputs[0], op, "output")
+    return total

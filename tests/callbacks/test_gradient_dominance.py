@@ -33,9 +33,28 @@ def test_uses_exit_weights(model_factory, tiny_data):
     model.exit_weights.assign(weights)
     variables = [v.value for s in model.segments
                  for v in s.trainable_weights]
-    np.testing.assert_allclose(exit_gradient_cosines(model, x, y),
-                               _manual(model, x, y, weights, variables),
+    np.testing.assert_allclose(
+        exit_gradient_cosines(model, x, y, scope="backbone"),
+        _manual(model, x, y, weights, variables), rtol=1e-4)
+
+
+def test_whole_model_is_the_papers_scope(model_factory, tiny_data):
+    """Kubaty et al. §3.3: gradients across the entire model, heads too."""
+    x, y = tiny_data
+    model = model_factory()
+    model(x)
+    variables = [v.value for part in [*model.segments, *model.heads]
+                 for v in part.trainable_weights]
+    expected = _manual(model, x, y, [1, 1, 1], variables)
+    np.testing.assert_allclose(exit_gradient_cosines(model, x, y), expected,
                                rtol=1e-4)
+    backbone = exit_gradient_cosines(model, x, y, scope="backbone")
+    assert not np.allclose(expected, backbone)
+    for segment in model.segments:  # heads-only phase: heads still count
+        segment.trainable = False
+    assert np.all(np.isfinite(exit_gradient_cosines(model, x, y)))
+    with pytest.raises(ValueError, match="scope"):
+        exit_gradient_cosines(model, x, y, scope="heads")
 
 
 def test_partly_and_fully_frozen_backbone(model_factory, tiny_data):
@@ -45,7 +64,7 @@ def test_partly_and_fully_frozen_backbone(model_factory, tiny_data):
     model.segments[0].trainable = False  # e.g. sequential training
     variables = [v.value for s in model.segments[1:]
                  for v in s.trainable_weights]
-    cosines = exit_gradient_cosines(model, x, y)
+    cosines = exit_gradient_cosines(model, x, y, scope="backbone")
     # Exit 1 only reaches the frozen segment: zero gradient, NaN cosine.
     assert np.isnan(cosines[0])
     np.testing.assert_allclose(cosines[1:],
@@ -53,7 +72,8 @@ def test_partly_and_fully_frozen_backbone(model_factory, tiny_data):
                                        variables)[1:], rtol=1e-4)
     for segment in model.segments:  # heads-only phase
         segment.trainable = False
-    assert np.all(np.isnan(exit_gradient_cosines(model, x, y)))
+    assert np.all(np.isnan(exit_gradient_cosines(model, x, y,
+                                                 scope="backbone")))
 
 
 def test_records_every_n_steps_and_logs(model_factory, tiny_data):

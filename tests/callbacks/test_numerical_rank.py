@@ -53,7 +53,7 @@ def test_callback_every_and_segment_outputs(model_factory, tiny_data):
     x, y = tiny_data
     model = model_factory()
     model.compile(optimizer="sgd")
-    rank = NumericalRank(x, max_features=64, every=2)
+    rank = NumericalRank(x, layers="segments", max_features=64, every=2)
     model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[rank])
     assert rank.epochs == [1, 3]
     assert set(rank.ranks) == {"segment_1", "segment_2", "segment_3"}
@@ -63,3 +63,47 @@ def test_callback_every_and_segment_outputs(model_factory, tiny_data):
         state = segment(state, training=False)
         expected[f"segment_{k + 1}"] = numerical_rank(np.asarray(state), 64)
     assert rank.measure() == expected == rank.history[-1]
+
+
+def test_default_is_d5_pre_activation_layers_with_6000_features():
+    """Kubaty et al. D.5: outputs of the operations (convolutions, dense
+    layers) before BatchNorm and activation, 6000 sampled features."""
+    from keras_eexit import models
+    from keras_eexit.callbacks.numerical_rank import feature_subset
+    from keras_eexit.callbacks.numerical_rank import layer_ranks
+    from keras_eexit.callbacks.numerical_rank import measured_layers
+
+    model = models.get_model("small_cnn", width=4)
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    model(x)
+    assert measured_layers(model) == ["stage1_conv", "stage2_conv",
+                                      "stage3_conv"]
+    assert measured_layers(model, "post_activation") == [
+        "stage1_out", "stage2_out", "stage3_out"]
+    rank = NumericalRank(x)
+    assert rank.max_features == 6000
+    rank.set_model(model)
+    ranks = rank.measure()
+    conv = model.segments[0].get_layer("stage1_conv")
+    assert ranks["stage1_conv"] == numerical_rank(np.asarray(conv(x)))
+    # Columns depend on the column count only: the same for every model.
+    np.testing.assert_array_equal(feature_subset(10_000, 6000, 0),
+                                  feature_subset(10_000, 6000, 0))
+    assert len(feature_subset(10_000, 6000)) == 6000
+    small = layer_ranks(model, x, max_features=8, batch_size=16)
+    assert all(r <= 8 for r in small.values())
+
+
+def test_sequential_segments_are_measured_layer_by_layer(model_factory,
+                                                         tiny_data):
+    from keras_eexit.callbacks.numerical_rank import layer_ranks
+
+    x, _ = tiny_data
+    model = model_factory()
+    model(x)
+    ranks = layer_ranks(model, x, max_features=64)
+    convs = [layer for segment in model.segments for layer in segment.layers
+             if isinstance(layer, __import__("keras").layers.Conv2D)]
+    assert list(ranks) == [layer.name for layer in convs]
+    assert ranks[convs[0].name] == numerical_rank(np.asarray(convs[0](x)),
+                                                  64)

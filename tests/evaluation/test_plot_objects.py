@@ -101,10 +101,13 @@ def test_training_curves_per_exit(tmp_path):
     loss_axes, acc_axes = figure.axes
     _png(tmp_path / "c.png")
     for axes in (loss_axes, acc_axes):
-        _labelled(axes)
-        assert axes.get_xlabel() == "epoch"
+        assert axes.get_xlabel() == "epoch" and axes.get_ylabel()
+        # The legend sits below the panels, never over the curves.
+        assert axes.get_legend() is None
     assert len(loss_axes.lines) == 6 and len(acc_axes.lines) == 5
-    labels = [t.get_text() for t in loss_axes.get_legend().get_texts()]
+    (legend,) = figure.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == 6  # every curve of both panels, once
     assert labels[:4] == ["exit_1 train", "exit_1 validation",
                           "exit_2 train", "exit_2 validation"]
     styles = [line.get_linestyle() for line in loss_axes.lines[:2]]

@@ -110,6 +110,7 @@ def test_comparison_report_text(records):
     assert "- 25%: not tested: not every run has a value" in text
     ordering = summary["significance"]["exit_3"]["ordering"]
     assert f"- exit_3: {ordering} (ANOVA p = " in text
+    assert "Tukey HSD" in text
     joint = summary["metrics"]["exit_3"]["joint"]
     assert joint["mean"] == pytest.approx(np.mean(joint["values"]))
     json.loads(json_text(summary))
@@ -121,7 +122,7 @@ def test_write_comparison_report(records, tmp_path):
     names = sorted(p.name for p in (tmp_path / "report").iterdir())
     assert names == sorted([
         "report.md", "summary.csv", "summary.json", "tradeoff.png",
-        "exit_ratios.png", "training_joint.png", "training_mixed.png",
+        "exit_ratios.png", "significance.png", "training_joint.png", "training_mixed.png",
         "training_two_stage.png", "gradient_dominance_joint.png",
         "gradient_dominance_mixed.png", "gradient_dominance_two_stage.png"])
     for path in written.values():

@@ -1,4 +1,4 @@
-"""Multi-seed comparison: ANOVA and Tukey HSD as SciPy computes them."""
+"""Multi-seed comparison: checks, ANOVA/Tukey and the fallbacks."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,9 @@ from scipy import stats
 
 from keras_eexit.evaluation import compare
 from keras_eexit.evaluation import mean_std
+from keras_eexit.evaluation.stats import dunn_holm
+from keras_eexit.evaluation.stats import games_howell
+from keras_eexit.evaluation.stats import welch_anova
 
 RESULTS = {
     "two_stage": [0.900, 0.905, 0.898, 0.902],
@@ -16,6 +19,7 @@ RESULTS = {
 
 def test_compare_matches_scipy_and_orders():
     result = compare(RESULTS)
+    assert result.omnibus == "anova" and result.posthoc == "tukey_hsd"
     assert result.names == ("joint", "mixed", "two_stage")
     samples = [RESULTS[n] for n in result.names]
     assert result.anova_p == pytest.approx(stats.f_oneway(*samples).pvalue)
@@ -25,6 +29,58 @@ def test_compare_matches_scipy_and_orders():
     assert result.ordering == "joint > mixed ≫ two_stage"
     np.testing.assert_allclose(result.stds[0], np.std(RESULTS["joint"],
                                                       ddof=1))
+    checks = result.assumptions
+    assert checks["shapiro_p"]["joint"] == pytest.approx(
+        stats.shapiro(RESULTS["joint"]).pvalue)
+    assert checks["levene_p"] == pytest.approx(
+        stats.levene(*samples, center="mean").pvalue)
+    pairs = result.significant_pairs()
+    assert {(a, b) for a, b, _, _ in pairs} == {("joint", "two_stage"),
+                                                ("mixed", "two_stage")}
+
+
+def test_welch_anova_and_games_howell_reduce_to_welch_t_for_two_groups():
+    a = np.array([1.0, 1.2, 0.9, 1.1, 1.3])
+    b = np.array([2.0, 3.5, 1.0, 2.8, 4.1, 0.7])
+    t = stats.ttest_ind(a, b, equal_var=False)
+    f, p = welch_anova(a, b)
+    assert f == pytest.approx(t.statistic ** 2)
+    assert p == pytest.approx(t.pvalue)
+    assert games_howell(a, b)[0, 1] == pytest.approx(t.pvalue, rel=1e-4)
+
+
+def test_unequal_variances_fall_back_to_welch():
+    z = stats.norm.ppf((np.arange(8) + 0.5) / 8)  # normal quantiles
+    results = {"tight": 0.90 + 0.0005 * z, "loose": 0.88 + 0.05 * z[::-1],
+               "other": 0.80 + 0.0005 * np.roll(z, 3)}
+    result = compare(results)
+    assert result.assumptions["levene_p"] < 0.05
+    assert result.assumptions["normal"]
+    assert (result.omnibus, result.posthoc) == ("welch_anova",
+                                                "games_howell")
+    assert "Levene" in result.note
+    groups = [results[n] for n in result.names]
+    assert result.omnibus_p == pytest.approx(welch_anova(*groups)[1])
+
+
+def test_non_normal_falls_back_to_kruskal_and_dunn():
+    skewed = [0.50, 0.51, 0.50, 0.51, 0.50, 0.51, 0.50, 0.99]
+    results = {"skewed": skewed,
+               "normal": [0.70, 0.71, 0.69, 0.70, 0.72, 0.68, 0.70, 0.71]}
+    result = compare(results)
+    assert (result.omnibus, result.posthoc) == ("kruskal", "dunn_holm")
+    assert "Shapiro" in result.note
+    assert result.omnibus_p == pytest.approx(
+        stats.kruskal(*[results[n] for n in result.names]).pvalue)
+    p = dunn_holm(np.array(skewed), np.array(results["normal"]))
+    assert p[0, 1] == p[1, 0] and p[0, 0] == 1.0 and 0 < p[0, 1] < 0.05
+
+
+def test_zero_spread_is_never_p_zero():
+    flat = compare({"a": [0.5, 0.5, 0.5], "b": [0.9, 0.9, 0.9]})
+    assert np.isnan(flat.omnibus_p) and np.isnan(flat.pairwise_p[0, 1])
+    assert flat.ordering == "b > a"  # not marked significant
+    assert "no spread" in flat.note and flat.significant_pairs() == []
 
 
 def test_lower_is_better_orders_ascending():

@@ -100,6 +100,11 @@ def test_comparison_record_goes_through_evaluation_reports():
     assert record["regime"] == "mixed[x]" and record["epochs"] == 2
     assert record["plan"] == "backbone 1 + joint 1 = 2 epochs"
     assert record["config"]["regime"] == "mixed"
+    # The resources of the run, as "Strategies at a glance" records them.
+    resources = record["resources"]
+    assert len(resources["epoch_seconds"]) == 2
+    assert resources["epoch_phases"] == [0, 1]
+    assert resources["host"]["peak_mb"] > 0
 
 
 def test_epoch_line_is_compact_and_shows_the_phase_as_an_index():

@@ -311,3 +311,110 @@ def test_mobilenet_v2_against_profiler():
     # The profiler also counts BN, ReLU6, bias and residual additions
     # (about 3% here), never less than the multiply-adds.
     assert analytic <= profiled <= 1.06 * analytic
+
+
+# -- the fvcore convention (Kubaty et al.'s reference) ------------------------
+
+
+def fv(fn, *shape):
+    return count_flops(fn, spec(*shape), convention="fvcore")
+
+
+def test_fvcore_counts_one_per_multiply_add_and_no_bias():
+    assert fv(keras.layers.Dense(5), 1, 7) == 7 * 5
+    assert fv(keras.layers.Conv2D(4, 3, padding="same"), 1, 8, 8, 3) == (
+        8 * 8 * 4 * 3 * 3 * 3)
+    assert fv(keras.layers.Conv1D(8, 5), 1, 40, 1) == 36 * 8 * 5
+    # Dense on a sequence: a broadcast matmul and a bias Add.
+    assert fv(keras.layers.Dense(5), 1, 4, 7) == 4 * 7 * 5
+
+
+def test_fvcore_elementwise_handlers():
+    # fvcore: batch_norm (inference, affine) 2 per element, ReLU and
+    # windowed pooling 0, adaptive average pooling 1 per input element;
+    # the reference's OP_HANDLERS: softmax 2 per output element.
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Softmax(),
+    ])
+    assert fv(model, 1, 8, 8, 3) == 2 * 8 * 8 * 3 + 4 * 4 * 3 + 2 * 3
+
+
+def test_fvcore_residual_add_and_gelu_count_once_per_element():
+    inputs = keras.Input((4, 6))
+    y = keras.layers.Dense(6, use_bias=False, activation="gelu")(inputs)
+    out = keras.layers.Add()([inputs, y])
+    model = keras.Model(inputs, out)
+    assert fv(model, 1, 4, 6) == 4 * 6 * 6 + 4 * 6 + 4 * 6
+
+
+def test_fvcore_attention_matches_the_reference_handler():
+    # count_scaled_dot_product_attention_ops: matmuls (MACs), the scaling
+    # (1 per score) and softmax (2 per score); projections are linears.
+    layer = keras.layers.MultiHeadAttention(2, 4)
+
+    def attend(x):
+        return layer(x, x)
+
+    tokens, dim, heads, key = 5, 8, 2, 4
+    projections = 4 * tokens * dim * heads * key
+    scores = heads * tokens * tokens
+    matmuls = 2 * scores * key
+    assert fv(attend, 1, tokens, dim) == projections + matmuls + 3 * scores
+
+
+def _resnet20_fvcore(num_classes=10):
+    """Closed form of He et al.'s CIFAR ResNet-20 under fvcore + the
+    reference handlers: convolutions in MACs, batch norm 2 per element,
+    residual add 1 per element, ReLU/slicing/padding 0, global average
+    pooling 1 per input element, linear classifier in MACs."""
+    total = 32 * 32 * 16 * 27 + 2 * 32 * 32 * 16  # stem conv + BN
+    side, channels = 32, 16
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(3):
+            stride = 2 if stage and not block else 1
+            side //= stride
+            out = side * side * width
+            total += out * 9 * channels + out * 9 * width  # two convs
+            total += 2 * 2 * out + out  # two BNs and the residual add
+            channels = width
+    return total + side * side * channels + channels * num_classes
+
+
+def test_fvcore_base_flops_of_the_zoo_cnns_match_closed_forms():
+    from keras_eexit import models
+    from keras_eexit.models import costs
+
+    resnet = models.get_model("cifar_resnet", input_shape=(32, 32, 3),
+                              num_classes=10)
+    resnet.build((None, 32, 32, 3))
+    assert costs.stage_costs(resnet, "fvcore").base_flops() == (
+        _resnet20_fvcore())
+    # The library's own count is 2 per multiply-add, convolutions and
+    # matmuls only.
+    assert costs.stage_costs(resnet).base_flops() == resnet.base_flops()
+
+    cnn = models.get_model("small_cnn", input_shape=(8, 8, 1),
+                           num_classes=10)
+    cnn.build((None, 8, 8, 1))
+    stages = [(8, 1, 32), (4, 32, 64), (2, 64, 128)]
+    expected = sum(s * s * c_out * 9 * c_in + 2 * s * s * c_out
+                   for s, c_in, c_out in stages) + 2 * 2 * 128 + 128 * 10
+    assert costs.stage_costs(cnn, "fvcore").base_flops() == expected
+
+    seq = models.get_model("cnn1d", input_shape=(40, 1), num_classes=10)
+    seq.build((None, 40, 1))
+    layers = [(40, 1, 32, 5), (20, 32, 64, 5), (10, 64, 128, 3),
+              (5, 128, 128, 3)]
+    expected = sum(t * c_out * k * c_in + 2 * t * c_out
+                   for t, c_in, c_out, k in layers) + 5 * 128 + 128 * 10
+    assert costs.stage_costs(seq, "fvcore").base_flops() == expected
+
+
+def test_bad_convention():
+    with pytest.raises(ValueError, match="convention"):
+        count_flops(keras.layers.Dense(2), spec(1, 3), convention="macs")

@@ -1,0 +1,103 @@
+"""Weight space, batched losses, directions, landscapes and planes."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_eexit import models
+from keras_eexit.analysis import LossEvaluator
+from keras_eexit.analysis import WeightSpace
+from keras_eexit.analysis import connectivity_plane
+from keras_eexit.analysis import linear_path
+from keras_eexit.analysis import loss_landscape
+from keras_eexit.analysis import random_direction
+
+
+@pytest.fixture(scope="module")
+def setup():
+    keras.utils.set_random_seed(0)
+    model = models.get_model("small_cnn", width=4, num_classes=5)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 5, 40)
+    model(x)
+    return model, x, y
+
+
+def _direct_losses(model, x, y):
+    out = model(x, training=False)
+    return np.array([float(np.mean(keras.losses.sparse_categorical_crossentropy(
+        y, out[name], from_logits=True))) for name in model.exit_names])
+
+
+def test_batched_losses_equal_assigning_the_weights(setup):
+    model, x, y = setup
+    space = WeightSpace(model)
+    theta = space.vector()
+    other = theta + 0.05 * np.random.default_rng(1).normal(
+        size=theta.shape).astype("float32") * space.mask(
+            lambda s: s.trainable)
+    evaluator = LossEvaluator(space, (x, y), weight_batch=3, data_batch=16)
+    losses = evaluator(np.stack([theta, other]))  # padded batch, 3 chunks
+    np.testing.assert_allclose(losses[0], _direct_losses(model, x, y),
+                               rtol=1e-5)
+    space.assign(other)
+    try:
+        np.testing.assert_allclose(losses[1], _direct_losses(model, x, y),
+                                   rtol=1e-5)
+    finally:
+        space.assign(theta)
+    np.testing.assert_array_equal(space.vector(), theta)  # unchanged
+
+
+def test_filter_normalised_direction(setup):
+    model, _, _ = setup
+    space = WeightSpace(model)
+    theta = space.vector()
+    d = random_direction(space, theta, seed=3)
+    for slot in space.slots:
+        part = d[slot.start:slot.stop].reshape(slot.shape)
+        if not slot.trainable or len(slot.shape) == 1:
+            assert not part.any()  # BN statistics, biases, BN scale/offset
+            continue
+        w = theta[slot.start:slot.stop].reshape(slot.shape)
+        np.testing.assert_allclose(
+            np.linalg.norm(part.reshape(-1, slot.shape[-1]), axis=0),
+            np.linalg.norm(w.reshape(-1, slot.shape[-1]), axis=0),
+            rtol=1e-4)
+    assert not np.array_equal(d, random_direction(space, theta, seed=4))
+
+
+def test_landscape_centre_and_self_interpolation_is_flat(setup):
+    model, x, y = setup
+    landscape = loss_landscape(model, (x, y), resolution=5, span=0.5)
+    assert landscape.losses.shape == (3, 5, 5)
+    np.testing.assert_allclose(landscape.losses[:, 2, 2],
+                               _direct_losses(model, x, y), rtol=1e-5)
+    np.testing.assert_allclose(landscape.loss(1), landscape.losses[0])
+    np.testing.assert_allclose(landscape.total, landscape.losses.sum(0),
+                               rtol=1e-6)  # uniform exit weights
+    assert landscape.losses.std() > 0  # not flat off the centre
+    path = linear_path(model, model, (x, y), points=4)
+    np.testing.assert_allclose(path.losses, np.broadcast_to(
+        path.losses[:1], path.losses.shape), rtol=1e-6)
+    np.testing.assert_allclose(path.barrier, 0.0, atol=1e-6)
+
+
+def test_plane_through_three_models(setup):
+    model, x, y = setup
+    others = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        other = models.get_model("small_cnn", width=4, num_classes=5)
+        other(x)
+        others.append(other)
+    plane = connectivity_plane({"a": model, "b": others[0],
+                                "c": others[1]}, (x, y), resolution=4)
+    assert plane.losses.shape == (3, 4, 4) and plane.names == ("a", "b",
+                                                               "c")
+    assert plane.points[0].tolist() == [0.0, 0.0]
+    assert plane.points[1, 1] == 0.0 and plane.points[2, 1] > 0
+    assert np.all(np.isfinite(plane.losses))
+    with pytest.raises(ValueError, match="exactly three"):
+        connectivity_plane({"a": model}, (x, y))
