@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_eexit.data import load_arrays  # noqa: E402
+from keras_eexit.evaluation import accuracy_at  # noqa: E402
 from keras_eexit.evaluation import collect  # noqa: E402
 from keras_eexit.evaluation import sweep  # noqa: E402
 from keras_eexit.inference import budgeted_batch_curve  # noqa: E402
@@ -39,24 +40,10 @@ from keras_eexit.inference.calibration import MSDNET_P  # noqa: E402
 from keras_eexit.models import cnn1d  # noqa: E402
 
 
-def global_at(curve, cost):
-    """The global sweep's accuracy at mean FLOPs `cost`.
-
-    Returns:
-        `(interpolated, best_within)`: the piecewise-linear curve through
-        the sweep points sorted by cost (NaN outside its range), and the
-        best accuracy of a sweep point costing at most `cost` (NaN if
-        none).
-    """
-    order = np.argsort(curve.mean_flops, kind="stable")
-    flops = curve.mean_flops[order]
-    accuracy = curve.accuracy[order]
-    if cost < flops[0] - 1e-9 or cost > flops[-1] + 1e-9:
-        interpolated = np.nan
-    else:
-        interpolated = float(np.interp(cost, flops, accuracy))
-    within = accuracy[flops <= cost + 1e-9]
-    return interpolated, (float(within.max()) if within.size else np.nan)
+def best_within(curve, cost):
+    """The best accuracy of a sweep point costing at most `cost` (or NaN)."""
+    within = curve.accuracy[curve.mean_flops <= cost * (1 + 1e-12)]
+    return float(within.max()) if within.size else np.nan
 
 
 def run(seed, args, arrays):
@@ -78,7 +65,8 @@ def run(seed, args, arrays):
     margins, margins_within = [], []
     for p, cost, accuracy in zip(MSDNET_P, curve.mean_flops,
                                  curve.accuracy):
-        interpolated, within = global_at(global_sweep, cost)
+        interpolated = accuracy_at(global_sweep, cost)
+        within = best_within(global_sweep, cost)
         margins.append(accuracy - interpolated)
         margins_within.append(accuracy - within)
         print(f"{p:>3} {cost / base:>10.3f} {accuracy:>9.4f} "
