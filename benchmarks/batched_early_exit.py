@@ -10,7 +10,16 @@ one test batch of `--batch` (256) rows, in one process, side by side
 
 * the plain full forward pass: the base network (every segment and the
   final head, no internal classifier) in one `tf.function`;
-* `predict_early_exit`'s compiled graph at the policy's thresholds.
+* `predict_early_exit`'s compiled graph at the policy's thresholds;
+* the same stages without compaction, for reference: stage k (segment
+  and head) on the batch cut to as many rows as reach it, with no
+  decision, gather or scatter (what compaction would cost if it were
+  free). `early exit / stages alone` is then the cost of compaction
+  itself, and `full / stages alone` the best speedup this CPU allows at
+  these decisions: its time per FLOP is not the same in every stage
+  (ResNet-20's first stage, 16 channels at 32x32, spends a larger share
+  of the time than of the FLOPs in memory-bound element-wise work), so
+  the FLOPs ratio can be out of reach even for a free compaction.
 
 `msdnet_cifar` is not trained by default (`--msdnet-epochs`): on this
 CPU its first training step spends about four minutes building the
@@ -114,16 +123,31 @@ def run(name, arrays, args):
     t = tf.constant(policy.threshold_array())
     temps = tf.constant(policy.temperature_array())
     xb = tf.constant(batch)
+    _, index, flops = predict_early_exit(model, batch, policy=policy,
+                                         batch_size=args.batch)
+    reach = [int((index >= k).sum()) for k in range(model.num_exits)]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 32, 32, 3))])
+    def stages_alone(inputs):
+        state, outputs = inputs, []
+        for k, rows in enumerate(reach):
+            if not rows:
+                break
+            state = keras.tree.map_structure(lambda s: s[:rows], state)
+            state, logits = chain.run_stage(model, k, state, training=False)
+            outputs.append(tf.nn.softmax(logits))
+        return outputs
+
     times = side_by_side({
         "full": lambda: full(xb).numpy(),
         "early": lambda: early(xb, t, temps)["exit_index"].numpy(),
+        "alone": lambda: [p.numpy() for p in stages_alone(xb)],
     }, args.repeats)
-    _, index, flops = predict_early_exit(model, batch, policy=policy,
-                                         batch_size=args.batch)
     in_batch = test.probs[:, np.arange(args.batch) % len(x)]
     expected = policy.exit_indices(in_batch)
     ideal = base / flops.mean()
-    (t_full, c_full), (t_early, c_early) = times["full"], times["early"]
+    (t_full, c_full), (t_early, c_early), (t_alone, c_alone) = (
+        times["full"], times["early"], times["alone"])
     measured, measured_cpu = t_full / t_early, c_full / c_early
     result = policy.evaluate(test)
     print(f"{name}: {epochs} epoch(s) on {samples} samples "
@@ -139,11 +163,17 @@ def run(name, arrays, args):
     print(f"  batch {args.batch}, best of {args.repeats}: full forward "
           f"{1e3 * t_full:.1f} ms (CPU {1e3 * c_full:.1f} ms), early exit "
           f"{1e3 * t_early:.1f} ms (CPU {1e3 * c_early:.1f} ms)")
+    print(f"  stages alone at the rows that reach them (no compaction): "
+          f"{1e3 * t_alone:.1f} ms (CPU {1e3 * c_alone:.1f} ms): compaction "
+          f"costs {t_early / t_alone - 1:+.0%} (CPU {c_early / c_alone - 1:+.0%})"
+          f"; best speedup at these decisions {t_full / t_alone:.2f}x "
+          f"(CPU {c_full / c_alone:.2f}x)")
     print(f"  speedup measured {measured:.2f}x (CPU time {measured_cpu:.2f}x)"
           f", ideal (FLOPs) {ideal:.2f}x: {measured / ideal:.0%} of ideal "
           f"(CPU time {measured_cpu / ideal:.0%}; target >= 90%)")
     return {"model": name, "measured": measured,
-            "measured_cpu": measured_cpu, "ideal": ideal}
+            "measured_cpu": measured_cpu, "ideal": ideal,
+            "alone": t_full / t_alone, "alone_cpu": c_full / c_alone}
 
 
 def main(argv=None):
