@@ -7,9 +7,10 @@ set available offline, at the input size the network was designed for.
 
 It then exports two LiteRT models, both float32 and built-in ops only:
 
-* the early-exit model (`export_litert(mode="early_exit")`), whose graph
-  stops at the first exit whose top softmax probability exceeds the
-  run-time threshold;
+* the early-exit model (`export_litert(mode="early_exit")`), timed
+  through its `one_row` signature (one sample: nested `If`s, no
+  compaction, static shapes), which stops at the first exit whose top
+  softmax probability exceeds the run-time threshold;
 * the full-depth model: the last exit alone (`mode="per_exit"`, last
   file), i.e. the plain ResNet-20 without internal heads or control flow.
 
@@ -37,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from keras_eexit.data import load_arrays  # noqa: E402
 from keras_eexit.export import LiteRTRunner  # noqa: E402
@@ -162,8 +164,16 @@ def main(argv=None):
         early_acc = (probs.argmax(-1) == y_test).mean()
         full_acc = (full_probs.argmax(-1) == y_test).mean()
 
-        early_runner = early._runners[0]
-        full_runner = full._runners[-1]
+        # The interpreters as a device app would call them: one sample
+        # through the early-exit file's `one_row` signature, the full
+        # model's only signature.
+        early_runner = Interpreter(
+            model_path=os.path.join(early_dir, "early_exit.tflite"),
+            num_threads=1).get_signature_runner("one_row")
+        full_runner = Interpreter(
+            model_path=os.path.join(full_dir, f"exit_{model.num_exits}"
+                                    ".tflite"),
+            num_threads=1).get_signature_runner()
         value = np.full(model.num_exits, threshold, np.float32)
         never = np.ones(model.num_exits, np.float32)
         times = time_per_sample({

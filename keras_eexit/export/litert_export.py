@@ -24,7 +24,7 @@ SIDECAR = "litert_export.json"
 
 FORMAT = "keras-eexit-litert"
 FORMAT_VERSION = 2  # 2: per-exit `thresholds` input, any batch size
-SIGNATURE = "serving_default"
+SIGNATURE = _graph.SIGNATURE
 
 _CALIBRATION_BATCH = 64
 
@@ -50,14 +50,16 @@ def export_litert(
       runs on the batch; the rows exit 1 accepts are done, the others are
       gathered (every tensor of the state) into stage 2, which runs inside
       a `tf.cond` (a LiteRT `If`) taken only when some row remains, and so
-      on: deeper stages are really skipped for the rows that left. A
-      batch of one row takes its own path, nested `If`s on that row's
-      decision without gathers (static shapes: the lowest batch-1
-      latency). Inputs `input` (any batch
+      on: deeper stages are really skipped for the rows that left.
+      Signature `serving_default`: inputs `input` (any batch
       size: `(batch,) + input_shape`) and `thresholds` (float32, one per
       exit, chosen at run time); outputs `probabilities`
       `(batch, num_classes)` and `exit_index` `(batch,)` (int32,
-      0-based).
+      0-based). Signature `one_row`: the same for exactly one sample
+      (`input` `(1,) + input_shape`), as nested `If`s on the sample's
+      decision with no gather and static shapes, the least work per
+      call (`LiteRTRunner` uses it for one sample; it stops at the first
+      exit that accepts the sample).
     * `mode="per_exit"`: `exit_1.tflite`, ...: exit `k` as a standalone
       model (segments `1..k` and head `k`), input `input` (any batch
       size), output `probabilities`.
@@ -239,18 +241,18 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
             criterion).never_exit(graph.num_exits), np.float32)
 
         def representative():
-            # Every sample through both paths of the graph: alone (the
-            # single-row path) and in batches (the compaction path), with
-            # thresholds no exit accepts so that every stage sees it.
+            # Every sample through both signatures (the same stages), with
+            # thresholds no exit accepts so that every stage sees it: the
+            # two calibrate alike.
             for sample in samples:
-                yield {_graph.INPUT: sample[None], _graph.THRESHOLDS: never}
-            for start in range(0, len(samples), _CALIBRATION_BATCH):
-                batch = samples[start:start + _CALIBRATION_BATCH]
-                if len(batch) == 1:
-                    batch = np.concatenate([batch, batch])
-                yield {_graph.INPUT: batch, _graph.THRESHOLDS: never}
+                yield (_graph.ONE_ROW_SIGNATURE,
+                       {_graph.INPUT: sample[None],
+                        _graph.THRESHOLDS: never})
+                yield (_graph.SIGNATURE, {_graph.INPUT: sample[None],
+                                          _graph.THRESHOLDS: never})
 
-    content = convert(graph.early_exit_function(), quantization,
+    content = convert([graph.early_exit_function(),
+                       graph.one_row_function()], quantization,
                       representative, model)
     return {
         "file": "early_exit.tflite",
@@ -258,6 +260,7 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
         "exits": list(range(graph.num_exits)),
         "inputs": [_graph.INPUT, _graph.THRESHOLDS],
         "outputs": [_graph.PROBABILITIES, _graph.EXIT_INDEX],
+        "one_row_signature": _graph.ONE_ROW_SIGNATURE,
     }
 
 

@@ -8,11 +8,10 @@ stage k + 1 computes only those. The graph is plain TensorFlow, traced by
 signature) and `export_litert(mode="early_exit")` (frozen layers, LiteRT
 built-in ops).
 
-At batch 1 there is nothing to compact: `single_row=True` (the LiteRT file)
-adds a path taken when the batch has one row, a chain of nested `tf.cond`s
-on that row's decision with no gather, scatter or data-dependent shape, so
-that a runtime sees the same static shapes at every call (LiteRT then
-prepares each branch once instead of at every call).
+At batch 1 there is nothing to compact: `EarlyExitGraph.one_row` is the
+same decisions as a chain of nested `tf.cond`s on the row's decision, with
+no gather, scatter or data-dependent shape (the LiteRT file's batch-1
+signature: static shapes, so the runtime prepares each branch once).
 """
 
 import keras
@@ -47,19 +46,15 @@ class EarlyExitGraph:
         observe: optional `observe(index, num_rows)` called in the graph
             with the number of rows stage `index` receives (tests count
             them).
-        single_row: if `True`, a batch of one row takes a path of nested
-            `tf.cond`s without compaction (static shapes: LiteRT's
-            batch-1 latency); larger batches are compacted as usual.
     """
 
     def __init__(self, model, criterion="max_softmax", call=None,
-                 precision="float64", observe=None, single_row=False):
+                 precision="float64", observe=None):
         self.model = model
         self.criterion = criteria_lib.get(criterion)
         self.call = call or _frozen_call
         self.precision = precision
         self.observe = observe
-        self.single_row = single_row
         self.num_exits = model.num_exits
 
     def class_probabilities(self, index, logits, temperatures=None):
@@ -87,21 +82,6 @@ class EarlyExitGraph:
         """
         import tensorflow as tf
 
-        if not self.single_row:
-            return self._compacted(x, thresholds, temperatures)
-
-        def one_row():
-            probs, index = self._one_row(0, x, self.criterion.initial_carry(
-                1), thresholds, temperatures)
-            return {PROBABILITIES: probs, EXIT_INDEX: index}
-
-        return tf.cond(tf.equal(tf.shape(x)[0], 1), one_row,
-                       lambda: self._compacted(x, thresholds, temperatures))
-
-    def _compacted(self, x, thresholds, temperatures):
-        """The batch path: compaction after every stage."""
-        import tensorflow as tf
-
         batch = tf.shape(x)[0]
         carry = self.criterion.initial_carry(batch)
         positions, probs, index = self._rest(0, x, carry, tf.range(batch),
@@ -110,6 +90,24 @@ class EarlyExitGraph:
         probs = tf.scatter_nd(where, probs,
                               tf.stack([batch, tf.shape(probs)[-1]]))
         index = tf.scatter_nd(where, index, tf.reshape(batch, [1]))
+        return {PROBABILITIES: probs, EXIT_INDEX: index}
+
+    def one_row(self, x, thresholds, temperatures=None):
+        """The same decisions for a batch of exactly one row, no compaction.
+
+        Stage `k + 1` runs inside a `tf.cond` on the row's decision at
+        exit `k`: no gather, scatter or shape that depends on the data.
+
+        Args:
+            x: a batch of one input, `(1,) + input_shape`.
+            thresholds, temperatures: as `__call__`.
+
+        Returns:
+            The dict of `__call__`: `probabilities` `(1, C)` and
+            `exit_index` `(1,)`.
+        """
+        probs, index = self._one_row(0, x, self.criterion.initial_carry(1),
+                                     thresholds, temperatures)
         return {PROBABILITIES: probs, EXIT_INDEX: index}
 
     def _one_row(self, k, state, carry, thresholds, temperatures):
@@ -129,8 +127,6 @@ class EarlyExitGraph:
             return probs, index
         score, carry = self.criterion.graph_score(probs, k, carry,
                                                   self.precision)
-        # `[0]`, not a reshape: a runtime preparing both branches of the
-        # outer `If` (LiteRT) prepares this one with the batch's shape too.
         accept = self.criterion.graph_accepts(score, thresholds[k])[0]
         return tf.cond(
             accept, lambda: (tf.identity(probs), tf.identity(index)),

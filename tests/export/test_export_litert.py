@@ -140,9 +140,10 @@ def test_early_exit_file_uses_if_and_builtin_ops_only(exports):
     ops = {op["op_name"] for op in runner._interpreters[0]._get_ops_details()}
     assert "IF" in ops
     assert not any(name.startswith("Flex") for name in ops)
+    signature = {"inputs": ["input", "thresholds"],
+                 "outputs": ["exit_index", "probabilities"]}
     assert runner._interpreters[0].get_signature_list() == {
-        "serving_default": {"inputs": ["input", "thresholds"],
-                            "outputs": ["exit_index", "probabilities"]}}
+        "serving_default": signature, "one_row": signature}
 
 
 def test_sidecar_describes_the_export(digits, exports):
