@@ -13,7 +13,18 @@ the feature cache, analysis callbacks, batched early exit, export) goes
 through the functions here, so that the rules "a head reads the first
 tensor of a tuple state", "a damping unit is not a class" and "stage `i` is
 segment then head" are written once. A method that changes how a stage is
-run (a head that reads earlier exits, say) changes `run_stage` only.
+run changes `run_stage` only.
+
+Heads that read earlier exits (ZTW's cascade and ensemble, GPF's past
+states) declare `reads_exits = True`. Such a head is called with
+`(features, exits)`, where `exits` is a tuple with one *carry* per earlier
+exit, and returns `(logits, carry)`; a plain head's carry is its logits.
+For a model with such a head, the state `run_stage` returns is a dict
+`{"state": segment state, "exits": (carry_1, ..., carry_k)}` (the *exit
+memory*) and stage 0 takes the raw input; so every consumer that passes
+states from stage to stage (the model's call, the Fisher pass, batched
+early exit and its row compaction, export) carries the memory without
+knowing it. Models without such heads keep plain states.
 
 Numbering: functions here take 0-based *positions* (`index`), like the
 lists `model.segments` and `model.heads`. Public arguments that name exits
@@ -27,17 +38,72 @@ import keras
 from keras_eexit.compat import trainable_parameters
 
 
+STATE = "state"
+EXITS = "exits"
+
+
+def reads_exits(head):
+    """Whether `head` reads earlier exits (and returns a carry).
+
+    Args:
+        head: an exit head layer (any object).
+
+    Returns:
+        `True` for heads exposing `reads_exits = True`.
+    """
+    return getattr(head, "reads_exits", False) is True
+
+
+def has_exit_memory(model):
+    """Whether the model's states carry an exit memory (see module doc)."""
+    return any(reads_exits(h) for h in model.heads)
+
+
+def _is_memory_state(state):
+    return isinstance(state, dict) and set(state) == {STATE, EXITS}
+
+
+def segment_state(state):
+    """The segments' part of a state: the state without its exit memory.
+
+    Args:
+        state: a state as `run_stage` returns it (or the model's input).
+
+    Returns:
+        `state["state"]` for a state with an exit memory, else `state`.
+    """
+    return state[STATE] if _is_memory_state(state) else state
+
+
+def exit_memory(model, state):
+    """The carries of the exits run so far (`None` without a memory).
+
+    Args:
+        model: a `MultiExitModel`.
+        state: a state as `run_stage` returns it, or the model's input.
+
+    Returns:
+        A tuple of carries (empty for the input) when the model has heads
+        that read earlier exits, else `None`.
+    """
+    if not has_exit_memory(model):
+        return None
+    return tuple(state[EXITS]) if _is_memory_state(state) else ()
+
+
 def head_input(state):
     """The tensor a head reads from a state: the first tensor of a tuple.
 
     Args:
         state: a tensor, or a list/tuple of tensors (multi-scale networks,
             skip connections crossing a cut, `(hidden, mask)` of a text
-            encoder).
+            encoder), possibly with an exit memory (see module doc).
 
     Returns:
-        `state[0]` for a list or tuple, else `state`.
+        `state[0]` for a list or tuple, else `state` (the exit memory set
+        aside).
     """
+    state = segment_state(state)
     return state[0] if isinstance(state, (list, tuple)) else state
 
 
@@ -109,19 +175,59 @@ def input_spec(model, batch_size=None):
 def state_specs(model, batch_size=None):
     """The structure, shapes and dtypes of the state after every stage.
 
+    The states as `run_stage` returns them: with the exit memory for
+    models whose heads read earlier exits.
+
     Args:
         model: a built `MultiExitModel`.
         batch_size: the batch axis (`None`: unknown).
 
     Returns:
-        A list of `num_exits` states (a `KerasTensor` or a list of them).
+        A list of `num_exits` states (a `KerasTensor` or a structure of
+        them).
     """
     state = input_spec(model, batch_size)
+    if not has_exit_memory(model):
+        specs = []
+        for segment in model.segments:
+            state = segment.compute_output_spec(state)
+            specs.append(state)
+        return specs
     specs = []
-    for segment in model.segments:
-        state = segment.compute_output_spec(state)
+    for index in range(model.num_exits):
+        state, _ = run_stage(model, index, state, call=_spec_call)
         specs.append(state)
     return specs
+
+
+def head_call_specs(model, batch_size=None):
+    """What every head is called with, as `KerasTensor` structures.
+
+    For FLOP counting and tracing: a head's input tensor, or
+    `(features, exits)` for a head that reads earlier exits.
+
+    Args:
+        model: a built `MultiExitModel`.
+        batch_size: the batch axis (`None`: unknown).
+
+    Returns:
+        A list of `num_exits` structures.
+    """
+    calls = []
+
+    def record(layer, inputs, training):
+        if any(layer is h for h in model.heads):
+            calls.append(inputs)
+        return _spec_call(layer, inputs, training)
+
+    state = input_spec(model, batch_size)
+    for index in range(model.num_exits):
+        state, _ = run_stage(model, index, state, call=record)
+    return calls
+
+
+def _spec_call(layer, inputs, training):
+    return layer.compute_output_spec(inputs)
 
 
 def _call(layer, inputs, training):
@@ -140,12 +246,52 @@ def run_stage(model, index, state, training=None, call=None):
             `layer(inputs, training=training)` (export runs frozen copies).
 
     Returns:
-        `(state, logits)`: the new state and the exit's logits (every
-        unit, damping units included; see `class_logits`).
+        `(state, logits)`: the new state (with the exit memory, for models
+        whose heads read earlier exits) and the exit's logits (every unit,
+        damping units included; see `class_logits`).
     """
     call = call or _call
-    state = call(model.segments[index], state, training)
-    return state, call(model.heads[index], head_input(state), training)
+    memory = exit_memory(model, state)
+    state = call(model.segments[index], segment_state(state), training)
+    if memory is None:
+        return state, call(model.heads[index], head_input(state), training)
+    logits, carry = _run_head(model.heads[index], head_input(state), memory,
+                              training, call)
+    return {STATE: state, EXITS: memory + (carry,)}, logits
+
+
+def _run_head(head, features, memory, training, call):
+    """`(logits, carry)` of one head, given the carries of earlier exits."""
+    if not reads_exits(head):
+        logits = call(head, features, training)
+        return logits, logits
+    logits, carry = call(head, (features, tuple(memory)), training)
+    return logits, carry
+
+
+def run_heads(model, features, training=None, call=None):
+    """Every exit's logits from the heads' inputs (stages' features).
+
+    For code that computes the features once and then runs the heads only
+    (the feature cache of frozen-backbone phases): heads that read earlier
+    exits receive the carries of the heads before them, as in `run_stage`.
+
+    Args:
+        model: a `MultiExitModel`.
+        features: a list of `num_exits` head inputs (see `head_inputs`).
+        training: passed to the heads.
+        call: as in `run_stage`.
+
+    Returns:
+        A list of `num_exits` logits tensors.
+    """
+    call = call or _call
+    memory, outputs = (), []
+    for head, feature in zip(model.heads, features):
+        logits, carry = _run_head(head, feature, memory, training, call)
+        memory = memory + (carry,)
+        outputs.append(logits)
+    return outputs
 
 
 def run_to_exit(model, x, index, training=None):

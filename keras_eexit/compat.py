@@ -90,6 +90,23 @@ def keras_ops_modules():
     return (_keras_src_ops, keras.ops)
 
 
+def autocast_like(variable, value):
+    """`value` cast as a layer reads `variable` now (mixed precision).
+
+    Inside a layer's call under a mixed policy, Keras variables read as the
+    compute dtype (`Variable._maybe_autocast`); outside, unchanged.
+
+    Args:
+        variable: a `keras.Variable`.
+        value: a tensor standing in for the variable's value.
+
+    Returns:
+        The tensor the layer would see.
+    """
+    autocast = getattr(variable, "_maybe_autocast", None)
+    return value if autocast is None else autocast(value)
+
+
 def unscale_loss_for_distribution(loss):
     """Undoes Keras' division of a loss by the replica count (for logging)."""
     return _keras_loss_module.unscale_loss_for_distribution(loss)
@@ -182,3 +199,24 @@ def graph_function(graph, name):
             return functions[name].graph
         probe = getattr(probe, "outer_graph", None)
     return None
+
+
+def freeze_concrete_function(concrete):
+    """A concrete function with its variables turned into constants.
+
+    TensorFlow 2's only freezing entry point for a concrete function
+    (`tf.compat.v1.graph_util`'s needs a v1 Session); used by the profiler
+    cross-check of the FLOP counter.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(concrete)
+
+
+def silence_deprecation():
+    """A context manager hiding TensorFlow's deprecation notices."""
+    from tensorflow.python.util import deprecation
+
+    return deprecation.silence()

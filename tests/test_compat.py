@@ -110,3 +110,35 @@ def test_graph_function_finds_called_functions():
     assert body is not None, "FuncGraph._functions changed"
     assert any(op.type == "Mul" for op in body.get_operations())
     assert np.isclose(float(outer(tf.ones(2))[0]), 3.0)
+
+
+def test_freeze_concrete_function_bakes_variables_in():
+    variable = tf.Variable(3.0)
+    concrete = tf.function(lambda x: x * variable).get_concrete_function(
+        tf.TensorSpec((), tf.float32))
+    frozen = compat.freeze_concrete_function(concrete)
+    assert not frozen.graph.variables, "convert_variables_to_constants_v2"
+    assert float(frozen(tf.constant(2.0))[0]) == 6.0
+
+
+def test_silence_deprecation_is_a_context_manager():
+    with compat.silence_deprecation():
+        pass
+
+
+def test_autocast_like_follows_the_layer_policy():
+    layer = keras.layers.Dense(2, dtype="mixed_float16")
+    layer.build((None, 3))
+    seen = {}
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen["dtype"] = compat.autocast_like(
+                layer.kernel, tf.convert_to_tensor(layer.kernel)).dtype
+            return x
+
+    probe = Probe(dtype="mixed_float16")
+    probe(tf.ones((1, 3)))
+    assert hasattr(layer.kernel, "_maybe_autocast"), (
+        "Variable._maybe_autocast gone")
+    assert seen["dtype"] == tf.float16

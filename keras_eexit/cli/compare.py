@@ -1,6 +1,6 @@
-"""`keras-eexit compare`: every regime × seed, then one report.
+"""`keras-eexit compare`: every method × regime × seed, then one report.
 
-Each (regime, seed) is one `ExperimentConfig` run by the same runner as
+Each (method, regime, seed) is one `ExperimentConfig` run by the same runner as
 `train`; its record (`experiments.comparison_record`) is written to
 `<out>/runs/` as soon as it finishes, holding the configuration it was
 made with, so a re-run of the same command skips it and a different
@@ -38,6 +38,13 @@ def add_parser(subparsers):
                         "parameters in brackets, e.g. "
                         "'sequential[objective=current,regularizer=ewc,"
                         "lam=100]' (a λ/ρ or warm-up sweep)")
+    from keras_eexit import methods
+
+    parser.add_argument("--methods", default="sdn",
+                        help="comma-separated early-exit methods ("
+                        + ", ".join(methods.METHODS) + "); every method "
+                        "runs under every regime, reported as "
+                        "METHOD-REGIME (plain REGIME for sdn alone)")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds 0..N-1 per regime")
     options.add_training_options(
@@ -91,13 +98,20 @@ def configs(args):
 
     specs = parse_regimes(args.regimes)
     check_positive_int("seeds", args.seeds)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(
+            f"--methods needs distinct method names; got {args.methods!r}.")
+    plain = methods == ["sdn"]
     return [ExperimentConfig(
         dataset=args.dataset, model=args.model, regime=name,
-        regime_params=params, epochs=args.epochs,
+        regime_params=params, method=method, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples, seed=seed,
-        deterministic=args.deterministic, validation=False, label=label)
-        for label, name, params in specs for seed in range(args.seeds)]
+        deterministic=args.deterministic, validation=False,
+        label=label if plain else f"{method}-{label}")
+        for method in methods for label, name, params in specs
+        for seed in range(args.seeds)]
 
 
 def record_path(runs_dir, config):
@@ -165,7 +179,8 @@ def run(args):
     if args.out is None:
         print(f"No --out given: writing to {out}", flush=True)
     print(f"Configuration: {runs[0].describe()} "
-          f"(regimes {args.regimes}, seeds 0..{args.seeds - 1}).",
+          f"(methods {args.methods}, regimes {args.regimes}, seeds "
+          f"0..{args.seeds - 1}).",
           flush=True)
     runs_dir = os.path.join(out, RUNS_DIR)
     records = []

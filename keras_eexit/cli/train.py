@@ -19,6 +19,12 @@ def add_arguments(parser, suppress=False):
     parser.add_argument("--regime", default=d("joint"),
                         help="training regime: "
                         + ", ".join(sorted(regimes.REGIMES)))
+    from keras_eexit import methods
+
+    parser.add_argument("--method", default=d("sdn"),
+                        help="early-exit method: "
+                        + ", ".join(methods.METHODS)
+                        + " (docs/methods.md)")
     parser.add_argument("-p", "--param", action="append", default=d([]),
                         metavar="KEY=VALUE",
                         help="a regime parameter, repeatable (e.g. -p "
@@ -129,7 +135,8 @@ def config_from_args(args):
         params["weights"] = _weights(args.weights)
     return ExperimentConfig(
         dataset=args.dataset, model=args.model, regime=args.regime,
-        regime_params=params, head=args.head, epochs=args.epochs,
+        regime_params=params, method=args.method, head=args.head,
+        epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples,
         seed=args.seed, deterministic=args.deterministic,
@@ -194,10 +201,13 @@ def run(args):
         return _interrupted(args.out, interrupt)
     outputs = result.outputs
     print(f"\nTest set of {config.dataset} ({len(outputs.labels)} samples), "
-          f"model {config.model_name}, regime {config.name}:")
+          f"model {config.model_name}, "
+          + (f"method {config.method}, " if config.method != "sdn" else "")
+          + f"regime {config.name}:")
     print(evaluation.format_table(evaluation.exit_table(outputs)))
     budget = evaluation.budget_table(result.sweep, outputs)
-    print("Early exit (max-softmax sweep), accuracy within a FLOPs budget: "
+    rule = result.sweep.criterion.replace("max_softmax", "max-softmax")
+    print(f"Early exit ({rule} sweep), accuracy within a FLOPs budget: "
           + ", ".join(f"{k} {v:.4f}" for k, v in budget.items()))
     written = experiments.write_run(result, args.out)
     if written is not None:

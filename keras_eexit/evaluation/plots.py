@@ -210,32 +210,41 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
                     f"{ratios.shape[-1]} exits.")
     if path is not None:
         check_folder(path)
-    first = next(iter(groups.values()))[0]
-    values = np.asarray(first.thresholds, dtype=np.float64)
-    per_exit = values.ndim == 2
-    if per_exit:  # rows of per-exit thresholds: label the points
-        if thresholds is not None:
-            raise ValueError(
-                "exit_ratio_plot: `thresholds` picks points of a sweep over "
-                "single thresholds; this sweep has per-exit rows.")
-        values = np.arange(1, len(values) + 1, dtype=np.float64)
-    if thresholds is None:
-        picks = np.unique(np.linspace(0, len(values) - 1,
-                                      max_groups).round().astype(int))
-    else:
-        picks = np.array([int(np.abs(values - t).argmin())
-                          for t in np.ravel(thresholds)])
+    def points(sweep):
+        """The sweep's x values, whether rows are per-exit, the picks."""
+        values = np.asarray(sweep.thresholds, dtype=np.float64)
+        per_exit = values.ndim == 2
+        if per_exit:  # rows of per-exit thresholds: label the points
+            if thresholds is not None:
+                raise ValueError(
+                    "exit_ratio_plot: `thresholds` picks points of a sweep "
+                    "over single thresholds; this sweep has per-exit rows.")
+            values = np.arange(1, len(values) + 1, dtype=np.float64)
+        if thresholds is None:
+            picks = np.unique(np.linspace(0, len(values) - 1,
+                                          max_groups).round().astype(int))
+        else:
+            picks = np.array([int(np.abs(values - t).argmin())
+                              for t in np.ravel(thresholds)])
+        return values, per_exit, picks
+
+    for sweeps in groups.values():
+        points(sweeps[0])  # refuse bad `thresholds` before drawing
     panels = len(groups)
     figure, axes_list = _figure(panels, figsize=(
         max(6.4, 4.0 * panels), 4.2), squeeze=False)
     axes_list = axes_list[0]
     width = 0.8 / len(exit_names)
-    positions = np.arange(len(picks))
-    integral = np.all(values == np.round(values))
     names = {"max_softmax": "max-softmax threshold",
              "entropy": "normalised-entropy threshold",
              "patience": "patience (exits)", "static": "static exit number"}
     for axes, (label, sweeps) in zip(axes_list, groups.items()):
+        # Each panel reads its own sweep: groups may use different exit
+        # rules (a patience sweep has K points, max-softmax 100).
+        first = sweeps[0]
+        values, per_exit, picks = points(first)
+        positions = np.arange(len(picks))
+        integral = np.all(values == np.round(values))
         ratios = np.stack([np.asarray(s.exit_ratios, dtype=np.float64)
                            for s in sweeps]) * 100
         mean = ratios.mean(0)

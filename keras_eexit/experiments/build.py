@@ -80,8 +80,10 @@ def build_model(config, info):
         info: the data set's `DatasetInfo`.
 
     Returns:
-        A `MultiExitModel` (not compiled).
+        A `MultiExitModel` (not compiled): the method's network
+        (`keras_eexit.methods`) on the zoo model.
     """
+    from keras_eexit import methods
     from keras_eexit import models
     from keras_eexit import regimes
 
@@ -90,7 +92,8 @@ def build_model(config, info):
         **builder_kwargs(config.model_name, info, config.head,
                          config.damping))
     prepare = getattr(regimes.REGIMES[config.regime], "prepare_model", None)
-    return model if prepare is None else prepare(model)
+    model = model if prepare is None else prepare(model)
+    return methods.get_method(config.method).build(model)
 
 
 def build_regime(config, num_exits, verbose=True):
@@ -102,7 +105,7 @@ def build_regime(config, num_exits, verbose=True):
         verbose: let the regime print each phase as it starts.
 
     Returns:
-        A `Regime`.
+        A `Regime` (as `config.method` trains under it).
     """
     from keras_eexit import regimes
     from keras_eexit.regimes.registry import until_convergence
@@ -114,7 +117,12 @@ def build_regime(config, num_exits, verbose=True):
         c = config.convergence
         regime = until_convergence(regime, num_exits, c.patience,
                                    c.max_epochs, c.monitor, c.min_delta)
-    return regime
+    from keras_eexit import methods
+
+    # The method trains under the regime its own way (PABEE's and GPF's
+    # weighting, ZTW's ensemble phase after the budget).
+    return methods.get_method(config.method).adapt(regime,
+                                                   epochs=config.budget)
 
 
 def fit_epochs(config, regime, num_exits):

@@ -64,6 +64,10 @@ class ExperimentConfig:
         dataset: `"digits"`, `"mnist1d"` or a prepared TFDS name.
         model: a zoo model name, or `"auto"` (see `DEFAULT_MODELS`).
         regime: a registered regime name (`keras_eexit.regimes.REGIMES`).
+        method: an early-exit method (`keras_eexit.methods.METHODS`:
+            `"sdn"`, `"pbee"`, `"ztw"`, `"gpf"`, ...): the network the
+            method builds on the zoo model, trained under the regime as the
+            method trains, evaluated with its exit rule.
         regime_params: the regime's parameters; phase lengths not given are
             filled from the epoch budget (`regimes.split_budget`).
         head: the exit head type of zoo models that take one.
@@ -88,6 +92,7 @@ class ExperimentConfig:
     model: str = "auto"
     regime: str = "joint"
     regime_params: dict = dataclasses.field(default_factory=dict)
+    method: str = "sdn"
     head: str = "linear"
     epochs: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -108,13 +113,16 @@ class ExperimentConfig:
         from keras_eexit import regimes
         from keras_eexit.utils import distribution
 
-        for name in ("dataset", "model", "regime", "head"):
+        for name in ("dataset", "model", "regime", "head", "method"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise invalid_value(name, "a non-empty string", value)
         if self.model != "auto":
             check_choice("model", self.model, models.MODELS)
         check_choice("regime", self.regime, regimes.REGIMES)
+        from keras_eexit import methods
+
+        methods.get_method(self.method)
         if not isinstance(self.regime_params, dict):
             raise invalid_value("regime_params", "a dict",
                                 self.regime_params)
@@ -172,6 +180,8 @@ class ExperimentConfig:
         parts = [f"dataset {self.dataset}", f"model {self.model_name}",
                  f"regime {regime}", f"{self.budget}-epoch budget",
                  f"batch {self.batch_size}", rate, f"seed {self.seed}"]
+        if self.method != "sdn":
+            parts.insert(2, f"method {self.method}")
         if self.head != "linear":
             parts.append(f"head {self.head}")
         if self.strategy != "none":

@@ -39,7 +39,9 @@ def metrics(result):
         "precision": config.precision,
         "train_seconds": result.train_seconds,
         "exits": evaluation.exit_table(result.outputs),
-        "budget_max_softmax": evaluation.budget_table(
+        # Keyed by the exit rule swept (the method's; max-softmax unless
+        # the method has its own, as PBEE's patience).
+        f"budget_{result.sweep.criterion}": evaluation.budget_table(
             result.sweep, result.outputs),
         "history": result.history,
         "config": config.to_dict(),

@@ -31,7 +31,8 @@ class Result:
         epochs: the epochs trained.
         train_seconds: wall time of `fit` in this process.
         outputs: `evaluation.collect` of the test split (`ExitOutputs`).
-        sweep: the max-softmax `Sweep` over 100 thresholds.
+        sweep: the `Sweep` of the method's exit rule (max-softmax over 100
+            thresholds; PBEE: patience 0..K-1).
         resources: `ResourceMonitor.summary()` of the run (time per epoch
             and phase, host memory, GPU power/energy or CPU package energy
             where the machine exposes them).
@@ -153,7 +154,11 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             raise
         seconds = time.perf_counter() - start
         outputs = evaluation.collect(model, splits.test)
-        sweep = evaluation.sweep(outputs, thresholds=100)
+        from keras_eexit import methods
+
+        sweep = evaluation.sweep(
+            outputs, criterion=methods.get_method(config.method).criterion,
+            thresholds=100)
     if history_file is not None:
         logs, trained = history_file.history(), history_file.epochs()
     else:

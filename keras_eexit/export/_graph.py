@@ -127,15 +127,19 @@ class ChainGraph:
         self.frozen = {id(layer): FrozenLayer(layer)
                        for layer in list(model.segments) + list(model.heads)}
         self.num_exits = len(model.heads)
-        # State structures (batch axis unknown) after each segment.
+        # State structures (batch axis unknown) after each stage, as
+        # `chain.run_stage` passes them on (with the exit memory of heads
+        # that read earlier exits).
         state = keras.KerasTensor((None,) + self.input_shape, self.dtype)
         self.state_specs = []
         self.drop = []
         self.num_logits = []
-        for segment, head in zip(model.segments, model.heads):
-            state = segment.compute_output_spec(state)
+        for k, head in enumerate(model.heads):
+            state, logits = chain.run_stage(
+                model, k, state,
+                call=lambda layer, inputs, training: (
+                    layer.compute_output_spec(inputs)))
             self.state_specs.append(state)
-            logits = head.compute_output_spec(chain.head_input(state))
             self.num_logits.append(int(logits.shape[-1]))
             self.drop.append(drop_units(head, int(logits.shape[-1])))
         classes = {n - d for n, d in zip(self.num_logits, self.drop)}
@@ -234,10 +238,16 @@ class ChainGraph:
         """`{input (batch, ...)} -> {probabilities}` of exit `k` (0-based)."""
         import tensorflow as tf
 
+        memory = chain.has_exit_memory(self.model)
+
         def serve(inputs):
             state = inputs[INPUT]
             for j in range(k):
-                state = self.call(self.model.segments[j], state)
+                if memory:  # exit k reads the earlier exits' outputs
+                    state, _ = chain.run_stage(self.model, j, state, False,
+                                               call=self.call)
+                else:
+                    state = self.call(self.model.segments[j], state)
             _, probs = self._stage(k, state)
             return {PROBABILITIES: probs}
 
@@ -277,7 +287,7 @@ class ChainGraph:
         return tf.function(serve, input_signature=[signature])
 
     def keras_states(self, x):
-        """Keras states after each segment for a batch `x` (numpy lists).
+        """Keras states after each stage for a batch `x` (numpy lists).
 
         Returns:
             A list (one per stage) of lists of flattened state arrays.
@@ -287,8 +297,8 @@ class ChainGraph:
 
         states = []
         state = x
-        for segment in self.model.segments:
-            state = segment(state, training=False)
+        for k in range(self.num_exits):
+            state, _ = chain.run_stage(self.model, k, state, training=False)
             states.append(
                 [ops.convert_to_numpy(t) for t in keras.tree.flatten(state)]
             )

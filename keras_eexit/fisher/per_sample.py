@@ -45,6 +45,7 @@ import contextlib
 
 import tensorflow as tf
 
+from keras_eexit.compat import autocast_like
 from keras_eexit.compat import keras_ops_modules
 
 # What Keras layers call (`keras.src.ops`) first, then the public
@@ -115,8 +116,7 @@ class _Interceptor:
     def read(self, key):
         """The private copy as a layer reads it now (mixed precision)."""
         private = self.stand_in(key)
-        autocast = getattr(self.kernels[key], "_maybe_autocast", None)
-        return private if autocast is None else autocast(private)
+        return autocast_like(self.kernels[key], private)
 
     def target(self, value):
         """The id of the variable `value` is (or aliases), else None."""

@@ -8,9 +8,12 @@ from keras_eexit.layers.cls_head import ClsHead
 from keras_eexit.layers.conv_pool_head import ConvPoolHead
 from keras_eexit.layers.damping_head import DampingHead
 from keras_eexit.layers.damping_head import class_probabilities
+from keras_eexit.layers.gpf_head import GPFHead
 from keras_eexit.layers.linear_head import LinearHead
 from keras_eexit.layers.mlp_head import MLPHead
 from keras_eexit.layers.msdnet_head import MSDNetHead
+from keras_eexit.layers.partitioned_head import PartitionedHead
+from keras_eexit.layers.partitioned_segment import PartitionedSegment
 from keras_eexit.layers.sdn_pool_head import SDNPoolHead
 from keras_eexit.layers.text_embedding import TextEmbedding
 from keras_eexit.layers.token_padding_mask import TokenPaddingMask
@@ -19,6 +22,7 @@ from keras_eexit.layers.text_encoder import TextEncoderLayer
 from keras_eexit.layers.token_head import TokenHead
 from keras_eexit.layers.transformer_block import TransformerBlock
 from keras_eexit.layers.zero_pad_shortcut import ZeroPadShortcut
+from keras_eexit.layers.ztw_head import ZTWHead
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -113,9 +117,12 @@ __all__ = [
     "ClsHead",
     "ConvPoolHead",
     "DampingHead",
+    "GPFHead",
     "LinearHead",
     "MLPHead",
     "MSDNetHead",
+    "PartitionedHead",
+    "PartitionedSegment",
     "SDNPoolHead",
     "TextEmbedding",
     "TextEncoderLayer",
@@ -123,6 +130,7 @@ __all__ = [
     "TokenPaddingMask",
     "TokenTypeIds",
     "TransformerBlock",
+    "ZTWHead",
     "ZeroPadShortcut",
     "class_probabilities",
     "get_head",

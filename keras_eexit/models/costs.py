@@ -105,12 +105,18 @@ def _trace(model, convention="keras_eexit"):
         )
     spec = _to_tf(chain.input_spec(model, batch_size=1))
     states = chain.state_specs(model, batch_size=1)
+    head_calls = chain.head_call_specs(model, batch_size=1)
     seg_flops, head_flops, seg_params, head_params = [], [], [], []
-    for segment, head, state in zip(model.segments, model.heads, states):
+    for segment, head, state, head_call in zip(model.segments, model.heads,
+                                               states, head_calls):
         seg_flops.append(count_flops(segment, spec, convention=convention))
-        state_spec = keras.tree.map_structure(_to_tf, state)
-        head_flops.append(count_flops(head, chain.head_input(state_spec),
-                                      convention=convention))
+        state_spec = keras.tree.map_structure(
+            _to_tf, chain.segment_state(state))
+        # Heads that read earlier exits are counted on their whole input
+        # (cascade inputs, ensembles): the extra work is the head's.
+        head_flops.append(count_flops(
+            head, keras.tree.map_structure(_to_tf, head_call),
+            convention=convention))
         seg_params.append(count_params(segment))
         head_params.append(count_params(head))
         spec = state_spec

@@ -107,7 +107,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_eexit.compat import freeze_concrete_function
 from keras_eexit.compat import graph_function
+from keras_eexit.compat import silence_deprecation
 from keras_eexit.utils.validation import invalid_value
 
 __all__ = ["CONVENTIONS", "count_flops", "count_params", "profiler_flops"]
@@ -222,15 +224,8 @@ def profiler_flops(fn, input_spec):
     Returns:
         `total_float_ops` of the profile (an `int`).
     """
-    # Private TF module: the only TF2 freezing entry point for a concrete
-    # function (tf.compat.v1.graph_util's version needs a v1 Session).
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-    from tensorflow.python.util import deprecation
-
     concrete = _trace(fn, input_spec)
-    frozen = convert_variables_to_constants_v2(concrete)
+    frozen = freeze_concrete_function(concrete)
     graph_def = frozen.graph.as_graph_def()
     graph = tf.Graph()
     with graph.as_default():
@@ -240,7 +235,7 @@ def profiler_flops(fn, input_spec):
         builder(builder.float_operation()).with_empty_output().build()
     )
     # The v1 profiler logs deprecation notices; they are noise here.
-    with deprecation.silence():
+    with silence_deprecation():
         profile = tf.compat.v1.profiler.profile(graph, options=options)
     return int(profile.total_float_ops)
 
@@ -652,12 +647,10 @@ def _data_dependent(graph):
     parameters alone (a batch norm's `gamma / sqrt(var + eps)`) happen once
     per forward pass, inside the fused op in PyTorch, and count 0.
     """
-    from tensorflow.python.framework import dtypes
-
     data = set()
     for op in graph.get_operations():
         if op.type == "Placeholder":
-            if op.outputs and op.outputs[0].dtype != dtypes.resource:
+            if op.outputs and op.outputs[0].dtype != tf.resource:
                 data.add(op.name)
         elif any(t.op.name in data for t in op.inputs):
             data.add(op.name)

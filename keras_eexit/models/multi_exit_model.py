@@ -265,10 +265,10 @@ class MultiExitModel(TrainerHooks, keras.Model):
     def build(self, input_shape):
         state = keras.KerasTensor(tuple(input_shape), self.input_dtype)
         classes = []
-        for segment, head in zip(self.segments, self.heads):
-            state = segment(state)
-            units = head(chain.head_input(state)).shape[-1]
-            classes.append(chain.num_classes_of(head, units))
+        for k, head in enumerate(self.heads):
+            state, logits = chain.run_stage(self, k, state,
+                                            call=_symbolic_call)
+            classes.append(chain.num_classes_of(head, logits.shape[-1]))
         self._classes_per_exit = classes
         self.built = True
 
@@ -568,6 +568,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
             for h in config.pop("heads")
         ]
         return cls(segments=segments, heads=heads, **config)
+
+
+def _symbolic_call(layer, inputs, training):
+    # Symbolic calls reach `compute_output_spec`, which need not take
+    # `training`.
+    return layer(inputs)
 
 
 def _equilibrium_call(model):

@@ -153,11 +153,8 @@ class FeatureCache:
     @staticmethod
     def _heads_step(model, x, y, features):
         with tf.GradientTape() as tape:
-            y_pred = {
-                name: head(feature, training=True)
-                for name, head, feature in zip(model.exit_names, model.heads,
-                                               features)
-            }
+            y_pred = dict(zip(model.exit_names,
+                              chain.run_heads(model, features, training=True)))
             loss = model.compute_loss(x=None, y=y, y_pred=y_pred,
                                       training=True)
             update_loss_tracker(model, loss, tf.shape(features[0])[0])

@@ -70,6 +70,11 @@ class Phase:
             epoch's samples (at most `fisher_samples`), added to the Fisher
             diagonal, and the anchors are set to the current weights.
         fisher_samples: cap on the samples of a Fisher pass (`None`: all).
+        train_step: for a phase that trains by its own rule, a factory
+            `f(model, phase)` returning a step override (an object with
+            `train_step(model, data)` and `next_epoch()`, like the feature
+            cache), created when the phase starts; e.g. ZTW's ensemble
+            phase (`keras_eexit.methods.ZTWEnsembleStep`).
     """
 
     name: str
@@ -89,6 +94,7 @@ class Phase:
     gradient_equilibrium: bool = False
     fisher_exit: int | None = None
     fisher_samples: int | None = None
+    train_step: object = None
 
     def __post_init__(self):
         if self.epochs is not None and (
@@ -128,6 +134,16 @@ class Phase:
             raise invalid_value(
                 "fisher_exit", "a 1-based exit number, in a phase of "
                 "epochs=1", self.fisher_exit)
+        if self.train_step is not None and (
+            not callable(self.train_step) or self.cache_features
+            or self.fisher_exit is not None
+        ):
+            raise invalid_value(
+                "train_step",
+                "None or a factory f(model, phase) -> step override, "
+                "without cache_features or fisher_exit",
+                self.train_step,
+            )
         if self.cache_features and (
             self.train_segments != "none" or self.terms
         ):

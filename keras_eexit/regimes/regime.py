@@ -210,8 +210,8 @@ class Regime(keras.callbacks.Callback):
 
         Restores what `prepare_fit` recorded (trainable flags, exit weights,
         the compiled objective, the learning rate, no gradient
-        equilibrium), detaches the regime's state and step override and
-        rebuilds the train function. Called when the regime's `fit` ends,
+        equilibrium, the model's own step override), detaches the regime's
+        state and rebuilds the train function. Called when the regime's `fit` ends,
         fails or is interrupted (`MultiExitModel.fit` calls it in a
         `finally`); calling it again does nothing.
         """
@@ -220,7 +220,6 @@ class Regime(keras.callbacks.Callback):
         if plain is None or model is None:
             return
         plain.restore(model)
-        object.__setattr__(model, "step_override", None)
         object.__setattr__(model, "regime_state", None)
         self._applied = None
         if model.optimizer is not None:
@@ -369,18 +368,28 @@ class Regime(keras.callbacks.Callback):
                   f"{len(self.phases)} '{phase.name}' ({length})")
 
     def _step_override(self, phase):
-        """The train step replacing Keras' in `phase`, or `None`."""
+        """The train step replacing Keras' in `phase`, or `None`.
+
+        The phase's own step (`Phase(train_step=...)`), a Fisher pass or a
+        feature cache when the phase asks for one; otherwise the step
+        override the model had before `fit` (a training method such as
+        `keras_eexit.methods.L2W`), which then also replaces the feature
+        cache (a method's step must see every batch).
+        """
+        if phase.train_step is not None:
+            return phase.train_step(self.model, phase)
         if phase.fisher_exit is not None:
             from keras_eexit.fisher.fisher_pass import FisherPass
 
             return FisherPass(self.model, phase.fisher_exit,
                               self.model.regime_state.fisher_store,
                               phase.fisher_samples)
-        if phase.cache_features:
+        method = None if self._plain is None else self._plain.step_override
+        if phase.cache_features and method is None:
             from keras_eexit.regimes.feature_cache import FeatureCache
 
             return FeatureCache.for_phase(self.model, phase)
-        return None
+        return method
 
     def _set_weights(self, phase, epoch_in_phase, start):
         model = self.model
@@ -428,19 +437,24 @@ class _PlainFitState:
         exit_weights: the values of `model.exit_weights`.
         learning_rate: the optimizer's float learning rate (`None` when it
             follows a schedule, which a phase cannot have changed).
+        step_override: the model's step override before `fit` (a training
+            method's, or `None`).
     """
 
-    def __init__(self, trainable, exit_weights, learning_rate):
+    def __init__(self, trainable, exit_weights, learning_rate,
+                 step_override=None):
         self.trainable = trainable
         self.exit_weights = exit_weights
         self.learning_rate = learning_rate
+        self.step_override = step_override
 
     @classmethod
     def of(cls, model):
         layers = list(model.segments) + list(model.heads)
         return cls([layer.trainable for layer in layers],
                    np.array(model.exit_weights.numpy()),
-                   _float_learning_rate(model.optimizer))
+                   _float_learning_rate(model.optimizer),
+                   model.step_override)
 
     def restore(self, model):
         layers = list(model.segments) + list(model.heads)
@@ -449,6 +463,7 @@ class _PlainFitState:
         model.exit_weights.assign(self.exit_weights)
         model.set_objective(Objective.cross_entropy(model.base_loss))
         model.gradient_equilibrium = False
+        object.__setattr__(model, "step_override", self.step_override)
         if self.learning_rate is not None:
             model.optimizer.learning_rate.assign(self.learning_rate)
 

@@ -1,0 +1,86 @@
+"""`ZTWEnsembleStep`: the train step of Zero Time Waste's ensemble phase."""
+
+import keras
+import tensorflow as tf
+
+from keras_eexit.compat import update_loss_tracker
+
+
+class ZTWEnsembleStep:
+    """Trains the geometric ensembles of a ZTW network, nothing else.
+
+    ZTW learns its ensemble weights after its exits, with the backbone and
+    the exits frozen (Wołczyk et al., 2021, sec. 3.2; Kubaty et al.'s
+    benchmark runs it as its own training, `ZTWEnsembling`, in which the
+    cascading model is frozen). This step runs the model in inference mode
+    (BatchNorm statistics untouched), computes the phase's objective on
+    the ensembled exits and updates only the ensemble parameters
+    (`ZTWHead.ensemble_variables()`, non-trainable variables that no other
+    phase touches) with its own Adam optimizer (the authors' rewrite,
+    `ztw_cv/scripts/ztw_vit.py`: Adam, learning rate 1e-3, 2 epochs).
+    When it is created it switches every ensemble on
+    (`ensemble_ready = 1`), so the phase, and every prediction afterwards,
+    uses the ensembles.
+
+    A step override (`train_step(model, data)`, `next_epoch()`), created by
+    the phase (`Phase(train_step=ZTWEnsembleStep.factory(...))`, see
+    `keras_eexit.methods.ztw_regime`). Its Adam state lives in this object:
+    a run resumed inside the phase restarts the moments. Its optimizer is
+    created in the model's distribution scope, but the phase has been
+    tested on one device only.
+
+    Args:
+        model: a `MultiExitModel` with `ZTWHead` ensembles.
+        learning_rate: Adam's learning rate.
+
+    Example:
+
+    ```python
+    Phase("ztw_ensemble", 2, train_segments="none", train_heads="none",
+          train_step=ZTWEnsembleStep.factory(1e-2))
+    ```
+    """
+
+    def __init__(self, model, learning_rate=1e-2):
+        from keras_eexit.methods.ztw import ensemble_heads
+
+        heads = ensemble_heads(model)
+        if not heads:
+            raise ValueError(
+                "ZTW's ensemble phase needs a model with ZTW ensembles: "
+                "build it with keras_eexit.methods.ztw(model).")
+        self.variables = [v for h in heads for v in h.ensemble_variables()]
+        with model.distribute_strategy.scope():
+            self.optimizer = keras.optimizers.Adam(learning_rate)
+            self.optimizer.build(self.variables)
+        for head in heads:
+            head.ensemble_ready.assign(1.0)
+
+    @classmethod
+    def factory(cls, learning_rate=1e-2):
+        """A `Phase(train_step=...)` factory with this learning rate."""
+
+        def make(model, phase):
+            return cls(model, learning_rate)
+
+        return make
+
+    def next_epoch(self):
+        """Nothing changes between epochs (the train step stays)."""
+        return False
+
+    def train_step(self, model, data):
+        """One update of the ensemble parameters (traced by Keras)."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        watched = [v.value for v in self.variables]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(watched)
+            y_pred = model(x, training=False)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred,
+                                      sample_weight=sample_weight,
+                                      training=True)
+        gradients = tape.gradient(loss, watched)
+        self.optimizer.apply(gradients, self.variables)
+        update_loss_tracker(model, loss,
+                            tf.shape(tf.nest.flatten(x)[0])[0])
+        return model.compute_metrics(x, y, y_pred, sample_weight)
