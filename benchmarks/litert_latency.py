@@ -40,6 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
+from keras_eexit.compat import flatten_layers  # noqa: E402
 from keras_eexit.data import load_arrays  # noqa: E402
 from keras_eexit.export import LiteRTRunner  # noqa: E402
 from keras_eexit import criteria  # noqa: E402
@@ -125,7 +126,7 @@ def main(argv=None):
     # A few hundred steps are too few for Keras' default BatchNorm momentum
     # (0.99): the moving statistics lag the weights and inference accuracy
     # collapses. 0.9, as the zoo's small models use, converges in time.
-    for layer in model._flatten_layers():
+    for layer in flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
