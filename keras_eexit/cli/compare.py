@@ -51,6 +51,20 @@ def add_parser(subparsers):
         parser, dataset="mnist1d",
         epochs_help="epoch budget of every regime, split over its phases "
         "(see docs/cli.md)")
+    parser.add_argument("--converge", type=int, default=None,
+                        metavar="PATIENCE",
+                        help="run every phase to convergence instead of "
+                        "splitting --epochs: a phase ends when the "
+                        "validation metric of every exit it trains has "
+                        "not improved for PATIENCE epochs, and restores "
+                        "its best weights (Kubaty et al.'s protocol)")
+    parser.add_argument("--max-phase-epochs", type=int, default=None,
+                        help="with --converge: the most epochs of one "
+                        "phase (default: the --epochs split)")
+    parser.add_argument("--converge-metric", default="loss",
+                        choices=("loss", "accuracy"),
+                        help="with --converge: the per-exit validation "
+                        "metric watched")
     parser.add_argument("--out", default=None,
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.set_defaults(handler=run)
@@ -94,10 +108,17 @@ def parse_regimes(text):
 def configs(args):
     """One `ExperimentConfig` per regime × seed, every one checked first."""
     from keras_eexit.experiments import ExperimentConfig
+    from keras_eexit.experiments import Convergence
     from keras_eexit.utils.validation import check_positive_int
 
     specs = parse_regimes(args.regimes)
     check_positive_int("seeds", args.seeds)
+    convergence = None
+    if getattr(args, "converge", None) is not None:
+        convergence = Convergence(args.converge, args.max_phase_epochs,
+                                  f"val_{args.converge_metric}")
+    elif getattr(args, "max_phase_epochs", None) is not None:
+        raise ValueError("--max-phase-epochs needs --converge PATIENCE.")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(
@@ -109,7 +130,8 @@ def configs(args):
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples, seed=seed,
         deterministic=args.deterministic, validation=False,
-        label=label if plain else f"{method}-{label}")
+        label=label if plain else f"{method}-{label}",
+        convergence=convergence)
         for method in methods for label, name, params in specs
         for seed in range(args.seeds)]
 

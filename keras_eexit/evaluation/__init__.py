@@ -1,6 +1,8 @@
 """Measuring multi-exit models: per-exit outputs, accuracy and cost."""
 
 from keras_eexit.evaluation.collect import ExitOutputs
+from keras_eexit.evaluation.damping_outputs import DampingOutputs
+from keras_eexit.evaluation.damping_outputs import damping_outputs
 from keras_eexit.evaluation.collect import collect
 from keras_eexit.evaluation.collect import exit_table
 from keras_eexit.evaluation.collect import format_table

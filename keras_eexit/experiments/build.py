@@ -108,15 +108,27 @@ def build_regime(config, num_exits, verbose=True):
         A `Regime` (as `config.method` trains under it).
     """
     from keras_eexit import regimes
+    from keras_eexit.regimes.registry import converged_regime
+    from keras_eexit.regimes.registry import parameters
     from keras_eexit.regimes.registry import until_convergence
 
-    regime = regimes.regime_for_budget(
-        config.regime, config.budget, num_exits,
-        **{**config.regime_params, "verbose": verbose})
-    if config.convergence is not None:
-        c = config.convergence
-        regime = until_convergence(regime, num_exits, c.patience,
-                                   c.max_epochs, c.monitor, c.min_delta)
+    params = {**config.regime_params, "verbose": verbose}
+    c = config.convergence
+    if c is not None and c.monitor.startswith("val_") and (
+        "patience" in parameters(config.regime) and not c.min_delta
+    ):
+        # The named regime's own convergence: every trained exit's
+        # `val_exit_k_<metric>` (the papers' early stopping).
+        regime = converged_regime(config.regime, config.budget, num_exits,
+                                  c.patience, c.max_epochs,
+                                  c.monitor[len("val_"):], **params)
+    else:
+        regime = regimes.regime_for_budget(config.regime, config.budget,
+                                           num_exits, **params)
+        if c is not None:
+            regime = until_convergence(regime, num_exits, c.patience,
+                                       c.max_epochs, c.monitor,
+                                       c.min_delta)
     from keras_eexit import methods
 
     # The method trains under the regime its own way (PABEE's and GPF's

@@ -29,6 +29,14 @@ DAMPING_LOSSES = ("damping", "power_sqrt")
 class Convergence:
     """Run every phase until a monitored metric stops improving.
 
+    For a named regime and a validation metric `"val_<metric>"` (without
+    `min_delta`) each phase watches `val_exit_k_<metric>` of every exit it
+    trains and ends when all of them have stalled, restoring its best
+    weights: the papers' early stopping (`regimes.registry.
+    converged_regime`); the budget split's phase lengths are then the
+    maxima unless `max_epochs` is given. Otherwise every phase watches
+    `monitor` itself (`regimes.registry.until_convergence`).
+
     Args:
         patience: epochs without improvement before a phase ends.
         max_epochs: the most epochs of one phase (`None`: no limit).

@@ -7,6 +7,7 @@ rows). The EWC term lives with the Fisher information in
 `keras_eexit.fisher`.
 """
 
+from keras_eexit.losses.damping_functions import DAMPING_LAMBDAS
 from keras_eexit.losses.damping_functions import damping_components
 from keras_eexit.losses.damping_functions import dynamic_weights
 from keras_eexit.losses.damping_loss import DampingLoss

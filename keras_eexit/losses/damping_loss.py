@@ -3,6 +3,7 @@
 import keras
 
 from keras_eexit.api import register
+from keras_eexit.losses.damping_functions import DEFAULT_DAMPING_LAMBDA
 from keras_eexit.losses.damping_functions import as_list
 from keras_eexit.losses.damping_functions import check_lam
 from keras_eexit.losses.damping_functions import damping_components
@@ -26,8 +27,10 @@ class DampingLoss(keras.losses.Loss):
     which also applies exit weights and dynamic weights.
 
     Args:
-        lam: λ >= 0, the weight of the damping term. λ = 0 is plain
-            cross-entropy with the softmax over N + 1 units.
+        lam: λ >= 0, the weight of the damping term, or a preset name of
+            `DAMPING_LAMBDAS` (`"cifar100"`: 0.005, the default;
+            `"cifar10"`: 0.075; `"imagenet"`: 0.01 — the paper's sec. 5).
+            λ = 0 is plain cross-entropy with the softmax over N + 1 units.
         num_classes: optional N; when given, logits must have N + 1
             columns (a clear error for heads without the damping unit).
         reduction: Keras loss reduction; defaults to the batch mean.
@@ -37,7 +40,7 @@ class DampingLoss(keras.losses.Loss):
     Example:
 
     ```python
-    loss = DampingLoss(lam=0.5)
+    loss = DampingLoss(lam="cifar10")  # 0.075
     value = loss(labels, [logits_exit_1, logits_exit_2])  # scalar
     ```
 
@@ -47,7 +50,7 @@ class DampingLoss(keras.losses.Loss):
             https://openreview.net/forum?id=0L54sroHRw), eq. 2.
     """
 
-    def __init__(self, lam=1.0, num_classes=None,
+    def __init__(self, lam=DEFAULT_DAMPING_LAMBDA, num_classes=None,
                  reduction="sum_over_batch_size", name="damping_loss",
                  dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)

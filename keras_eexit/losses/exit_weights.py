@@ -14,11 +14,14 @@ def exit_weights(scheme, num_exits, scale=None):
     Schemes (K exits, exit n = 1..K):
 
     - `"uniform"`: every weight 1.
-    - `"linear"`: `W_n = c * n / sum_k k`, growing with depth. `c` defaults to
-      K, which makes the weights average 1 like `"uniform"` (the total loss
-      keeps its scale); pass `scale` to choose another `c` (`scale=1` makes
-      them sum to 1).
-    - `"to_final"`: linear from 0.3 at the first exit to 1.0 at the final one.
+    - `"linear"`: `W_n = c * n / sum_k k` ("Strategies at a glance",
+      eq. 3 and Algorithm 1 line 11), growing with depth. `c` defaults to 1,
+      the paper's default (Alg. 1 line 11), so the weights sum to 1; pass
+      `scale` to choose another `c` (`scale=K` makes them average 1 like
+      `"uniform"`).
+    - `"to_final"`: linear from 0.3 at the first exit to 1.0 at the final one
+      (the joint-training weights of "Strategies at a glance"'s set-up,
+      sec. 5.4).
     - `"han"`: linear from 0.6 to 1.4 (mean 1), as in Han et al.'s dynamic
       early-exit training.
     - an explicit list/array of K non-negative numbers, not all zero.
@@ -42,7 +45,7 @@ def exit_weights(scheme, num_exits, scale=None):
         if scheme == "uniform":
             w = np.ones(k)
         elif scheme == "linear":
-            c = k if scale is None else scale
+            c = 1.0 if scale is None else scale
             w = c * np.arange(1, k + 1) / (k * (k + 1) / 2)
         elif scheme == "to_final":
             w = np.linspace(0.3, 1.0, k) if k > 1 else np.ones(1)

@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_eexit.api import register
+from keras_eexit.losses.damping_functions import DEFAULT_DAMPING_LAMBDA
 from keras_eexit.losses.damping_functions import as_list
 from keras_eexit.losses.damping_functions import damping_components
 from keras_eexit.losses.damping_functions import labels_per_classifier
@@ -34,7 +35,8 @@ class PowerSqrtDampingLoss(DampingLoss):
     gradient finite when every `D_k` is 0.
 
     Args:
-        lam: λ >= 0, the weight of the damping term.
+        lam: λ >= 0, the weight of the damping term, or a preset name
+            (see `DampingLoss`; default 0.005, the paper's CIFAR-100 value).
         num_classes: optional N (logits must then have N + 1 columns).
         reduction: Keras loss reduction; defaults to the batch mean.
         name: name of the loss.
@@ -43,7 +45,7 @@ class PowerSqrtDampingLoss(DampingLoss):
     Example:
 
     ```python
-    loss = PowerSqrtDampingLoss(lam=0.5)
+    loss = PowerSqrtDampingLoss(lam=0.005)
     value = loss(labels, [logits_exit_1, logits_exit_2, logits_exit_3])
     ```
 
@@ -53,7 +55,7 @@ class PowerSqrtDampingLoss(DampingLoss):
             appendix B.2.
     """
 
-    def __init__(self, lam=1.0, num_classes=None,
+    def __init__(self, lam=DEFAULT_DAMPING_LAMBDA, num_classes=None,
                  reduction="sum_over_batch_size",
                  name="power_sqrt_damping_loss", dtype=None):
         super().__init__(lam=lam, num_classes=num_classes,

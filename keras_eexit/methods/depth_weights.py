@@ -14,8 +14,9 @@ def depth_weighted(weights, num_exits):
     phase trains keep their total weight and share it in proportion to
     their depth. From uniform weights this is PABEE's loss
     `Σ_k k·L_k / Σ_k k` (Zhou et al., 2020; `AlbertForSequenceClassification`
-    in JetRunner/PABEE) on keras-eexit's scale (weights averaging 1, the
-    `"linear"` scheme); a phase that trains one exit is unchanged.
+    in JetRunner/PABEE) under `Joint()`'s mean over exits (with uniform
+    weights summing to K, the `"linear"` scheme with `scale=K`); a phase
+    that trains one exit is unchanged.
 
     Args:
         weights: a scheme name, a list of `num_exits` weights, or a function

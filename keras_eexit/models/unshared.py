@@ -74,15 +74,22 @@ def _fresh_copy(layer):
     return layer.__class__.from_config(layer.get_config())
 
 
-def unshared_prefixes(model):
+def unshared_prefixes(model, weights="copy"):
     """Builds a model whose exit `k` owns a private copy of segments 1..k.
 
     This is the model of "separate" training (Algorithm 2 of "Strategies at
-    a glance"): every exit is an independent sub-model, nothing is shared.
-    Weights are freshly initialised.
+    a glance"): every exit is an independent sub-model M_k = B_{1:L_k} ∪ E_k,
+    nothing is shared. With `weights="copy"` (Algorithm 2 line 2: "Truncate
+    backbone to L_n and attach E_n", the backbone being ImageNet-pretrained)
+    each sub-model starts from the weights `model` has — a pretrained or
+    warmed-up backbone and its heads; on a randomly initialised `model`
+    every sub-model then starts from the same random weights. With
+    `weights="fresh"` every copy is initialised anew (independent random
+    starts).
 
     Args:
         model: a built `MultiExitModel` (any chain; tuple states allowed).
+        weights: `"copy"` or `"fresh"`.
 
     Returns:
         A new `MultiExitModel` whose stages are `UnsharedStage`s.
@@ -95,20 +102,28 @@ def unshared_prefixes(model):
     ```
     """
     from keras_eexit.models.multi_exit_model import MultiExitModel
+    from keras_eexit.utils.validation import check_choice
 
+    check_choice("weights", weights, ("copy", "fresh"))
     spec = model.segments[0].inputs[0]
-    stages, heads = [], []
+    stages, heads, copies = [], [], []
     for k in range(model.num_exits):
         inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype)
         state = inputs
         for segment in model.segments[: k + 1]:
-            state = _fresh_copy(segment)(state)
+            copy = _fresh_copy(segment)
+            state = copy(state)
+            copies.append((copy, segment))
         features = chain.head_input(state)
         prefix = keras.Model(inputs, features, name=f"prefix_{k + 1}")
         stages.append(UnsharedStage(prefix, first=(k == 0),
                                     name=f"unshared_{k + 1}"))
         heads.append(_fresh_copy(model.heads[k]))
+        copies.append((heads[-1], model.heads[k]))
     result = MultiExitModel(stages, heads, exit_names=model.exit_names,
                             name=f"{model.name}_unshared")
     result.build((None,) + tuple(spec.shape[1:]))
+    if weights == "copy":
+        for copy, original in copies:
+            copy.set_weights(original.get_weights())
     return result

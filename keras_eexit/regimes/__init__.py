@@ -1,15 +1,18 @@
 """Training regimes, run as callbacks inside one `model.fit`.
 
-| paper name                                   | toolkit                      |
-|----------------------------------------------|------------------------------|
-| joint                                        | `Joint`                      |
-| disjoint / two-stage                         | `TwoStage` (alias `Disjoint`)|
-| mixed                                        | `Mixed`                      |
-| branch-wise                                  | `BranchWise`                 |
-| separate (Strategies at a glance, Alg. 2)    | `Separate`                   |
-| separate (Zniber et al., sequential baseline)| `Sequential("cumulative")`   |
-| distillation-based                           | `Distillation`               |
-| hybrids                                      | `JointBranch`, `JointTwoStage`, `PretrainedBranch` |
+Every name runs its paper's procedure (see docs/regimes.md for the table
+with algorithm lines, phases, losses and defaults):
+
+| paper name                                         | toolkit              |
+|----------------------------------------------------|----------------------|
+| joint (Kubaty et al.; Alg. 1 with "linear", "sum") | `Joint`              |
+| disjoint (Kubaty et al.) / two-stage (Alg. 4)      | `TwoStage` (`Disjoint`) |
+| mixed (Kubaty et al.)                              | `Mixed`              |
+| branch-wise (Alg. 3)                               | `BranchWise`         |
+| separate (Alg. 2)                                  | `Separate`           |
+| sequential + EWC / LwF, separate baseline (Zniber) | `Sequential`         |
+| distillation-based (Alg. 5; Phuong & Lampert)      | `Distillation`       |
+| hybrids (Alg. 6, sec. 5.4)                         | `JointBranch`, `JointTwoStage`, `PretrainedBranch` |
 """
 
 from keras_eexit.regimes.branch_wise import BranchWise

@@ -2,12 +2,20 @@
 
 import numpy as np
 
+from keras_eexit.losses.damping_functions import DEFAULT_DAMPING_LAMBDA
 from keras_eexit.losses.damping_functions import check_alpha
+from keras_eexit.losses.damping_functions import check_lam
 from keras_eexit.losses.damping_loss import DampingLoss
 from keras_eexit.losses.exit_cross_entropy import CROSSENTROPY_NAMES
 from keras_eexit.losses.exit_damping_loss import DAMPING_LOSSES
 from keras_eexit.losses.exit_damping_loss import ExitDampingLoss
 from keras_eexit.losses.selective_cross_entropy import SelectiveCrossEntropy
+from keras_eexit.losses.exit_weights import exit_weights
+from keras_eexit.regimes._common import convergence_args
+from keras_eexit.regimes._common import converging
+from keras_eexit.regimes._common import epochs_arg
+from keras_eexit.regimes._common import reduced
+from keras_eexit.regimes._common import reduction_arg
 from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.regime import Regime
 from keras_eexit.utils.validation import check_bool
@@ -42,31 +50,64 @@ def sdn_schedule(num_exits):
 
 
 LOSS_CHOICES = ("crossentropy", "damping", "power_sqrt")
-DEFAULT_LAM = 0.5
+DEFAULT_LAM = DEFAULT_DAMPING_LAMBDA
 
 
 class Joint(Regime):
-    """Joint training: all stages and heads on `Σ_k w_k · L_k`.
+    """Joint training: all stages and heads on one weighted loss over exits.
 
-    The regime of most early-exit papers (SDN, MSDNet, "Joint or disjoint",
-    "Strategies at a glance"): one phase that lasts the whole `fit`. `L_k`
-    is exit `k`'s cross-entropy by default.
+    The regime of most early-exit papers: one phase (phase 2 of Kubaty et
+    al.'s "Joint or disjoint", eq. 2; Algorithm 1 of "Strategies at a
+    glance") in which every segment and head trains on
+    `Σ_k w_k · L_k` (`reduction="sum"`) or `Σ_k w_k · L_k / K`
+    (`reduction="mean"`). `L_k` is exit `k`'s cross-entropy by default.
+
+    The papers' own choices (every name maps to exactly this procedure):
+
+    | paper | call |
+    |---|---|
+    | Kubaty et al., joint (code: `methods/early_exit.py`, mean over heads) | `Joint()` |
+    | "Strategies at a glance", Alg. 1 (`w_n = c·n/Σk`, c = 1, line 11) | `Joint("linear", reduction="sum")` |
+    | "Strategies at a glance", set-up sec. 5.4 (weights 0.3 → 1.0) | `Joint("to_final", reduction="sum")` |
+    | Kaya et al. (SDN) weight schedule | `Joint(schedule="sdn")` (sum) |
+    | damping paper, eq. 3 / eq. 4 | `Joint(loss="damping")`, `Joint(loss="power_sqrt")` (sum) |
+
+    `reduction=None` picks the paper's: `"sum"` with a damping loss (eq. 3
+    and 4 sum over classifiers) or the SDN schedule (Kaya et al. sum the
+    weighted losses), `"mean"` otherwise (Kubaty et al.'s code averages
+    the heads' losses). The two differ by a factor K in the gradients,
+    which matters with a fixed learning rate.
+
+    Set-ups of the papers, for reproduction: Kubaty et al. (appendix D)
+    use AdamW without weight decay, batch 128, learning rates searched per
+    phase, and early stopping per phase (below); "Strategies at a glance"
+    (sec. 5.3) SGD with momentum 0.9 at 0.1 (ResNet) / 0.01 (VGG) or Adam
+    at 0.001 (MobileNet), batch 128, 200 (CIFAR-10) / 300 (CIFAR-100)
+    epochs, early-stopping patience 10.
+
+    Convergence (`patience`): the phase ends when every exit's validation
+    `metric` has gone `patience` epochs without improving, and the weights
+    of the last epoch in which any exit improved are restored (Kubaty et
+    al.'s early stopping, sec. 4 "For proper model convergence in each
+    phase we utilize early-stopping"; their text monitors accuracy).
 
     Adaptive gradient damping ("Diminishing Non-important Gradients for
-    Training Dynamic Early-Exiting Networks") replaces it: with
-    `loss="damping"` each exit minimises `-log F[y] + λ·(-log F[N+1])`,
-    with `loss="power_sqrt"` the damping parts of all exits are joined as
-    `λ·sqrt(Σ_k (-log F^k[N+1])²)` (see `keras_eexit.losses.DampingLoss`,
-    `PowerSqrtDampingLoss`). Both need heads with a damping unit (build the
-    model with `damping=True`). `dynamic=α` adds the sample-wise dynamic
-    weights of the paper's sec. 3.5 (`keras_eexit.losses.dynamic_weights`).
-    The paper's baselines for plain heads are `threshold` (gradient
-    selection) and `label_smoothing`.
+    Training Dynamic Early-Exiting Networks") replaces the cross-entropy:
+    with `loss="damping"` each exit minimises `-log F[y] + λ·(-log F[N+1])`
+    (eq. 2-3), with `loss="power_sqrt"` the damping parts of all exits are
+    joined as `λ·sqrt(Σ_k (-log F^k[N+1])²)` (eq. 4; see
+    `keras_eexit.losses.DampingLoss`, `PowerSqrtDampingLoss`). Both need
+    heads with a damping unit (build the model with `damping=True`).
+    `dynamic=α` adds the sample-wise dynamic weights of the paper's sec. 3.5
+    (`keras_eexit.losses.dynamic_weights`). The paper's baselines for plain
+    heads are `threshold` (gradient selection) and `label_smoothing`. Its
+    set-up (sec. 4): MSDNet/RANet, SGD, λ = 0.005 (CIFAR-100), 0.075
+    (CIFAR-10), 0.01 (ImageNet), α = 0.8 (CIFAR) / 0.3 (ImageNet).
 
     Args:
         weights: per-exit weights: `"uniform"`, `"linear"`, `"to_final"`,
             `"han"` or an explicit list (see
-            `keras_eexit.losses.exit_weights.exit_weights`).
+            `keras_eexit.losses.exit_weights`).
         schedule: `None` or `"sdn"` (weights of internal exits grow during
             training, see `sdn_schedule`; `weights` is then ignored).
         gradient_equilibrium: rescale the gradients each exit sends into the
@@ -75,9 +116,10 @@ class Joint(Regime):
         verbose: print the phase as it starts.
         loss: `"crossentropy"` (default; the loss given to `compile`, or
             cross-entropy), `"damping"` (eq. 2) or `"power_sqrt"` (eq. 4).
-        lam: λ >= 0 of the damping losses (default 0.5, our choice: the
-            paper's value could not be checked offline). Only with a damping
-            loss.
+        lam: λ >= 0 of the damping losses, or a preset name
+            (`"cifar100"` 0.005 — the default —, `"cifar10"` 0.075,
+            `"imagenet"` 0.01; `keras_eexit.losses.DAMPING_LAMBDAS`). Only
+            with a damping loss.
         dynamic: `None`, or α in (0, 1] to weight every sample and exit by
             `1 + w̃`, `w̃ ∈ [-α, α]` (the paper uses 0.8 on CIFAR, 0.3 on
             ImageNet). Only with a damping loss.
@@ -88,6 +130,13 @@ class Joint(Regime):
             baseline). Only with `loss="crossentropy"`.
         label_smoothing: ε in [0, 1) (label smoothing baseline). Only with
             `loss="crossentropy"`.
+        reduction: `None` (the paper's, above), `"mean"` or `"sum"`.
+        patience: `None` (train until `fit` ends) or the early-stopping
+            patience of convergence (above).
+        metric: the per-exit validation metric of convergence
+            (`"accuracy"` needs `compile(metrics=["accuracy"])`; `"loss"`).
+        max_epochs: with `patience`, the most epochs the phase may last
+            (`None`: until `fit` ends).
 
     Example:
 
@@ -97,15 +146,24 @@ class Joint(Regime):
     model = keras_eexit.models.cnn1d(damping=True)
     model.compile(optimizer="adam", metrics=["accuracy"])
     model.fit(x, y, epochs=10, callbacks=[
-        keras_eexit.regimes.Joint(loss="power_sqrt", lam=0.5, dynamic=0.8)])
+        keras_eexit.regimes.Joint(loss="power_sqrt", lam="cifar10",
+                                  dynamic=0.8)])
     ```
+
+    References:
+        - Kubaty et al., Joint or Disjoint: Mixing Training Regimes for
+            Early-Exit Models (code: kamadforge/early-exit-benchmark).
+        - Rahmath P et al., Strategies at a glance (Algorithm 1).
+        - Diminishing Non-important Gradients for Training Dynamic
+            Early-Exiting Networks (eq. 2-4, sec. 3.5).
     """
 
     def __init__(self, weights="uniform", schedule=None,
                  gradient_equilibrium=False, learning_rate=None,
                  verbose=True, loss="crossentropy", lam=None, dynamic=None,
                  dynamic_gradient=False, threshold=None,
-                 label_smoothing=0.0):
+                 label_smoothing=0.0, reduction=None, patience=None,
+                 metric="accuracy", max_epochs=None):
         if schedule is not None:
             check_choice("schedule", schedule, ("sdn",))
         self.weights = weights
@@ -117,10 +175,28 @@ class Joint(Regime):
         self.threshold = threshold
         self.label_smoothing = label_smoothing
         self._term = self._make_term()
-        super().__init__(
-            [self._phase(weights, learning_rate, gradient_equilibrium)],
-            verbose=verbose,
-        )
+        if reduction is None:
+            reduction = "sum" if (
+                self.loss != "crossentropy" or schedule == "sdn") else "mean"
+        self.reduction = reduction_arg(reduction)
+        patience, metric = convergence_args(patience, metric)
+        if max_epochs is not None:
+            epochs_arg("max_epochs", max_epochs)
+        if isinstance(weights, str):
+            exit_weights(weights, 2)  # an unknown scheme fails here
+        terms = () if self._term is None else (self._term,)
+
+        def phases(num_exits):
+            chosen = sdn_schedule(num_exits) if schedule == "sdn" else weights
+            phase = Phase(
+                "joint", max_epochs if patience is not None else None,
+                weights=reduced(chosen, num_exits, self.reduction),
+                learning_rate=learning_rate,
+                gradient_equilibrium=gradient_equilibrium, terms=terms)
+            return [converging(phase, range(1, num_exits + 1), patience,
+                               metric)]
+
+        super().__init__(phases, verbose=verbose)
 
     def _make_term(self):
         """The objective term replacing cross-entropy, or `None`."""
@@ -148,20 +224,14 @@ class Joint(Regime):
                 self.loss,
             )
         if damping:
-            lam = DEFAULT_LAM if self.lam is None else self.lam
-            return ExitDampingLoss(DAMPING_LOSSES[self.loss](lam), alpha=self.dynamic,
+            lam = DEFAULT_LAM if self.lam is None else check_lam(self.lam)
+            return ExitDampingLoss(DAMPING_LOSSES[self.loss](lam),
+                                   alpha=self.dynamic,
                                    dynamic_gradient=self.dynamic_gradient)
         if self.threshold is not None or self.label_smoothing:
             return SelectiveCrossEntropy(self.threshold,
                                          self.label_smoothing)
         return None
-
-    def _phase(self, weights, learning_rate, gradient_equilibrium):
-        return Phase(
-            "joint", None, weights=weights, learning_rate=learning_rate,
-            gradient_equilibrium=gradient_equilibrium,
-            terms=() if self._term is None else (self._term,),
-        )
 
     def check_model(self, model):
         from keras_eexit.chain import has_damping_unit
@@ -186,10 +256,4 @@ class Joint(Regime):
                 "unit as a class-less softmax entry (the damping loss with "
                 "λ = 0). Pass loss='damping' or loss='power_sqrt' (lam=0 for "
                 "no damping), or build the model with damping=False."
-            )
-        if self.schedule == "sdn":
-            first = self.phases[0]
-            self.phases[0] = self._phase(
-                sdn_schedule(model.num_exits), first.learning_rate,
-                first.gradient_equilibrium,
             )

@@ -50,7 +50,12 @@ class Phase:
             `keras_eexit.losses.Distillation`).
         learning_rate: assigned to the optimizer when the phase starts.
         monitor: a logged metric (e.g. `"val_exit_3_accuracy"`) that ends the
-            phase when it stops improving for `patience` epochs.
+            phase when it stops improving for `patience` epochs; or a list
+            of metrics (e.g. every trained exit's validation loss), and
+            the phase ends when EVERY one of them has gone `patience`
+            epochs without improving. The best weights are those of the
+            last epoch in which ANY of them improved (the early stopping
+            of Kubaty et al.'s code, `EarlyStopperEarlyExit`).
         patience: epochs without improvement before the phase ends.
         min_delta: smallest change that counts as an improvement.
         mode: `"auto"`, `"min"` or `"max"` (auto: max for accuracy-like
@@ -70,6 +75,16 @@ class Phase:
             epoch's samples (at most `fisher_samples`), added to the Fisher
             diagonal, and the anchors are set to the current weights.
         fisher_samples: cap on the samples of a Fisher pass (`None`: all).
+        reference_exit: when the phase ends (after `restore_best`), keep a
+            frozen copy of exit `reference_exit` (1-based; segments 1..ν
+            and heads 1..ν) whose outputs are that exit's reference (read
+            by `keras_eexit.losses.LwFPenalty`: Zniber et al.'s ŷ*_ν, "the
+            output distribution obtained with the training of IC ν").
+        reset_optimizer: when the phase starts, reset the optimizer's
+            state (moments and step count), as a new optimizer would
+            start: for procedures whose phases are separate training runs.
+            With a learning-rate schedule the step count is kept (the
+            schedule runs over the whole `fit`).
         train_step: for a phase that trains by its own rule, a factory
             `f(model, phase)` returning a step override (an object with
             `train_step(model, data)` and `next_epoch()`, like the feature
@@ -94,6 +109,8 @@ class Phase:
     gradient_equilibrium: bool = False
     fisher_exit: int | None = None
     fisher_samples: int | None = None
+    reference_exit: int | None = None
+    reset_optimizer: bool = False
     train_step: object = None
 
     def __post_init__(self):
@@ -114,6 +131,24 @@ class Phase:
         ) or self.patience < 0:
             raise invalid_value("patience", "an integer >= 0", self.patience)
         check_choice("mode", self.mode, ("auto", "min", "max"))
+        if self.monitor is not None and not isinstance(self.monitor, str):
+            try:
+                monitors = tuple(self.monitor)
+            except TypeError:
+                monitors = ()
+            if not monitors or not all(isinstance(m, str)
+                                       for m in monitors):
+                raise invalid_value(
+                    "monitor", "a metric name or a non-empty list of them",
+                    self.monitor)
+            object.__setattr__(self, "monitor", monitors)
+        if self.reference_exit is not None and (
+            isinstance(self.reference_exit, bool)
+            or not isinstance(self.reference_exit, int)
+            or self.reference_exit < 1
+        ):
+            raise invalid_value("reference_exit", "a 1-based exit number",
+                                self.reference_exit)
         if self.restore_best and self.monitor is None:
             raise invalid_value(
                 "restore_best", "False unless a `monitor` is set", True
@@ -156,6 +191,14 @@ class Phase:
             )
 
     @property
+    def monitors(self):
+        """The monitored metrics as a tuple (empty without `monitor`)."""
+        if self.monitor is None:
+            return ()
+        return (self.monitor,) if isinstance(self.monitor, str) else (
+            self.monitor)
+
+    @property
     def fixed_length(self):
         """Whether the phase lasts exactly `epochs` epochs."""
         return self.monitor is None and self.epochs is not None
@@ -173,6 +216,14 @@ class Phase:
 
     def check_exits(self, num_exits):
         """Raises if the phase names exits the model does not have."""
+        if self.reference_exit is not None and (
+            self.reference_exit > num_exits
+        ):
+            raise ValueError(
+                f"Phase {self.name!r} keeps a reference of exit "
+                f"{self.reference_exit}, but the model has {num_exits} exits "
+                f"(valid: 1..{num_exits})."
+            )
         if self.fisher_exit is not None and self.fisher_exit > num_exits:
             raise ValueError(
                 f"Phase {self.name!r} asks for the Fisher of exit "

@@ -192,6 +192,9 @@ class Regime(keras.callbacks.Callback):
             teacher=any(p.snapshot_teacher for p in self.phases),
             best_weights=any(p.restore_best for p in self.phases),
             fisher=any(p.fisher_exit is not None for p in self.phases),
+            monitors=max(len(p.monitors) for p in self.phases),
+            references=[p.reference_exit for p in self.phases
+                        if p.reference_exit is not None],
         )
         state.reset()
         object.__setattr__(model, "regime_state", state)
@@ -263,7 +266,7 @@ class Regime(keras.callbacks.Callback):
             index += 1
             state.phase_index.assign(index)
             state.phase_start.assign(start)
-            state.wait.assign(0)
+            state.reset_wait()
         phase = self.phases[index]
         if self._applied != index:
             self._apply(phase, index, fresh=(epoch == start))
@@ -291,45 +294,63 @@ class Regime(keras.callbacks.Callback):
                 state.restore_best(self.model)
         if not ended:
             return
+        if phase.reference_exit is not None:
+            state.snapshot_reference(self.model, phase.reference_exit)
         if index + 1 >= len(self.phases):
             self.model.stop_training = True
             return
         state.phase_index.assign(index + 1)
         state.phase_start.assign(epoch + 1)
-        state.wait.assign(0)
+        state.reset_wait()
 
     def on_train_end(self, logs=None):
         self.release_model()
 
     # ---------------------------------------------------------- internals
     def _monitor(self, phase, logs):
-        """Updates early-stopping counters; returns whether the phase ends."""
+        """Updates early-stopping counters; returns whether the phase ends.
+
+        With several monitored metrics the phase ends when every one has
+        gone `patience` epochs without improving, and the best weights are
+        saved whenever any of them improves (Kubaty et al.'s
+        `EarlyStopperEarlyExit`; a metric counts as not improving unless it
+        beats its best by more than `min_delta`, Keras' rule).
+        """
         logs = logs or {}
-        if phase.monitor not in logs:
-            raise ValueError(
-                f"Phase {phase.name!r} monitors {phase.monitor!r}, which is "
-                f"not in the logs. Available: {sorted(logs)} (validation "
-                "metrics need `validation_data`)."
-            )
-        value = float(logs[phase.monitor])
+        names = phase.monitors
+        for name in names:
+            if name not in logs:
+                raise ValueError(
+                    f"Phase {phase.name!r} monitors {name!r}, which is not "
+                    f"in the logs. Available: {sorted(logs)} (validation "
+                    "metrics need `validation_data`)."
+                )
         state = self.model.regime_state
-        larger = phase.mode == "max" or (
-            phase.mode == "auto"
-            and any(s in phase.monitor for s in ("acc", "auc", "precision",
-                                                 "recall"))
-        )
-        sign = 1.0 if larger else -1.0
+        best = state.best.numpy().copy()
+        wait = state.wait.numpy().copy()
         first = self._fresh_monitor
-        best = float(state.best.numpy())
-        if first or sign * (value - best) > phase.min_delta:
-            state.best.assign(value)
-            state.wait.assign(0)
-            self._fresh_monitor = False
+        improved = False
+        for i, name in enumerate(names):
+            value = float(logs[name])
+            larger = phase.mode == "max" or (
+                phase.mode == "auto"
+                and any(s in name for s in ("acc", "auc", "precision",
+                                            "recall"))
+            )
+            sign = 1.0 if larger else -1.0
+            if first or sign * (value - best[i]) > phase.min_delta:
+                best[i], wait[i] = value, 0
+                improved = True
+            else:
+                wait[i] += 1
+        self._fresh_monitor = False
+        state.best.assign(best)
+        state.wait.assign(wait)
+        if improved:
             if phase.restore_best:
                 state.save_best(self.model)
             return False
-        state.wait.assign_add(1)
-        return int(state.wait.numpy()) >= phase.patience
+        return all(int(w) >= phase.patience for w in wait[: len(names)])
 
     def _apply(self, phase, index, fresh):
         model = self.model
@@ -350,14 +371,18 @@ class Regime(keras.callbacks.Callback):
         state = model.regime_state
         if fresh and phase.snapshot_teacher:
             state.snapshot_teacher(model)
+        if fresh and phase.reset_optimizer:
+            _reset_optimizer(model.optimizer)
         self._fresh_monitor = fresh or phase.monitor is None
         if fresh:
-            state.wait.assign(0)
+            state.reset_wait()
         model.make_train_function(force=True)
         self._applied = index
         if self.verbose:
             if phase.monitor is not None:
-                length = f"until {phase.monitor} stalls {phase.patience} " \
+                length = f"until {' and '.join(phase.monitors)} stall" \
+                         f"{'' if len(phase.monitors) > 1 else 's'} " \
+                         f"{phase.patience} " \
                          "epochs"
             elif phase.epochs is None:
                 length = "until fit ends"
@@ -466,6 +491,24 @@ class _PlainFitState:
         object.__setattr__(model, "step_override", self.step_override)
         if self.learning_rate is not None:
             model.optimizer.learning_rate.assign(self.learning_rate)
+
+
+def _reset_optimizer(optimizer):
+    """Zeroes the optimizer's slots and step count (not its learning rate).
+
+    A `LossScaleOptimizer` (mixed_float16) keeps its loss scale; its inner
+    optimizer is reset. When the learning rate follows a schedule, the
+    step count is kept so that the schedule runs on over the whole `fit`.
+    """
+    if optimizer is None:
+        return
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    keep_step = _float_learning_rate(inner) is None
+    for variable in inner.variables:
+        name = variable.path.rsplit("/", 1)[-1]
+        if name == "learning_rate" or (keep_step and name == "iteration"):
+            continue
+        variable.assign(np.zeros(variable.shape, variable.dtype))
 
 
 def _float_learning_rate(optimizer):

@@ -16,10 +16,10 @@ regime's phase lengths. `keras-eexit train --regime NAME --epochs E` and
 | two_stage, disjoint | backbone ⌈2E/3⌉, heads the rest (split over the K−1 heads when `heads="one_by_one"`) |
 | mixed | backbone ⌊E/2⌋, joint the rest |
 | branch_wise, separate | ⌊E/K⌋ per exit |
-| sequential | warm-up ⌊E/2⌋, the rest over the K−1 stages (no warm-up: ⌊E/K⌋ per stage); EWC's Fisher passes add one epoch each |
-| distillation | backbone ⌊E/2⌋, distillation the rest (`mode="joint"`: E) |
-| joint_branch | joint ⌊E/2⌋, the rest over the K branches |
-| joint_two_stage | joint ⌈2E/3⌉, heads the rest |
+| sequential | warm-up ⌊E/2⌋, the rest over the K stages (no warm-up: ⌊E/K⌋ per stage); EWC's Fisher passes add one epoch each |
+| distillation | backbone ⌊E/2⌋, the rest over the K−1 distillation phases (`mode="joint"`: E) |
+| joint_branch | joint ⌊E/2⌋, the rest over the K−1 refinement phases |
+| joint_two_stage | joint ⌈2E/3⌉, heads the rest (split over the K−1 heads, one by one by default) |
 | pretrained_branch | backbone ⌊E/2⌋, the rest over the K−1 branches |
 
 Every phase gets at least one epoch, so a small budget may be exceeded;
@@ -90,10 +90,14 @@ class Budget:
         return self.part(2, 3, ceil=True)
 
 
-def _two_stage(b, first="backbone_epochs"):
+def _two_stage(b, first="backbone_epochs", heads_default="together"):
     heads = b.rest(b.two_thirds)
-    if b.params.get("heads", "together") == "one_by_one":
+    if b.params.get("heads", heads_default) == "one_by_one":
         heads = b.each(heads, b.num_exits - 1)
+        # K−1 head phases of at least one epoch each: shorten phase 1.
+        return {first: max(1, min(b.two_thirds,
+                                  b.epochs - heads * (b.num_exits - 1))),
+                "heads_epochs": heads}
     return {first: b.two_thirds, "heads_epochs": heads}
 
 
@@ -103,13 +107,14 @@ def _sequential(b):
         return {"warmup_epochs": 0,
                 "epochs_per_exit": b.each(b.epochs, b.num_exits)}
     return {"warmup_epochs": warmup,
-            "epochs_per_exit": b.each(b.rest(warmup), b.num_exits - 1)}
+            "epochs_per_exit": b.each(b.rest(warmup), b.num_exits)}
 
 
 def _distillation(b):
     if b.params.get("mode", "sequential") == "joint":
         return {"distill_epochs": b.epochs}
-    return {"backbone_epochs": b.half, "distill_epochs": b.rest(b.half)}
+    return {"backbone_epochs": b.half,
+            "distill_epochs": b.each(b.rest(b.half), b.num_exits - 1)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +172,10 @@ register("distillation", Distillation, _distillation)
 register("joint_branch", JointBranch,
          lambda b: {"joint_epochs": b.half,
                     "epochs_per_exit": b.each(b.rest(b.half),
-                                              b.num_exits)})
+                                              b.num_exits - 1)})
 register("joint_two_stage", JointTwoStage,
-         lambda b: _two_stage(b, first="joint_epochs"))
+         lambda b: _two_stage(b, first="joint_epochs",
+                              heads_default="one_by_one"))
 register("pretrained_branch", PretrainedBranch,
          lambda b: {"backbone_epochs": b.half,
                     "epochs_per_exit": b.each(b.rest(b.half),
@@ -274,7 +280,9 @@ def plan_text(regime, num_exits, epochs=None):
     for phase in phases:
         if phase.monitor is not None:
             most = "" if phase.epochs is None else f", at most {phase.epochs}"
-            parts.append(f"{phase.name} (until {phase.monitor} stalls "
+            watched = " and ".join(phase.monitors)
+            verb = "stall" if len(phase.monitors) > 1 else "stalls"
+            parts.append(f"{phase.name} (until {watched} {verb} "
                          f"{phase.patience}{most})")
         elif phase.epochs is None:
             parts.append(f"{phase.name} (until fit ends)")
@@ -289,6 +297,39 @@ def plan_text(regime, num_exits, epochs=None):
     unit = "epoch" if total == 1 else "epochs"
     bound = "" if all(p.fixed_length for p in phases) else "at most "
     return " + ".join(parts) + f" = {bound}{total} {unit}"
+
+
+def converged_regime(name, budget, num_exits, patience, max_epochs=None,
+                     metric="loss", **params):
+    """Regime `name` with every phase run to convergence, as its paper does.
+
+    Uses the named regime's own `patience`/`metric`: each phase ends when
+    the validation `metric` of every exit it trains has gone `patience`
+    epochs without improving and restores its best weights (Kubaty et al.'s
+    early stopping; Zniber et al.'s stages watch the stage's exit). The
+    phase lengths of the budget split (or `max_epochs` for every phase)
+    are the maxima; a warm-up of 0 epochs stays off.
+
+    Args:
+        name: a registered regime name.
+        budget: the epoch budget E (for the maxima when `max_epochs` is
+            `None`).
+        num_exits: K.
+        patience: epochs without improvement before a phase ends.
+        max_epochs: the most epochs of each phase (`None`: the split).
+        metric: the per-exit metric watched (`"loss"` or `"accuracy"`).
+        **params: the regime's other parameters; explicit lengths win.
+
+    Returns:
+        A `Regime`.
+    """
+    maxima = split_budget(name, budget, num_exits, **params)
+    if max_epochs is not None:
+        maxima = {k: (max_epochs if v else v) for k, v in maxima.items()}
+        if "max_epochs" in parameters(name):
+            maxima["max_epochs"] = max_epochs
+    return get_regime(name, **{**maxima, **params, "patience": patience,
+                               "metric": metric})
 
 
 def until_convergence(regime, num_exits, patience, max_epochs=None,

@@ -1,6 +1,7 @@
 """`RegimeState`: the resumable state of a regime, stored as model weights."""
 
 import keras
+import numpy as np
 
 
 class RegimeState(keras.layers.Layer):
@@ -14,7 +15,8 @@ class RegimeState(keras.layers.Layer):
 
     Memory: a teacher snapshot costs one copy of the model's weights (plus
     one forward pass of the teacher per training step); restoring the best
-    weights of a monitored phase costs another copy.
+    weights of a monitored phase costs another copy; a reference of exit ν
+    (`Phase(reference_exit=ν)`) a copy of segments 1..ν and heads 1..ν.
 
     Args:
         model: the `MultiExitModel` being trained.
@@ -24,10 +26,14 @@ class RegimeState(keras.layers.Layer):
         fisher: whether to keep a `keras_eexit.fisher.FisherStore` (EWC's
             Fisher diagonal, anchors and a running sum: three copies of
             the segments' trainable weights) as `fisher_store`.
+        monitors: the most metrics one phase monitors (one early-stopping
+            best value and wait counter each).
+        references: exit numbers whose frozen reference copies phases keep
+            (`Phase(reference_exit=...)`).
     """
 
     def __init__(self, model, teacher=False, best_weights=False,
-                 fisher=False, **kwargs):
+                 fisher=False, monitors=1, references=(), **kwargs):
         super().__init__(name="regime_state", trainable=False, **kwargs)
         self.phase_index = self.add_weight(
             shape=(), dtype="int64", initializer="zeros",
@@ -36,10 +42,10 @@ class RegimeState(keras.layers.Layer):
             shape=(), dtype="int64", initializer="zeros",
             trainable=False, name="phase_start")
         self.best = self.add_weight(
-            shape=(), dtype="float64", initializer="zeros",
+            shape=(max(1, monitors),), dtype="float64", initializer="zeros",
             trainable=False, name="best")
         self.wait = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros",
+            shape=(max(1, monitors),), dtype="int64", initializer="zeros",
             trainable=False, name="wait")
         self.teacher = None
         if teacher:
@@ -62,7 +68,34 @@ class RegimeState(keras.layers.Layer):
             from keras_eexit.fisher.fisher_store import FisherStore
 
             self.fisher_store = FisherStore(model)
+        self.references = {
+            exit: _truncated_clone(model, exit) for exit in sorted(
+                set(references))}
         self.built = True
+
+    def reset_wait(self):
+        """Early-stopping counters back to 0."""
+        self.wait.assign(np.zeros(self.wait.shape, "int64"))
+
+    def snapshot_reference(self, model, exit):
+        """Copies segments 1..exit and heads 1..exit into exit's reference."""
+        reference = self.references[exit]
+        for target, source in zip(_model_weights(reference),
+                                  _model_weights(model, exit)):
+            target.assign(source)
+
+    def reference_outputs(self, exit, x):
+        """Logits of exit `exit` (1-based) of its frozen reference copy."""
+        if exit not in self.references:
+            raise ValueError(
+                f"This objective reads the reference output of exit {exit}, "
+                "but no phase of the regime keeps one "
+                f"(`Phase(reference_exit={exit})` on the phase that trains "
+                "it)."
+            )
+        from keras_eexit.chain import run_to_exit
+
+        return run_to_exit(self.references[exit], x, exit - 1, False)
 
     def teacher_outputs(self, x):
         """All exits' logits of the frozen snapshot (inference mode)."""
@@ -77,7 +110,7 @@ class RegimeState(keras.layers.Layer):
         """Back to the start of the first phase."""
         self.phase_index.assign(0)
         self.phase_start.assign(0)
-        self.wait.assign(0)
+        self.reset_wait()
 
     def snapshot_teacher(self, model):
         """Copies the model's current weights into the frozen teacher."""
@@ -99,9 +132,22 @@ class RegimeState(keras.layers.Layer):
             target.assign(source)
 
 
-def _model_weights(model):
-    """The model's own weights (segments and heads), in a fixed order."""
+def _model_weights(model, upto=None):
+    """The model's own weights (segments and heads 1..upto), in order."""
+    upto = len(model.segments) if upto is None else upto
     weights = []
-    for layer in list(model.segments) + list(model.heads):
+    for layer in list(model.segments[:upto]) + list(model.heads[:upto]):
         weights.extend(layer.weights)
     return weights
+
+
+def _truncated_clone(model, exit):
+    """A frozen copy of stages 1..exit of `model` (exits 1..exit)."""
+    from keras_eexit.models.multi_exit_model import MultiExitModel
+
+    config = dict(model.get_config())
+    for key in ("segments", "heads", "exit_names"):
+        config[key] = list(config[key])[:exit]
+    clone = MultiExitModel.from_config(config)
+    clone.trainable = False
+    return clone

@@ -54,6 +54,13 @@ def check_choice(argument, value, choices):
     )
 
 
+def _check_int(argument, value, minimum):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < minimum):
+        raise invalid_value(argument, f"an integer >= {minimum}", value)
+    return int(value)
+
+
 def check_positive_int(argument, value):
     """Checks that `value` is an integer >= 1 and returns it.
 
@@ -64,10 +71,7 @@ def check_positive_int(argument, value):
     Returns:
         `value` as an `int`.
     """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < 1):
-        raise invalid_value(argument, "an integer >= 1", value)
-    return int(value)
+    return _check_int(argument, value, 1)
 
 
 def check_num_classes(num_classes):
@@ -189,10 +193,7 @@ def check_non_negative_int(argument, value):
     Returns:
         `value` as an `int`.
     """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < 0):
-        raise invalid_value(argument, "an integer >= 0", value)
-    return int(value)
+    return _check_int(argument, value, 0)
 
 
 def check_bool(argument, value):

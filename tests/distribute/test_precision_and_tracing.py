@@ -57,9 +57,10 @@ def test_mixed_precision(policy, name, digits):
 
 
 @pytest.mark.parametrize("name,traces", [
-    ("joint", 1), ("distillation", 2),
-    # backbone, fisher_3, stage_1, fisher_1, stage_2.
-    ("sequential_ewc", 5),
+    # Distillation (Alg. 5): backbone, distill_1, distill_2.
+    ("joint", 1), ("distillation", 3),
+    # backbone, stage_1, fisher_1, stage_2, fisher_2, stage_3.
+    ("sequential_ewc", 6),
     # backbone + the cached head phase's count and fill steps (2 epochs).
     ("two_stage", 3),
 ])

@@ -2,10 +2,12 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_eexit.callbacks import AccumulateFisher
 from keras_eexit.callbacks import SnapshotTeacher
+from keras_eexit.fisher import EWCPenalty
 from keras_eexit.fisher import empirical_fisher
 
 
@@ -26,6 +28,14 @@ def test_accumulate_fisher_over_two_fits(model_factory, tiny_data):
                for v in s.trainable_weights}
     for path, anchor in callback.anchors.items():
         np.testing.assert_array_equal(anchor, weights[path])
+    # The store feeds the EWC term of a custom loop: 0 at the anchors.
+    penalty = EWCPenalty(5.0, store=callback.store)
+    assert float(penalty(model, None, None, None)[0]) == 0.0
+    model.segments[0].trainable_weights[0].assign_add(
+        np.ones(model.segments[0].trainable_weights[0].shape, "float32"))
+    kernel = model.segments[0].trainable_weights[0].path
+    assert float(penalty(model, None, None, None)[0]) == pytest.approx(
+        5.0 * callback.fisher[kernel].sum(), rel=1e-5)
 
 
 def test_fisher_store_is_saved_by_save_weights(model_factory, tiny_data,

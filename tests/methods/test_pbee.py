@@ -17,11 +17,11 @@ from tests.conftest import make_tiny_model
 
 def test_depth_weighting_is_pabees_weighted_average():
     # Joint's uniform weights become Σ k·L_k / Σ k (times K: keras-eexit's
-    # weights average 1), the "linear" scheme.
+    # weights average 1), the "linear" scheme with c = K.
     np.testing.assert_allclose(depth_weighted("uniform", 4),
                                4 * np.arange(1, 5) / 10)
     np.testing.assert_allclose(depth_weighted("uniform", 4),
-                               exit_weights("linear", 4))
+                               exit_weights("linear", 4, scale=4))
     # A phase that trains one exit is unchanged; a subset keeps its total.
     assert depth_weighted([0, 0, 1], 3) == [0, 0, 1]
     np.testing.assert_allclose(depth_weighted([1, 1, 0], 3),

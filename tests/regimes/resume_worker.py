@@ -57,7 +57,7 @@ def main():
     model = tiny_model()
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     if name == "distillation":
-        regime = regimes.Distillation(backbone_epochs=2, distill_epochs=3)
+        regime = regimes.Distillation(backbone_epochs=2, distill_epochs=2)
     else:
         regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
                                     regularizer="ewc", lam=50.0)

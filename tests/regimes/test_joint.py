@@ -10,9 +10,10 @@ from keras_eexit.regimes import exit_weights
 
 def test_weight_schemes():
     np.testing.assert_allclose(exit_weights("uniform", 4), [1, 1, 1, 1])
+    # "Strategies at a glance", Alg. 1 line 11: w_n = c·n/Σk with c = 1.
     linear = exit_weights("linear", 4)
-    np.testing.assert_allclose(linear, 4 * np.arange(1, 5) / 10, rtol=1e-6)
-    np.testing.assert_allclose(exit_weights("linear", 4, scale=1).sum(), 1,
+    np.testing.assert_allclose(linear, np.arange(1, 5) / 10, rtol=1e-6)
+    np.testing.assert_allclose(exit_weights("linear", 4, scale=4).mean(), 1,
                                rtol=1e-6)
     np.testing.assert_allclose(exit_weights("to_final", 3), [0.3, 0.65, 1])
     han = exit_weights("han", 5)
@@ -43,7 +44,8 @@ def test_joint_assigns_the_weights_then_gives_them_back(model_factory,
     model.compile(optimizer="sgd")
     probe = _Probe()
     model.fit(x, y, epochs=1, verbose=0,
-              callbacks=[regimes.Joint("to_final", verbose=False), probe])
+              callbacks=[regimes.Joint("to_final", reduction="sum",
+                                       verbose=False), probe])
     np.testing.assert_allclose(probe.weights, [0.3, 0.65, 1.0])
     np.testing.assert_allclose(model.exit_weights.numpy(), [1, 1, 1])
 

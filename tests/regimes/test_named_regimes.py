@@ -3,8 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from scipy.special import log_softmax
-from scipy.special import softmax
 
 from keras_eexit import regimes
 from keras_eexit.losses.distillation import Distillation as DistillTerm
@@ -29,7 +27,8 @@ def test_two_stage_freezes_backbone_and_bn_then_trains_internal_heads(
     # Heads phase: segments (weights AND BatchNorm statistics) untouched.
     assert recorder.changed[2:] == [(set(), {1, 2})] * 3
     np.testing.assert_allclose(recorder.exit_weights[0], [0, 0, 1])
-    np.testing.assert_allclose(recorder.exit_weights[3], [1, 1, 0])
+    # The heads' losses are averaged over the K exits (Kubaty et al.).
+    np.testing.assert_allclose(recorder.exit_weights[3], [1 / 3, 1 / 3, 0])
     # The model is usable and fully trainable again after fit.
     assert all(layer.trainable for layer in model.segments + model.heads)
     assert model.regime_state is None and model.step_override is None
@@ -111,7 +110,7 @@ def test_mixed(model_factory, tiny_data, recorder):
     assert history.history["phase"] == [0, 0, 1, 1]
     assert recorder.changed[0] == ({1, 2, 3}, {3})
     assert recorder.changed[2] == ({1, 2, 3}, {1, 2, 3})
-    np.testing.assert_allclose(recorder.exit_weights[2], [1, 1, 1])
+    np.testing.assert_allclose(recorder.exit_weights[2], [1 / 3] * 3)
 
 
 def test_branch_wise(model_factory, tiny_data, recorder):
@@ -122,14 +121,15 @@ def test_branch_wise(model_factory, tiny_data, recorder):
 
 
 @pytest.mark.parametrize("objective,heads", [
-    ("cumulative", [{3}, {1}, {1, 2}]),
-    ("current", [{3}, {1}, {2}]),
+    ("cumulative", [{3}, {1}, {1, 2}, {1, 2, 3}]),
+    ("current", [{3}, {1}, {2}, {3}]),
 ])
 def test_sequential(model_factory, tiny_data, recorder, objective, heads):
     regime = regimes.Sequential(1, warmup_epochs=1, objective=objective)
     history = _fit(model_factory(), regime, recorder, tiny_data)
-    assert history.history["phase"] == [0, 1, 2]
-    assert [c[0] for c in recorder.changed] == [{1, 2, 3}, {1}, {1, 2}]
+    assert history.history["phase"] == [0, 1, 2, 3]
+    assert [c[0] for c in recorder.changed] == [{1, 2, 3}, {1}, {1, 2},
+                                                {1, 2, 3}]
     assert [c[1] for c in recorder.changed] == heads
 
 
@@ -160,48 +160,6 @@ def test_separate_needs_unshared_model(model_factory, tiny_data):
                   callbacks=[regimes.Separate(1)])
 
 
-def test_distillation_snapshot_and_loss(model_factory, tiny_data):
-    x, y = tiny_data
-    model = model_factory()
-    regime = regimes.Distillation(temperature=2.0, alpha=0.3,
-                                  backbone_epochs=1, distill_epochs=1,
-                                  verbose=False)
-    captured = {}
-
-    class Capture(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                captured["model"] = [np.array(w) for w in
-                                     self.model.get_weights()]
-                teacher = self.model.regime_state.teacher
-                captured["teacher_logits"] = np.array(
-                    teacher(x, training=False)["exit_3"])
-                captured["student"] = {
-                    k: np.array(v) for k, v in
-                    self.model(x, training=False).items()}
-                captured["loss"] = float(self.model.compute_loss(
-                    x, {n: y for n in self.model.exit_names},
-                    self.model(x, training=False)))
-
-    model.compile(optimizer=keras.optimizers.Adam(0.05))
-    model.fit(x, y, epochs=2, batch_size=32, verbose=0,
-              callbacks=[regime, Capture()])
-    t, s = captured["teacher_logits"], captured["student"]
-    np.testing.assert_allclose(t, s["exit_3"], rtol=1e-5, atol=1e-5)
-
-    def ce(logits):
-        return -log_softmax(logits, -1)[np.arange(len(y)), y].mean()
-
-    def kl(student, tau=2.0):
-        p = softmax(t / tau, -1)
-        return (p * (np.log(p) - log_softmax(student / tau, -1))).sum(
-            -1).mean() * tau**2
-
-    expected = sum(0.3 * ce(s[f"exit_{k}"]) + 0.7 * kl(s[f"exit_{k}"])
-                   for k in (1, 2)) + ce(s["exit_3"])
-    assert captured["loss"] == pytest.approx(expected, rel=1e-4)
-
-
 def test_distillation_teacher_gets_no_gradient():
     import tensorflow as tf
 
@@ -220,26 +178,11 @@ def test_distillation_teacher_gets_no_gradient():
     assert np.abs(tape.gradient(value, student)).sum() > 0
 
 
-def test_hybrids(model_factory, tiny_data, recorder):
-    history = _fit(model_factory(), regimes.JointBranch(1, 1), recorder,
-                   tiny_data)
-    assert history.history["phase"] == [0, 1, 2, 3]
-    assert recorder.changed[0] == ({1, 2, 3}, {1, 2, 3})
-    assert recorder.changed[1:] == [({1}, {1}), ({2}, {2}), ({3}, {3})]
-    rec2 = type(recorder)()
-    history = _fit(model_factory(), regimes.JointTwoStage(1, 1), rec2,
-                   tiny_data)
-    assert rec2.changed == [({1, 2, 3}, {1, 2, 3}), (set(), {1, 2})]
-    rec3 = type(recorder)()
-    _fit(model_factory(), regimes.PretrainedBranch(1, 1), rec3, tiny_data)
-    assert rec3.changed == [({1, 2, 3}, {3}), ({1}, {1}), ({2}, {2})]
-
-
 def test_composition_with_plus(model_factory, tiny_data, recorder):
     regime = regimes.Mixed(1, 1) + regimes.BranchWise(1)
     history = _fit(model_factory(), regime, recorder, tiny_data)
     assert history.history["phase"] == [0, 1, 2, 3, 4]
-    assert regime.epochs == 5
+    assert regime.epochs_for(3) == 5
 
 
 def test_sdn_schedule_weights(model_factory, tiny_data, recorder):

@@ -29,8 +29,8 @@ def test_every_registered_regime_fits_a_budget(name, epochs, num_exits):
     ("two_stage", {"backbone_epochs": 8, "heads_epochs": 4}),
     ("mixed", {"backbone_epochs": 6, "joint_epochs": 6}),
     ("branch_wise", {"epochs_per_exit": 4}),
-    ("sequential", {"warmup_epochs": 6, "epochs_per_exit": 3}),
-    ("distillation", {"backbone_epochs": 6, "distill_epochs": 6}),
+    ("sequential", {"warmup_epochs": 6, "epochs_per_exit": 2}),
+    ("distillation", {"backbone_epochs": 6, "distill_epochs": 3}),
 ])
 def test_split_of_twelve_epochs_over_three_exits(name, split):
     assert regimes.split_budget(name, 12, 3) == split

@@ -16,10 +16,10 @@ def _run(*args):
 
 
 @pytest.mark.parametrize("regime,kill,phase,earlier", [
-    # Teacher snapshot must survive: killed in the distillation phase.
-    ("distillation", 3, "phase 2/2 'distill'", "phase 1/2"),
+    # Teacher snapshot must survive: killed while distilling exit 1.
+    ("distillation", 3, "phase 2/3 'distill_1'", "phase 1/3"),
     # Fisher and anchors must survive: killed in EWC's second stage.
-    ("ewc", 4, "phase 5/5 'stage_2'", "phase 4/5"),
+    ("ewc", 3, "phase 4/6 'stage_2'", "phase 3/6"),
 ])
 def test_killed_run_resumes_in_phase_with_identical_weights(
         tmp_path, regime, kill, phase, earlier):
