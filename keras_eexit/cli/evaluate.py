@@ -9,8 +9,10 @@ def add_parser(subparsers):
     `keras-eexit evaluate --model PATH --dataset NAME [--criterion C]
     [--thresholds N] [--out DIR]` runs the saved model once over the test
     split and writes, atomically, into `--out`: `report.md` (per-exit table,
-    budget table), `exits.csv`, `budget.csv`, `sweep.csv`,
-    `evaluation.json`, `tradeoff.png` and `exit_ratios.png`.
+    budget table, budgeted-batch curve), `exits.csv`, `budget.csv`,
+    `sweep.csv`, `budgeted_batch.csv`, `evaluation.json`, `tradeoff.png`,
+    `exit_ratios.png` and `budgeted_batch.png`. The budgeted-batch curve
+    (MSDNet's protocol) reads its thresholds from the validation split.
 
     Args:
         subparsers: the `argparse` sub-parsers of `keras-eexit`.
@@ -55,6 +57,7 @@ def run(args):
     """
     from keras_eexit import data
     from keras_eexit import evaluation
+    from keras_eexit import inference
     from keras_eexit.evaluation import reports
     from keras_eexit.experiments.build import check_fits_data
     from keras_eexit.models.loading import load_model
@@ -72,10 +75,16 @@ def run(args):
     outputs = evaluation.collect(model, splits.test)
     result = evaluation.sweep(outputs, criterion=args.criterion,
                               thresholds=args.thresholds)
+    # Budgeted batch classification: thresholds from the validation split
+    # (ranked by a continuous score: entropy if chosen, else max-softmax).
+    validation = evaluation.collect(model, splits.validation)
+    budgeted = inference.budgeted_batch_curve(
+        validation, outputs, criterion=(
+            "entropy" if args.criterion == "entropy" else "max_softmax"))
     # Tables, captions and plots in Kubaty et al.'s (fvcore) convention.
     written = reports.write_evaluation_report(
         outputs, result, args.out, name=os.path.basename(args.model),
-        dataset=args.dataset)
+        dataset=args.dataset, budgeted=budgeted)
     with open(written["report.md"], encoding="utf-8") as f:
         print(f.read().split("\n![", 1)[0].rstrip())
     print(f"Wrote {', '.join(written)} to {args.out}")

@@ -17,6 +17,7 @@ from keras_eexit.evaluation.tables import budget_table
 from keras_eexit.evaluation.tables import budget_table_per_seed
 from keras_eexit.evaluation.sweep import exit_indices
 from keras_eexit.evaluation.sweep import sweep
+from keras_eexit.evaluation.sweep import accuracy_at
 from keras_eexit.evaluation.stats import Comparison
 from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.stats import mean_std

@@ -706,12 +706,14 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
     return written
 
 
-def evaluation_report(outputs, result, name="model", dataset=None):
+def evaluation_report(outputs, result, name="model", dataset=None,
+                      budgeted=None):
     """The Markdown, CSV and JSON texts of one evaluated model.
 
     What `keras-eexit evaluate` writes: the static exits, the budget table
     (Kubaty et al.'s reading, with the caption stating the FLOP convention
-    and the denominator), and the sweep.
+    and the denominator), the sweep and, when given, the budgeted-batch
+    curve next to the sweep.
 
     Args:
         outputs: the `ExitOutputs` of `collect`; its FLOPs are reported
@@ -719,14 +721,19 @@ def evaluation_report(outputs, result, name="model", dataset=None):
         result: the `Sweep` of `sweep(outputs, ...)`.
         name: the model's name in the heading.
         dataset: the data set's name in the heading, or None.
+        budgeted: optional budgeted-batch curve on the same outputs (the
+            `Sweep` of `keras_eexit.inference.budgeted_batch_curve`:
+            per-exit thresholds from a validation split, no temperatures).
 
     Returns:
         `{file name: text}` for `report.md`, `exits.csv`, `budget.csv`,
-        `sweep.csv` and `evaluation.json`.
+        `sweep.csv` and `evaluation.json` (and `budgeted_batch.csv`).
     """
     from keras_eexit.evaluation.tables import anytime_table
     from keras_eexit.evaluation.tables import budget_table
 
+    if budgeted is not None:
+        budgeted = reference_convention(outputs, budgeted)[1]
     outputs, result = reference_convention(outputs, result)
     rows = anytime_table(outputs)
     budget = budget_table(result, outputs)
@@ -764,6 +771,11 @@ def evaluation_report(outputs, result, name="model", dataset=None):
         markdown_table([budget]), "",
         "![trade-off](tradeoff.png)", "",
         "![exit ratios](exit_ratios.png)", ""]
+    files = {}
+    if budgeted is not None:
+        section, rows_bb = _budgeted_section(budgeted, result, outputs, base)
+        lines += section
+        files["budgeted_batch.csv"] = csv_text(rows_bb)
     sweep_rows = [
         {"threshold": float(t), "accuracy": float(a),
          "mean_flops": float(f),
@@ -771,26 +783,76 @@ def evaluation_report(outputs, result, name="model", dataset=None):
                                                     ratios)}}
         for t, a, f, ratios in zip(result.thresholds, result.accuracy,
                                    result.mean_flops, result.exit_ratios)]
+    summary = {
+        "model": name, "dataset": dataset, "num_samples": samples,
+        "flops_convention": convention, "base_flops": base,
+        "exits": rows, "budget": budget,
+        "criterion": result.criterion,
+        "thresholds": result.thresholds, "accuracy": result.accuracy,
+        "mean_flops": result.mean_flops,
+        "exit_ratios": result.exit_ratios,
+    }
+    if budgeted is not None:
+        summary["budgeted_batch"] = {
+            "criterion": budgeted.criterion,
+            "thresholds": budgeted.thresholds,
+            "accuracy": budgeted.accuracy,
+            "mean_flops": budgeted.mean_flops,
+            "exit_ratios": budgeted.exit_ratios}
     return {
         "report.md": "\n".join(lines),
         "exits.csv": csv_text(rows),
         "budget.csv": csv_text(budget_rows(budget)),
         "sweep.csv": csv_text(sweep_rows),
-        "evaluation.json": json_text({
-            "model": name, "dataset": dataset, "num_samples": samples,
-            "flops_convention": convention, "base_flops": base,
-            "exits": rows, "budget": budget,
-            "criterion": result.criterion,
-            "thresholds": result.thresholds, "accuracy": result.accuracy,
-            "mean_flops": result.mean_flops,
-            "exit_ratios": result.exit_ratios,
-        }),
+        **files,
+        "evaluation.json": json_text(summary),
     }
 
 
+def _budgeted_section(budgeted, result, outputs, base):
+    """Report lines and CSV rows of the budgeted-batch curve."""
+    from keras_eexit.evaluation.sweep import accuracy_at
+
+    versus = accuracy_at(result, budgeted.mean_flops)
+    table, rows = [], []
+    for j, (cost, accuracy) in enumerate(zip(budgeted.mean_flops,
+                                             budgeted.accuracy)):
+        row = {"point": j + 1, "mflops": float(cost) / 1e6,
+               "budget": (float(cost) / base if base else None),
+               "accuracy": float(accuracy),
+               "global_sweep_accuracy": _number(versus[j])}
+        table.append(row)
+        rows.append({
+            **row,
+            **{f"threshold_{n}": float(t) for n, t in zip(
+                outputs.exit_names, budgeted.thresholds[j])},
+            **{f"ratio_{n}": float(r) for n, r in zip(
+                outputs.exit_names, budgeted.exit_ratios[j])}})
+    above = versus[np.isfinite(versus)]
+    above = int(np.sum(budgeted.accuracy[np.isfinite(versus)] >= above))
+    lines = [
+        f"## Budgeted batch classification ({budgeted.criterion}, "
+        "thresholds from the validation split)", "",
+        "MSDNet's protocol (Huang et al. 2018, `adaptive_inference.py`): "
+        "for q = p / 20, p = 1..39, exit k takes the share q^k / Σ q^j of "
+        "the validation samples, most confident first; those per-exit "
+        "thresholds are applied to the test split. `budget` is the mean "
+        "FLOPs as a fraction of the base network's; "
+        f"`global_sweep_accuracy` is the {result.criterion} sweep above "
+        "at the same mean FLOPs (straight lines between its points; n/a "
+        "outside its range). "
+        f"The curve is on or above the sweep at {above} of "
+        f"{int(np.isfinite(versus).sum())} points.", "",
+        markdown_table(table, ["point", "mflops", "budget", "accuracy",
+                               "global_sweep_accuracy"]).replace(
+            "| mflops |", "| MFLOPs |"), "",
+        "![budgeted batch](budgeted_batch.png)", ""]
+    return lines, rows
+
+
 def write_evaluation_report(outputs, result, out_dir, name="model",
-                            dataset=None):
-    """Writes `evaluation_report`'s files and its two plots atomically.
+                            dataset=None, budgeted=None):
+    """Writes `evaluation_report`'s files and its plots atomically.
 
     Args:
         outputs: the `ExitOutputs` of `collect`.
@@ -798,17 +860,22 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
         out_dir: the output directory (created if needed).
         name: the model's name in headings.
         dataset: the data set's name, or None.
+        budgeted: optional budgeted-batch curve (see `evaluation_report`).
 
     Returns:
         `{file name: path}` of everything written: `report.md`,
         `exits.csv`, `budget.csv`, `sweep.csv`, `evaluation.json`,
-        `tradeoff.png`, `exit_ratios.png`.
+        `tradeoff.png`, `exit_ratios.png` (with `budgeted`, also
+        `budgeted_batch.csv` and `budgeted_batch.png`: the curve next to
+        the sweep).
     """
     from keras_eexit.evaluation import plots as plotting
     from keras_eexit.evaluation.tables import anytime_table
     from keras_eexit.utils.atomic import write_text
 
-    files = evaluation_report(outputs, result, name, dataset)
+    files = evaluation_report(outputs, result, name, dataset, budgeted)
+    if budgeted is not None:
+        budgeted = reference_convention(outputs, budgeted)[1]
     outputs, result = reference_convention(outputs, result)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
@@ -831,4 +898,13 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
                              title=f"{name}{where}: share of samples per "
                              "exit")
     written["exit_ratios.png"] = path
+    if budgeted is not None:
+        path = os.path.join(out_dir, "budgeted_batch.png")
+        plotting.tradeoff_plot(
+            {"budgeted batch (validation thresholds)": [budgeted],
+             f"global {result.criterion} threshold": [result]}, path,
+            title=f"{name}{where}: budgeted batch classification",
+            convention=outputs.flops_convention,
+            base_flops=outputs.base_flops)
+        written["budgeted_batch.png"] = path
     return written

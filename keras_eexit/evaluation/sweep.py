@@ -199,3 +199,39 @@ def sweep(probs, labels=None, flops=None, criterion="max_softmax",
     counts = np.stack([(exits == k).mean(axis=1) for k in range(num_exits)],
                       axis=1)
     return Sweep(criterion, thresholds, accuracy, mean_flops, counts)
+
+
+def accuracy_at(result, flops):
+    """A sweep's accuracy at given mean FLOPs, as its curve is drawn.
+
+    The sweep points sorted by mean FLOPs, joined by straight lines (as
+    `tradeoff_plot` draws them); points of equal cost count with their
+    best accuracy. Costs outside the swept range give NaN (no
+    extrapolation).
+
+    Args:
+        result: a `Sweep`.
+        flops: a number or an array of mean FLOPs per sample.
+
+    Returns:
+        A float or an array of accuracies (NaN outside the range).
+
+    Example:
+
+    ```python
+    # Is the budgeted-batch curve above the global sweep at its budgets?
+    curve.accuracy >= accuracy_at(sweep(test), curve.mean_flops)
+    ```
+    """
+    costs, which = np.unique(np.asarray(result.mean_flops, np.float64),
+                             return_inverse=True)
+    accuracy = np.full(costs.shape, -np.inf)
+    np.maximum.at(accuracy, which.reshape(-1),
+                  np.asarray(result.accuracy, np.float64))
+    flops = np.asarray(flops, np.float64)
+    value = np.interp(flops, costs, accuracy)
+    # Relative tolerance: mean FLOPs are sums of float64 averages.
+    slack = 1e-9 * max(abs(costs[-1]), 1.0)
+    value = np.where((flops < costs[0] - slack) | (flops > costs[-1] + slack),
+                     np.nan, value)
+    return float(value) if value.ndim == 0 else value

@@ -91,13 +91,17 @@ def representative_samples(data, input_shape, dtype="float32"):
 
 
 def convert(function, quantization=None, representative=None, model=None):
-    """Converts one traced function to LiteRT flatbuffer bytes.
+    """Converts traced functions to LiteRT flatbuffer bytes.
 
     Args:
-        function: a `tf.function` with an input signature.
+        function: a `tf.function` with an input signature (one signature,
+            `serving_default`), or a list of them (one signature each,
+            named after its Python function; constants they share are
+            stored once).
         quantization: one of `QUANTIZATIONS`.
         representative: for `"int8"`, a callable returning an iterator of
-            input dicts (signature names -> arrays with batch size 1).
+            input dicts (signature names -> arrays), or with several
+            functions of `(signature key, input dict)` pairs.
         model: the Keras model, to name the layer of an op that blocks the
             conversion.
 
@@ -109,11 +113,13 @@ def convert(function, quantization=None, representative=None, model=None):
     """
     import tensorflow as tf
 
+    functions = list(function) if isinstance(function, (list, tuple)) \
+        else [function]
     module = tf.Module()
-    module.serve = function
-    concrete = function.get_concrete_function()
+    for i, f in enumerate(functions):
+        setattr(module, f"serve_{i}", f)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [concrete], module
+        [f.get_concrete_function() for f in functions], module
     )
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization is not None:

@@ -28,6 +28,9 @@ from keras_eexit.utils.validation import invalid_value
 
 INPUT = "input"
 THRESHOLDS = "thresholds"
+SIGNATURE = "serving_default"
+ONE_ROW_SIGNATURE = "one_row"
+"""The early-exit file's batch-1 signature (`ChainGraph.one_row_function`)."""
 
 
 def state_name(i):
@@ -192,24 +195,40 @@ class ChainGraph:
         `keras_eexit.inference.compaction.EarlyExitGraph` on the frozen
         layers: after stage `k` only the rows its exit did not accept are
         gathered into stage `k + 1`, which runs inside a `tf.cond` (a
-        LiteRT `If`) taken only when some row remains, so at batch 1 the
-        graph stops at the first exit that accepts the sample. Scores are
-        computed in float32 (LiteRT built-in kernels have no float64).
+        LiteRT `If`) taken only when some row remains. Scores are computed
+        in float32 (LiteRT built-in kernels have no float64).
         """
+        return self._early_exit(one_row=False)
+
+    def one_row_function(self):
+        """`{input (1, ...), thresholds (K,)} -> {probabilities,
+        exit_index}`: the same decisions for one sample.
+
+        `EarlyExitGraph.one_row`: nested `tf.cond`s (LiteRT `If`s) on the
+        sample's decision, no gather, every shape static, so the graph
+        stops at the first exit that accepts the sample with the least
+        work per call (the early-exit file's batch-1 signature).
+        """
+        return self._early_exit(one_row=True)
+
+    def _early_exit(self, one_row):
         import tensorflow as tf
 
         graph = EarlyExitGraph(self.model, self.criterion, call=self.call,
                                precision="float32")
-
         temperatures = None
         if self.temperatures is not None:
             temperatures = tf.constant(self.temperatures, tf.float32)
+        run = graph.one_row if one_row else graph
 
         def serve(inputs):
-            return graph(inputs[INPUT], inputs[THRESHOLDS], temperatures)
+            return run(inputs[INPUT], inputs[THRESHOLDS], temperatures)
 
+        # The converter names the signatures of a multi-function file after
+        # the functions.
+        serve.__name__ = ONE_ROW_SIGNATURE if one_row else SIGNATURE
         signature = {
-            INPUT: self.input_spec(None),
+            INPUT: self.input_spec(1 if one_row else None),
             THRESHOLDS: tf.TensorSpec((self.num_exits,), tf.float32,
                                       name=THRESHOLDS),
         }

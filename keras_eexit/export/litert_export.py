@@ -24,7 +24,7 @@ SIDECAR = "litert_export.json"
 
 FORMAT = "keras-eexit-litert"
 FORMAT_VERSION = 2  # 2: per-exit `thresholds` input, any batch size
-SIGNATURE = "serving_default"
+SIGNATURE = _graph.SIGNATURE
 
 _CALIBRATION_BATCH = 64
 
@@ -50,12 +50,16 @@ def export_litert(
       runs on the batch; the rows exit 1 accepts are done, the others are
       gathered (every tensor of the state) into stage 2, which runs inside
       a `tf.cond` (a LiteRT `If`) taken only when some row remains, and so
-      on: deeper stages are really skipped, per sample at batch 1 and for
-      the rows that left at any batch size. Inputs `input` (any batch
+      on: deeper stages are really skipped for the rows that left.
+      Signature `serving_default`: inputs `input` (any batch
       size: `(batch,) + input_shape`) and `thresholds` (float32, one per
       exit, chosen at run time); outputs `probabilities`
       `(batch, num_classes)` and `exit_index` `(batch,)` (int32,
-      0-based).
+      0-based). Signature `one_row`: the same for exactly one sample
+      (`input` `(1,) + input_shape`), as nested `If`s on the sample's
+      decision with no gather and static shapes, the least work per
+      call (`LiteRTRunner` uses it for one sample; it stops at the first
+      exit that accepts the sample).
     * `mode="per_exit"`: `exit_1.tflite`, ...: exit `k` as a standalone
       model (segments `1..k` and head `k`), input `input` (any batch
       size), output `probabilities`.
@@ -237,10 +241,18 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
             criterion).never_exit(graph.num_exits), np.float32)
 
         def representative():
+            # Every sample through both signatures (the same stages), with
+            # thresholds no exit accepts so that every stage sees it: the
+            # two calibrate alike.
             for sample in samples:
-                yield {_graph.INPUT: sample[None], _graph.THRESHOLDS: never}
+                yield (_graph.ONE_ROW_SIGNATURE,
+                       {_graph.INPUT: sample[None],
+                        _graph.THRESHOLDS: never})
+                yield (_graph.SIGNATURE, {_graph.INPUT: sample[None],
+                                          _graph.THRESHOLDS: never})
 
-    content = convert(graph.early_exit_function(), quantization,
+    content = convert([graph.early_exit_function(),
+                       graph.one_row_function()], quantization,
                       representative, model)
     return {
         "file": "early_exit.tflite",
@@ -248,6 +260,7 @@ def _early_exit_entry(graph, criterion, quantization, samples, model):
         "exits": list(range(graph.num_exits)),
         "inputs": [_graph.INPUT, _graph.THRESHOLDS],
         "outputs": [_graph.PROBABILITIES, _graph.EXIT_INDEX],
+        "one_row_signature": _graph.ONE_ROW_SIGNATURE,
     }
 
 

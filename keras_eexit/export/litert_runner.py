@@ -25,7 +25,8 @@ class LiteRTRunner:
     How `predict` proceeds depends on the export mode:
 
     * `"early_exit"`: the model itself stops at the first confident exit
-      and compacts the batch between stages (one call per batch).
+      and compacts the batch between stages (one call per batch; one
+      sample goes through the file's `one_row` signature).
     * `"segments"`: the runner drives the stages: stage 1 runs on the
       whole batch, the samples its exit accepts are done, stage 2 runs on
       the rest with the state stage 1 returned, and so on.
@@ -94,6 +95,7 @@ class LiteRTRunner:
         self._files = list(meta["files"])
         self._runners = []
         self._interpreters = []
+        self._one_row = None  # the early-exit file's batch-1 signature
         for entry in self._files:
             file_path = os.path.join(directory, entry["file"])
             with open(file_path, "rb") as f:
@@ -119,6 +121,13 @@ class LiteRTRunner:
                 )
             self._interpreters.append(interpreter)
             self._runners.append(runner)
+            key = entry.get("one_row_signature")
+            if key is not None:
+                if key not in interpreter.get_signature_list():
+                    raise ValueError(
+                        f"{file_path} lacks the signature {key!r} listed "
+                        f"in {SIDECAR}.")
+                self._one_row = interpreter.get_signature_runner(key)
 
     # ------------------------------------------------------------ public
     def predict(self, x, threshold=None):
@@ -209,8 +218,12 @@ class LiteRTRunner:
         return {name: result[name] for name in names}
 
     def _predict_early_exit(self, batch, thresholds):
-        out = self._runners[0](**{_graph.INPUT: batch,
-                                  _graph.THRESHOLDS: thresholds})
+        # One sample: the file's `one_row` signature (no compaction to do,
+        # static shapes); otherwise the batched signature.
+        runner = self._runners[0]
+        if len(batch) == 1 and self._one_row is not None:
+            runner = self._one_row
+        out = runner(**{_graph.INPUT: batch, _graph.THRESHOLDS: thresholds})
         return (out[_graph.PROBABILITIES],
                 out[_graph.EXIT_INDEX].astype(np.int64))
 

@@ -12,6 +12,8 @@
 """
 
 from keras_eexit.inference.calibration import accuracy_drop_policy
+from keras_eexit.inference.calibration import best_accuracy_curve
+from keras_eexit.inference.calibration import best_accuracy_policy
 from keras_eexit.inference.calibration import budgeted_batch_curve
 from keras_eexit.inference.calibration import budgeted_batch_plot
 from keras_eexit.inference.calibration import budgeted_batch_policy
@@ -25,6 +27,8 @@ from keras_eexit.inference.saved_model import export_saved_model
 __all__ = [
     "ExitPolicy",
     "accuracy_drop_policy",
+    "best_accuracy_curve",
+    "best_accuracy_policy",
     "budgeted_batch_curve",
     "budgeted_batch_plot",
     "budgeted_batch_policy",

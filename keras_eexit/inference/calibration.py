@@ -149,6 +149,16 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
                  thresholds=rows)
 
 
+def _check_budget(budget, flops):
+    if isinstance(budget, bool) or not isinstance(
+            budget, (int, float, np.number)) or not math.isfinite(budget) \
+            or budget < flops[0]:
+        raise invalid_value(
+            "budget", f"mean FLOPs per sample of at least the first exit's "
+            f"cost ({flops[0]:,.0f})", budget)
+    return float(budget)
+
+
 def budgeted_batch_policy(validation, budget, criterion="max_softmax",
                           temperatures=None, num_q=200):
     """The budgeted-batch policy whose validation cost fits `budget`.
@@ -171,12 +181,7 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
     """
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
-    if isinstance(budget, bool) or not isinstance(
-            budget, (int, float, np.number)) or not math.isfinite(budget) \
-            or budget < flops[0]:
-        raise invalid_value(
-            "budget", f"mean FLOPs per sample of at least the first exit's "
-            f"cost ({flops[0]:,.0f})", budget)
+    _check_budget(budget, flops)
     best = None
     for q in np.geomspace(0.01, 4.0, num_q):
         policy = budgeted_batch_thresholds(validation, float(q), criterion,
@@ -242,11 +247,18 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     start = int(np.argmin(np.where(ok, overall.mean_flops, np.inf)))
     current = np.full(num_exits, candidates[start], np.float32)
     cost = overall.mean_flops[start]
+    # Per exit, the grid and as many quantiles of the exit's validation
+    # scores (cuts where the samples are, not only where the grid is).
+    scores = crit.scores(probs)
+    levels = np.linspace(0.0, 1.0, grid)
+    per_exit = [np.unique(np.concatenate([
+        candidates, np.quantile(scores[k], levels).astype(np.float32)]))
+        for k in range(num_exits)]
     for _ in range(passes):
         improved = False
         for k in range(num_exits - 1):
-            rows = np.repeat(current[None], len(candidates), 0)
-            rows[:, k] = candidates
+            rows = np.repeat(current[None], len(per_exit[k]), 0)
+            rows[:, k] = per_exit[k]
             result = sweep(probs, labels, flops, crit.name, rows)
             fits = result.accuracy >= target
             costs = np.where(fits, result.mean_flops, np.inf)
@@ -263,6 +275,140 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                                     float(final.accuracy[0]),
                                 "validation_flops":
                                     float(final.mean_flops[0])})
+
+
+def best_accuracy_policy(validation, budget, criterion="max_softmax",
+                         temperatures=None, grid=100, passes=4):
+    """The per-exit thresholds of highest validation accuracy in a budget.
+
+    Where MSDNet's budgeted batch classification fixes how many samples
+    each exit takes (a geometric schedule, `budgeted_batch_policy`), this
+    searches the thresholds themselves: it starts from the single
+    threshold of a `grid`-point sweep with the highest validation accuracy
+    whose mean validation FLOPs fit `budget`, then changes one exit's
+    threshold at a time (coordinate ascent, `passes` rounds; candidates:
+    the grid and `grid` quantiles of the exit's validation scores),
+    keeping a change that raises validation accuracy (or keeps it for
+    less compute) within the budget. On validation it is never below
+    the global threshold; a network with a weak early exit (which the
+    geometric schedule must feed) gains most.
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        budget: the target mean FLOPs per sample (at least the first
+            exit's cost).
+        criterion: `"max_softmax"` or `"entropy"`.
+        temperatures: optional per-exit temperatures.
+        grid: size of the threshold grid (`reference_grid(grid)`) and
+            number of score quantiles tried per exit.
+        passes: coordinate-ascent rounds.
+
+    Returns:
+        An `ExitPolicy` (metadata: budget, validation accuracy and FLOPs).
+
+    Example:
+
+    ```python
+    policy = best_accuracy_policy(validation, 0.5 * model.base_flops())
+    probs, exit_index, flops = predict_early_exit(model, x, policy=policy)
+    ```
+    """
+    from keras_eexit.evaluation import sweep
+
+    validation = _check_outputs(validation, "validation")
+    flops = np.asarray(validation.flops, dtype=np.float64)
+    budget = _check_budget(budget, flops)
+    crit = criteria_lib.get(criterion)
+    if crit.name not in ("max_softmax", "entropy"):
+        raise invalid_value("criterion", "'max_softmax' or 'entropy'",
+                            crit.name)
+    probs = scale_probabilities(validation.probs, temperatures)
+    labels = validation.labels
+    num_exits = probs.shape[0]
+    candidates = crit.sweep_values(grid, num_exits)
+    limit = budget * (1 + 1e-12)
+
+    def best_row(rows):
+        result = sweep(probs, labels, flops, crit.name, rows)
+        fits = result.mean_flops <= limit
+        # Highest accuracy, then lowest cost, among the rows that fit.
+        order = np.lexsort((result.mean_flops, -result.accuracy))
+        order = order[fits[order]]
+        if not order.size:
+            return None
+        j = order[0]
+        return rows[j], result.accuracy[j], result.mean_flops[j]
+
+    rows = np.repeat(candidates[:, None], num_exits, axis=1)
+    found = best_row(rows)
+    if found is None:  # every sample at exit 1 still fits (checked above)
+        rows = np.full((1, num_exits), _eager(crit), np.float32)
+        found = best_row(rows)
+    current, accuracy, cost = found
+    current = np.array(current, np.float32)
+    # Per exit, the grid and as many quantiles of the exit's validation
+    # scores (cuts where the samples are, not only where the grid is).
+    scores = crit.scores(probs)
+    levels = np.linspace(0.0, 1.0, grid)
+    per_exit = [np.unique(np.concatenate([
+        candidates, np.quantile(scores[k], levels).astype(np.float32)]))
+        for k in range(num_exits)]
+    for _ in range(passes):
+        improved = False
+        for k in range(num_exits - 1):
+            rows = np.repeat(current[None], len(per_exit[k]), 0)
+            rows[:, k] = per_exit[k]
+            row, row_accuracy, row_cost = best_row(rows)
+            if row_accuracy > accuracy or (row_accuracy == accuracy
+                                           and row_cost < cost - 1e-9):
+                current, accuracy, cost = row.copy(), row_accuracy, row_cost
+                improved = True
+        if not improved:
+            break
+    current[-1] = _eager(crit)  # the last exit takes everyone (unused)
+    return ExitPolicy(crit.name, current, temperatures=temperatures,
+                      metadata={"method": "best_accuracy",
+                                "budget": budget,
+                                "validation_accuracy": float(accuracy),
+                                "validation_flops": float(cost)})
+
+
+def best_accuracy_curve(validation, test, budgets=None,
+                        criterion="max_softmax", temperatures=None,
+                        grid=100):
+    """Test accuracy vs mean FLOPs of `best_accuracy_policy` over budgets.
+
+    Thresholds come from `validation` for each budget and are applied to
+    `test` (never read to choose them).
+
+    Args:
+        validation: `ExitOutputs` of the validation split.
+        test: `ExitOutputs` of the test split.
+        budgets: mean FLOPs per sample (default: 39 evenly spaced from the
+            first exit's cost to the last exit's, like MSDNet's 39 points).
+        criterion: `"max_softmax"` or `"entropy"`.
+        temperatures: optional per-exit temperatures.
+        grid: threshold candidates per exit.
+
+    Returns:
+        A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
+        `(len(budgets), K)` per-exit rows.
+    """
+    from keras_eexit.evaluation import sweep
+
+    validation = _check_outputs(validation, "validation")
+    test = _check_outputs(test, "test")
+    _consistent(validation, test)
+    flops = np.asarray(validation.flops, dtype=np.float64)
+    if budgets is None:
+        budgets = np.linspace(flops[0], flops[-1], len(MSDNET_P))
+    rows = np.stack([
+        best_accuracy_policy(validation, float(b), criterion, temperatures,
+                             grid).threshold_array()
+        for b in np.asarray(budgets, dtype=np.float64).reshape(-1)])
+    probs = scale_probabilities(test.probs, temperatures)
+    return sweep(probs, test.labels, test.flops, criterion=criterion,
+                 thresholds=rows)
 
 
 def expected_calibration_error(probs, labels, bins=15):

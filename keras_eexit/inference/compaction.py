@@ -7,6 +7,11 @@ stage k + 1 computes only those. The graph is plain TensorFlow, traced by
 `predict_early_exit` (Keras layers), `export_saved_model` (a SavedModel
 signature) and `export_litert(mode="early_exit")` (frozen layers, LiteRT
 built-in ops).
+
+At batch 1 there is nothing to compact: `EarlyExitGraph.one_row` is the
+same decisions as a chain of nested `tf.cond`s on the row's decision, with
+no gather, scatter or data-dependent shape (the LiteRT file's batch-1
+signature: static shapes, so the runtime prepares each branch once).
 """
 
 import keras
@@ -86,6 +91,47 @@ class EarlyExitGraph:
                               tf.stack([batch, tf.shape(probs)[-1]]))
         index = tf.scatter_nd(where, index, tf.reshape(batch, [1]))
         return {PROBABILITIES: probs, EXIT_INDEX: index}
+
+    def one_row(self, x, thresholds, temperatures=None):
+        """The same decisions for a batch of exactly one row, no compaction.
+
+        Stage `k + 1` runs inside a `tf.cond` on the row's decision at
+        exit `k`: no gather, scatter or shape that depends on the data.
+
+        Args:
+            x: a batch of one input, `(1,) + input_shape`.
+            thresholds, temperatures: as `__call__`.
+
+        Returns:
+            The dict of `__call__`: `probabilities` `(1, C)` and
+            `exit_index` `(1,)`.
+        """
+        probs, index = self._one_row(0, x, self.criterion.initial_carry(1),
+                                     thresholds, temperatures)
+        return {PROBABILITIES: probs, EXIT_INDEX: index}
+
+    def _one_row(self, k, state, carry, thresholds, temperatures):
+        """Stages `k..K-1` for a batch of one row: nested `tf.cond`s.
+
+        Returns the row's probabilities `(1, C)` and exit index `(1,)`.
+        """
+        import tensorflow as tf
+
+        if self.observe is not None:
+            self.observe(k, tf.constant(1))
+        state, logits = chain.run_stage(self.model, k, state,
+                                        training=False, call=self.call)
+        probs = self.class_probabilities(k, logits, temperatures)
+        index = tf.fill([1], k)
+        if k == self.num_exits - 1:
+            return probs, index
+        score, carry = self.criterion.graph_score(probs, k, carry,
+                                                  self.precision)
+        accept = self.criterion.graph_accepts(score, thresholds[k])[0]
+        return tf.cond(
+            accept, lambda: (tf.identity(probs), tf.identity(index)),
+            lambda: self._one_row(k + 1, state, carry, thresholds,
+                                  temperatures))
 
     def _rest(self, k, state, carry, positions, thresholds, temperatures):
         """Stages `k..K-1` for the rows `positions` that reach stage `k`.

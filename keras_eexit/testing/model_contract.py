@@ -124,7 +124,8 @@ def check_litert(model, x, directory):
     """LiteRT exports in every mode compute Keras' probabilities.
 
     The early-exit file leaves at the first exit with threshold 0 and at
-    the last with threshold 1 (max-softmax).
+    the last with threshold 1 (max-softmax), for a batch and for one
+    sample (its `one_row` signature).
 
     Args:
         model: a built `MultiExitModel`.
@@ -148,6 +149,11 @@ def check_litert(model, x, directory):
     probs, index = runner.predict(x, 1.0)
     assert (index == model.num_exits - 1).all()
     np.testing.assert_allclose(probs, expected[-1], atol=1e-4)
+    for threshold, exit_index in ((0.0, 0), (1.0, model.num_exits - 1)):
+        probs, index = runner.predict(x[0], threshold)  # `one_row`
+        assert index == exit_index
+        np.testing.assert_allclose(probs, expected[exit_index, 0],
+                                   atol=1e-4)
     for mode in ("per_exit", "segments"):
         export_litert(model, directory / mode, mode=mode)
         np.testing.assert_allclose(

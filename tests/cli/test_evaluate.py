@@ -65,8 +65,9 @@ def test_evaluate_writes_all_files(untrained_model, tmp_path, capsys,
                  "digits", "--criterion", criterion, "--thresholds", "11",
                  "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "budget.csv", "evaluation.json", "exit_ratios.png", "exits.csv",
-        "report.md", "sweep.csv", "tradeoff.png"]
+        "budget.csv", "budgeted_batch.csv", "budgeted_batch.png",
+        "evaluation.json", "exit_ratios.png", "exits.csv", "report.md",
+        "sweep.csv", "tradeoff.png"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     result = _strict_json((out / "evaluation.json").read_text())
     assert result["criterion"] == criterion
@@ -97,3 +98,29 @@ def test_evaluate_unknown_criterion(untrained_model, tmp_path, capsys):
                  "margin", "--out", str(tmp_path / "e")]) == 2
     assert "Unknown criterion 'margin'" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_evaluate_reports_the_budgeted_batch_curve(untrained_model, tmp_path):
+    # MSDNet's 39 budgets, thresholds from the validation split, next to
+    # the global sweep in the report, the CSV, the JSON and a plot.
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(untrained_model), "--dataset",
+                 "digits", "--thresholds", "20", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Budgeted batch classification (max_softmax, thresholds " \
+        "from the validation split)" in report
+    assert "| point | MFLOPs | budget | accuracy | global_sweep_accuracy |" \
+        in report
+    assert "![budgeted batch](budgeted_batch.png)" in report
+    rows = list(csv.DictReader(io.StringIO(
+        (out / "budgeted_batch.csv").read_text())))
+    assert len(rows) == 39
+    assert {"threshold_exit_1", "threshold_exit_3", "ratio_exit_2",
+            "global_sweep_accuracy"} <= set(rows[0])
+    assert all(float(r["threshold_exit_3"]) == 0.0 for r in rows)
+    curve = _strict_json((out / "evaluation.json").read_text())[
+        "budgeted_batch"]
+    assert len(curve["accuracy"]) == 39 and len(curve["thresholds"][0]) == 3
+    costs = [float(r["mflops"]) for r in rows]
+    assert costs[0] <= costs[-1]  # more budget, later exits
+    assert (out / "budgeted_batch.png").read_bytes()[:4] == b"\x89PNG"

@@ -101,3 +101,16 @@ def test_bad_input(kwargs, match):
         labels = labels[:0]
     with pytest.raises(ValueError, match=match):
         sweep(probs, labels, flops, **kwargs)
+
+
+def test_accuracy_at_reads_the_curve_as_drawn():
+    from keras_eexit.evaluation import Sweep
+    from keras_eexit.evaluation import accuracy_at
+
+    result = Sweep("max_softmax", np.zeros(4, np.float32),
+                   np.array([0.5, 0.9, 0.7, 0.8]),
+                   np.array([10.0, 30.0, 20.0, 20.0]), np.zeros((4, 2)))
+    assert accuracy_at(result, 15.0) == pytest.approx(0.65)
+    # Equal costs count with their best accuracy; no extrapolation.
+    np.testing.assert_allclose(accuracy_at(result, [5, 10, 20, 25, 30, 31]),
+                               [np.nan, 0.5, 0.8, 0.85, 0.9, np.nan])

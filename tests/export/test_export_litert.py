@@ -101,6 +101,29 @@ def test_runner_drives_per_exit_and_segment_files_like_early_exit(
         np.testing.assert_allclose(p1[e1 == e2], p2[e1 == e2], atol=1e-4)
 
 
+def test_one_row_path_decides_as_the_batch_path(digits, exports,
+                                                tmp_path):
+    # A batch of one row takes the file's own single-row path (nested Ifs,
+    # no gathers); it must decide and predict as the compaction path.
+    model, _, x, _, probs = digits
+    patience = tmp_path / "patience"
+    export_litert(model, patience, mode="early_exit", criterion="patience")
+    cases = [(exports["early_exit", "max_softmax"], (0.3, 0.8, 0.99)),
+             (exports["early_exit", "entropy"], (0.05, 0.2, 0.7)),
+             (patience, (0, 1, 2))]
+    for path, thresholds in cases:
+        runner = LiteRTRunner(path)
+        for threshold in thresholds:
+            batch_probs, batch_exit = runner.predict(x[:40], threshold)
+            rows = [runner.predict(sample, threshold) for sample in x[:40]]
+            np.testing.assert_array_equal([r[1] for r in rows], batch_exit)
+            np.testing.assert_allclose(np.stack([r[0] for r in rows]),
+                                       batch_probs, atol=1e-6)
+            expected = criteria.first_exit(probs[:, :40], runner.criterion,
+                                           threshold)
+            np.testing.assert_array_equal(batch_exit, expected)
+
+
 def test_single_sample_and_batch_shapes(digits, exports):
     _, _, x, _, _ = digits
     runner = LiteRTRunner(exports["early_exit", "max_softmax"])
@@ -117,9 +140,10 @@ def test_early_exit_file_uses_if_and_builtin_ops_only(exports):
     ops = {op["op_name"] for op in runner._interpreters[0]._get_ops_details()}
     assert "IF" in ops
     assert not any(name.startswith("Flex") for name in ops)
+    signature = {"inputs": ["input", "thresholds"],
+                 "outputs": ["exit_index", "probabilities"]}
     assert runner._interpreters[0].get_signature_list() == {
-        "serving_default": {"inputs": ["input", "thresholds"],
-                            "outputs": ["exit_index", "probabilities"]}}
+        "serving_default": signature, "one_row": signature}
 
 
 def test_sidecar_describes_the_export(digits, exports):
@@ -176,11 +200,19 @@ def test_int8_loses_at_most_one_point_on_digits(digits, tmp_path):
     assert (final.argmax(-1) == y).mean() >= float_acc - 0.01
     stages = LiteRTRunner(tmp_path / "stages").predict_all(x)
     assert (stages[-1].argmax(-1) == y).mean() >= float_acc - 0.01
-    # The early-exit decisions stay close to the float rule.
+    # The early-exit decisions stay close to the float rule, and one row
+    # at a time (the single-row path, calibrated on the same samples)
+    # decides as the batch.
     for threshold in (0.6, 0.9):
-        _, index = early.predict(x, threshold)
+        batch_probs, index = early.predict(x, threshold)
         expected = criteria.first_exit(probs, "max_softmax", threshold)
         assert (index == expected).mean() >= 0.97
+        rows = [early.predict(sample, threshold) for sample in x[:60]]
+        np.testing.assert_array_equal([r[1] for r in rows], index[:60])
+        # (Within one 8-bit step: the batch path requantises the outputs
+        # it concatenates and scatters.)
+        np.testing.assert_allclose(np.stack([r[0] for r in rows]),
+                                   batch_probs[:60], atol=1 / 128)
     size = os.path.getsize(tmp_path / "early" / "early_exit.tflite")
     assert size < 0.5 * sum(4 * int(np.prod(w.shape)) for w in model.weights)
 

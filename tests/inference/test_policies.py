@@ -9,6 +9,8 @@ from keras_eexit.evaluation import ExitOutputs
 from keras_eexit.evaluation import sweep
 from keras_eexit.inference import ExitPolicy
 from keras_eexit.inference import accuracy_drop_policy
+from keras_eexit.inference import best_accuracy_curve
+from keras_eexit.inference import best_accuracy_policy
 from keras_eexit.inference import budgeted_batch_curve
 from keras_eexit.inference import budgeted_batch_policy
 from keras_eexit.inference import budgeted_batch_thresholds
@@ -87,6 +89,39 @@ def test_budget_and_accuracy_drop_policies():
                         validation.params, validation.exit_names)
     with pytest.raises(ValueError, match="classes"):
         budgeted_batch_curve(validation, other)
+
+
+def test_best_accuracy_policy_beats_every_global_threshold_in_budget():
+    # A weak first exit (no signal): the geometric schedule must feed it,
+    # the best-accuracy search need not.
+    validation = _outputs(0, scale=(0.0, 2.5, 4.0))
+    every = sweep(validation, criterion="max_softmax")
+    for budget in (120.0, 180.0, 250.0):
+        policy = best_accuracy_policy(validation, budget)
+        result = policy.evaluate(validation)
+        assert result.mean_flops[0] <= budget
+        assert policy.metadata["validation_flops"] == result.mean_flops[0]
+        fits = every.mean_flops <= budget
+        assert result.accuracy[0] >= every.accuracy[fits].max()
+        schedule = budgeted_batch_policy(validation, budget).evaluate(
+            validation)
+        assert result.accuracy[0] >= schedule.accuracy[0]
+    assert policy.thresholds[-1] == 0.0  # the last exit takes the rest
+    with pytest.raises(ValueError, match="at least the first exit's cost"):
+        best_accuracy_policy(validation, 99.0)
+    with pytest.raises(ValueError, match="criterion"):
+        best_accuracy_policy(validation, 200.0, criterion="patience")
+
+
+def test_best_accuracy_curve_never_reads_the_test_split():
+    validation, test = _outputs(0), _outputs(1)
+    garbage = ExitOutputs(np.full_like(test.probs, 1 / 5), test.labels,
+                          test.flops, test.params, test.exit_names)
+    a = best_accuracy_curve(validation, test, budgets=[150.0, 250.0])
+    b = best_accuracy_curve(validation, garbage, budgets=[150.0, 250.0])
+    np.testing.assert_array_equal(a.thresholds, b.thresholds)
+    assert a.thresholds.shape == (2, 3)
+    assert best_accuracy_curve(validation, test).thresholds.shape == (39, 3)
 
 
 def test_temperature_scaling_lowers_ece():
