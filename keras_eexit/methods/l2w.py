@@ -291,7 +291,7 @@ class L2W(keras.layers.Layer):
                 f"model {model.name!r} has {num_exits}.")
         object.__setattr__(model, "step_override", self)
         if getattr(model, "train_function", None) is not None:
-            model.make_train_function(force=True)
+            model.refresh_train_function()
         return self
 
     def detach(self, model):
@@ -299,7 +299,7 @@ class L2W(keras.layers.Layer):
         if model.step_override is self:
             object.__setattr__(model, "step_override", None)
             if getattr(model, "train_function", None) is not None:
-                model.make_train_function(force=True)
+                model.refresh_train_function()
         return model
 
     def next_epoch(self):

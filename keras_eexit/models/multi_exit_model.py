@@ -106,7 +106,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
             trainable=False,
             name="exit_weights",
         )
-        self.objective = Objective.cross_entropy()
+        self.base_objective = Objective.cross_entropy()
+        self.objective = self.base_objective
         # Created on demand by `set_objective` after the model is built, so
         # kept out of Keras' (locked) tracking and listed in `metrics`.
         object.__setattr__(self, "term_loss_trackers", {})
@@ -323,9 +324,9 @@ class MultiExitModel(TrainerHooks, keras.Model):
                 "regime to weight exits)",
                 loss,
             )
-        objective = Objective.cross_entropy(loss)
         self.base_loss = loss
-        self.set_objective(objective)
+        self.base_objective = Objective.cross_entropy(loss)
+        self.set_objective(self.base_objective)
         if loss_weights is not None:
             self.exit_weights.assign(exit_weights(loss_weights,
                                                   self.num_exits))
@@ -349,12 +350,39 @@ class MultiExitModel(TrainerHooks, keras.Model):
     def metrics(self):
         return super().metrics + list(self.term_loss_trackers.values())
 
+    def refresh_train_function(self, force=False):
+        """Rebuilds the compiled train step if what it traced has changed.
+
+        A traced train step freezes the trainable variables, the objective,
+        the step override and gradient equilibrium as they were when it was
+        traced. Regimes call this after changing them: the step is rebuilt
+        (and traced again at its first call) only when one of them differs
+        from the traced step's, so repeated `fit` calls under an unchanged
+        configuration reuse the trace.
+
+        Args:
+            force: rebuild even if nothing visible changed (a step
+                override that changed its own mode, such as the feature
+                cache).
+        """
+        layers = list(self.segments) + list(self.heads)
+        traced = (tuple(layer.trainable for layer in layers),
+                  self.objective, self.step_override,
+                  bool(self.gradient_equilibrium))
+        before = getattr(self, "_eexit_traced", None)
+        same = before is not None and before[0] == traced[0] and (
+            before[1] is traced[1]) and before[2] is traced[2] and (
+            before[3] == traced[3])
+        if force or not same or self.train_function is None:
+            self.make_train_function(force=True)
+        object.__setattr__(self, "_eexit_traced", traced)
+
     def set_objective(self, objective):
         """Sets the training objective (an `Objective`).
 
         Creates a `<term>_loss` tracker for every term other than the
         cross-entropy. Rebuild the train function afterwards if training has
-        started (`make_train_function(force=True)`); regimes do this.
+        started (`refresh_train_function()`); regimes do this.
 
         Args:
             objective: a `keras_eexit.losses.Objective`.

@@ -214,8 +214,8 @@ class Regime(keras.callbacks.Callback):
         Restores what `prepare_fit` recorded (trainable flags, exit weights,
         the compiled objective, the learning rate, no gradient
         equilibrium, the model's own step override), detaches the regime's
-        state and rebuilds the train function. Called when the regime's `fit` ends,
-        fails or is interrupted (`MultiExitModel.fit` calls it in a
+        state and rebuilds the train function if that changed what it
+        traced. Called when the regime's `fit` ends, fails or is interrupted (`MultiExitModel.fit` calls it in a
         `finally`); calling it again does nothing.
         """
         plain, self._plain = self._plain, None
@@ -226,7 +226,7 @@ class Regime(keras.callbacks.Callback):
         object.__setattr__(model, "regime_state", None)
         self._applied = None
         if model.optimizer is not None:
-            model.make_train_function(force=True)
+            model.refresh_train_function()
 
     def check_model(self, model):
         """Regime-specific checks of the model (subclasses override)."""
@@ -272,7 +272,7 @@ class Regime(keras.callbacks.Callback):
             self._apply(phase, index, fresh=(epoch == start))
         elif self.model.step_override is not None:
             if self.model.step_override.next_epoch():
-                self.model.make_train_function(force=True)
+                self.model.refresh_train_function(force=True)
         self._set_weights(phase, epoch - start, start)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -361,8 +361,9 @@ class Regime(keras.callbacks.Callback):
             head.trainable = phase.trains("heads", k, n)
         # A term that replaces the cross-entropy (e.g. a damping loss)
         # takes the place of the default one.
-        model.set_objective(Objective.with_terms(phase.terms,
-                                                 model.base_loss))
+        model.set_objective(
+            Objective.with_terms(phase.terms, model.base_loss)
+            if phase.terms else model.base_objective)
         model.gradient_equilibrium = phase.gradient_equilibrium
         object.__setattr__(model, "step_override",
                            self._step_override(phase))
@@ -376,7 +377,7 @@ class Regime(keras.callbacks.Callback):
         self._fresh_monitor = fresh or phase.monitor is None
         if fresh:
             state.reset_wait()
-        model.make_train_function(force=True)
+        model.refresh_train_function()
         self._applied = index
         if self.verbose:
             if phase.monitor is not None:
@@ -486,7 +487,7 @@ class _PlainFitState:
         for layer, flag in zip(layers, self.trainable):
             layer.trainable = flag
         model.exit_weights.assign(self.exit_weights)
-        model.set_objective(Objective.cross_entropy(model.base_loss))
+        model.set_objective(model.base_objective)
         model.gradient_equilibrium = False
         object.__setattr__(model, "step_override", self.step_override)
         if self.learning_rate is not None:

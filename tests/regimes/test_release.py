@@ -213,3 +213,27 @@ def test_zoo_model_plain_fit_after_two_stage_learns_every_exit():
     scores = model.evaluate(x[1200:], y[1200:], verbose=0,
                             return_dict=True)
     assert scores["exit_3_accuracy"] > 0.8
+
+
+def test_repeated_fits_under_an_unchanged_regime_reuse_the_trace(
+        model_factory, tiny_data):
+    """A regime rebuilds the train step only when what it traced changes."""
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    regime = regimes.Joint(verbose=False)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[regime])
+    traced = model.train_function
+    for _ in range(2):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[regime])
+        model.fit(x, y, epochs=1, verbose=0)
+    assert model.train_function is traced
+    # A regime that freezes stages needs (and gets) another trace, and the
+    # plain fit after it one with every stage trainable again.
+    model.fit(x, y, verbose=0, callbacks=[regimes.TwoStage(1, 1,
+                                                           verbose=False)])
+    assert model.train_function is not traced
+    before = _snapshot(model)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert _changed_layers(model, before) == {
+        layer.name for layer in model.segments + model.heads}
