@@ -3,6 +3,7 @@
 import dataclasses
 
 from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -122,10 +123,9 @@ class Phase:
             raise invalid_value(
                 "epochs", "an integer >= 1 or None", self.epochs
             )
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise invalid_value(
-                "learning_rate", "a positive number", self.learning_rate
-            )
+        if self.learning_rate is not None:
+            check_number("learning_rate", self.learning_rate, low=0.0,
+                         low_open=True)
         if isinstance(self.patience, bool) or not isinstance(
             self.patience, int
         ) or self.patience < 0:

@@ -55,6 +55,12 @@ API_CASES = {
     "regime bad param": (lambda: regimes.get_regime("mixed", foo=1),
                          "Valid parameters"),
     "negative epochs": (lambda: regimes.TwoStage(-1, 1), "backbone_epochs"),
+    "phase learning rate inf": (lambda: regimes.Phase(
+        "p", 1, learning_rate=float("inf")), "learning_rate"),
+    "phase learning rate 0": (lambda: regimes.Phase(
+        "p", 1, learning_rate=0.0), "learning_rate"),
+    "phase learning rate text": (lambda: regimes.Phase(
+        "p", 1, learning_rate="fast"), "learning_rate"),
     "temperature 0": (lambda: regimes.Distillation(
         temperature=0.0, backbone_epochs=1), "temperature"),
     "alpha 2": (lambda: regimes.Distillation(alpha=2.0, mode="joint"),

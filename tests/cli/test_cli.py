@@ -56,9 +56,9 @@ def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path, capsys,
                "--epochs", "2"], 2),
     ("sequential", ["-p", "epochs_per_exit=1", "-p", "warmup_epochs=1",
                     "-p", "objective=current", "--regularizer", "ewc",
-                    "--lam", "10"], 5),
+                    "--lam", "10"], 6),  # warm-up, 3 stages, 2 Fishers
     ("distillation", ["-p", "backbone_epochs=1", "-p", "distill_epochs=1",
-                      "-p", "alpha=0.5"], 2),
+                      "-p", "alpha=0.5"], 3),  # backbone, 2 distills
 ])
 def test_train_accepts_every_regime_with_parameters(tmp_path, regime,
                                                     params, epochs):
