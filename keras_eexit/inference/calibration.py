@@ -204,6 +204,19 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
                       temperatures=policy.temperatures, metadata=metadata)
 
 
+def _per_exit_candidates(criterion, probs, candidates, grid):
+    """Thresholds to try at each exit in a coordinate search.
+
+    The common grid plus `grid` quantiles of the exit's validation scores
+    (cuts where the samples are, not only where the grid is).
+    """
+    scores = criterion.scores(probs)
+    levels = np.linspace(0.0, 1.0, grid)
+    return [np.unique(np.concatenate([
+        candidates, np.quantile(scores[k], levels).astype(np.float32)]))
+        for k in range(probs.shape[0])]
+
+
 def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                          temperatures=None, grid=100, passes=4):
     """The cheapest per-exit thresholds within `max_drop` of the final exit.
@@ -247,13 +260,7 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     start = int(np.argmin(np.where(ok, overall.mean_flops, np.inf)))
     current = np.full(num_exits, candidates[start], np.float32)
     cost = overall.mean_flops[start]
-    # Per exit, the grid and as many quantiles of the exit's validation
-    # scores (cuts where the samples are, not only where the grid is).
-    scores = crit.scores(probs)
-    levels = np.linspace(0.0, 1.0, grid)
-    per_exit = [np.unique(np.concatenate([
-        candidates, np.quantile(scores[k], levels).astype(np.float32)]))
-        for k in range(num_exits)]
+    per_exit = _per_exit_candidates(crit, probs, candidates, grid)
     for _ in range(passes):
         improved = False
         for k in range(num_exits - 1):
@@ -346,13 +353,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
         found = best_row(rows)
     current, accuracy, cost = found
     current = np.array(current, np.float32)
-    # Per exit, the grid and as many quantiles of the exit's validation
-    # scores (cuts where the samples are, not only where the grid is).
-    scores = crit.scores(probs)
-    levels = np.linspace(0.0, 1.0, grid)
-    per_exit = [np.unique(np.concatenate([
-        candidates, np.quantile(scores[k], levels).astype(np.float32)]))
-        for k in range(num_exits)]
+    per_exit = _per_exit_candidates(crit, probs, candidates, grid)
     for _ in range(passes):
         improved = False
         for k in range(num_exits - 1):

@@ -8,6 +8,7 @@ from keras_eexit.api import register
 from keras_eexit.layers._base import ExitHead
 from keras_eexit.layers._base import check_bool
 from keras_eexit.layers._base import check_dropout
+from keras_eexit.layers._base import check_token_shape
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -77,14 +78,7 @@ class ClsHead(ExitHead):
         self.pooler_dense = None
 
     def build(self, input_shape):
-        shape = tuple(input_shape)
-        if len(shape) != 3 or shape[-1] is None:
-            raise invalid_value(
-                "input_shape",
-                "a shape (batch_size, sequence_length, hidden_dim) with a "
-                "known hidden_dim",
-                shape,
-            )
+        shape = check_token_shape(input_shape)
         if shape[1] is not None and shape[1] <= self.token_index:
             raise invalid_value(
                 "token_index",

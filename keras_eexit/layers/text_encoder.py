@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_eexit.api import register
 from keras_eexit.layers._base import check_dropout
+from keras_eexit.layers._base import check_token_shape
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 
@@ -104,14 +105,7 @@ class TextEncoderLayer(keras.layers.Layer):
         self.supports_masking = False
 
     def build(self, input_shape):
-        shape = tuple(input_shape)
-        if len(shape) != 3 or shape[-1] is None:
-            raise invalid_value(
-                "input_shape",
-                "a shape (batch_size, sequence_length, hidden_dim) with a "
-                "known hidden_dim",
-                shape,
-            )
+        shape = check_token_shape(input_shape)
         hidden_dim = int(shape[-1])
         if hidden_dim % self.num_heads:
             raise invalid_value(

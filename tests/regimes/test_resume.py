@@ -15,6 +15,7 @@ def _run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("regime,kill,phase,earlier", [
     # Teacher snapshot must survive: killed while distilling exit 1.
     ("distillation", 3, "phase 2/3 'distill_1'", "phase 1/3"),
