@@ -1,9 +1,43 @@
 """One pass over a data set: every exit's probabilities, labels and costs."""
 
 import dataclasses
+import weakref
 
 import numpy as np
 from keras import ops
+
+# One compiled inference call per model, reused by every `collect` (a new
+# `tf.function` per call would trace again each time, and TensorFlow warns
+# about repeated retracing after a few evaluations).
+_INFERENCE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def inference_function(model):
+    """The model's compiled `model(x, training=False)`, traced once.
+
+    Kept per model (without keeping the model alive; rebuilt if its
+    stages or heads were replaced) and traced with relaxed shapes, so evaluating batches of any size, and evaluating the
+    same model again after more training, reuses the trace; the weights
+    are read at every call.
+
+    Args:
+        model: a `MultiExitModel`.
+
+    Returns:
+        A `tf.function` mapping a batch of inputs to the model's outputs.
+    """
+    import tensorflow as tf
+
+    # A model whose stages or heads were replaced gets a new trace.
+    layers = tuple(id(layer) for layer in
+                   list(model.segments) + list(model.heads))
+    layers_then, function = _INFERENCE_FUNCTIONS.get(model, (None, None))
+    if function is None or layers_then != layers:
+        ref = weakref.ref(model)
+        function = tf.function(lambda x: ref()(x, training=False),
+                               reduce_retracing=True)
+        _INFERENCE_FUNCTIONS[model] = (layers, function)
+    return function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +147,6 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
     out.accuracy()  # array([0.91, 0.96, 0.98])
     ```
     """
-    import tensorflow as tf
-
     from keras_eexit.layers.damping_head import PROBABILITY_MODES
     from keras_eexit.layers.damping_head import class_probabilities
     from keras_eexit.chain import has_damping_unit
@@ -127,7 +159,7 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
     check_choice("convention", convention, CONVENTIONS)
     damped = [has_damping_unit(head) for head in model.heads]
     data = _labelled_batches(data, batch_size)
-    predict = tf.function(lambda x: model(x, training=False))
+    predict = inference_function(model)
     probs = [[] for _ in model.exit_names]
     labels = []
     for batch in data:

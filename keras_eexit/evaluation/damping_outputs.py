@@ -63,6 +63,7 @@ def damping_outputs(model, data, batch_size=256):
     """
     import tensorflow as tf
 
+    from keras_eexit.evaluation.collect import inference_function
     from keras_eexit.losses.damping_functions import check_damping_heads
     from keras_eexit.losses.labels import label_format
 
@@ -70,7 +71,7 @@ def damping_outputs(model, data, batch_size=256):
     if isinstance(data, (tuple, list)) and len(data) == 2:
         data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
             batch_size)
-    predict = tf.function(lambda x: model(x, training=False))
+    predict = inference_function(model)
     classes = model.num_classes
     damping = np.zeros(model.num_exits)
     correct = np.zeros(model.num_exits)

@@ -70,3 +70,26 @@ def test_records_and_reports_use_the_reference_convention(collected,
     data = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert data["flops_convention"] == "fvcore"
     assert data["base_flops"] == reference.base_flops
+
+
+def test_repeated_collects_reuse_one_trace_and_read_current_weights():
+    """Evaluating a model again (as after every training round) does not
+    trace again, yet sees weights changed since; batch sizes may vary."""
+    from keras_eexit.evaluation.collect import inference_function
+
+    model = models.get_model("small_cnn", width=4, num_classes=4)
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 4, 40)
+    first = evaluation.collect(model, (x, y), batch_size=16)
+    function = inference_function(model)
+    traces = function.experimental_get_tracing_count()
+    for batch_size in (16, 7, 40):
+        evaluation.collect(model, (x, y), batch_size=batch_size)
+    assert inference_function(model) is function
+    assert function.experimental_get_tracing_count() == traces
+    kernel = model.heads[-1].weights[0]
+    kernel.assign(kernel + rng.normal(size=kernel.shape).astype("float32"))
+    again = evaluation.collect(model, (x, y), batch_size=16)
+    assert not np.allclose(again.probs[-1], first.probs[-1])
+    np.testing.assert_array_equal(again.probs[0], first.probs[0])
