@@ -16,9 +16,10 @@ def inference_function(model):
     """The model's compiled `model(x, training=False)`, traced once.
 
     Kept per model (without keeping the model alive; rebuilt if its
-    stages or heads were replaced) and traced with relaxed shapes, so evaluating batches of any size, and evaluating the
-    same model again after more training, reuses the trace; the weights
-    are read at every call.
+    stages or heads were replaced) and traced with relaxed shapes, so
+    evaluating batches of any size, and evaluating the same model again
+    after more training, reuses the trace; the weights are read at every
+    call.
 
     Args:
         model: a `MultiExitModel`.

@@ -366,14 +366,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
                 cache).
         """
         layers = list(self.segments) + list(self.heads)
+        # Objectives and step overrides compare by identity.
         traced = (tuple(layer.trainable for layer in layers),
                   self.objective, self.step_override,
                   bool(self.gradient_equilibrium))
-        before = getattr(self, "_eexit_traced", None)
-        same = before is not None and before[0] == traced[0] and (
-            before[1] is traced[1]) and before[2] is traced[2] and (
-            before[3] == traced[3])
-        if force or not same or self.train_function is None:
+        if (force or self.train_function is None
+                or getattr(self, "_eexit_traced", None) != traced):
             self.make_train_function(force=True)
         object.__setattr__(self, "_eexit_traced", traced)
 

@@ -215,8 +215,9 @@ class Regime(keras.callbacks.Callback):
         the compiled objective, the learning rate, no gradient
         equilibrium, the model's own step override), detaches the regime's
         state and rebuilds the train function if that changed what it
-        traced. Called when the regime's `fit` ends, fails or is interrupted (`MultiExitModel.fit` calls it in a
-        `finally`); calling it again does nothing.
+        traced. Called when the regime's `fit` ends, fails or is
+        interrupted (`MultiExitModel.fit` calls it in a `finally`);
+        calling it again does nothing.
         """
         plain, self._plain = self._plain, None
         model = self._bound_model
