@@ -1,6 +1,8 @@
 """Real processes: Ctrl-C/SIGTERM on `train`, and a multi-worker task whose
 peer never comes (issue 19, item 11). Each starts `python -m keras_eexit`
-(seconds of imports), hence `large`.
+(seconds of imports), hence `large`. Every wait is for an event (a file, a
+line on stderr) under a generous ceiling, never a speed assumption: the
+suite must pass on a loaded machine.
 """
 
 import json
@@ -13,6 +15,8 @@ import sys
 import time
 
 import pytest
+
+CEILING = 900  # seconds; only a hung process gets near it
 
 NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "port.cc",
          "cpu_feature_guard")
@@ -51,10 +55,10 @@ def test_interrupted_train_prints_one_line_and_keeps_its_backup(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=_environ())
     try:
-        _wait_for(lambda: (out / "backup" / "history.json").exists(), 240,
+        _wait_for(lambda: (out / "backup" / "history.json").exists(), CEILING,
                   process)
         process.send_signal(number)
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=CEILING)
     finally:
         if process.poll() is None:
             process.kill()
@@ -86,16 +90,14 @@ def _tf_config():
 def test_multiworker_peer_that_never_comes_times_out_clearly(tmp_path):
     out = tmp_path / "run"
     peer, tf_config = _tf_config()
-    start = time.monotonic()
     result = subprocess.run(_worker_command(out, 5), capture_output=True,
-                            text=True, timeout=300,
+                            text=True, timeout=CEILING,
                             env=_environ(TF_CONFIG=tf_config))
     assert result.returncode == 1, result.stderr
     assert "not connected within 5 s" in result.stderr
     assert peer in result.stderr
     assert "Traceback" not in result.stderr
     assert not any(word in result.stderr for word in NOISE), result.stderr
-    assert time.monotonic() - start < 200
     assert not out.exists()
 
 
@@ -116,7 +118,7 @@ def test_multiworker_waiting_for_its_cluster_stops_on_a_signal(tmp_path,
         stderr=subprocess.PIPE, text=True,
         env=_environ(TF_CONFIG=tf_config))
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + CEILING
         text = ""
         while "is waiting for the cluster" not in text:
             assert time.monotonic() < deadline and process.poll() is None, \
@@ -128,7 +130,7 @@ def test_multiworker_waiting_for_its_cluster_stops_on_a_signal(tmp_path,
         assert children
         time.sleep(3)  # the child is blocked connecting by now
         process.send_signal(number)
-        _, rest = process.communicate(timeout=60)
+        _, rest = process.communicate(timeout=CEILING)
     finally:
         if process.poll() is None:
             process.kill()

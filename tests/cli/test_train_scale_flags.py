@@ -176,7 +176,7 @@ def test_multiworker_run_with_two_local_workers(tmp_path):
                 stdout=logs[-1], stderr=subprocess.STDOUT,
                 env={**os.environ, "TF_CONFIG": json.dumps(config),
                      "TF_CPP_MIN_LOG_LEVEL": "2"}))
-        codes = [p.wait(timeout=240) for p in processes]
+        codes = [p.wait(timeout=900) for p in processes]  # ceiling only
     finally:
         for p in processes:
             if p.poll() is None:

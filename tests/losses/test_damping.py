@@ -5,7 +5,6 @@ Non-important Gradients for Training Dynamic Early-Exiting Networks",
 Propositions 1-2 and Appendix B.2) with `tf.GradientTape`.
 """
 
-import time
 
 import keras
 import numpy as np
@@ -388,8 +387,7 @@ def test_joint_damping_replaces_cross_entropy_and_restores_it(tmp_path):
 def test_joint_damping_learns_mnist1d():
     # Seeds 0-2 by hand: final-exit test accuracy 0.92-0.96 (damping λ=0.5)
     # and 0.94-0.95 (power-sqrt + dynamic α=0.8), first exit 0.36-0.40;
-    # ~5 s per run on 2 CPUs.
-    start = time.perf_counter()
+    # ~5 s per run on 2 CPUs (speed is benchmarks' business, not asserted).
     data = load_arrays("mnist1d", num_samples=4000)
     for kwargs in (dict(loss="damping", lam=0.5),
                    dict(loss="power_sqrt", lam=0.5, dynamic=0.8)):
@@ -405,4 +403,3 @@ def test_joint_damping_learns_mnist1d():
         accuracies = [result[f"exit_{k}_accuracy"] for k in range(1, 5)]
         assert accuracies[-1] >= 0.8, (kwargs, accuracies)  # chance: 0.1
         assert accuracies[0] < accuracies[-1], (kwargs, accuracies)
-    assert time.perf_counter() - start < 60
