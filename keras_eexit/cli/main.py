@@ -14,6 +14,11 @@ import sys
 SUBCOMMANDS = ("train", "evaluate", "compare", "export", "analyze")
 """Sub-command modules, in `--help` order (absent ones are skipped)."""
 
+SETS_UP_DEVICES = ("train", "compare")
+"""Sub-commands that set TensorFlow's devices up themselves: a distribution
+strategy (multi-worker above all) must be made before the first device
+operation. Every other sub-command has its devices set up, quietly, first."""
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so runs stop the same way."""
@@ -44,6 +49,17 @@ def _parser():
     return parser
 
 
+def _initialize_devices_quietly():
+    """TensorFlow probes for a GPU at its first device operation and logs
+    the failed CUDA call on CPU machines; under the command line that line
+    is filtered (`utils.native_logs`), so it is done here, inside `quiet()`.
+    """
+    from keras_eexit.utils import native_logs
+
+    with native_logs.quiet():
+        native_logs.initialize_devices()
+
+
 def _on_sigterm(number, frame):
     raise Terminated()
 
@@ -68,6 +84,8 @@ def main(argv=None):
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
+        if args.command not in SETS_UP_DEVICES:
+            _initialize_devices_quietly()
         return args.handler(args)
     except ValueError as error:
         print(f"keras-eexit: error: {error}", file=sys.stderr)

@@ -1,5 +1,13 @@
 """Quieting TensorFlow's native start-up lines under the command line."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_eexit.models import get_model
 from keras_eexit.utils import native_logs
 
 STARTUP = """\
@@ -29,3 +37,29 @@ def test_only_the_command_line_is_quieted_and_the_users_level_wins():
     environ = {"TF_CPP_MIN_LOG_LEVEL": "0"}
     assert not native_logs.for_command_line(["keras-eexit"], [], environ)
     assert environ == {"TF_CPP_MIN_LOG_LEVEL": "0"}
+
+
+@pytest.mark.large
+def test_export_prints_only_its_own_line_on_a_cpu_machine(tmp_path):
+    # Issue 24 item 14: `export` used to print TensorFlow's "failed call
+    # to cuInit" before its own message (its first device operation ran
+    # outside the filter).
+    model = get_model("small_cnn", input_shape=(8, 8, 1), num_classes=4)
+    model.save(tmp_path / "m.keras")
+    env = {k: v for k, v in os.environ.items()
+           if k != native_logs.LEVEL_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_eexit", "export", "--model",
+         str(tmp_path / "m.keras"), "--out", str(tmp_path / "x.tflite")],
+        capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("keras-eexit: error:"), \
+        result.stderr
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_demo_script_leaves_the_command_line_filter_on():
+    demo = (Path(__file__).parents[2] / "scripts" / "demo").read_text()
+    assert not any(line.strip().startswith("export " + native_logs.LEVEL_ENV)
+                   for line in demo.splitlines())
