@@ -163,8 +163,11 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
     predict = inference_function(model)
     probs = [[] for _ in model.exit_names]
     labels = []
+    seen = 0
     for batch in data:
         x, y = batch[0], batch[1]
+        _check_batch(x, y, model.num_classes, seen)
+        seen += int(np.shape(y)[0])
         out = predict(x)
         for k, name in enumerate(model.exit_names):
             logits = ops.cast(out[name], "float32")
@@ -198,6 +201,19 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
         flops_convention=convention,
         costs=counted,
     )
+
+
+def _check_batch(x, y, num_classes, first_sample):
+    """NaN inputs and labels outside the model's classes, named at once
+    (not later as "probabilities that do not sum to 1" or a wrong
+    accuracy)."""
+    from keras_eexit.models.input_checks import check_finite_inputs
+    from keras_eexit.models.input_checks import check_label_values
+
+    check_finite_inputs(ops.convert_to_numpy(x) if not isinstance(
+        x, (dict, tuple, list)) else x, first_sample)
+    if num_classes is not None:
+        check_label_values(np.asarray(y), num_classes)
 
 
 def _labelled_batches(data, batch_size):

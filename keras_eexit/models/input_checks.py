@@ -8,8 +8,8 @@ import keras
 import numpy as np
 
 
-def check_data(x, y, num_classes, what="fit"):
-    """Checks inputs and labels before `fit` or `evaluate` runs.
+def check_data(x, y, num_classes, what="fit", sample_weight=None):
+    """Checks inputs, labels and sample weights before `fit`/`evaluate`.
 
     Arrays are checked in full; of a `tf.data.Dataset` the first batch is
     checked (an empty data set is an error).
@@ -19,9 +19,11 @@ def check_data(x, y, num_classes, what="fit"):
         y: the labels (or `None` when `x` is a data set of pairs).
         num_classes: the model's number of classes (`None`: unknown).
         what: `"fit"` or `"evaluate"`, for the messages.
+        sample_weight: the `sample_weight` argument, if any.
 
     Raises:
-        ValueError: empty data, non-finite inputs, malformed labels.
+        ValueError: empty data, non-finite inputs, malformed labels,
+            non-finite or negative sample weights.
     """
     import tensorflow as tf
 
@@ -33,14 +35,18 @@ def check_data(x, y, num_classes, what="fit"):
                 "batch. Check the pipeline (a `filter`, `take(0)` or an "
                 "exhausted iterator)."
             )
-        x, batch_y, _ = keras.utils.unpack_x_y_sample_weight(batches[0])
+        x, batch_y, batch_weight = keras.utils.unpack_x_y_sample_weight(
+            batches[0])
         y = batch_y if y is None else y
+        sample_weight = batch_weight if sample_weight is None else \
+            sample_weight
     elif _num_samples(x) == 0:
         raise ValueError(
             f"{what} received 0 samples (inputs of shape "
             f"{np.shape(x)}): there is nothing to train or evaluate on."
         )
     check_finite_inputs(x)
+    check_sample_weights(sample_weight, what)
     if y is None or num_classes is None:
         return
     labels = y.values() if isinstance(y, dict) else [y]
@@ -88,8 +94,41 @@ def _string_labels(values):
     )
 
 
-def check_finite_inputs(x):
-    """Raises if a floating-point input array holds NaN or Inf values."""
+def check_sample_weights(sample_weight, what="fit"):
+    """Raises if sample weights hold NaN, Inf or negative values.
+
+    A NaN weight makes the weighted loss, and after one step every weight
+    of the model, NaN; Keras would train on without a word.
+
+    Args:
+        sample_weight: an array of weights (or a dict of them), or `None`.
+        what: the call, for the message.
+    """
+    if sample_weight is None:
+        return
+    values = sample_weight.values() if isinstance(sample_weight, dict) \
+        else [sample_weight]
+    for value in values:
+        weights = np.asarray(value, dtype="float64")
+        bad = np.argwhere(~np.isfinite(weights) | (weights < 0))
+        if len(bad):
+            first = tuple(int(i) for i in bad[0])
+            raise ValueError(
+                f"{what} received {len(bad)} invalid sample weights (NaN, "
+                f"Inf or negative), the first at index {first[0]}: "
+                f"{weights[first]}. Sample weights must be finite and "
+                ">= 0 (0 drops a sample)."
+            )
+
+
+def check_finite_inputs(x, first_sample=0):
+    """Raises if a floating-point input array holds NaN or Inf values.
+
+    Args:
+        x: the inputs (arrays are checked; other structures are skipped).
+        first_sample: the index of `x`'s first row in the whole data, so
+            that the message names the right sample of a batched data set.
+    """
     if isinstance(x, (list, tuple, dict)) or x is None:
         return
     try:
@@ -104,8 +143,9 @@ def check_finite_inputs(x):
     bad = np.argwhere(~finite)
     raise ValueError(
         f"Inputs contain {len(bad)} non-finite values (NaN or Inf), the "
-        f"first in sample {int(bad[0][0])}; training on them would make the "
-        "weights NaN. Clean or impute the data first."
+        f"first in sample {first_sample + int(bad[0][0])}: the model's "
+        "outputs on them are NaN, and training on them makes the weights "
+        "NaN. Clean or impute the data first."
     )
 
 

@@ -443,7 +443,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
         """
         import tensorflow as tf
 
-        input_checks.check_data(x, y, self.num_classes, "fit")
+        input_checks.check_data(x, y, self.num_classes, "fit",
+                                kwargs.get("sample_weight"))
         y = input_checks.labels_as_array(y)
         callbacks = list(callbacks or [])
         regimes = [c for c in callbacks if callable(
@@ -508,7 +509,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; inputs and labels are checked first."""
-        input_checks.check_data(x, y, self.num_classes, "evaluate")
+        input_checks.check_data(x, y, self.num_classes, "evaluate",
+                                kwargs.get("sample_weight"))
         y = input_checks.labels_as_array(y)
         return super().evaluate(x, y, *args, **kwargs)
 
