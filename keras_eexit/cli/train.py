@@ -188,6 +188,7 @@ def run(args):
             return distribution.supervise(
                 [sys.executable, "-m", "keras_eexit", "train",
                  *getattr(args, "argv", [])], timeout=args.connect_timeout)
+        distribution.bind_to_supervisor()
     if not out_given:
         print(f"No --out given: writing to {args.out}", flush=True)
     with native_logs.quiet():  # the first TensorFlow op probes devices

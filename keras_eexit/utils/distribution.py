@@ -222,11 +222,51 @@ DEFAULT_CONNECT_TIMEOUT = 300.0
 GRACE_SECONDS = 10.0
 """How long a supervised run may take to stop after a signal."""
 
+SUPERVISOR_PID_ENV = "KERAS_EEXIT_SUPERVISOR_PID"
+"""The supervising process's pid, given to its training child."""
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def is_supervised(environ=None):
     """Whether this process is the training child of `supervise`."""
     environ = os.environ if environ is None else environ
     return bool(environ.get(CONNECTED_FD_ENV))
+
+
+def bind_to_supervisor(environ=None):
+    """Makes this supervised child die with its supervisor.
+
+    A supervisor killed with SIGKILL cannot end its child, and a child
+    blocked connecting to its cluster hears no signal handled in Python:
+    it would outlive its parent. On Linux the kernel sends the child
+    SIGKILL when the supervisor dies (`prctl(PR_SET_PDEATHSIG)`); if the
+    supervisor is already gone, the child exits at once. Elsewhere this
+    does nothing (the supervisor still ends its child on every exit it
+    sees).
+
+    Args:
+        environ: the environment holding `SUPERVISOR_PID_ENV` (default:
+            this process's).
+
+    Returns:
+        Whether the child is now bound to the supervisor's life.
+    """
+    import signal
+    import sys
+
+    environ = os.environ if environ is None else environ
+    parent = environ.get(SUPERVISOR_PID_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != int(parent):  # the supervisor died before this
+        os._exit(128 + signal.SIGKILL)
+    return True
 
 
 def describe_cluster(environ=None):
@@ -270,6 +310,10 @@ def _multi_worker_strategy():
     if main:
         saved = {s: signal.getsignal(s) for s in (signal.SIGTERM,
                                                   signal.SIGINT)}
+        # Connecting blocks in native code, where a Python handler never
+        # runs: until the cluster answers, SIGTERM ends the process the
+        # kernel's way.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     for number, handler in saved.items():
         if handler is not None:
@@ -317,6 +361,7 @@ def supervise(command, timeout=DEFAULT_CONNECT_TIMEOUT, environ=None,
     me, peers = describe_cluster(environ)
     read_end, write_end = os.pipe()
     environ[CONNECTED_FD_ENV] = str(write_end)
+    environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     received = []
 
     def on_signal(number, frame):

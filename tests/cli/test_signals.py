@@ -141,3 +141,73 @@ def test_multiworker_waiting_for_its_cluster_stops_on_a_signal(tmp_path,
         assert not os.path.exists(f"/proc/{child}") or open(
             f"/proc/{child}/stat").read().split()[2] == "Z"
     assert not out.exists()
+
+
+def _gone(pid):
+    """The process has ended (a zombie whose parent has not reaped it
+    counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _waiting_worker(out):
+    """A supervised multi-worker `train` whose peer never comes, once its
+    child is connecting: `(supervisor, child pid)`."""
+    _, tf_config = _tf_config()
+    process = subprocess.Popen(
+        _worker_command(out, 600), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+        env=_environ(TF_CONFIG=tf_config))
+    deadline = time.monotonic() + CEILING
+    text = ""
+    while "is waiting for the cluster" not in text:
+        assert time.monotonic() < deadline and process.poll() is None, text
+        ready, _, _ = select.select([process.stderr], [], [], 1.0)
+        if ready:
+            text += process.stderr.readline()
+    children = _children(process.pid)
+    assert len(children) == 1
+    # The child binds itself to the supervisor right after it starts:
+    # wait until it has gone past its imports (its threads appear).
+    _wait_for(lambda: len(os.listdir(f"/proc/{children[0]}/task")) > 1,
+              CEILING, process)
+    return process, children[0]
+
+
+@pytest.mark.large
+def test_multiworker_child_dies_with_a_killed_supervisor(tmp_path):
+    # Issue 24 item 12: SIGKILL to the supervisor used to leave the child
+    # running, deaf to SIGTERM.
+    process, child = _waiting_worker(tmp_path / "run")
+    try:
+        process.kill()
+        process.communicate(timeout=CEILING)
+        deadline = time.monotonic() + CEILING
+        while not _gone(child):
+            assert time.monotonic() < deadline, "the child outlived it"
+            time.sleep(0.1)
+    finally:
+        if not _gone(child):
+            os.kill(child, signal.SIGKILL)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.large
+def test_multiworker_child_connecting_honours_sigterm(tmp_path):
+    process, child = _waiting_worker(tmp_path / "run")
+    try:
+        with open(f"/proc/{child}/cmdline", "rb") as f:
+            assert b"multiworker" in f.read()
+        os.kill(child, signal.SIGTERM)
+        # The supervisor sees its child end before the connection and
+        # returns the child's code (-SIGTERM) after its own message.
+        process.communicate(timeout=CEILING)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert _gone(child)
+    assert process.returncode != 0
