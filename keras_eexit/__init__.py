@@ -29,6 +29,7 @@ from keras_eexit import fisher
 from keras_eexit import inference
 from keras_eexit import layers
 from keras_eexit import losses
+from keras_eexit import metrics
 from keras_eexit import methods
 from keras_eexit import models
 from keras_eexit import regimes

@@ -77,8 +77,47 @@ def resolve_loss(loss):
             f"Invalid value received for argument `loss`. Expected "
             f"{_ACCEPTED}. Received: loss={loss!r}"
         )
+    _check_takes_logits(loss)
     function = loss.call if isinstance(loss, keras.losses.Loss) else loss
     return _Checked(function, loss)
+
+
+_PROBABILITY_LOSSES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "categorical_focal_crossentropy",
+    "binary_focal_crossentropy",
+)
+"""Keras' functional losses that read probabilities unless
+`from_logits=True`."""
+
+
+def _check_takes_logits(loss):
+    """Refuses a Keras cross-entropy that reads probabilities.
+
+    Every exit outputs logits: `SparseCategoricalCrossentropy()` (Keras'
+    default `from_logits=False`) would take them for probabilities and
+    train on a wrong loss without a word.
+    """
+    if isinstance(loss, keras.losses.Loss):
+        from_logits = loss.get_config().get("from_logits")
+        name = f"{type(loss).__name__}()"
+        fix = f"`keras.losses.{type(loss).__name__}(from_logits=True)`"
+    else:
+        name = getattr(loss, "__name__", "")
+        is_keras = getattr(loss, "__module__", "").startswith("keras")
+        from_logits = False if is_keras and name in _PROBABILITY_LOSSES \
+            else None
+        fix = (f"`functools.partial(keras.losses.{name}, "
+               "from_logits=True)`")
+    if from_logits is False:
+        raise ValueError(
+            f"Invalid value received for argument `loss`: {name} reads "
+            "probabilities (from_logits=False), but every exit outputs "
+            f"logits, so it would train on a wrong loss. Pass {fix}, or "
+            "loss=None (cross-entropy on logits, integer or one-hot labels)."
+        )
 
 
 class _Checked:

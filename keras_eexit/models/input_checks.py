@@ -60,6 +60,37 @@ def check_data(x, y, num_classes, what="fit", sample_weight=None):
         check_label_values(np.asarray(value), num_classes)
 
 
+def label_rank(x, y):
+    """The rank of the labels `fit`/`evaluate` receive, or `None`.
+
+    Integer labels have rank 1, one-hot rows rank 2. Read from the array
+    `y`, or from the element spec of a `tf.data.Dataset` of pairs.
+
+    Args:
+        x: the inputs (an array or a data set).
+        y: the labels, or `None` when `x` is a data set of pairs.
+
+    Returns:
+        An int, or `None` when it cannot be told without running the data.
+    """
+    if y is None:
+        spec = getattr(x, "element_spec", None)
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            return None
+        y = spec[1]
+    if isinstance(y, dict):
+        y = next(iter(y.values()), None)
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        try:
+            return np.ndim(y)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(shape, tuple):  # NumPy
+        return len(shape)
+    return getattr(shape, "rank", None)  # a TensorShape/TensorSpec's
+
+
 def labels_as_array(y):
     """A plain list/tuple of class labels as a NumPy array, else `y`.
 

@@ -10,6 +10,8 @@ from keras_eexit.compat import in_multi_worker_mode
 from keras_eexit.compat import model_strategy
 from keras_eexit.losses.exit_weights import exit_weights
 from keras_eexit.losses.objective import Objective
+from keras_eexit.metrics.exit_accuracy import ACCURACY_NAMES
+from keras_eexit.metrics.exit_accuracy import ExitAccuracy
 from keras_eexit import chain
 from keras_eexit.models import costs
 from keras_eexit.models import input_checks
@@ -335,6 +337,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
         metrics = kwargs.pop("metrics", None)
         if isinstance(metrics, (list, tuple)):
             metrics = {name: list(metrics) for name in self._exit_names}
+        if isinstance(metrics, dict):
+            # One accuracy for integer and one-hot labels (Keras' string
+            # fixes the label form at the first batch it sees).
+            metrics = {name: [ExitAccuracy(m) if isinstance(m, str) and m in
+                              ACCURACY_NAMES else m for m in _as_list(value)]
+                       for name, value in metrics.items()}
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
     def get_compile_config(self):
@@ -446,6 +454,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
         input_checks.check_data(x, y, self.num_classes, "fit",
                                 kwargs.get("sample_weight"))
         y = input_checks.labels_as_array(y)
+        self._trace_for_label_rank("train", x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            self._trace_for_label_rank("test", validation[0], validation[1])
+        elif validation is not None:
+            self._trace_for_label_rank("test", validation, None)
         callbacks = list(callbacks or [])
         regimes = [c for c in callbacks if callable(
             getattr(c, "prepare_fit", None))]
@@ -507,11 +521,32 @@ class MultiExitModel(TrainerHooks, keras.Model):
             for layer, flag in zip(layers, before):
                 layer.trainable = flag
 
+    def _trace_for_label_rank(self, kind, x, y):
+        """Rebuilds the `kind` ("train"/"test") step for labels of a new rank.
+
+        A traced step given labels of another rank (integer classes after
+        one-hot rows) is generalised by TensorFlow to labels of unknown
+        rank, which no label reader can interpret: the step is traced anew
+        instead.
+        """
+        rank = input_checks.label_rank(x, y)
+        attribute = f"_eexit_{kind}_label_rank"
+        previous = getattr(self, attribute, None)
+        if rank is None:
+            return
+        if previous is not None and previous != rank:
+            if kind == "train":
+                self.make_train_function(force=True)
+            else:
+                self.make_test_function(force=True)
+        object.__setattr__(self, attribute, rank)
+
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; inputs and labels are checked first."""
         input_checks.check_data(x, y, self.num_classes, "evaluate",
                                 kwargs.get("sample_weight"))
         y = input_checks.labels_as_array(y)
+        self._trace_for_label_rank("test", x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def train_step(self, data):
@@ -596,6 +631,13 @@ class MultiExitModel(TrainerHooks, keras.Model):
             for h in config.pop("heads")
         ]
         return cls(segments=segments, heads=heads, **config)
+
+
+def _as_list(metrics):
+    """One exit's metrics as a list (Keras takes one metric or a list)."""
+    if metrics is None:
+        return []
+    return list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
 
 
 def _symbolic_call(layer, inputs, training):

@@ -71,3 +71,50 @@ def test_nan_input_message_does_not_talk_of_training_only():
     with pytest.raises(ValueError, match="outputs on them are NaN"):
         evaluation.collect(_model(), (_nan_at(X, 0), Y))
     keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("loss", [
+    keras.losses.SparseCategoricalCrossentropy(),
+    keras.losses.CategoricalCrossentropy(),
+    keras.losses.sparse_categorical_crossentropy,
+])
+def test_a_cross_entropy_on_probabilities_is_refused(loss):
+    # Issue 24 item 5: exits output logits; from_logits=False trained on a
+    # wrong loss (exit 3 .41 vs .64) without a word.
+    model = models.get_model("small_cnn", width=4, num_classes=4,
+                             input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="from_logits=True"):
+        model.compile(optimizer="sgd", loss=loss)
+
+
+def test_the_same_loss_on_logits_is_accepted():
+    model = _model()
+    model.compile(optimizer="sgd", loss=keras.losses
+                  .SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(X, Y, epochs=1, verbose=0)
+
+
+def test_accuracy_reads_one_hot_and_integer_labels_alike(tmp_path):
+    # Issue 24 item 4: fitted on one-hot labels, then evaluated on integer
+    # labels, Keras' "accuracy" kept categorical accuracy (.069 vs .175).
+    model = models.get_model("small_cnn", width=4, num_classes=4,
+                             input_shape=(8, 8, 1))
+    model.compile(optimizer="sgd", metrics=["accuracy"])
+    one_hot = keras.utils.to_categorical(Y, 4)
+    model.fit(X, one_hot, epochs=1, verbose=0)
+    predicted = [np.argmax(v, -1) for v in model.predict(X, verbose=0)
+                 .values()]
+    truth = [float(np.mean(p == Y)) for p in predicted]
+    for labels in (Y, one_hot, Y.reshape(-1, 1)):
+        result = model.evaluate(X, labels, verbose=0, return_dict=True)
+        assert [result[f"exit_{k}_accuracy"] for k in (1, 2, 3)] == \
+            pytest.approx(truth)
+    for labels in (Y, one_hot, Y.reshape(-1, 1)):  # new label rank: no crash
+        model.fit(X, labels, epochs=1, verbose=0,
+                  validation_data=(X, labels))
+    model.save(tmp_path / "m.keras")
+    truth = [float(np.mean(np.argmax(v, -1) == Y))
+             for v in model.predict(X, verbose=0).values()]
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    result = loaded.evaluate(X, Y, verbose=0, return_dict=True)
+    assert result["exit_1_accuracy"] == pytest.approx(truth[0])
