@@ -1,7 +1,7 @@
 """`keras-eexit export`: a saved multi-exit model to LiteRT files."""
 
+import json
 import os
-import sys
 
 QUANTIZATION_NAMES = {"none": None, "float32": None, "dynamic": "dynamic",
                       "float16": "float16", "int8": "int8"}
@@ -95,32 +95,27 @@ def run(args):
         args: the parsed `argparse.Namespace`.
 
     Returns:
-        The process exit code: 0 on success, 2 on a user error (the
-        message is printed to stderr).
+        The process exit code: 0 on success (bad input raises
+        `ValueError`, an unwritable output `OSError`: `keras-eexit` reports
+        them with exit codes 2 and 1).
     """
-    try:
-        from keras_eexit.export import export_litert
-        from keras_eexit.models.loading import load_model
+    from keras_eexit.export import export_litert
+    from keras_eexit.models.loading import load_model
 
-        quantization = _quantization(args.quantization)
-        if not os.path.isfile(args.model):
-            raise ValueError(f"Model file not found: {args.model}")
-        representative = _calibration(args, quantization)
-        model = load_model(args.model)
-        sidecar = export_litert(
-            model,
-            args.out,
-            mode=args.mode,
-            criterion=args.criterion,
-            quantization=quantization,
-            representative_data=representative,
-            threshold=args.threshold,
-        )
-    except (ValueError, OSError) as error:
-        print(f"keras-eexit: error: {error}", file=sys.stderr)
-        return 2
-    import json
-
+    quantization = _quantization(args.quantization)
+    if not os.path.isfile(args.model):
+        raise ValueError(f"Model file not found: {args.model}")
+    representative = _calibration(args, quantization)
+    model = load_model(args.model)
+    sidecar = export_litert(
+        model,
+        args.out,
+        mode=args.mode,
+        criterion=args.criterion,
+        quantization=quantization,
+        representative_data=representative,
+        threshold=args.threshold,
+    )
     with open(sidecar, encoding="utf-8") as f:
         meta = json.load(f)
     print(f"Exported {meta['model_name']} ({meta['num_exits']} exits, mode "

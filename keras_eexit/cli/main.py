@@ -49,6 +49,20 @@ def _parser():
     return parser
 
 
+def describe_os_error(error):
+    """One line for an `OSError`: what went wrong and with which path.
+
+    Example:
+
+    >>> describe_os_error(NotADirectoryError(20, "Not a directory", "/f/x"))
+    "Not a directory: '/f/x' (cannot read or write it)"
+    """
+    if error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename!r} (cannot read or " \
+            "write it)"
+    return str(error)
+
+
 def _initialize_devices_quietly():
     """TensorFlow probes for a GPU at its first device operation and logs
     the failed CUDA call on CPU machines; under the command line that line
@@ -91,7 +105,8 @@ def main(argv=None):
         print(f"keras-eexit: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # full disk, unwritable output, ...
-        print(f"keras-eexit: error: {error}", file=sys.stderr)
+        print(f"keras-eexit: error: {describe_os_error(error)}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         detail = f": {interrupt.args[0]}" if interrupt.args else ""

@@ -1,6 +1,5 @@
 """`keras-eexit export`."""
 
-import argparse
 import json
 
 import keras
@@ -9,18 +8,14 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from keras_eexit.cli import export as export_cli  # noqa: E402
+from keras_eexit.cli.main import main  # noqa: E402
 from keras_eexit.export import SIDECAR  # noqa: E402
 from keras_eexit.export import LiteRTRunner  # noqa: E402
 from keras_eexit.models import small_cnn  # noqa: E402
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser(prog="keras-eexit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    export_cli.add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +86,17 @@ def test_export_command_missing_model(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code == 2
     assert "Model file not found" in capsys.readouterr().err
+
+
+def test_export_command_unwritable_output(saved_model, tmp_path, capsys):
+    # Issue 24 item 13: exit code 1 (as every sub-command, docs/cli.md) and
+    # one line naming the path, not errno's text.
+    path, _ = saved_model
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code = _run(["export", "--model", str(path), "--out",
+                 str(blocker / "out")])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Errno" not in err, err
+    assert str(blocker / "out") in err and "Not a directory" in err
