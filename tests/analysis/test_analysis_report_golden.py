@@ -1,7 +1,9 @@
-"""`keras-eexit analyze` renders exactly the report it rendered before.
+"""The analyses' report renders exactly what it rendered before.
 
 Three seeded `small_cnn` models, 32 digits samples, a 3 × 3 grid: every
-analysis runs and each text file is compared with the copy kept in
+analysis runs, through `keras-eexit analyze` and through the library call
+`analysis.write_analysis_report`, and each text file is compared with the
+copy kept in
 `golden_analysis/` (`tests/golden.py`: Markdown byte for byte, CSV and JSON
 with floats to 1e-4, as the losses are float32 sums). Regenerate after an
 intended change, and review the diff:
@@ -19,8 +21,11 @@ import keras
 import numpy as np
 import pytest
 
+from keras_eexit import analysis
+from keras_eexit import data
 from keras_eexit import models
 from keras_eexit.cli import analyze
+from keras_eexit.models import load_model as load_model
 from tests.golden import assert_same_file
 
 GOLDEN = pathlib.Path(__file__).parent / "golden_analysis"
@@ -52,17 +57,39 @@ def run_cli(paths, out):
     return printed.getvalue().replace(str(out), "OUT")
 
 
-@pytest.mark.large
-def test_analyze_renders_what_it_rendered_before(tmp_path):
-    out = tmp_path / "out"
-    printed = run_cli(save_models(tmp_path), out)
-    assert printed == (GOLDEN / "printed.txt").read_text()
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return save_models(tmp_path_factory.mktemp("models"))
+
+
+def assert_golden(out):
     expected = sorted(p.name for p in GOLDEN.iterdir()
                       if p.name != "printed.txt")
     written = sorted(p.name for p in out.iterdir())
     assert [n for n in written if not n.endswith(".png")] == expected
     for name in expected:
         assert_same_file(out / name, GOLDEN / name, rel=1e-4)
+
+
+@pytest.mark.large
+def test_analyze_renders_what_it_rendered_before(saved, tmp_path):
+    out = tmp_path / "out"
+    printed = run_cli(saved, out)
+    assert printed == (GOLDEN / "printed.txt").read_text()
+    assert_golden(out)
+
+
+@pytest.mark.large
+def test_library_call_renders_the_same_report(saved, tmp_path):
+    out = tmp_path / "out"
+    splits = data.load("digits", batch_size=256)
+    written = analysis.write_analysis_report(
+        {name: load_model(path) for name, path in saved.items()},
+        splits.train, splits.test, out, dataset="digits", resolution=3,
+        max_samples=32)
+    printed = (GOLDEN / "printed.txt").read_text()
+    assert printed == f"Wrote {', '.join(written)} to OUT\n"
+    assert_golden(out)
 
 
 def regenerate():
