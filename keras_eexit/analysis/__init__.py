@@ -11,7 +11,9 @@ One idea per module:
   loss barriers;
 - `mutual_information`: I(X; Z) per layer (Jensen and Monte-Carlo
   estimates);
-- `figures`: the paper's figures.
+- `figures`: the paper's figures;
+- `report`: `write_analysis_report`, the figures with their numbers and a
+  Markdown summary (what `keras-eexit analyze` writes).
 
 Numerical rank (D.5) lives with its callback,
 `keras_eexit.callbacks.numerical_rank` (`layer_ranks`), and gradient
@@ -33,6 +35,9 @@ from keras_eexit.analysis.mode_connectivity import linear_path
 from keras_eexit.analysis.mode_connectivity import loss_barrier
 from keras_eexit.analysis.mutual_information import layer_mutual_information
 from keras_eexit.analysis.mutual_information import mutual_information
+from keras_eexit.analysis.report import ANALYSES
+from keras_eexit.analysis.report import choose_analyses
+from keras_eexit.analysis.report import write_analysis_report
 from keras_eexit.analysis.weight_matching import SUPPORTED
 from keras_eexit.analysis.weight_matching import align
 from keras_eexit.analysis.weight_matching import apply_permutation

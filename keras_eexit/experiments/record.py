@@ -2,7 +2,11 @@
 
 import json
 import os
+import shutil
 
+from keras_eexit.evaluation.collect import exit_table
+from keras_eexit.evaluation.reports.records import run_record
+from keras_eexit.evaluation.tables import budget_table
 from keras_eexit.experiments.run_dir import RunDirectory
 from keras_eexit.utils.atomic import atomic_path
 from keras_eexit.utils.atomic import write_text
@@ -18,8 +22,6 @@ def metrics(result):
         A JSON-able dict: the configuration, the per-exit test table, the
         max-softmax budget table and the whole training history.
     """
-    from keras_eexit import evaluation
-
     config = result.config
     return {
         "model": config.model_name,
@@ -38,10 +40,10 @@ def metrics(result):
         "replicas": result.replicas,
         "precision": config.precision,
         "train_seconds": result.train_seconds,
-        "exits": evaluation.exit_table(result.outputs),
+        "exits": exit_table(result.outputs),
         # Keyed by the exit rule swept (the method's; max-softmax unless
         # the method has its own, as PBEE's patience).
-        f"budget_{result.sweep.criterion}": evaluation.budget_table(
+        f"budget_{result.sweep.criterion}": budget_table(
             result.sweep, result.outputs),
         "history": result.history,
         "config": config.to_dict(),
@@ -49,7 +51,7 @@ def metrics(result):
 
 
 def comparison_record(result):
-    """The run record of `evaluation.reports` for one regime × seed.
+    """The run record (`evaluation.run_record`) of one regime × seed.
 
     Args:
         result: a `runner.Result`.
@@ -59,10 +61,8 @@ def comparison_record(result):
         made with (`config`), the epochs, the plan, the training time and
         the history.
     """
-    from keras_eexit import evaluation
-
     config = result.config
-    return evaluation.run_record(
+    return run_record(
         result.outputs, result.sweep, regime=config.name, seed=config.seed,
         config=config.to_dict(), epochs=result.epochs, plan=result.plan,
         train_seconds=result.train_seconds, history=result.history,
@@ -82,8 +82,6 @@ def write_run(result, out):
     Returns:
         `(model path, metrics path)`, or `None` for a non-chief process.
     """
-    import shutil
-
     content = metrics(result)
     run_dir = result.run_dir or RunDirectory(out)
     if not result.chief:

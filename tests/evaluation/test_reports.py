@@ -157,3 +157,27 @@ def test_one_seed_or_one_regime_is_reported_not_tested(records):
     assert tests["exit_3"] == "only one regime"
     tests = significance(aggregate([records[0], records[3]]))
     assert tests["exit_3"] == "needs at least two seeds per regime"
+
+
+def test_public_names_of_the_old_module_still_import():
+    """`evaluation.reports` was one module: its public names stay where
+    users import them, and are the ones of the report modules."""
+    from keras_eexit import evaluation
+    from keras_eexit.evaluation import reports
+    from keras_eexit.evaluation.reports import comparison
+    from keras_eexit.evaluation.reports import records
+    from keras_eexit.evaluation.reports import text
+
+    assert evaluation.write_comparison_report is (
+        comparison.write_comparison_report)
+    assert evaluation.write_evaluation_report is (
+        reports.evaluation.write_evaluation_report)
+    assert evaluation.run_record is records.run_record
+    assert evaluation.json_text is text.json_text
+    for name in ("RECORD_KEYS", "EFFICIENCY", "CONVENTION_CAPTIONS",
+                 "budget_rows", "group_records"):
+        assert hasattr(reports, name), name
+    for name in ("aggregate", "comparison_report", "csv_text",
+                 "evaluation_report", "markdown_table", "reference_budgets",
+                 "reference_convention", "significance"):
+        assert getattr(evaluation, name) is getattr(reports, name), name
