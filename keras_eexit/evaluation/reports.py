@@ -160,7 +160,7 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
 
     Args:
         outputs: the `ExitOutputs` of `collect`.
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         regime: the regime (or model) label the run belongs to.
         seed: its seed.
         **extra: more fields, e.g. `train_seconds`, `peak_host_mb`,
@@ -203,7 +203,7 @@ def reference_convention(outputs, result):
     are exact in the new convention. Outputs without fvcore costs (built by
     hand) are returned unchanged.
     """
-    from keras_eexit.evaluation.sweep import sweep
+    from keras_eexit.evaluation.sweep import threshold_sweep
 
     if getattr(outputs, "flops_convention", "keras_eexit") == "fvcore":
         return outputs, result
@@ -211,8 +211,8 @@ def reference_convention(outputs, result):
     if "fvcore" not in costs:
         return outputs, result
     outputs = outputs.with_convention("fvcore")
-    result = sweep(outputs, criterion=result.criterion,
-                   thresholds=result.thresholds)
+    result = threshold_sweep(outputs, criterion=result.criterion,
+                             thresholds=result.thresholds)
     return outputs, result
 
 
@@ -718,7 +718,7 @@ def evaluation_report(outputs, result, name="model", dataset=None,
     Args:
         outputs: the `ExitOutputs` of `collect`; its FLOPs are reported
             in Kubaty et al.'s (fvcore) convention (`reference_convention`).
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         name: the model's name in the heading.
         dataset: the data set's name in the heading, or None.
         budgeted: optional budgeted-batch curve on the same outputs (the
@@ -856,7 +856,7 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
 
     Args:
         outputs: the `ExitOutputs` of `collect`.
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         out_dir: the output directory (created if needed).
         name: the model's name in headings.
         dataset: the data set's name, or None.
