@@ -172,7 +172,8 @@ def _deprecated_uses(path, names, calls):
 
 def test_the_project_uses_no_deprecated_name():
     names = {old for old in DEPRECATED if not old.endswith("(...)")}
-    calls = {old[:-len("(...)")] for old in DEPRECATED if old.endswith("(...)")}
+    calls = {old.removesuffix("(...)") for old in DEPRECATED
+             if old.endswith("(...)")}
     sources = [p for folder in ("keras_eexit", "tests", "examples",
                                 "benchmarks")
                for p in sorted((ROOT / folder).rglob("*.py"))

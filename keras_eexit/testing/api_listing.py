@@ -1,4 +1,4 @@
-"""The public API of keras-eexit as a text listing, checked into `docs/api.txt`.
+"""The public API of keras-eexit as text, checked in as `docs/api.txt`.
 
 Like Keras' `api_gen`, the listing is generated, not written: every public
 name of every public module, with its kind and call signature, then the
