@@ -27,6 +27,7 @@ print(text.splitlines()[0])
 """
 
 import argparse
+import difflib
 import importlib
 import inspect
 import pathlib
@@ -193,7 +194,8 @@ def main(argv=None):
         argv: command-line arguments (`[--check] [--output PATH]`).
 
     Returns:
-        The exit code: 0, or 1 when `--check` finds the file out of date.
+        The exit code: 0, or 1 when `--check` finds the file out of date
+        (it then prints the difference).
     """
     parser = argparse.ArgumentParser(
         prog=COMMAND, description="Write the public API listing.")
@@ -206,7 +208,12 @@ def main(argv=None):
     current = args.output.read_text() if args.output.exists() else None
     if args.check:
         if current != text:
-            print(f"{args.output} is out of date: run `{COMMAND}`.")
+            diff = difflib.unified_diff(
+                (current or "").splitlines(True), text.splitlines(True),
+                str(args.output), "generated", n=0)
+            print(f"{args.output} is out of date (the public API changed): "
+                  f"run `{COMMAND}` and commit it.\n"
+                  + "".join(list(diff)[:60]))
             return 1
         return 0
     args.output.write_text(text)
