@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from keras_eexit.data import load_arrays  # noqa: E402
 from keras_eexit.evaluation import accuracy_at  # noqa: E402
 from keras_eexit.evaluation import collect  # noqa: E402
-from keras_eexit.evaluation import sweep  # noqa: E402
+from keras_eexit.evaluation import threshold_sweep  # noqa: E402
 from keras_eexit.evaluation import tradeoff_plot  # noqa: E402
 from keras_eexit.inference import best_accuracy_curve  # noqa: E402
 from keras_eexit.inference import budgeted_batch_curve  # noqa: E402
@@ -76,7 +76,8 @@ def run(seed, args, arrays):
               batch_size=128, verbose=0)
     validation = collect(model, (arrays["x_val"], arrays["y_val"]))
     test = collect(model, (arrays["x_test"], arrays["y_test"]))
-    global_sweep = sweep(test, criterion="max_softmax", thresholds=100)
+    global_sweep = threshold_sweep(test, criterion="max_softmax",
+                                   thresholds=100)
     curves = {
         "budgeted batch (MSDNet's geometric schedule, p = 1..39)":
             budgeted_batch_curve(validation, test),

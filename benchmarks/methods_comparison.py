@@ -44,7 +44,7 @@ from keras_eexit import regimes  # noqa: E402
 from keras_eexit.data import load_arrays  # noqa: E402
 from keras_eexit.evaluation import budget_table  # noqa: E402
 from keras_eexit.evaluation import collect  # noqa: E402
-from keras_eexit.evaluation import sweep  # noqa: E402
+from keras_eexit.evaluation import threshold_sweep  # noqa: E402
 from keras_eexit.evaluation.sweep import Sweep  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
 
@@ -79,7 +79,7 @@ def run(method_name, regime_name, seed, data, args):
               epochs=epochs, callbacks=[regime], verbose=0)
     seconds = time.perf_counter() - start
     outputs = collect(model, (data["x_test"], data["y_test"]))
-    result = sweep(outputs, criterion=method.criterion)
+    result = threshold_sweep(outputs, criterion=method.criterion)
     return {
         "method": method_name, "regime": regime_name, "seed": seed,
         "criterion": method.criterion, "epochs": epochs,

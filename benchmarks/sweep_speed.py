@@ -17,7 +17,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from keras_eexit.evaluation import sweep  # noqa: E402
+from keras_eexit.evaluation import threshold_sweep  # noqa: E402
 
 K, N, C, T = 8, 10_000, 10, 100
 NAIVE_SAMPLES = 500
@@ -70,7 +70,8 @@ def main():
     print(f"{N:,} samples x {K} exits x {C} classes, {T} thresholds "
           f"(patience: {K - 1} values, static: {K}); median of {REPEATS}")
     for criterion in ("max_softmax", "entropy", "patience", "static"):
-        took = timed(lambda: sweep(probs, labels, flops, criterion, T))
+        took = timed(
+            lambda: threshold_sweep(probs, labels, flops, criterion, T))
         line = (f"  {criterion:12s} {took * 1e3:7.1f} ms "
                 f"(target < 500 ms: {'PASS' if took < 0.5 else 'FAIL'})")
         if criterion in ("max_softmax", "entropy"):
@@ -79,7 +80,7 @@ def main():
             start = time.perf_counter()
             accuracy, cost = naive(*sub, flops, criterion, thresholds)
             loop = (time.perf_counter() - start) * N / NAIVE_SAMPLES
-            check = sweep(*sub, flops, criterion, thresholds)
+            check = threshold_sweep(*sub, flops, criterion, thresholds)
             assert np.allclose(check.accuracy, accuracy)
             assert np.allclose(check.mean_flops, cost)
             line += (f"; naive per-sample loop ~{loop:.1f} s "

@@ -39,7 +39,7 @@ from keras_eexit import regimes
 
 
 def settings(extension):
-    """`{name: (warm-up?, Sequential kwargs)}`."""
+    """`{name: (warm-up?, SequentialRegime kwargs)}`."""
     table = {
         "separate (cumulative, no regulariser)": (True, {}),
         "current exit, no regulariser": (True, dict(objective="current")),
@@ -77,7 +77,7 @@ def main():
                   file=sys.stderr, flush=True)
             keras.utils.set_random_seed(seed)
             model = keras_eexit.models.get_model("cnn1d")
-            regime = regimes.Sequential(
+            regime = regimes.SequentialRegime(
                 args.epochs_per_exit,
                 warmup_epochs=args.warmup_epochs if warmup else 0,
                 verbose=False, **kwargs)

@@ -40,3 +40,26 @@ from keras_eexit.models import load_model
 from keras_eexit.models.multi_exit_model import MultiExitModel
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "MultiExitModel",
+    "analysis",
+    "callbacks",
+    "chain",
+    "criteria",
+    "data",
+    "evaluation",
+    "experiments",
+    "export",
+    "fisher",
+    "get_model",
+    "inference",
+    "layers",
+    "load_model",
+    "losses",
+    "methods",
+    "models",
+    "regimes",
+    "testing",
+    "utils",
+]

@@ -46,3 +46,29 @@ from keras_eexit.analysis.weight_matching import weight_matching
 from keras_eexit.analysis.weight_space import LossEvaluator
 from keras_eexit.analysis.weight_space import WeightSpace
 from keras_eexit.callbacks.numerical_rank import layer_ranks
+
+__all__ = [
+    "ConnectivityPlane",
+    "LinearPath",
+    "LossEvaluator",
+    "LossLandscape",
+    "SUPPORTED",
+    "WeightSpace",
+    "align",
+    "apply_permutation",
+    "connectivity_plane",
+    "connectivity_plot",
+    "filter_normalize",
+    "landscape_plot",
+    "layer_mutual_information",
+    "layer_profile_plot",
+    "layer_ranks",
+    "linear_path",
+    "loss_barrier",
+    "loss_landscape",
+    "mutual_information",
+    "path_plot",
+    "permutation_spec",
+    "random_direction",
+    "weight_matching",
+]

@@ -9,3 +9,15 @@ from keras_eexit.callbacks.gradient_dominance import exit_gradient_cosines
 from keras_eexit.callbacks.numerical_rank import NumericalRank
 from keras_eexit.callbacks.numerical_rank import numerical_rank
 from keras_eexit.callbacks.resource_monitor import ResourceMonitor
+
+__all__ = [
+    "AccumulateFisher",
+    "GradientDominance",
+    "NonFiniteLossError",
+    "NumericalRank",
+    "ResourceMonitor",
+    "SnapshotTeacher",
+    "StopOnNonFinite",
+    "exit_gradient_cosines",
+    "numerical_rank",
+]

@@ -73,8 +73,8 @@ def run(args):
     splits = data.load(args.dataset, batch_size=args.batch_size, **kwargs)
     check_fits_data(model, splits.info, f"Model {args.model}")
     outputs = evaluation.collect(model, splits.test)
-    result = evaluation.sweep(outputs, criterion=args.criterion,
-                              thresholds=args.thresholds)
+    result = evaluation.threshold_sweep(outputs, criterion=args.criterion,
+                                        thresholds=args.thresholds)
     # Budgeted batch classification: thresholds from the validation split
     # (ranked by a continuous score: entropy if chosen, else max-softmax).
     validation = evaluation.collect(model, splits.validation)

@@ -4,11 +4,13 @@ import dataclasses
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.utils.deprecation import deprecated_aliases
+from keras_eexit.utils.deprecation import deprecated_module_call
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
-CRITERIA = tuple(criteria_lib.CRITERIA)
-"""Names of the exit criteria (defined in `keras_eexit.criteria`)."""
+CRITERIA = criteria_lib.CRITERIA
+"""The exit criteria by name (`keras_eexit.criteria.CRITERIA`)."""
 
 PROB_ATOL = criteria_lib.PROB_ATOL
 
@@ -132,8 +134,8 @@ def _check(probs, labels, flops):
     return probs, labels, flops
 
 
-def sweep(probs, labels=None, flops=None, criterion="max_softmax",
-          thresholds=100):
+def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
+                    thresholds=100):
     """Accuracy vs mean FLOPs of early exit over a range of thresholds.
 
     Vectorised over thresholds and samples (one pass of array work on the
@@ -169,15 +171,16 @@ def sweep(probs, labels=None, flops=None, criterion="max_softmax",
 
     ```python
     out = collect(model, splits.test)
-    result = sweep(out, criterion="entropy", thresholds=50)
+    result = threshold_sweep(out, criterion="entropy", thresholds=50)
     result.accuracy, result.mean_flops
     ```
     """
     if hasattr(probs, "probs") and hasattr(probs, "labels"):
         if labels is not None or flops is not None:
             raise ValueError(
-                "sweep(outputs, ...) takes the labels and FLOPs from the "
-                "ExitOutputs: pass `criterion=` and `thresholds=` by keyword."
+                "threshold_sweep(outputs, ...) takes the labels and FLOPs "
+                "from the ExitOutputs: pass `criterion=` and `thresholds=` "
+                "by keyword."
             )
         probs, labels, flops = probs.probs, probs.labels, probs.flops
     check_choice("criterion", criterion, CRITERIA)
@@ -220,7 +223,7 @@ def accuracy_at(result, flops):
 
     ```python
     # Is the budgeted-batch curve above the global sweep at its budgets?
-    curve.accuracy >= accuracy_at(sweep(test), curve.mean_flops)
+    curve.accuracy >= accuracy_at(threshold_sweep(test), curve.mean_flops)
     ```
     """
     costs, which = np.unique(np.asarray(result.mean_flops, np.float64),
@@ -235,3 +238,10 @@ def accuracy_at(result, flops):
     value = np.where((flops < costs[0] - slack) | (flops > costs[-1] + slack),
                      np.nan, value)
     return float(value) if value.ndim == 0 else value
+
+
+# `sweep` was renamed `threshold_sweep`: as a package attribute the function
+# hid this module. For one release the old name, and calling the module,
+# still work with a DeprecationWarning.
+__getattr__ = deprecated_aliases(__name__, {"sweep": "threshold_sweep"})
+deprecated_module_call(__name__, "threshold_sweep")

@@ -203,10 +203,11 @@ def budget_table(result, flops=None, base_flops=None,
 
     ```python
     outputs = collect(model, splits.test)   # carries model.base_flops()
-    result = sweep(outputs)
+    result = threshold_sweep(outputs)
     budget_table(result, outputs)
     # {'25%': 0.71, '50%': 0.93, '75%': 0.97, '100%': 0.98, 'max': 0.97}
-    budget_table([sweep(o) for o in outputs_per_seed], base_flops=base)
+    budget_table([threshold_sweep(o) for o in outputs_per_seed],
+                 base_flops=base)
     ```
 
     References:

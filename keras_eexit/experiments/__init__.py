@@ -37,3 +37,19 @@ from keras_eexit.experiments.record import write_run
 from keras_eexit.experiments.run_dir import RunDirectory
 from keras_eexit.experiments.runner import Result
 from keras_eexit.experiments.runner import run
+
+__all__ = [
+    "Convergence",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EPOCHS",
+    "DEFAULT_LEARNING_RATE",
+    "DEFAULT_MODELS",
+    "DEFAULT_SCHEDULE",
+    "ExperimentConfig",
+    "Result",
+    "RunDirectory",
+    "comparison_record",
+    "metrics",
+    "run",
+    "write_run",
+]

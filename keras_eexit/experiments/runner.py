@@ -156,7 +156,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
         outputs = evaluation.collect(model, splits.test)
         from keras_eexit import methods
 
-        sweep = evaluation.sweep(
+        sweep = evaluation.threshold_sweep(
             outputs, criterion=methods.get_method(config.method).criterion,
             thresholds=100)
     if history_file is not None:

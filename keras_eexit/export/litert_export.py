@@ -77,7 +77,7 @@ def export_litert(
     the real classes only.
 
     The exit rule is the criterion's (`keras_eexit.criteria`, the same
-    as `evaluation.sweep` and `inference.predict_early_exit`):
+    as `evaluation.threshold_sweep` and `inference.predict_early_exit`):
     `"max_softmax"` exits when the top probability is `> threshold`,
     `"entropy"` when the entropy divided by `log(num_classes)` is
     `<= threshold`, `"patience"` when the prediction equals the previous

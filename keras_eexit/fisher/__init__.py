@@ -17,3 +17,13 @@ from keras_eexit.fisher.empirical_fisher import squared_gradients
 from keras_eexit.fisher.ewc_penalty import EWCPenalty
 from keras_eexit.fisher.fisher_pass import FisherPass
 from keras_eexit.fisher.fisher_store import FisherStore
+
+__all__ = [
+    "AccumulateFisher",
+    "EWCPenalty",
+    "FisherPass",
+    "FisherStore",
+    "empirical_fisher",
+    "fisher_variables",
+    "squared_gradients",
+]

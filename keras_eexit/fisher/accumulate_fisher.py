@@ -20,7 +20,7 @@ class AccumulateFisher(keras.callbacks.Callback):
     not in saved `.keras` files), which `model.save_weights` - and
     therefore `keras.callbacks.BackupAndRestore` - saves and restores;
     `EWCPenalty(lam, store=callback.store)` reads it. The
-    `Sequential(regularizer="ewc")` regime does the same inside one `fit`
+    `SequentialRegime(regularizer="ewc")` regime does the same inside one `fit`
     with Fisher passes over the training data.
 
     Args:

@@ -39,7 +39,7 @@ class EWCPenalty(ObjectiveTerm):
             raise ValueError(
                 "EWCPenalty reads a Fisher store, but none is attached: use "
                 "it in a regime with Fisher passes (`Phase(fisher_exit=...)`,"
-                " `Sequential(regularizer='ewc')`) or pass `store=`.")
+                " `SequentialRegime(regularizer='ewc')`) or pass `store=`.")
         return store
 
     def __call__(self, model, x, y, y_pred, sample_weight=None):

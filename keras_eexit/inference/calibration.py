@@ -135,7 +135,7 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
         `(len(p_values), K)` per-exit rows (draw it with `tradeoff_plot`
         next to the global-threshold sweep, or with `budgeted_batch_plot`).
     """
-    from keras_eexit.evaluation import sweep
+    from keras_eexit.evaluation import threshold_sweep as sweep
 
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
@@ -239,7 +239,7 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     Returns:
         An `ExitPolicy` (metadata: target, validation accuracy and FLOPs).
     """
-    from keras_eexit.evaluation import sweep
+    from keras_eexit.evaluation import threshold_sweep as sweep
 
     validation = _check_outputs(validation, "validation")
     if isinstance(max_drop, bool) or not isinstance(
@@ -320,7 +320,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     probs, exit_index, flops = predict_early_exit(model, x, policy=policy)
     ```
     """
-    from keras_eexit.evaluation import sweep
+    from keras_eexit.evaluation import threshold_sweep as sweep
 
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
@@ -395,7 +395,7 @@ def best_accuracy_curve(validation, test, budgets=None,
         A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
         `(len(budgets), K)` per-exit rows.
     """
-    from keras_eexit.evaluation import sweep
+    from keras_eexit.evaluation import threshold_sweep as sweep
 
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
@@ -485,8 +485,8 @@ def budgeted_batch_plot(curve, global_sweep=None, path=None,
 
     Args:
         curve: the `Sweep` of `budgeted_batch_curve`.
-        global_sweep: optional `Sweep` of `evaluation.sweep` on the test
-            split (one threshold for every exit).
+        global_sweep: optional `Sweep` of `evaluation.threshold_sweep` on
+            the test split (one threshold for every exit).
         path: PNG path (written atomically), or None.
         title: the axes title.
 

@@ -154,12 +154,12 @@ class ExitPolicy:
         Returns:
             A `keras_eexit.evaluation.Sweep` with one point.
         """
-        from keras_eexit.evaluation import sweep
+        from keras_eexit.evaluation import threshold_sweep
 
         probs = self.probabilities(outputs.probs)
-        return sweep(probs, outputs.labels, outputs.flops,
-                     criterion=self.criterion,
-                     thresholds=self.threshold_array()[None])
+        return threshold_sweep(probs, outputs.labels, outputs.flops,
+                               criterion=self.criterion,
+                               thresholds=self.threshold_array()[None])
 
     def _check_exits(self, probs):
         if np.shape(probs)[0] != self.num_exits:

@@ -81,7 +81,7 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
     `k` the samples its exit accepts are done, and only the others (every
     tensor of the state gathered down to them) enter stage `k + 1`. The
     decision rule is `keras_eexit.criteria`'s, the same as
-    `keras_eexit.evaluation.sweep` for the same thresholds: on the
+    `keras_eexit.evaluation.threshold_sweep` for the same thresholds: on the
     probabilities of `evaluation.collect` the two give the same exits (the
     tests check it on every zoo family).
 

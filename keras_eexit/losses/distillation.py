@@ -1,4 +1,4 @@
-"""`Distillation`: KL(teacher_τ ‖ student_τ) on student exits."""
+"""`ExitDistillation`: KL(teacher_τ ‖ student_τ) on student exits."""
 
 from keras import ops
 
@@ -29,7 +29,7 @@ def distillation_kl(teacher_logits, student_logits, temperature):
     return kl * (temperature**2)
 
 
-class Distillation(ExitTerm):
+class ExitDistillation(ExitTerm):
     """Objective term: `Σ_{k ∈ students} w · mean_i τ²·KL(teacher ‖ exit_k)`.
 
     The teacher is either the model's own final exit (`teacher="final"`,
@@ -37,6 +37,12 @@ class Distillation(ExitTerm):
     a constant for this term) or the final exit of a frozen snapshot of
     the model taken by the regime (`teacher="snapshot"`,
     `Phase(snapshot_teacher=True)`).
+
+    Named like the other per-exit terms (`ExitCrossEntropy`,
+    `ExitDampingLoss`). It was `losses.Distillation`, the name of the
+    regime that uses it (`regimes.Distillation`); `DistillationLoss` is
+    taken by Keras (`keras.distillation.DistillationLoss`).
+    `losses.Distillation` stays a deprecated alias for one release.
 
     Args:
         students: exit NUMBERS (1..K) of the student exits.
@@ -48,7 +54,7 @@ class Distillation(ExitTerm):
     Example:
 
     ```python
-    term = Distillation(students=[1, 2], temperature=3.0, weight=0.9)
+    term = ExitDistillation(students=[1, 2], temperature=3.0, weight=0.9)
     ```
     """
 

@@ -32,7 +32,7 @@ class Objective:
 
     ```python
     model.set_objective(Objective([ExitCrossEntropy(),
-                                   Distillation(students=[1, 2])]))
+                                   ExitDistillation(students=[1, 2])]))
     ```
     """
 

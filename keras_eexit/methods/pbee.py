@@ -47,7 +47,7 @@ def pbee_regime(regime, weighting="pabee"):
 
     ```python
     model.fit(x, y, epochs=10, callbacks=[pbee_regime(Joint())])
-    sweep(collect(model, test), criterion="patience")
+    threshold_sweep(collect(model, test), criterion="patience")
     ```
 
     References:

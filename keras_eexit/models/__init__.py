@@ -15,3 +15,21 @@ from keras_eexit.models.small_cnn import small_cnn
 from keras_eexit.models.text_transformer import text_transformer_exits
 from keras_eexit.models.vgg16_exits import vgg16_exits
 from keras_eexit.models.vit import vit_exits
+
+__all__ = [
+    "MODELS",
+    "MultiExitModel",
+    "cifar_resnet",
+    "cnn1d",
+    "get_model",
+    "load_model",
+    "mobilenet_v2_exits",
+    "msdnet_cifar",
+    "ranet_cifar",
+    "resnet50_exits",
+    "small_cnn",
+    "split_backbone",
+    "text_transformer_exits",
+    "vgg16_exits",
+    "vit_exits",
+]

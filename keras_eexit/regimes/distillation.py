@@ -1,6 +1,6 @@
 """Distillation-based training of the internal exits."""
 
-from keras_eexit.losses.distillation import Distillation as DistillationTerm
+from keras_eexit.losses.distillation import ExitDistillation as DistillationTerm
 from keras_eexit.regimes._common import convergence_args
 from keras_eexit.regimes._common import converging
 from keras_eexit.regimes._common import epochs_arg

@@ -48,7 +48,7 @@ class Phase:
             function `f(epoch_in_phase, phase_epochs) -> list` evaluated at
             every epoch, for schedules).
         terms: extra objective terms (for example
-            `keras_eexit.losses.Distillation`).
+            `keras_eexit.losses.ExitDistillation`).
         learning_rate: assigned to the optimizer when the phase starts.
         monitor: a logged metric (e.g. `"val_exit_3_accuracy"`) that ends the
             phase when it stops improving for `patience` epochs; or a list
@@ -64,7 +64,7 @@ class Phase:
         restore_best: at the end of a monitored phase, restore the weights of
             its best epoch.
         snapshot_teacher: when the phase starts, copy the model into a
-            frozen teacher (read by `Distillation(teacher="snapshot")`).
+            frozen teacher (read by `ExitDistillation(teacher="snapshot")`).
         cache_features: with a frozen backbone, reuse the features of the
             first epochs instead of recomputing them (see
             `keras_eexit.regimes.FeatureCache`).

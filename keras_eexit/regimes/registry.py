@@ -47,7 +47,7 @@ from keras_eexit.regimes.hybrids import PretrainedBranch
 from keras_eexit.regimes.joint import Joint
 from keras_eexit.regimes.mixed import Mixed
 from keras_eexit.regimes.separate import Separate
-from keras_eexit.regimes.sequential import Sequential
+from keras_eexit.regimes.sequential import SequentialRegime
 from keras_eexit.regimes.two_stage import TwoStage
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_positive_int
@@ -167,7 +167,7 @@ register("branch_wise", BranchWise,
          lambda b: {"epochs_per_exit": b.each(b.epochs, b.num_exits)})
 register("separate", Separate,
          lambda b: {"epochs_per_exit": b.each(b.epochs, b.num_exits)})
-register("sequential", Sequential, _sequential)
+register("sequential", SequentialRegime, _sequential)
 register("distillation", Distillation, _distillation)
 register("joint_branch", JointBranch,
          lambda b: {"joint_epochs": b.half,

@@ -36,7 +36,7 @@ class Separate(Regime):
 
     Not to be confused with the "separate" baseline of Zniber et al., which
     trains a shared prefix sequentially: that is
-    `Sequential(objective="cumulative")`.
+    `SequentialRegime(objective="cumulative")`.
 
     Set-up of the paper (sec. 5.3): see `BranchWise`.
 

@@ -24,8 +24,12 @@ PRESETS = {
 }
 
 
-class Sequential(Regime):
+class SequentialRegime(Regime):
     """Sequential training of the exits (Zniber et al.).
+
+    Registered as `"sequential"`. The class was `regimes.Sequential`, which
+    shadowed `keras.Sequential` (a model) wherever both are imported;
+    `regimes.Sequential` stays a deprecated alias for one release.
 
     The paper's procedure (sec. 2 and 3.1):
 
@@ -99,8 +103,8 @@ class Sequential(Regime):
     Example:
 
     ```python
-    regime = Sequential(epochs_per_exit=3, warmup_epochs=5,
-                        regularizer="ewc", **PRESETS["resnet34"])
+    regime = SequentialRegime(epochs_per_exit=3, warmup_epochs=5,
+                              regularizer="ewc", **PRESETS["resnet34"])
     model.fit(ds, epochs=regime.epochs_for(model), callbacks=[regime])
     ```
 

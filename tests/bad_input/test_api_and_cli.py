@@ -65,9 +65,9 @@ API_CASES = {
         temperature=0.0, backbone_epochs=1), "temperature"),
     "alpha 2": (lambda: regimes.Distillation(alpha=2.0, mode="joint"),
                 "alpha"),
-    "negative lambda": (lambda: regimes.Sequential(
+    "negative lambda": (lambda: regimes.SequentialRegime(
         1, regularizer="ewc", lam=-1.0), "lam"),
-    "unknown regularizer": (lambda: regimes.Sequential(
+    "unknown regularizer": (lambda: regimes.SequentialRegime(
         1, regularizer="l1"), "regularizer"),
     "weights wrong length": (lambda: regimes.exit_weights([1, 2], 3),
                              "weights"),
@@ -99,14 +99,14 @@ API_CASES = {
     "fisher no data": (lambda: empirical_fisher(
         _model(), tf.data.Dataset.from_tensor_slices((X, Y)).batch(4)
         .take(0), 1), "gave none"),
-    "sweep threshold 2": (lambda: evaluation.sweep(*_probs(),
-                                                   thresholds=[2.0]),
+    "sweep threshold 2": (lambda: evaluation.threshold_sweep(*_probs(),
+                                                             thresholds=[2.0]),
                           "between 0 and 1"),
-    "sweep logits": (lambda: evaluation.sweep(
+    "sweep logits": (lambda: evaluation.threshold_sweep(
         _probs()[0] * 3, *_probs()[1:]), "sum to 1"),
-    "sweep label count": (lambda: evaluation.sweep(
+    "sweep label count": (lambda: evaluation.threshold_sweep(
         _probs()[0], np.zeros(3, int), [1, 2, 3]), "Label count"),
-    "sweep flops length": (lambda: evaluation.sweep(
+    "sweep flops length": (lambda: evaluation.threshold_sweep(
         _probs()[0], _probs()[1], [1, 2]), "FLOPs list"),
     "compare one regime": (lambda: evaluation.compare({"a": [1, 2]}),
                            "at least two regimes"),

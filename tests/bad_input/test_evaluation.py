@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras_eexit import analysis
 from keras_eexit import evaluation
 from keras_eexit.evaluation import ExitOutputs
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 
 
 def _outputs():
@@ -51,7 +51,7 @@ def test_collect_bad_convention(model):
 
 
 def test_plot_into_a_missing_folder_names_the_folder(tmp_path):
-    result = sweep(_outputs())
+    result = threshold_sweep(_outputs())
     missing = tmp_path / "no" / "such"
     for draw in (
         lambda p: evaluation.tradeoff_plot({"a": result}, p),
@@ -71,7 +71,7 @@ def test_plot_into_a_missing_folder_names_the_folder(tmp_path):
 
 
 def test_tradeoff_plot_accepts_a_sweep_and_refuses_other_values(tmp_path):
-    result = sweep(_outputs())
+    result = threshold_sweep(_outputs())
     figure = evaluation.tradeoff_plot({"a": result})  # not a list: fine
     assert len(figure.axes[0].lines) == 1
     assert len(evaluation.tradeoff_plot(result).axes[0].lines) == 1
@@ -92,7 +92,7 @@ def test_tradeoff_plot_accepts_a_sweep_and_refuses_other_values(tmp_path):
 def test_budget_table_arguments(kwargs, match):
     outputs = _outputs()
     with pytest.raises(ValueError, match=match):
-        evaluation.budget_table(sweep(outputs), outputs, **kwargs)
+        evaluation.budget_table(threshold_sweep(outputs), outputs, **kwargs)
 
 
 def test_budget_table_results():
@@ -102,8 +102,9 @@ def test_budget_table_results():
     with pytest.raises(ValueError, match="non-empty list"):
         evaluation.budget_table([], outputs)
     with pytest.raises(ValueError, match="same thresholds"):
-        evaluation.budget_table([sweep(outputs, thresholds=5),
-                                 sweep(outputs, thresholds=6)], outputs)
+        evaluation.budget_table(
+            [threshold_sweep(outputs, thresholds=5),
+             threshold_sweep(outputs, thresholds=6)], outputs)
 
 
 def test_reports_refuse_before_writing(tmp_path):

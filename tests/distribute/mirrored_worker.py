@@ -23,7 +23,7 @@ from keras_eexit import regimes  # noqa: E402
 REGIMES = {
     "joint": lambda: regimes.Joint(verbose=False),
     "two_stage": lambda: regimes.TwoStage(1, 2, verbose=False),
-    "sequential_ewc": lambda: regimes.Sequential(
+    "sequential_ewc": lambda: regimes.SequentialRegime(
         1, warmup_epochs=1, objective="current", regularizer="ewc",
         lam=10.0, verbose=False),
     "distillation": lambda: regimes.Distillation(

@@ -11,10 +11,10 @@ from keras_eexit.models.multi_exit_model import MultiExitModel
 REGIMES = {
     "joint": lambda: R.Joint(verbose=False),
     "two_stage": lambda: R.TwoStage(2, 2, verbose=False),
-    "sequential_ewc": lambda: R.Sequential(
+    "sequential_ewc": lambda: R.SequentialRegime(
         1, warmup_epochs=2, objective="current", regularizer="ewc",
         verbose=False),
-    "sequential_lwf": lambda: R.Sequential(
+    "sequential_lwf": lambda: R.SequentialRegime(
         1, warmup_epochs=2, objective="current", regularizer="lwf",
         verbose=False),
     "distillation": lambda: R.Distillation(backbone_epochs=2,

@@ -41,7 +41,7 @@ def test_base_flops_and_both_conventions(collected):
 
 def test_budget_table_of_outputs_uses_the_base_network(collected):
     model, outputs = collected
-    result = evaluation.sweep(outputs)
+    result = evaluation.threshold_sweep(outputs)
     assert evaluation.budget_table(result, outputs) == (
         evaluation.budget_table(result, base_flops=model.base_flops()))
 
@@ -49,13 +49,13 @@ def test_budget_table_of_outputs_uses_the_base_network(collected):
 def test_records_and_reports_use_the_reference_convention(collected,
                                                           tmp_path):
     _, outputs = collected
-    result = evaluation.sweep(outputs, thresholds=11)
+    result = evaluation.threshold_sweep(outputs, thresholds=11)
     record = evaluation.run_record(outputs, result, regime="joint")
     reference = outputs.with_convention("fvcore")
     assert record["flops_convention"] == "fvcore"
     assert record["flops"] == reference.flops.tolist()
     assert record["base_flops"] == reference.base_flops
-    exact = evaluation.sweep(reference, thresholds=11)
+    exact = evaluation.threshold_sweep(reference, thresholds=11)
     np.testing.assert_allclose(record["mean_flops"], exact.mean_flops)
     written = evaluation.write_evaluation_report(outputs, result,
                                                  tmp_path / "eval",

@@ -7,7 +7,7 @@ from keras_eexit.evaluation import ExitOutputs
 from keras_eexit.evaluation import budget_table
 from keras_eexit.evaluation import conservative_order
 from keras_eexit.evaluation import exit_indices
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 
 
 def _softmax(logits):
@@ -38,7 +38,7 @@ def _pabee_exit(predictions, patience):
 
 def test_patience_follows_the_pabee_counter():
     probs, labels, flops = _outputs(k=6, c=3)  # 3 classes: many agreements
-    result = sweep(probs, labels, flops, "patience", thresholds=100)
+    result = threshold_sweep(probs, labels, flops, "patience", thresholds=100)
     np.testing.assert_array_equal(result.thresholds, [0, 1, 2, 3, 4, 5])
     predictions = probs.argmax(-1)
     for t_index, patience in enumerate(result.thresholds):
@@ -67,19 +67,19 @@ def test_static_exit_and_exit_outputs_input():
     probs, labels, flops = _outputs(k=4)
     outputs = ExitOutputs(probs.astype("float32"), labels, flops,
                           np.arange(4), ("a", "b", "c", "d"))
-    result = sweep(outputs, criterion="static")
+    result = threshold_sweep(outputs, criterion="static")
     np.testing.assert_array_equal(result.thresholds, [1, 2, 3, 4])
     np.testing.assert_allclose(result.exit_ratios, np.eye(4))
     np.testing.assert_allclose(result.accuracy, outputs.accuracy())
     np.testing.assert_allclose(result.mean_flops, flops)
     with pytest.raises(ValueError, match="by keyword"):
-        sweep(outputs, "entropy")
+        threshold_sweep(outputs, "entropy")
 
 
 def test_counts_may_be_numpy_integers_and_labels_one_hot():
     probs, labels, flops = _outputs(k=3, c=5)
-    a = sweep(probs, labels, flops, thresholds=np.int64(11))
-    b = sweep(probs, np.eye(5)[labels], flops, thresholds=11)
+    a = threshold_sweep(probs, labels, flops, thresholds=np.int64(11))
+    b = threshold_sweep(probs, np.eye(5)[labels], flops, thresholds=11)
     np.testing.assert_array_equal(a.thresholds,
                                   np.linspace(0, 1, 11, dtype="float32"))
     np.testing.assert_allclose(a.accuracy, b.accuracy)
@@ -90,7 +90,7 @@ def test_entropy_budget_walks_from_eager_to_conservative():
     thresholds downwards; 100% is then the most accurate (final) point."""
     probs, _, flops = _outputs(k=3, c=4)
     labels = probs[-1].argmax(-1)  # the final exit is always right
-    result = sweep(probs, labels, flops, "entropy", thresholds=21)
+    result = threshold_sweep(probs, labels, flops, "entropy", thresholds=21)
     assert np.all(np.diff(result.mean_flops) <= 1e-9)
     order = conservative_order(result)
     np.testing.assert_array_equal(order, np.arange(21)[::-1])
@@ -105,9 +105,10 @@ def test_entropy_budget_walks_from_eager_to_conservative():
 
 def test_budget_table_follows_threshold_order_not_array_order():
     probs, labels, flops = _outputs(k=3, c=4)
-    forward = sweep(probs, labels, flops, thresholds=np.linspace(0, 1, 9))
-    backward = sweep(probs, labels, flops,
-                     thresholds=np.linspace(0, 1, 9)[::-1])
+    forward = threshold_sweep(probs, labels, flops,
+                              thresholds=np.linspace(0, 1, 9))
+    backward = threshold_sweep(probs, labels, flops,
+                               thresholds=np.linspace(0, 1, 9)[::-1])
     np.testing.assert_equal(budget_table(forward, flops),
                             budget_table(backward, flops))
 
@@ -116,7 +117,7 @@ def test_budget_table_takes_exit_outputs_and_checks_fractions():
     probs, labels, flops = _outputs(k=3, c=4)
     outputs = ExitOutputs(probs, labels, flops, np.arange(3),
                           ("a", "b", "c"))
-    result = sweep(outputs, criterion="max_softmax")
+    result = threshold_sweep(outputs, criterion="max_softmax")
     np.testing.assert_equal(budget_table(result, outputs),
                             budget_table(result, flops))
     assert list(budget_table(result, flops, fractions=(0.1, 2.0))) == [
@@ -156,11 +157,12 @@ def test_bad_input_is_named(change, match):
     probs, labels, flops = _outputs(k=3, c=4, n=50)
     p, y, f, criterion, thresholds = change(probs, labels, flops)
     with pytest.raises(ValueError, match=match):
-        sweep(p, y, f, criterion=criterion, thresholds=thresholds)
+        threshold_sweep(p, y, f, criterion=criterion, thresholds=thresholds)
 
 
 def test_probability_tolerance():
     probs, labels, flops = _outputs(k=3, c=4, n=50)
-    sweep(probs * (1 + 5e-4), labels, flops)  # float32-level noise is fine
+    # float32-level noise is fine
+    threshold_sweep(probs * (1 + 5e-4), labels, flops)
     with pytest.raises(ValueError, match="tolerance"):
-        sweep(probs * (1 + 5e-3), labels, flops)
+        threshold_sweep(probs * (1 + 5e-3), labels, flops)

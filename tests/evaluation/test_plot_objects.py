@@ -5,7 +5,7 @@ import pytest
 
 from keras_eexit.evaluation import exit_ratio_plot
 from keras_eexit.evaluation import gradient_dominance_plot
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.evaluation import tradeoff_plot
 from keras_eexit.evaluation import training_curves_plot
 
@@ -16,8 +16,8 @@ def _sweep(seed, criterion="max_softmax", thresholds=25, k=4):
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(k, 150, 5))
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    return sweep(probs, rng.integers(0, 5, 150),
-                 np.arange(1, k + 1) * 2e6, criterion, thresholds)
+    return threshold_sweep(probs, rng.integers(0, 5, 150),
+                           np.arange(1, k + 1) * 2e6, criterion, thresholds)
 
 
 def _labelled(axes):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from keras_eexit.evaluation import exit_ratio_plot
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.evaluation import tradeoff_plot
 
 
@@ -11,8 +11,8 @@ def _sweeps(seed):
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(3, 200, 4))
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    return sweep(probs, rng.integers(0, 4, 200), [1e6, 2e6, 3e6],
-                 thresholds=20)
+    return threshold_sweep(probs, rng.integers(0, 4, 200), [1e6, 2e6, 3e6],
+                           thresholds=20)
 
 
 def test_tradeoff_plot(tmp_path):

@@ -16,7 +16,7 @@ from keras_eexit.evaluation import json_text
 from keras_eexit.evaluation import markdown_table
 from keras_eexit.evaluation import run_record
 from keras_eexit.evaluation import significance
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.evaluation import write_comparison_report
 
 EXITS = ("exit_1", "exit_2", "exit_3")
@@ -42,8 +42,8 @@ def _record(regime, seed, skill):
     dominance = {"steps": [0, 10, 20],
                  "cosines": [[0.9, 0.5, 0.2], [0.8, 0.6, 0.3],
                              [0.7, 0.6, 0.4]]}
-    return run_record(outputs, sweep(outputs, criterion="max_softmax",
-                                     thresholds=21),
+    result = threshold_sweep(outputs, criterion="max_softmax", thresholds=21)
+    return run_record(outputs, result,
                       regime=regime, seed=seed,
                       train_seconds=10.0 + seed + skill,
                       history=history, gradient_dominance=dominance)

@@ -73,7 +73,7 @@ def comparison_records(full=True):
     for number, (regime, skill) in enumerate(regimes):
         for seed in range(3 if full else 1):
             outputs = exit_outputs(10 * number + seed, skill, costs=full)
-            result = evaluation.sweep(outputs, thresholds=11)
+            result = evaluation.threshold_sweep(outputs, thresholds=11)
             extra = {}
             if full:
                 extra = {
@@ -91,7 +91,7 @@ def comparison_records(full=True):
 
 def budgeted_curve(outputs):
     """A hand-made per-exit-threshold curve (3 points) on `outputs`."""
-    result = evaluation.sweep(outputs, thresholds=11)
+    result = evaluation.threshold_sweep(outputs, thresholds=11)
     return Sweep("max_softmax",
                  np.array([[0.2, 0.2, 0.0], [0.6, 0.5, 0.0],
                            [0.9, 0.9, 0.0]], dtype="float32"),
@@ -107,7 +107,7 @@ def write_comparison(out, full):
 
 def write_evaluation(out, full):
     outputs = exit_outputs(7, 0.9, costs=full)
-    result = evaluation.sweep(outputs, thresholds=11)
+    result = evaluation.threshold_sweep(outputs, thresholds=11)
     if full:
         return evaluation.write_evaluation_report(
             outputs, result, out, name="tiny.keras", dataset="digits",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_eexit.evaluation import budget_table
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 
 
 def _random_outputs(k=4, n=300, c=5, seed=0):
@@ -41,7 +41,7 @@ def _reference_exit(p, criterion, t):
 ])
 def test_sweep_equals_brute_force(criterion, thresholds):
     probs, labels, flops = _random_outputs()
-    result = sweep(probs, labels, flops, criterion, thresholds)
+    result = threshold_sweep(probs, labels, flops, criterion, thresholds)
     for t_index, t in enumerate(result.thresholds):
         exits = np.array([_reference_exit(probs[:, i], criterion, t)
                           for i in range(probs.shape[1])])
@@ -56,7 +56,7 @@ def test_sweep_equals_brute_force(criterion, thresholds):
 
 def test_extreme_thresholds():
     probs, labels, flops = _random_outputs()
-    result = sweep(probs, labels, flops, "max_softmax", [0.0, 1.0])
+    result = threshold_sweep(probs, labels, flops, "max_softmax", [0.0, 1.0])
     np.testing.assert_allclose(result.exit_ratios[0], [1, 0, 0, 0])
     np.testing.assert_allclose(result.exit_ratios[1], [0, 0, 0, 1])
     assert result.mean_flops[1] == flops[-1]
@@ -100,7 +100,7 @@ def test_bad_input(kwargs, match):
         probs = probs[:, :0]
         labels = labels[:0]
     with pytest.raises(ValueError, match=match):
-        sweep(probs, labels, flops, **kwargs)
+        threshold_sweep(probs, labels, flops, **kwargs)
 
 
 def test_accuracy_at_reads_the_curve_as_drawn():

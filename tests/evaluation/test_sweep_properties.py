@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from keras_eexit.cli.compare import parse_regimes
 from keras_eexit.cli.options import parse_params as _params
 from keras_eexit.evaluation import budget_table
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 
 
 @st.composite
@@ -28,7 +28,7 @@ def outputs(draw):
 @given(outputs(), st.sampled_from(["max_softmax", "entropy"]))
 def test_sweep_invariants(data, criterion):
     probs, labels, flops = data
-    result = sweep(probs, labels, flops, criterion, thresholds=11)
+    result = threshold_sweep(probs, labels, flops, criterion, thresholds=11)
     np.testing.assert_allclose(result.exit_ratios.sum(1), 1.0)
     assert np.all((result.accuracy >= 0) & (result.accuracy <= 1))
     assert np.all(result.mean_flops >= flops[0] - 1e-9)
@@ -43,7 +43,7 @@ def test_sweep_invariants(data, criterion):
 @given(outputs())
 def test_budget_table_invariants(data):
     probs, labels, flops = data
-    result = sweep(probs, labels, flops, thresholds=21)
+    result = threshold_sweep(probs, labels, flops, thresholds=21)
     table = budget_table(result, flops)
     assert table["100%"] == result.accuracy[-1]  # everything fits
     values = [v for v in table.values() if not np.isnan(v)]

@@ -1,4 +1,4 @@
-"""EWC's empirical Fisher, the EWC and LwF terms, and Sequential with them."""
+"""EWC's empirical Fisher, the EWC and LwF terms, and SequentialRegime with them."""
 
 import keras
 import numpy as np
@@ -94,8 +94,8 @@ def test_sequential_ewc_freezes_right_stages_and_fisher_passes(
         model_factory, tiny_data, recorder):
     x, y = tiny_data
     model = model_factory()
-    regime = regimes.Sequential(1, warmup_epochs=1, regularizer="ewc",
-                                lam=10.0)
+    regime = regimes.SequentialRegime(1, warmup_epochs=1, regularizer="ewc",
+                                      lam=10.0)
     model.compile(optimizer=keras.optimizers.Adam(0.05))
     fishers = {}
 
@@ -160,8 +160,9 @@ def test_fisher_pass_equals_empirical_fisher(model_factory, tiny_data):
 def test_lwf_is_zero_at_stage_start_and_grows(model_factory, tiny_data):
     x, y = tiny_data
     model = model_factory()
-    regime = regimes.Sequential(2, warmup_epochs=1, objective="current",
-                                regularizer="lwf", rho=1.0, verbose=False)
+    regime = regimes.SequentialRegime(
+        2, warmup_epochs=1, objective="current", regularizer="lwf", rho=1.0,
+        verbose=False)
     model.compile(optimizer=keras.optimizers.Adam(0.05))
     values = {}
 
@@ -190,8 +191,8 @@ def test_lwf_is_zero_at_stage_start_and_grows(model_factory, tiny_data):
 def test_lwf_trains_earlier_heads(model_factory, tiny_data, recorder):
     x, y = tiny_data
     model = model_factory()
-    regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
-                                regularizer="lwf", verbose=False)
+    regime = regimes.SequentialRegime(1, warmup_epochs=1, objective="current",
+                                      regularizer="lwf", verbose=False)
     model.compile(optimizer=keras.optimizers.Adam(0.05))
     model.fit(x, y, epochs=3, batch_size=8, verbose=0,
               callbacks=[regime, recorder])
@@ -207,7 +208,7 @@ def test_lwf_trains_earlier_heads(model_factory, tiny_data, recorder):
 ])
 def test_sequential_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        regimes.Sequential(1, **kwargs)
+        regimes.SequentialRegime(1, **kwargs)
 
 
 def test_ewc_needs_shared_parameters(model_factory, tiny_data):
@@ -216,7 +217,7 @@ def test_ewc_needs_shared_parameters(model_factory, tiny_data):
     model.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="share none"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[
-            regimes.Sequential(1, regularizer="ewc")])
+            regimes.SequentialRegime(1, regularizer="ewc")])
 
 
 def test_fisher_phase_for_missing_exit(model_factory, tiny_data):

@@ -101,8 +101,9 @@ def test_squared_gradient_sums_equal_per_sample_loop(kind, monkeypatch):
                                   if k != "builtin_python_add"])
 def test_sequential_ewc_runs(kind):
     model, x, y = _model_and_data(kind, n=8)
-    regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
-                                regularizer="ewc", lam=10.0, verbose=False)
+    regime = regimes.SequentialRegime(
+        1, warmup_epochs=1, objective="current", regularizer="ewc", lam=10.0,
+        verbose=False)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     fishers = []
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_eexit.evaluation import ExitOutputs
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.inference import ExitPolicy
 from keras_eexit.inference import accuracy_drop_policy
 from keras_eexit.inference import best_accuracy_curve
@@ -67,7 +67,8 @@ def test_calibration_never_reads_the_test_split():
     np.testing.assert_array_equal(a.thresholds, b.thresholds)
     assert a.thresholds.shape == (39, 3)
     # The curve is the test sweep of the validation thresholds.
-    again = sweep(test, criterion="max_softmax", thresholds=a.thresholds)
+    again = threshold_sweep(test, criterion="max_softmax",
+                            thresholds=a.thresholds)
     np.testing.assert_array_equal(again.accuracy, a.accuracy)
 
 
@@ -79,7 +80,7 @@ def test_budget_and_accuracy_drop_policies():
     drop = accuracy_drop_policy(validation, 0.02)
     result = drop.evaluate(validation)
     assert result.accuracy[0] >= final - 0.02
-    best_global = sweep(validation, criterion="max_softmax")
+    best_global = threshold_sweep(validation, criterion="max_softmax")
     fits = best_global.accuracy >= final - 0.02
     assert result.mean_flops[0] <= best_global.mean_flops[fits].min()
     with pytest.raises(ValueError, match="budget"):
@@ -95,7 +96,7 @@ def test_best_accuracy_policy_beats_every_global_threshold_in_budget():
     # A weak first exit (no signal): the geometric schedule must feed it,
     # the best-accuracy search need not.
     validation = _outputs(0, scale=(0.0, 2.5, 4.0))
-    every = sweep(validation, criterion="max_softmax")
+    every = threshold_sweep(validation, criterion="max_softmax")
     for budget in (120.0, 180.0, 250.0):
         policy = best_accuracy_policy(validation, budget)
         result = policy.evaluate(validation)

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_eexit import losses
-from keras_eexit.losses import Distillation
+from keras_eexit.losses import ExitDistillation
 from keras_eexit.losses import ExitCrossEntropy
 from keras_eexit.losses import ExitDampingLoss
 from keras_eexit.losses import ExitTerm
@@ -73,17 +73,17 @@ def test_exit_term_fixed_weight_exit_numbers_and_sample_weights():
 
 def test_exit_numbers_are_validated_and_one_based():
     with pytest.raises(ValueError, match="exit numbers in 1..K"):
-        Distillation(students=[0, 1])
+        ExitDistillation(students=[0, 1])
     with pytest.raises(ValueError, match="argument `exits`"):
         LwFPenalty(1.0, [1, 1])
-    assert Distillation(students=[1, 2]).students == [1, 2]
+    assert ExitDistillation(students=[1, 2]).students == [1, 2]
     assert LwFPenalty(0.7, 2).exits == [2]
 
 
 def test_distillation_covers_its_students_only():
     y, logits = _batch()
     model = _Model()
-    term = Distillation(students=[2], temperature=2.0, weight=0.9)
+    term = ExitDistillation(students=[2], temperature=2.0, weight=0.9)
     total, per_exit = term(model, None, y, logits)
     assert set(per_exit) == {"exit_2"}
     t = tf.nn.softmax(logits["exit_3"] / 2.0).numpy()
@@ -96,20 +96,20 @@ def test_replacing_the_cross_entropy_is_an_attribute():
     assert ExitCrossEntropy.replaces_cross_entropy
     assert SelectiveCrossEntropy.replaces_cross_entropy
     assert ExitDampingLoss.replaces_cross_entropy
-    assert not Distillation.replaces_cross_entropy
+    assert not ExitDistillation.replaces_cross_entropy
     term = SelectiveCrossEntropy(threshold=0.9)
     assert term.name != ExitCrossEntropy.name
     objective = Objective.with_terms([term])
     assert objective.terms == [term]
     assert objective.extra_names == []
-    extra = Distillation(students=[1])
+    extra = ExitDistillation(students=[1])
     objective = Objective.with_terms([extra], loss=None)
     assert isinstance(objective.terms[0], ExitCrossEntropy)
     assert objective.extra_names == ["distillation"]
     with pytest.raises(ValueError, match="at most one"):
         Objective([ExitCrossEntropy(), term])
     with pytest.raises(ValueError, match="distinct names"):
-        Objective([extra, Distillation(students=[2])])
+        Objective([extra, ExitDistillation(students=[2])])
     with pytest.raises(ValueError, match="ObjectiveTerm"):
         Objective([lambda *a: (0.0, {})])
 

@@ -59,8 +59,9 @@ def main():
     if name == "distillation":
         regime = regimes.Distillation(backbone_epochs=2, distill_epochs=2)
     else:
-        regime = regimes.Sequential(1, warmup_epochs=1, objective="current",
-                                    regularizer="ewc", lam=50.0)
+        regime = regimes.SequentialRegime(
+            1, warmup_epochs=1, objective="current", regularizer="ewc",
+            lam=50.0)
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir), regime]
     if kill is not None:
         callbacks.append(Killer(kill))

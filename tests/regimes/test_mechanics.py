@@ -78,7 +78,7 @@ def test_phase_references_missing_exit(model_factory, tiny_data):
     (lambda: regimes.TwoStage(0, 2), "backbone_epochs"),
     (lambda: regimes.Mixed(2, -1), "joint_epochs"),
     (lambda: regimes.BranchWise(0), "epochs_per_exit"),
-    (lambda: regimes.Sequential(1, warmup_epochs=-1), "warmup_epochs"),
+    (lambda: regimes.SequentialRegime(1, warmup_epochs=-1), "warmup_epochs"),
     (lambda: regimes.Distillation(temperature=0, backbone_epochs=1),
      "temperature"),
     (lambda: regimes.Distillation(alpha=1.5, backbone_epochs=1), "alpha"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_eexit import regimes
-from keras_eexit.losses.distillation import Distillation as DistillTerm
+from keras_eexit.losses.distillation import ExitDistillation as DistillTerm
 
 
 def _fit(model, regime, recorder, data, epochs=None, lr=0.05, **kwargs):
@@ -125,7 +125,7 @@ def test_branch_wise(model_factory, tiny_data, recorder):
     ("current", [{3}, {1}, {2}, {3}]),
 ])
 def test_sequential(model_factory, tiny_data, recorder, objective, heads):
-    regime = regimes.Sequential(1, warmup_epochs=1, objective=objective)
+    regime = regimes.SequentialRegime(1, warmup_epochs=1, objective=objective)
     history = _fit(model_factory(), regime, recorder, tiny_data)
     assert history.history["phase"] == [0, 1, 2, 3]
     assert [c[0] for c in recorder.changed] == [{1, 2, 3}, {1}, {1, 2},
@@ -134,7 +134,7 @@ def test_sequential(model_factory, tiny_data, recorder, objective, heads):
 
 
 def test_sequential_without_warmup_covers_the_final_exit(model_factory):
-    assert regimes.Sequential(2).epochs_for(model_factory()) == 6
+    assert regimes.SequentialRegime(2).epochs_for(model_factory()) == 6
 
 
 def test_separate_trains_independent_submodels(model_factory, tiny_data,

@@ -54,8 +54,8 @@ def test_sequential_ewc_stages_terms_and_penalty(model_factory, tiny_data,
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     model = model_factory()
     lam = 7.0
-    regime = regimes.Sequential(1, warmup_epochs=1, regularizer="ewc",
-                                lam=lam, verbose=False)
+    regime = regimes.SequentialRegime(1, warmup_epochs=1, regularizer="ewc",
+                                      lam=lam, verbose=False)
     seen = {}
 
     class Probe(keras.callbacks.Callback):
@@ -105,14 +105,14 @@ def test_sequential_ewc_stages_terms_and_penalty(model_factory, tiny_data,
 
 
 def test_warmup_fisher_is_the_named_extension(model_factory):
-    paper = regimes.Sequential(1, warmup_epochs=1, regularizer="ewc")
-    extension = regimes.Sequential(1, warmup_epochs=1, regularizer="ewc",
-                                   warmup_fisher=True)
+    paper = regimes.SequentialRegime(1, warmup_epochs=1, regularizer="ewc")
+    extension = regimes.SequentialRegime(1, warmup_epochs=1, regularizer="ewc",
+                                         warmup_fisher=True)
     assert "fisher_3" not in _names(paper)
     assert _names(extension)[:3] == ["backbone", "fisher_3", "stage_1"]
     assert [t.name for t in extension.phases_for(3)[2].terms] == ["ewc"]
     with pytest.raises(ValueError, match="warmup_fisher"):
-        regimes.Sequential(1, regularizer="ewc", warmup_fisher=True)
+        regimes.SequentialRegime(1, regularizer="ewc", warmup_fisher=True)
 
 
 @pytest.mark.large
@@ -121,8 +121,8 @@ def test_lwf_reference_of_exit_nu_is_taken_when_its_stage_ends(
     x, y = tiny_data
     model = model_factory()
     rho = 0.5
-    regime = regimes.Sequential(1, regularizer="lwf", rho=rho,
-                                verbose=False)
+    regime = regimes.SequentialRegime(1, regularizer="lwf", rho=rho,
+                                      verbose=False)
     seen = {}
 
     class Probe(keras.callbacks.Callback):
@@ -163,13 +163,13 @@ def test_lwf_reference_of_exit_nu_is_taken_when_its_stage_ends(
 
 
 def test_sequential_objective_defaults():
-    assert regimes.Sequential(1, regularizer="ewc").objective_kind == (
+    assert regimes.SequentialRegime(1, regularizer="ewc").objective_kind == (
         "current")
-    assert regimes.Sequential(1, regularizer="lwf").objective_kind == (
+    assert regimes.SequentialRegime(1, regularizer="lwf").objective_kind == (
         "current")
-    assert regimes.Sequential(1).objective_kind == "cumulative"
-    explicit = regimes.Sequential(1, regularizer="ewc",
-                                  objective="cumulative")
+    assert regimes.SequentialRegime(1).objective_kind == "cumulative"
+    explicit = regimes.SequentialRegime(1, regularizer="ewc",
+                                        objective="cumulative")
     assert explicit.objective_kind == "cumulative"
     stage_2 = explicit.phases_for(3)[2]
     np.testing.assert_allclose(exit_weights(stage_2.weights, 3), [1, 1, 0])
@@ -177,7 +177,7 @@ def test_sequential_objective_defaults():
 
 def test_sequential_stage_stops_early_on_its_exit(model_factory, tiny_data):
     x, y = tiny_data
-    regime = regimes.Sequential(5, patience=1, verbose=False)
+    regime = regimes.SequentialRegime(5, patience=1, verbose=False)
     assert [p.monitor for p in regime.phases_for(3)] == [
         ("val_exit_1_loss",), ("val_exit_2_loss",), ("val_exit_3_loss",)]
     assert all(p.restore_best for p in regime.phases_for(3))
@@ -190,8 +190,8 @@ def test_sequential_stage_stops_early_on_its_exit(model_factory, tiny_data):
 
 def test_warmup_ablation_changes_the_warmup_alone():
     kwargs = dict(regularizer="lwf", rho=0.2, patience=3)
-    with_warmup = regimes.Sequential(2, warmup_epochs=4, **kwargs)
-    without = regimes.Sequential(2, warmup_epochs=0, **kwargs)
+    with_warmup = regimes.SequentialRegime(2, warmup_epochs=4, **kwargs)
+    without = regimes.SequentialRegime(2, warmup_epochs=0, **kwargs)
     phases = with_warmup.phases_for(4)
 
     def described(phase):

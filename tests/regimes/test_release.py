@@ -21,7 +21,7 @@ def _named(num_exits):
         "two_stage": regimes.TwoStage(1, 1, verbose=False),
         "mixed": regimes.Mixed(1, 1, weights="han", verbose=False),
         "branch_wise": regimes.BranchWise(1, verbose=False),
-        "sequential": regimes.Sequential(1, verbose=False),
+        "sequential": regimes.SequentialRegime(1, verbose=False),
         "distillation": regimes.Distillation(backbone_epochs=1,
                                              distill_epochs=1,
                                              verbose=False),

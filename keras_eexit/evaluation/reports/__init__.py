@@ -18,7 +18,7 @@ Example:
 from keras_eexit import evaluation
 
 outputs = evaluation.collect(model, splits.test)
-result = evaluation.sweep(outputs)
+result = evaluation.threshold_sweep(outputs)
 evaluation.write_evaluation_report(outputs, result, "runs/evaluate")
 records = [evaluation.run_record(outputs, result, regime="joint", seed=0)]
 evaluation.write_comparison_report(records, "runs/compare")

@@ -398,7 +398,7 @@ def write_comparison_report(records, out_dir, title="Regime comparison",
     Example:
 
     ```python
-    records = [run_record(collect(m, test), sweep(collect(m, test)),
+    records = [run_record(collect(m, test), threshold_sweep(collect(m, test)),
                           regime=name, seed=seed)
                for (name, seed), m in trained.items()]
     write_comparison_report(records, "runs/compare", title="On digits")

@@ -204,7 +204,7 @@ def evaluation_report(outputs, result, name="model", dataset=None,
     Args:
         outputs: the `ExitOutputs` of `collect`; its FLOPs are reported
             in Kubaty et al.'s (fvcore) convention (`reference_convention`).
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         name: the model's name in the heading.
         dataset: the data set's name in the heading, or None.
         budgeted: optional budgeted-batch curve on the same outputs (the
@@ -219,7 +219,7 @@ def evaluation_report(outputs, result, name="model", dataset=None,
 
     ```python
     outputs = collect(model, splits.test)
-    files = evaluation_report(outputs, sweep(outputs), name="resnet20")
+    files = evaluation_report(outputs, threshold_sweep(outputs), name="resnet20")
     print(files["report.md"])
     ```
     """
@@ -260,7 +260,7 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
 
     Args:
         outputs: the `ExitOutputs` of `collect`.
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         out_dir: the output directory (created if needed).
         name: the model's name in headings.
         dataset: the data set's name, or None.
@@ -277,7 +277,7 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
 
     ```python
     outputs = collect(model, splits.test)
-    write_evaluation_report(outputs, sweep(outputs), "runs/evaluate",
+    write_evaluation_report(outputs, threshold_sweep(outputs), "runs/evaluate",
                             name="resnet20", dataset="cifar10")
     ```
     """

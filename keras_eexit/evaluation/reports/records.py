@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_eexit.evaluation.stats import compare
 from keras_eexit.evaluation.sweep import Sweep
-from keras_eexit.evaluation.sweep import sweep
+from keras_eexit.evaluation.sweep import threshold_sweep
 from keras_eexit.evaluation.tables import budget_table
 from keras_eexit.evaluation.reports.text import plain
 from keras_eexit.utils.validation import invalid_value
@@ -76,7 +76,7 @@ def reference_convention(outputs, result):
 
     ```python
     outputs, result = reference_convention(collect(model, data),
-                                           sweep(outputs))
+                                           threshold_sweep(outputs))
     outputs.flops_convention  # 'fvcore'
     ```
     """
@@ -86,8 +86,8 @@ def reference_convention(outputs, result):
     if "fvcore" not in costs:
         return outputs, result
     outputs = outputs.with_convention("fvcore")
-    result = sweep(outputs, criterion=result.criterion,
-                   thresholds=result.thresholds)
+    result = threshold_sweep(outputs, criterion=result.criterion,
+                             thresholds=result.thresholds)
     return outputs, result
 
 
@@ -96,7 +96,7 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
 
     Args:
         outputs: the `ExitOutputs` of `collect`.
-        result: the `Sweep` of `sweep(outputs, ...)`.
+        result: the `Sweep` of `threshold_sweep(outputs, ...)`.
         regime: the regime (or model) label the run belongs to.
         seed: its seed.
         **extra: more fields, e.g. `train_seconds`, `peak_host_mb`,
@@ -116,7 +116,7 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
 
     ```python
     outputs = collect(model, splits.test)
-    record = run_record(outputs, sweep(outputs), regime="joint", seed=0,
+    record = run_record(outputs, threshold_sweep(outputs), regime="joint", seed=0,
                         train_seconds=12.5)
     ```
     """
