@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_eexit import models
+from keras_eexit.compat import flatten_layers
 from keras_eexit.analysis import LossEvaluator
 from keras_eexit.analysis import WeightSpace
 from keras_eexit.analysis import connectivity_plane
@@ -101,3 +102,43 @@ def test_plane_through_three_models(setup):
     assert np.all(np.isfinite(plane.losses))
     with pytest.raises(ValueError, match="exactly three"):
         connectivity_plane({"a": model}, (x, y))
+
+
+def test_batchnorm_statistics_recomputed_at_every_point(setup):
+    """`batchnorm="recompute"`: the loss at a point of the path is the loss
+    of the interpolated network whose moving statistics are its own on the
+    data (REPAIR's `reset_bn_stats`: training-mode pass, unbiased
+    variances), not the interpolated statistics."""
+    model, x, y = setup
+    keras.utils.set_random_seed(1)
+    other = models.get_model("small_cnn", width=4, num_classes=5)
+    other.compile(optimizer="adam")
+    other.fit(x, y, epochs=2, batch_size=8, verbose=0)  # stats move
+    interpolated = linear_path(model, other, (x, y), points=3,
+                               align_weights=False)
+    recomputed = linear_path(model, other, (x, y), points=3,
+                             align_weights=False, batchnorm="recompute",
+                             data_batch=len(x))
+    assert recomputed.batchnorm == "recompute"
+    assert recomputed.to_dict()["batchnorm"] == "recompute"
+    # By hand: the midpoint network, statistics set by one training-mode
+    # call with momentum 0 on all the data, variances made unbiased.
+    keras.utils.set_random_seed(2)
+    mid = models.get_model("small_cnn", width=4, num_classes=5)
+    mid(x)
+    space = WeightSpace(model)
+    WeightSpace(mid).assign(0.5 * (space.vector() + space.vector(other)))
+    norms = [layer for layer in flatten_layers(mid)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms, "the test needs a model with BatchNorm"
+    for layer in norms:
+        layer.momentum = 0.0
+    mid(x, training=True)
+    for layer in norms:
+        layer.moving_variance.assign(
+            layer.moving_variance.numpy() * len(x) / (len(x) - 1))
+    np.testing.assert_allclose(recomputed.losses[1],
+                               _direct_losses(mid, x, y), rtol=1e-4)
+    assert np.abs(recomputed.losses[1] - interpolated.losses[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="batchnorm"):
+        linear_path(model, other, (x, y), batchnorm="reset")
