@@ -63,6 +63,12 @@ def add_parser(subparsers):
     parser.add_argument("--max-samples", type=int, default=None,
                         help="use at most this many samples per analysis "
                         "(default: all)")
+    parser.add_argument("--batchnorm", default="interpolate",
+                        choices=("interpolate", "recompute"),
+                        help="BatchNorm moving statistics along paths and "
+                        "over the plane: interpolated like every weight, "
+                        "or recomputed on the training data at every point "
+                        "(default: %(default)s)")
     parser.add_argument("--mi-estimator", default="jensen",
                         choices=("jensen", "monte_carlo"),
                         help="I(X; Z) estimator (default: %(default)s)")
@@ -210,8 +216,8 @@ def run(args):
             "Gaussian directions (Li et al. 2018; Kubaty et al. appendix "
             "A).", "", "![Loss landscapes](landscapes.png)", ""])
     if "paths" in chosen:
-        paths = {f"{a} → {b}": analysis.linear_path(models[a], models[b],
-                                                    train)
+        paths = {f"{a} → {b}": analysis.linear_path(
+            models[a], models[b], train, batchnorm=args.batchnorm)
                  for a, b in itertools.combinations(models, 2)}
         analysis.path_plot(paths, os.path.join(args.out, "paths.png"))
         written.append("paths.png")
@@ -220,10 +226,13 @@ def run(args):
         lines.extend(["## Linear paths (aligned by weight matching)", ""]
                      + [f"- {label}: final-exit loss barrier "
                         f"{p.barrier[-1]:.4f}" for label, p in paths.items()]
+                     + ["", f"BatchNorm moving statistics: {args.batchnorm}"
+                        "d at every point."]
                      + ["", "![Linear paths](paths.png)", ""])
     if "connectivity" in chosen:
         plane = analysis.connectivity_plane(models, train,
-                                            resolution=args.resolution)
+                                            resolution=args.resolution,
+                                            batchnorm=args.batchnorm)
         analysis.connectivity_plot(plane, os.path.join(args.out,
                                                        "connectivity.png"))
         written.append("connectivity.png")
