@@ -69,6 +69,50 @@ def test_filter_normalised_direction(setup):
     assert not np.array_equal(d, random_direction(space, theta, seed=4))
 
 
+def test_directions_of_the_authors_landscape_code(setup):
+    """kamadforge/early-exit-benchmark's `random_plane` with the
+    `loss_landscapes` library: every trainable parameter moves, filters
+    are divided by the weights' filter norms, the direction has the
+    model's norm."""
+    model, x, y = setup
+    space = WeightSpace(model)
+    theta = space.vector()
+    d = random_direction(space, theta, seed=3,
+                         normalization="loss_landscapes")
+    raw = np.random.default_rng(3).standard_normal(space.size)
+    trainable = space.mask(lambda s: s.trainable)
+    assert not d[~trainable].any()  # moving statistics stay
+    np.testing.assert_allclose(np.linalg.norm(d),
+                               np.linalg.norm(theta[trainable]), rtol=1e-5)
+    scale, moving = None, []
+    for slot in space.slots:
+        if not slot.trainable:
+            continue
+        part = d[slot.start:slot.stop].reshape(slot.shape)
+        w = theta[slot.start:slot.stop].reshape(slot.shape)
+        r = raw[slot.start:slot.stop].reshape(slot.shape)
+        if len(slot.shape) == 1:  # biases, BN scale/offset: per element
+            norms = np.abs(w)
+        else:  # one factor per output filter, the inverse of its norm
+            norms = np.broadcast_to(np.linalg.norm(
+                w.reshape(-1, slot.shape[-1]), axis=0), slot.shape)
+        assert not part[norms == 0].any()  # zero (untrained) filters stay
+        ratio = (part * norms / r)[norms > 0]
+        moving.append(slot.role if len(slot.shape) == 1 and ratio.size
+                      else None)
+        if ratio.size:
+            scale = ratio[0] if scale is None else scale
+            np.testing.assert_allclose(ratio, scale, rtol=1e-3)
+    assert "gamma" in moving  # BatchNorm's scale moves
+    landscape = loss_landscape(model, (x, y), resolution=3, span=0.1,
+                               normalization="loss_landscapes")
+    assert landscape.to_dict()["normalization"] == "loss_landscapes"
+    np.testing.assert_allclose(landscape.losses[:, 1, 1],
+                               _direct_losses(model, x, y), rtol=1e-5)
+    with pytest.raises(ValueError, match="normalization"):
+        random_direction(space, theta, normalization="layer")
+
+
 def test_landscape_centre_and_self_interpolation_is_flat(setup):
     model, x, y = setup
     landscape = loss_landscape(model, (x, y), resolution=5, span=0.5)
