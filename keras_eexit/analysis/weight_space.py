@@ -303,7 +303,8 @@ class LossEvaluator:
             variances averaged over the data (weighted by batch size).
         batchnorm_data: the data the statistics are recomputed on
             (default: `data`; Kubaty et al. evaluate on the training data,
-            which is also what the statistics should come from).
+            which is also what the statistics should come from); at most
+            `max_samples` of it.
 
     Example:
 
@@ -362,14 +363,14 @@ class LossEvaluator:
         """Per weight vector, the batch statistics of every recomputed
         BatchNorm variable, concatenated: `(B, total size)`."""
         model, space = self.space.model, self.space
-        zero = np.ones(space.size, np.float32)
+        keep = np.ones(space.size, np.float32)
         for index, _, _ in self._bn:  # moving statistics start at 0, so
             slot = space.slots[index]  # new = (1 - momentum) · batch value
-            zero[slot.start:slot.stop] = 0.0
-        zero = tf.constant(zero)
+            keep[slot.start:slot.stop] = 0.0
+        keep = tf.constant(keep)
 
         def one(flat):
-            trainable, non_trainable = space.variable_lists(flat * zero)
+            trainable, non_trainable = space.variable_lists(flat * keep)
             _, updated = model.stateless_call(trainable, non_trainable, x,
                                               training=True)
             return tf.concat([
