@@ -58,6 +58,7 @@ __all__ = [
     "load_model",
     "losses",
     "methods",
+    "metrics",
     "models",
     "regimes",
     "testing",

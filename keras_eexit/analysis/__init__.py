@@ -48,6 +48,7 @@ from keras_eexit.analysis.weight_space import WeightSpace
 from keras_eexit.callbacks.numerical_rank import layer_ranks
 
 __all__ = [
+    "ANALYSES",
     "ConnectivityPlane",
     "LinearPath",
     "LossEvaluator",
@@ -56,6 +57,7 @@ __all__ = [
     "WeightSpace",
     "align",
     "apply_permutation",
+    "choose_analyses",
     "connectivity_plane",
     "connectivity_plot",
     "filter_normalize",
@@ -71,4 +73,5 @@ __all__ = [
     "permutation_spec",
     "random_direction",
     "weight_matching",
+    "write_analysis_report",
 ]

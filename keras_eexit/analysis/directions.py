@@ -16,6 +16,17 @@ of a kernel along its last axis (Keras' `Conv*D` and `Dense` kernels are
 along the first). Depthwise kernels `(kh, kw, channels, multiplier)` are
 sliced per (channel, multiplier). Non-trainable weights (BatchNorm moving
 statistics) never move.
+
+`normalization="loss_landscapes"` follows Kubaty et al.'s own landscape
+code instead (kamadforge/early-exit-benchmark,
+`loss_landscapes_modification/random_plane.py` with `normalization=
+"filter"`, on the `loss_landscapes` library's `ModelParameters`): every
+trainable parameter moves (biases and BatchNorm's scale and offset too),
+each filter of the direction is *divided* by the weights' filter norm
+(`filter_normalize_`; each element of a 1-D parameter is a filter), and
+the direction is then rescaled to the norm of the whole model,
+`‖d‖ = ‖θ‖`. Their grid reaches `‖θ‖ / (2·zoom)` along each direction,
+i.e. `span = 1 / (2·zoom)` here.
 """
 
 import numpy as np
@@ -24,6 +35,7 @@ from keras_eexit.utils.validation import check_choice
 
 DISTRIBUTIONS = ("normal", "uniform")
 IGNORE = ("biasbn", None)
+NORMALIZATIONS = ("filter", "loss_landscapes")
 
 
 def _filters(array, role):
@@ -72,8 +84,53 @@ def filter_normalize(direction, weights, space, ignore="biasbn"):
     return out
 
 
+def loss_landscapes_normalize(direction, weights, space):
+    """Kubaty et al.'s code's normalisation (module docstring).
+
+    Args:
+        direction: flat `(P,)` vector.
+        weights: flat `(P,)` weights.
+        space: the `WeightSpace` both vectors live in.
+
+    A filter whose weights are all zero (an untrained bias) stays still:
+    the reference would divide by zero there (and every grid value would be
+    NaN).
+
+    Returns:
+        The normalised flat vector (float32): zero on non-trainable
+        weights, norm equal to the trainable weights' norm.
+    """
+    out = np.zeros(space.size, np.float64)
+    trainable = space.mask(lambda s: s.trainable)
+    for slot in space.slots:
+        if not slot.trainable:
+            continue
+        d = np.asarray(direction[slot.start:slot.stop], np.float64).reshape(
+            slot.shape)
+        w = np.asarray(weights[slot.start:slot.stop], np.float64).reshape(
+            slot.shape)
+        if d.ndim <= 1:
+            norms = np.abs(w.reshape(-1))
+            normalised = np.divide(d.reshape(-1), norms,
+                                   out=np.zeros(norms.shape),
+                                   where=norms > 0)
+        else:
+            df, wf = _filters(d, slot.role), _filters(w, slot.role)
+            norms = np.linalg.norm(wf, axis=1)[:, None]
+            normalised = np.divide(df, norms, out=np.zeros(df.shape),
+                                   where=norms > 0).T
+            if slot.role == "depthwise_kernel" and d.ndim == 4:
+                normalised = normalised.reshape(d.shape)
+        out[slot.start:slot.stop] = normalised.reshape(-1)
+    norm = np.linalg.norm(out)
+    if norm > 0:
+        out *= np.linalg.norm(np.asarray(weights, np.float64)[trainable]) / (
+            norm)
+    return out.astype(np.float32)
+
+
 def random_direction(space, weights=None, seed=0, distribution="normal",
-                     ignore="biasbn"):
+                     ignore="biasbn", normalization="filter"):
     """A random, filter-normalised direction in `space`.
 
     Args:
@@ -82,7 +139,10 @@ def random_direction(space, weights=None, seed=0, distribution="normal",
         seed: seed of the draw.
         distribution: `"normal"` (Li et al.) or `"uniform"` (on [-1, 1];
             Kubaty et al. also show landscapes with uniform directions).
-        ignore: see `filter_normalize`.
+        ignore: see `filter_normalize` (only with `normalization="filter"`).
+        normalization: `"filter"` (Li et al., default) or
+            `"loss_landscapes"` (Kubaty et al.'s landscape code, see the
+            module docstring).
 
     Returns:
         A flat float32 `(P,)` vector.
@@ -92,8 +152,11 @@ def random_direction(space, weights=None, seed=0, distribution="normal",
             https://arxiv.org/abs/1712.09913) (§4, filter normalisation)
     """
     check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("normalization", normalization, NORMALIZATIONS)
     weights = space.vector() if weights is None else weights
     rng = np.random.default_rng(seed)
     raw = (rng.standard_normal(space.size) if distribution == "normal"
            else rng.uniform(-1.0, 1.0, space.size))
+    if normalization == "loss_landscapes":
+        return loss_landscapes_normalize(raw, weights, space)
     return filter_normalize(raw, weights, space, ignore)

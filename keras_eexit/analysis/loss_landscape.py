@@ -7,6 +7,10 @@ with the same directions ("common random directions for each IC"), on the
 data given (Kubaty et al. use the training set and 10,000 points; the
 resolution is a parameter). Grid points are evaluated in batches of weight
 vectors (`LossEvaluator`), not one model rebuild per point.
+`normalization="loss_landscapes"` draws the directions as Kubaty et al.'s
+own code does instead (biases and BatchNorm parameters move, filters
+divided by the weights' norms, directions rescaled to the model's norm;
+see `keras_eexit.analysis.directions`).
 """
 
 import dataclasses
@@ -35,6 +39,7 @@ class LossLandscape:
         seed: seed of the first direction (the second uses `seed + 1`).
         distribution: `"normal"` or `"uniform"`.
         samples: number of data samples the losses average over.
+        normalization: `"filter"` (Li et al.) or `"loss_landscapes"`.
     """
 
     coordinates: np.ndarray
@@ -44,6 +49,7 @@ class LossLandscape:
     seed: int
     distribution: str
     samples: int
+    normalization: str = "filter"
 
     def loss(self, exit=None):
         """The `(R, R)` grid of exit `exit` (a number 1..K, a name, or None
@@ -66,12 +72,13 @@ class LossLandscape:
                 "exit_names": list(self.exit_names),
                 "losses": self.losses.tolist(), "total": self.total.tolist(),
                 "seed": self.seed, "distribution": self.distribution,
-                "samples": self.samples}
+                "samples": self.samples, "normalization": self.normalization}
 
 
 def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
                    distribution="normal", ignore="biasbn", weight_batch=4,
-                   data_batch="auto", max_samples=None):
+                   data_batch="auto", max_samples=None,
+                   normalization="filter"):
     """Every exit's loss on a `resolution × resolution` grid around θ*.
 
     Args:
@@ -87,6 +94,9 @@ def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
         weight_batch: grid points per compiled call.
         data_batch: samples per compiled call.
         max_samples: use at most this many samples.
+        normalization: `"filter"` (Li et al.'s filter normalisation,
+            default) or `"loss_landscapes"` (Kubaty et al.'s code; their
+            `zoom` is `span = 1 / (2·zoom)` here).
 
     Returns:
         A `LossLandscape`.
@@ -111,8 +121,10 @@ def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
         raise invalid_value("span", "a positive number", span)
     space = WeightSpace(model)
     theta = space.vector()
-    delta = random_direction(space, theta, seed, distribution, ignore)
-    eta = random_direction(space, theta, seed + 1, distribution, ignore)
+    delta = random_direction(space, theta, seed, distribution, ignore,
+                             normalization)
+    eta = random_direction(space, theta, seed + 1, distribution, ignore,
+                           normalization)
     evaluator = LossEvaluator(space, data, weight_batch, data_batch,
                               max_samples)
     coordinates = np.linspace(-span, span, resolution)
@@ -124,4 +136,4 @@ def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
         -1, 1, 1)
     return LossLandscape(coordinates, losses, (weights * losses).sum(0),
                          tuple(model.exit_names), int(seed), distribution,
-                         int(len(evaluator.x)))
+                         int(len(evaluator.x)), normalization)

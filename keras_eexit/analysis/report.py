@@ -34,6 +34,7 @@ from keras_eexit.analysis.figures import path_plot
 from keras_eexit.analysis.loss_landscape import loss_landscape
 from keras_eexit.analysis.mode_connectivity import connectivity_plane
 from keras_eexit.analysis.mode_connectivity import linear_path
+from keras_eexit.analysis.weight_space import BATCHNORM
 from keras_eexit.analysis.mutual_information import ESTIMATORS
 from keras_eexit.analysis.mutual_information import layer_mutual_information
 from keras_eexit.analysis.weight_matching import permutation_spec
@@ -175,8 +176,9 @@ def _landscape_section(models, train, out_dir, seed, resolution, span):
         "![Loss landscapes](landscapes.png)", ""]
 
 
-def _paths_section(models, train, out_dir):
-    paths = {f"{a} → {b}": linear_path(models[a], models[b], train)
+def _paths_section(models, train, out_dir, batchnorm):
+    paths = {f"{a} → {b}": linear_path(models[a], models[b], train,
+                                       batchnorm=batchnorm)
              for a, b in itertools.combinations(models, 2)}
     files = _figure_and_numbers(
         out_dir, "paths", lambda png: path_plot(paths, png),
@@ -185,11 +187,13 @@ def _paths_section(models, train, out_dir):
         "## Linear paths (aligned by weight matching)", "",
         *(f"- {label}: final-exit loss barrier {p.barrier[-1]:.4f}"
           for label, p in paths.items()),
+        "", f"BatchNorm moving statistics: {batchnorm}d at every point.",
         "", "![Linear paths](paths.png)", ""]
 
 
-def _connectivity_section(models, train, out_dir, resolution):
-    plane = connectivity_plane(models, train, resolution=resolution)
+def _connectivity_section(models, train, out_dir, resolution, batchnorm):
+    plane = connectivity_plane(models, train, resolution=resolution,
+                               batchnorm=batchnorm)
     files = _figure_and_numbers(
         out_dir, "connectivity", lambda png: connectivity_plot(plane, png),
         plane.to_dict())
@@ -210,16 +214,18 @@ def _sections(chosen, models, train, test_x, out_dir, settings):
                                   settings["mi_estimator"]),
         "landscape": lambda: _landscape_section(
             models, train, out_dir, seed, resolution, settings["span"]),
-        "paths": lambda: _paths_section(models, train, out_dir),
+        "paths": lambda: _paths_section(models, train, out_dir,
+                                        settings["batchnorm"]),
         "connectivity": lambda: _connectivity_section(
-            models, train, out_dir, resolution),
+            models, train, out_dir, resolution, settings["batchnorm"]),
     }
     return [runs[name]() for name in runs if name in chosen]
 
 
 def write_analysis_report(models, train, test, out_dir, analyses="auto",
                           dataset=None, resolution=31, span=1.0,
-                          max_samples=None, mi_estimator="jensen", seed=0):
+                          max_samples=None, mi_estimator="jensen", seed=0,
+                          batchnorm="interpolate"):
     """Runs the analyses and writes their figures, numbers and summary.
 
     Args:
@@ -239,6 +245,10 @@ def write_analysis_report(models, train, test, out_dir, analyses="auto",
         max_samples: at most this many samples of each split, or None.
         mi_estimator: `"jensen"` or `"monte_carlo"`.
         seed: seed of landscape directions and sampled features.
+        batchnorm: BatchNorm moving statistics along paths and over the
+            plane: `"interpolate"` (like every weight, the default, as
+            Kubaty et al.'s Figure 2) or `"recompute"` (on the training
+            data at every point; see `mode_connectivity.linear_path`).
 
     Returns:
         `{file name: path}` of every file written, `analysis.md` last.
@@ -256,8 +266,9 @@ def write_analysis_report(models, train, test, out_dir, analyses="auto",
     test_x, _ = as_arrays(test, max_samples)
     train = as_arrays(train, max_samples)
     os.makedirs(out_dir, exist_ok=True)
+    check_choice("batchnorm", batchnorm, BATCHNORM)
     settings = {"seed": seed, "resolution": resolution, "span": span,
-                "mi_estimator": mi_estimator}
+                "mi_estimator": mi_estimator, "batchnorm": batchnorm}
     heading = "# Analyses" + (f" on {dataset}" if dataset else "")
     written = {}
     lines = [heading, "", "Models: " + ", ".join(models) + ".", ""]

@@ -8,6 +8,12 @@ vector and back; `LossEvaluator` computes every exit's mean cross-entropy
 for a *batch* of weight vectors in one compiled call
 (`tf.vectorized_map` over `Layer.stateless_call`): no model is rebuilt or
 re-traced per point, and the variables of the model are never changed.
+
+BatchNorm moving statistics are weights of the vector like any other
+(`batchnorm="interpolate"`), or, with `batchnorm="recompute"`, recomputed
+for every weight vector on data before its loss is evaluated (the "reset
+BatchNorm statistics" step of weight-matching work: Jordan et al., 2022,
+REPAIR, `reset_bn_stats`; see `LossEvaluator`).
 """
 
 import dataclasses
@@ -200,6 +206,25 @@ def _is_float(variable):
     return "float" in str(variable.dtype)
 
 
+BATCHNORM = ("interpolate", "recompute")
+
+
+def _batchnorm_slots(space):
+    """`[(slot index, position in non-trainable variables, momentum)]` of
+    the moving statistics of trainable BatchNorm layers (a frozen one runs
+    in inference mode in a training-mode call and so has no batch
+    statistics to recompute)."""
+    positions = {id(v): i for i, v in enumerate(space._non_trainable)}
+    out = []
+    for index, slot in enumerate(space.slots):
+        if (slot.role in ("moving_mean", "moving_variance")
+                and isinstance(slot.layer, keras.layers.BatchNormalization)
+                and slot.layer.trainable):
+            out.append((index, positions[id(slot.variable)],
+                        float(slot.layer.momentum)))
+    return out
+
+
 def as_arrays(data, max_samples=None):
     """`(x, y)` NumPy arrays (integer labels) from arrays or a dataset.
 
@@ -266,6 +291,20 @@ class LossEvaluator:
         nonnegative: optional boolean mask of weights clipped at 0 before
             use (BatchNorm moving variances, which an extrapolation in
             weight space can push below 0).
+        batchnorm: `"interpolate"` (default: the moving statistics are
+            taken from the weight vector, like every other weight) or
+            `"recompute"`: before a weight vector's loss is evaluated, the
+            moving statistics of every trainable BatchNorm layer are
+            replaced by the ones of that network on `batchnorm_data`, as
+            weight-matching work resets them after interpolating (Jordan
+            et al., 2022, REPAIR, `reset_bn_stats`): a training-mode pass
+            (each layer normalises with its batch's statistics) over
+            batches of `data_batch` samples, the batch means and unbiased
+            variances averaged over the data (weighted by batch size).
+        batchnorm_data: the data the statistics are recomputed on
+            (default: `data`; Kubaty et al. evaluate on the training data,
+            which is also what the statistics should come from); at most
+            `max_samples` of it.
 
     Example:
 
@@ -276,10 +315,21 @@ class LossEvaluator:
     """
 
     def __init__(self, space, data, weight_batch=4, data_batch="auto",
-                 max_samples=None, nonnegative=None):
+                 max_samples=None, nonnegative=None,
+                 batchnorm="interpolate", batchnorm_data=None):
         self.space = space
         self.weight_batch = check_positive_int("weight_batch", weight_batch)
+        if batchnorm not in BATCHNORM:
+            raise invalid_value("batchnorm", f"one of {BATCHNORM}",
+                                batchnorm)
+        self.batchnorm = batchnorm
         self.x, self.y = as_arrays(data, max_samples)
+        self._bn = _batchnorm_slots(space) if batchnorm == "recompute" else []
+        if self._bn:
+            self.bn_x = (self.x if batchnorm_data is None
+                         else as_arrays(batchnorm_data, max_samples)[0])
+            self._stats = tf.function(self._batch_statistics,
+                                      reduce_retracing=True)
         model = space.model
         if data_batch == "auto":
             data_batch = _auto_batch(model, self.weight_batch, len(self.x))
@@ -309,6 +359,55 @@ class LossEvaluator:
 
         return tf.vectorized_map(one, weights)
 
+    def _batch_statistics(self, weights, x):
+        """Per weight vector, the batch statistics of every recomputed
+        BatchNorm variable, concatenated: `(B, total size)`."""
+        model, space = self.space.model, self.space
+        keep = np.ones(space.size, np.float32)
+        for index, _, _ in self._bn:  # moving statistics start at 0, so
+            slot = space.slots[index]  # new = (1 - momentum) · batch value
+            keep[slot.start:slot.stop] = 0.0
+        keep = tf.constant(keep)
+
+        def one(flat):
+            trainable, non_trainable = space.variable_lists(flat * keep)
+            _, updated = model.stateless_call(trainable, non_trainable, x,
+                                              training=True)
+            return tf.concat([
+                tf.reshape(tf.cast(updated[position], tf.float32), (-1,))
+                / (1.0 - momentum) for _, position, momentum in self._bn], 0)
+
+        return tf.vectorized_map(one, weights)
+
+    def recompute_batchnorm(self, weights):
+        """`weights` `(B, P)` with the BatchNorm moving statistics replaced
+        by the ones recomputed on `batchnorm_data` (see `batchnorm`)."""
+        weights = np.array(weights, np.float32)
+        if not self._bn:
+            return weights
+        sums, total = 0.0, 0
+        for lo in range(0, len(self.bn_x), self.data_batch):
+            x = self.bn_x[lo:lo + self.data_batch]
+            stats = self._stats(tf.constant(weights),
+                                tf.constant(x)).numpy().astype(np.float64)
+            offset = 0
+            for index, _, _ in self._bn:  # unbiased variances, as PyTorch
+                slot = self.space.slots[index]
+                if slot.role == "moving_variance" and len(x) > 1:
+                    stats[:, offset:offset + slot.size] *= len(x) / (
+                        len(x) - 1)
+                offset += slot.size
+            sums = sums + stats * len(x)
+            total += len(x)
+        stats = sums / total
+        offset = 0
+        for index, _, _ in self._bn:
+            slot = self.space.slots[index]
+            weights[:, slot.start:slot.stop] = stats[
+                :, offset:offset + slot.size]
+            offset += slot.size
+        return weights
+
     def affine(self, origin, basis, coefficients):
         """Losses at `origin + coefficients @ basis`, built chunk by chunk.
 
@@ -332,7 +431,9 @@ class LossEvaluator:
             (0, len(self.exit_names)))
 
     def __call__(self, weights):
-        """`(B, num_exits)` mean losses for `weights` of shape `(B, P)`."""
+        """`(B, num_exits)` mean losses for `weights` of shape `(B, P)`
+        (BatchNorm statistics recomputed first with
+        `batchnorm="recompute"`)."""
         weights = np.asarray(weights, np.float32)
         if weights.ndim == 1:
             weights = weights[None]
@@ -346,6 +447,7 @@ class LossEvaluator:
             if count < self.weight_batch:  # one traced shape
                 chunk = np.concatenate([chunk, np.repeat(
                     chunk[-1:], self.weight_batch - count, 0)])
+            chunk = self.recompute_batchnorm(chunk)
             total = np.zeros((self.weight_batch, len(self.exit_names)))
             for lo in range(0, len(self.x), self.data_batch):
                 x = self.x[lo:lo + self.data_batch]

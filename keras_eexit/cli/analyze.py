@@ -58,6 +58,12 @@ def add_parser(subparsers):
     parser.add_argument("--max-samples", type=int, default=None,
                         help="use at most this many samples per analysis "
                         "(default: all)")
+    parser.add_argument("--batchnorm", default="interpolate",
+                        choices=("interpolate", "recompute"),
+                        help="BatchNorm moving statistics along paths and "
+                        "over the plane: interpolated like every weight, "
+                        "or recomputed on the training data at every point "
+                        "(default: %(default)s)")
     parser.add_argument("--mi-estimator", default="jensen",
                         choices=ESTIMATORS,
                         help="I(X; Z) estimator (default: %(default)s)")
@@ -118,6 +124,6 @@ def run(args):
         models, splits.train, splits.test, args.out, analyses=chosen,
         dataset=args.dataset, resolution=args.resolution, span=args.span,
         max_samples=args.max_samples, mi_estimator=args.mi_estimator,
-        seed=args.seed)
+        seed=args.seed, batchnorm=args.batchnorm)
     print(f"Wrote {', '.join(written)} to {args.out}")
     return 0

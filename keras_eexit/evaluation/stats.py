@@ -1,15 +1,25 @@
 """Multi-seed comparison of regimes: assumption checks, omnibus, post hoc.
 
 The protocol of "Strategies at a glance" (§5.6): one-way ANOVA across
-strategies, Tukey's HSD post hoc at α = 0.05, after checking normality
-(Shapiro–Wilk) and homogeneity of variances (Levene). Where a check fails
-`compare` does not run the ANOVA regardless (the paper kept it, arguing
-robustness with equal group sizes) but falls back:
+strategies, Tukey's HSD post hoc at α = 0.05, after checking normality and
+homogeneity of variances. Its "Assumption Validation" paragraph: "Normality
+of residuals was tested using the Shapiro–Wilk test [...] Homogeneity of
+variances was assessed using Levene's test". So by default
+(`normality="residuals"`) Shapiro–Wilk tests the ANOVA's residuals (each
+value minus its regime's mean, all regimes pooled); `normality="per_group"`
+tests each regime's values on their own (this library's former check; the
+p-values the paper quotes per strategy, e.g. "Joint: p = 0.8794", are of
+this kind, since Shapiro–Wilk ignores a shift by the group mean). Where a
+check fails `compare` does not run the ANOVA regardless (the paper kept it,
+arguing robustness with equal group sizes) but falls back:
 
-- normal groups, unequal variances: Welch's ANOVA with Games–Howell
+- normal residuals, unequal variances: Welch's ANOVA with Games–Howell
   pairwise tests;
-- a group that is not normal: Kruskal–Wallis with Dunn's pairwise tests
-  (Holm-adjusted).
+- residuals that are not normal: Kruskal–Wallis with Dunn's pairwise tests
+  (Holm-adjusted);
+- no spread within any regime but different means (every seed of a regime
+  gave the same value): the ANOVA is undefined (zero within-group
+  variance) while the rank test is not, so Kruskal–Wallis and Dunn.
 
 `Comparison.omnibus` and `Comparison.posthoc` name the tests used and
 `Comparison.assumptions` holds the checks' p-values.
@@ -26,9 +36,8 @@ from the best to the worst mean, and each neighbouring pair is joined by
 Only neighbours are tested in the string; every pair's p-value is in
 `Comparison.pairwise_p` (and `significance_plot` draws every significant
 pair, as the paper's Fig. 11). When every regime gives the same value on
-every seed there is no within-group variance and every test is undefined:
-the p-values are NaN (never 0), the ordering uses `>` and `=` only, and
-`note` says so.
+every seed every test is undefined: the p-values are NaN (never 0), the
+ordering uses `=` only, and `note` says so.
 """
 
 import dataclasses
@@ -42,6 +51,7 @@ from scipy import stats as scipy_stats
 from keras_eexit.utils.validation import invalid_value
 
 OMNIBUS = ("anova", "welch_anova", "kruskal")
+NORMALITY = ("residuals", "per_group")
 POSTHOC = {"anova": "tukey_hsd", "welch_anova": "games_howell",
            "kruskal": "dunn_holm"}
 TEST_NAMES = {"anova": "ANOVA", "welch_anova": "Welch's ANOVA",
@@ -69,8 +79,10 @@ class Comparison:
         ordering: e.g. `"joint ≫ mixed > two_stage"` (see the module
             docstring for the notation).
         note: why a test was changed or is undefined, or `""`.
-        assumptions: `{"shapiro_p": {name: p or None}, "levene_p": p or
-            None, "normal": bool, "equal_variances": bool}`.
+        assumptions: `{"normality": "residuals" or "per_group",
+            "residual_shapiro_p": p or None, "shapiro_p": {name: p or
+            None}, "levene_p": p or None, "normal": bool,
+            "equal_variances": bool}` (see `assumption_checks`).
         alpha: the significance level.
     """
 
@@ -137,10 +149,24 @@ def _check_results(results, alpha):
     return samples
 
 
-def assumption_checks(groups, names, alpha=0.05):
-    """Shapiro–Wilk per group and Levene across groups.
+def _shapiro(values):
+    """Shapiro–Wilk p-value, or None without 3 values and some spread."""
+    if values.size < 3 or np.ptp(values) <= 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(scipy_stats.shapiro(values).pvalue)
 
-    Shapiro–Wilk needs at least 3 values and some spread; a group without
+
+def assumption_checks(groups, names, alpha=0.05, normality="residuals"):
+    """Shapiro–Wilk on the ANOVA residuals (or per group) and Levene.
+
+    "Strategies at a glance" §5, Assumption Validation: "Normality of
+    residuals was tested using the Shapiro–Wilk test". The residuals are
+    every value minus its group's mean, all groups pooled
+    (`residual_shapiro_p`). Every group is also tested on its own
+    (`shapiro_p`); which of the two decides `normal` is `normality`.
+    Shapiro–Wilk needs at least 3 values and some spread; a sample without
     them is not tested (`None`) and does not count against normality.
     Levene's test is the original one (deviations from the group means,
     `center="mean"`).
@@ -149,18 +175,27 @@ def assumption_checks(groups, names, alpha=0.05):
         groups: per-regime arrays of per-seed values.
         names: their names.
         alpha: significance level of the checks.
+        normality: `"residuals"` (the paper's check) or `"per_group"`.
 
     Returns:
         A dict, see `Comparison.assumptions`.
+
+    Example:
+
+    >>> checks = assumption_checks(
+    ...     [np.array([.90, .90, .91]), np.array([.80, .81, .82])],
+    ...     ["joint", "two_stage"])
+    >>> checks["normal"], checks["shapiro_p"]["joint"] is not None
+    (True, True)
     """
-    shapiro = {}
-    for name, group in zip(names, groups):
-        if group.size >= 3 and np.ptp(group) > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                shapiro[name] = float(scipy_stats.shapiro(group).pvalue)
-        else:
-            shapiro[name] = None
+    if normality not in NORMALITY:
+        raise invalid_value("normality", f"one of {NORMALITY}", normality)
+    shapiro = {name: _shapiro(group) for name, group in zip(names, groups)}
+    residual = _shapiro(np.concatenate([g - g.mean() for g in groups]))
+    if normality == "residuals":
+        normal = residual is None or residual > alpha
+    else:
+        normal = all(p is None or p > alpha for p in shapiro.values())
     levene = None
     if any(np.ptp(g) > 0 for g in groups):
         with warnings.catch_warnings():
@@ -168,9 +203,11 @@ def assumption_checks(groups, names, alpha=0.05):
             value = float(scipy_stats.levene(*groups, center="mean").pvalue)
         levene = value if np.isfinite(value) else None
     return {
+        "normality": normality,
+        "residual_shapiro_p": residual,
         "shapiro_p": shapiro,
         "levene_p": levene,
-        "normal": all(p is None or p > alpha for p in shapiro.values()),
+        "normal": normal,
         "equal_variances": levene is None or levene > alpha,
     }
 
@@ -260,13 +297,15 @@ def dunn_holm(*groups):
     return out
 
 
-def compare(results, alpha=0.05, higher_is_better=True):
+def compare(results, alpha=0.05, higher_is_better=True,
+            normality="residuals"):
     """Compares one metric across regimes, each measured over several seeds.
 
-    Checks normality (Shapiro–Wilk per regime) and equal variances
-    (Levene), then runs one-way ANOVA with Tukey's HSD, or the fallback
-    the failed check calls for (see the module docstring), and summarises
-    the result as an ordering string.
+    Checks normality (Shapiro–Wilk on the ANOVA residuals, as the paper's
+    §5 "Assumption Validation") and equal variances (Levene), then runs
+    one-way ANOVA with Tukey's HSD, or the fallback the failed check (or a
+    sample without any within-regime spread) calls for (see the module
+    docstring), and summarises the result as an ordering string.
 
     Args:
         results: `{regime name: [value per seed, ...]}`, at least two
@@ -274,6 +313,8 @@ def compare(results, alpha=0.05, higher_is_better=True):
         alpha: significance level (checks and tests).
         higher_is_better: order by descending mean (accuracy) or ascending
             (FLOPs, time, memory, energy).
+        normality: `"residuals"` (default, the paper's check) or
+            `"per_group"` (Shapiro–Wilk on each regime's values).
 
     Returns:
         A `Comparison`.
@@ -294,17 +335,26 @@ def compare(results, alpha=0.05, higher_is_better=True):
     names = [names[i] for i in order]
     groups = [samples[n] for n in names]
     means = means[order]
-    checks = assumption_checks(groups, names, alpha)
+    checks = assumption_checks(groups, names, alpha, normality)
     spread = [np.ptp(g) > 0 for g in groups]
     note = ""
-    if not any(spread):
+    if np.ptp(np.concatenate(groups)) == 0:
         omnibus, posthoc = "none", "none"
         omnibus_p = float("nan")
         pairwise = np.full((len(names), len(names)), np.nan)
         np.fill_diagonal(pairwise, 1.0)
-        note = ("no spread across seeds (every seed gave the same value): "
-                "the tests are undefined, no difference is marked "
-                "significant; check that the seeds really vary the runs")
+        note = ("no spread at all (every seed of every regime gave the "
+                "same value): the tests are undefined, no difference is "
+                "marked significant; check that the seeds really vary the "
+                "runs")
+    elif not any(spread):
+        omnibus, posthoc = "kruskal", "dunn_holm"
+        omnibus_p = float(scipy_stats.kruskal(*groups).pvalue)
+        pairwise = dunn_holm(*groups)
+        note = ("no spread within any regime (each regime gave one value "
+                "on every seed): ANOVA is undefined, Kruskal–Wallis and "
+                "Dunn's tests (Holm-adjusted) on the ranks instead; check "
+                "that the seeds really vary the runs")
     elif checks["normal"] and checks["equal_variances"]:
         omnibus, posthoc = "anova", "tukey_hsd"
         omnibus_p = float(scipy_stats.f_oneway(*groups).pvalue)
@@ -320,10 +370,15 @@ def compare(results, alpha=0.05, higher_is_better=True):
         omnibus, posthoc = "kruskal", "dunn_holm"
         omnibus_p = float(scipy_stats.kruskal(*groups).pvalue)
         pairwise = dunn_holm(*groups)
-        failed = [n for n, p in checks["shapiro_p"].items()
-                  if p is not None and p <= alpha]
-        reason = (f"Shapiro–Wilk rejects normality for {failed}" if failed
-                  else "unequal variances with a regime without spread")
+        if not checks["normal"] and normality == "residuals":
+            reason = ("Shapiro–Wilk rejects normality of the residuals "
+                      f"(p = {checks['residual_shapiro_p']:.3g})")
+        elif not checks["normal"]:
+            failed = [n for n, p in checks["shapiro_p"].items()
+                      if p is not None and p <= alpha]
+            reason = f"Shapiro–Wilk rejects normality for {failed}"
+        else:
+            reason = "unequal variances with a regime without spread"
         note = (f"{reason}: Kruskal–Wallis and Dunn's tests "
                 "(Holm-adjusted) instead of ANOVA and Tukey HSD")
     parts = [names[0]]

@@ -23,6 +23,14 @@ The budget table follows Kubaty et al.'s reference code
    are averaged first, then read; the spread reported next to a cell is
    the standard deviation (ddof = 1) over seeds of the accuracy at the
    threshold the mean curve picked.
+5. Each seed's mean FLOPs are rounded to float32 before the seeds are
+   averaged (in float64) and compared with the budget: the reference
+   stores them with `torch.tensor(...)` (float32 by default) and averages
+   with `.double()` (`visualize/__init__.py` `mean_std`). A mean cost
+   within one float32 step above a budget therefore fits it, as in the
+   reference (with float64 costs the cell would be NaN or the previous
+   point). Accuracies are averaged in float64 (the reference's float32
+   mean differs by less than 1e-7).
 
 A consequence of rule 2 worth knowing: a row can *decrease* as the budget
 grows. A larger budget admits a more conservative threshold, which sends
@@ -128,7 +136,11 @@ def _denominator(flops, base_flops):
 
 
 def _curves(results):
-    """`(thresholds-sorted walk, accuracies (S, T), FLOPs (S, T))`."""
+    """`(thresholds-sorted walk, accuracies (S, T), FLOPs (S, T))`.
+
+    The FLOPs are each seed's rounded to float32 (module docstring, rule
+    5).
+    """
     single = not isinstance(results, (list, tuple))
     results = [results] if single else list(results)
     if not results:
@@ -140,7 +152,9 @@ def _curves(results):
             raise invalid_value("result", "a Sweep or a list of Sweeps",
                                 type(r).__name__)
         a = np.asarray(r.accuracy, dtype=np.float64).reshape(-1)
-        f = np.asarray(r.mean_flops, dtype=np.float64).reshape(-1)
+        # float32 first, as the reference's `torch.tensor` (rule 5).
+        f = np.asarray(r.mean_flops, dtype=np.float64).reshape(-1).astype(
+            np.float32).astype(np.float64)
         if a.size == 0 or a.shape != f.shape:
             raise invalid_value(
                 "result", "a non-empty sweep (accuracy and mean_flops of the "

@@ -69,3 +69,13 @@ def test_model_that_does_not_fit_the_data_is_refused(saved, tmp_path):
         _run([f"--model=joint={saved['joint']}", "--dataset", "mnist1d",
               "--num-samples", "200", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+def test_paths_with_recomputed_batchnorm_statistics(saved, tmp_path):
+    out = tmp_path / "paths"
+    argv = [f"--model={name}={saved[name]}" for name in ("joint", "mixed")]
+    assert _run([*argv, "--analyses", "paths", "--batchnorm", "recompute",
+                 "--max-samples", "32", "--out", str(out)]) == 0
+    paths = json.loads((out / "paths.json").read_text())
+    assert [p["batchnorm"] for p in paths.values()] == ["recompute"]
+    assert "recomputed at every point" in (out / "analysis.md").read_text()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_eexit import models
+from keras_eexit.compat import flatten_layers
 from keras_eexit.analysis import LossEvaluator
 from keras_eexit.analysis import WeightSpace
 from keras_eexit.analysis import connectivity_plane
@@ -68,6 +69,50 @@ def test_filter_normalised_direction(setup):
     assert not np.array_equal(d, random_direction(space, theta, seed=4))
 
 
+def test_directions_of_the_authors_landscape_code(setup):
+    """kamadforge/early-exit-benchmark's `random_plane` with the
+    `loss_landscapes` library: every trainable parameter moves, filters
+    are divided by the weights' filter norms, the direction has the
+    model's norm."""
+    model, x, y = setup
+    space = WeightSpace(model)
+    theta = space.vector()
+    d = random_direction(space, theta, seed=3,
+                         normalization="loss_landscapes")
+    raw = np.random.default_rng(3).standard_normal(space.size)
+    trainable = space.mask(lambda s: s.trainable)
+    assert not d[~trainable].any()  # moving statistics stay
+    np.testing.assert_allclose(np.linalg.norm(d),
+                               np.linalg.norm(theta[trainable]), rtol=1e-5)
+    scale, moving = None, []
+    for slot in space.slots:
+        if not slot.trainable:
+            continue
+        part = d[slot.start:slot.stop].reshape(slot.shape)
+        w = theta[slot.start:slot.stop].reshape(slot.shape)
+        r = raw[slot.start:slot.stop].reshape(slot.shape)
+        if len(slot.shape) == 1:  # biases, BN scale/offset: per element
+            norms = np.abs(w)
+        else:  # one factor per output filter, the inverse of its norm
+            norms = np.broadcast_to(np.linalg.norm(
+                w.reshape(-1, slot.shape[-1]), axis=0), slot.shape)
+        assert not part[norms == 0].any()  # zero (untrained) filters stay
+        ratio = (part * norms / r)[norms > 0]
+        moving.append(slot.role if len(slot.shape) == 1 and ratio.size
+                      else None)
+        if ratio.size:
+            scale = ratio[0] if scale is None else scale
+            np.testing.assert_allclose(ratio, scale, rtol=1e-3)
+    assert "gamma" in moving  # BatchNorm's scale moves
+    landscape = loss_landscape(model, (x, y), resolution=3, span=0.1,
+                               normalization="loss_landscapes")
+    assert landscape.to_dict()["normalization"] == "loss_landscapes"
+    np.testing.assert_allclose(landscape.losses[:, 1, 1],
+                               _direct_losses(model, x, y), rtol=1e-5)
+    with pytest.raises(ValueError, match="normalization"):
+        random_direction(space, theta, normalization="layer")
+
+
 def test_landscape_centre_and_self_interpolation_is_flat(setup):
     model, x, y = setup
     landscape = loss_landscape(model, (x, y), resolution=5, span=0.5)
@@ -101,3 +146,43 @@ def test_plane_through_three_models(setup):
     assert np.all(np.isfinite(plane.losses))
     with pytest.raises(ValueError, match="exactly three"):
         connectivity_plane({"a": model}, (x, y))
+
+
+def test_batchnorm_statistics_recomputed_at_every_point(setup):
+    """`batchnorm="recompute"`: the loss at a point of the path is the loss
+    of the interpolated network whose moving statistics are its own on the
+    data (REPAIR's `reset_bn_stats`: training-mode pass, unbiased
+    variances), not the interpolated statistics."""
+    model, x, y = setup
+    keras.utils.set_random_seed(1)
+    other = models.get_model("small_cnn", width=4, num_classes=5)
+    other.compile(optimizer="adam")
+    other.fit(x, y, epochs=2, batch_size=8, verbose=0)  # stats move
+    interpolated = linear_path(model, other, (x, y), points=3,
+                               align_weights=False)
+    recomputed = linear_path(model, other, (x, y), points=3,
+                             align_weights=False, batchnorm="recompute",
+                             data_batch=len(x))
+    assert recomputed.batchnorm == "recompute"
+    assert recomputed.to_dict()["batchnorm"] == "recompute"
+    # By hand: the midpoint network, statistics set by one training-mode
+    # call with momentum 0 on all the data, variances made unbiased.
+    keras.utils.set_random_seed(2)
+    mid = models.get_model("small_cnn", width=4, num_classes=5)
+    mid(x)
+    space = WeightSpace(model)
+    WeightSpace(mid).assign(0.5 * (space.vector() + space.vector(other)))
+    norms = [layer for layer in flatten_layers(mid)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms, "the test needs a model with BatchNorm"
+    for layer in norms:
+        layer.momentum = 0.0
+    mid(x, training=True)
+    for layer in norms:
+        layer.moving_variance.assign(
+            layer.moving_variance.numpy() * len(x) / (len(x) - 1))
+    np.testing.assert_allclose(recomputed.losses[1],
+                               _direct_losses(mid, x, y), rtol=1e-4)
+    assert np.abs(recomputed.losses[1] - interpolated.losses[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="batchnorm"):
+        linear_path(model, other, (x, y), batchnorm="reset")

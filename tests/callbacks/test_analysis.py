@@ -31,8 +31,8 @@ def test_gradient_cosines_equal_a_manual_computation(model_factory,
     expected = [g @ total / np.linalg.norm(g) / np.linalg.norm(total)
                 for g in grads]
     np.testing.assert_allclose(
-        exit_gradient_cosines(model, x, y, scope="backbone"), expected,
-        rtol=1e-4)
+        exit_gradient_cosines(model, x, y, scope="backbone",
+                              training=False), expected, rtol=1e-4)
 
 
 def test_numerical_rank_of_a_known_low_rank_matrix():

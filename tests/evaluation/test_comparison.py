@@ -40,10 +40,12 @@ def test_alpha_changes_the_notation():
 def test_equal_means_and_no_spread():
     tie = compare({"x": [1.0, 2.0], "y": [2.0, 1.0]})
     assert tie.ordering == "x = y"
+    # No spread within any regime: ANOVA is undefined, Kruskal–Wallis on
+    # the ranks is not (issue 23 item 12).
     flat = compare({"a": [0.5, 0.5, 0.5], "b": [0.9, 0.9, 0.9],
                     "c": [0.9, 0.9, 0.9]})
-    assert flat.ordering == "b = c > a"  # never "significant" without spread
-    assert np.isnan(flat.anova_p) and "no spread" in flat.note
+    assert flat.omnibus == "kruskal" and "no spread within" in flat.note
+    assert flat.ordering == "b = c ≫ a"
     same = compare({"a": [1.0, 1.0], "b": [1.0, 1.0]})
     assert np.isnan(same.anova_p) and same.ordering == "a = b"
 

@@ -51,8 +51,10 @@ def test_welch_anova_and_games_howell_reduce_to_welch_t_for_two_groups():
 
 def test_unequal_variances_fall_back_to_welch():
     z = stats.norm.ppf((np.arange(8) + 0.5) / 8)  # normal quantiles
-    results = {"tight": 0.90 + 0.0005 * z, "loose": 0.88 + 0.05 * z[::-1],
-               "other": 0.80 + 0.0005 * np.roll(z, 3)}
+    # Spreads 0.01/0.04/0.02: Levene rejects, the pooled residuals stay
+    # normal (much larger ratios make them a heavy-tailed mixture).
+    results = {"tight": 0.90 + 0.01 * z, "loose": 0.88 + 0.04 * z[::-1],
+               "other": 0.80 + 0.02 * np.roll(z, 3)}
     result = compare(results)
     assert result.assumptions["levene_p"] < 0.05
     assert result.assumptions["normal"]
@@ -76,10 +78,54 @@ def test_non_normal_falls_back_to_kruskal_and_dunn():
     assert p[0, 1] == p[1, 0] and p[0, 0] == 1.0 and 0 < p[0, 1] < 0.05
 
 
-def test_zero_spread_is_never_p_zero():
-    flat = compare({"a": [0.5, 0.5, 0.5], "b": [0.9, 0.9, 0.9]})
+def test_normality_is_checked_on_the_residuals():
+    """Strategies at a glance §5: "Normality of residuals was tested using
+    the Shapiro–Wilk test". With three seeds one tie makes a regime's own
+    Shapiro–Wilk p about 0; the pooled residuals are normal, so ANOVA and
+    Tukey HSD run."""
+    results = {"joint": [0.95, 0.95, 0.96], "mixed": [0.94, 0.955, 0.962],
+               "two_stage": [0.90, 0.912, 0.905]}
+    result = compare(results)
+    checks = result.assumptions
+    assert checks["shapiro_p"]["joint"] < 1e-6  # the tie
+    residuals = np.concatenate([np.subtract(v, np.mean(v))
+                                for v in (results[n] for n in result.names)])
+    assert checks["residual_shapiro_p"] == pytest.approx(
+        stats.shapiro(residuals).pvalue)
+    assert checks["normal"] and checks["normality"] == "residuals"
+    assert (result.omnibus, result.posthoc) == ("anova", "tukey_hsd")
+    # The former per-regime check stays available by name.
+    per_group = compare(results, normality="per_group")
+    assert per_group.omnibus == "kruskal" and "['joint']" in per_group.note
+    with pytest.raises(ValueError, match="normality"):
+        compare(results, normality="pooled")
+
+
+def test_non_normal_residuals_fall_back_to_kruskal():
+    results = {"a": [0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.90],
+               "b": [0.70, 0.70, 0.70, 0.70, 0.70, 0.70, 0.70, 0.30]}
+    result = compare(results)
+    assert result.assumptions["residual_shapiro_p"] < 0.05
+    assert result.omnibus == "kruskal" and "residuals" in result.note
+
+
+def test_no_spread_within_regimes_uses_kruskal():
+    """Every seed of a regime gave one value, but the regimes differ:
+    ANOVA is undefined (no within-group variance), Kruskal–Wallis is."""
+    a, b = [0.5, 0.5, 0.5], [0.9, 0.9, 0.9]
+    result = compare({"a": a, "b": b})
+    assert (result.omnibus, result.posthoc) == ("kruskal", "dunn_holm")
+    assert result.omnibus_p == pytest.approx(stats.kruskal(b, a).pvalue)
+    assert result.pairwise_p[0, 1] == pytest.approx(
+        dunn_holm(np.array(b), np.array(a))[0, 1])
+    assert result.ordering == "b ≫ a" and "no spread within" in result.note
+
+
+def test_no_spread_at_all_is_never_p_zero():
+    flat = compare({"a": [0.5, 0.5, 0.5], "b": [0.5, 0.5, 0.5]})
+    assert flat.omnibus == "none"
     assert np.isnan(flat.omnibus_p) and np.isnan(flat.pairwise_p[0, 1])
-    assert flat.ordering == "b > a"  # not marked significant
+    assert flat.ordering == "a = b"  # not marked significant
     assert "no spread" in flat.note and flat.significant_pairs() == []
 
 

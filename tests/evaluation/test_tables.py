@@ -48,8 +48,10 @@ def reference_table(runs, cost_100):
     row's validity (a reference quirk: such a row should read the last
     point, as `budget_table` does).
     """
-    threshold_flops = np.mean([np.asarray(f, np.float64) for f, _ in runs],
-                              axis=0)
+    # `torch.tensor(x_scores)` is float32; `mean_std` then averages with
+    # `.double()`.
+    threshold_flops = np.mean([np.asarray(f, np.float32).astype(np.float64)
+                               for f, _ in runs], axis=0)
     scores = np.array([s for _, s in runs], dtype=np.float64)
     threshold_scores = scores.mean(0)
     threshold_scores_std = (scores.std(0, ddof=1) if len(runs) > 1
@@ -122,6 +124,19 @@ def test_nan_when_even_the_first_point_exceeds_the_budget():
     table, stds = budget_table(result, base_flops=100, return_std=True)
     assert np.isnan(table["25%"]) and np.isnan(stds["25%"])
     assert table["50%"] == 0.6 and stds["50%"] == 0.0
+
+
+def test_costs_are_float32_before_averaging_as_in_the_reference():
+    # 250 + 1e-6 rounds to 250.0 in float32: the reference's first point
+    # fits the 25% budget of 1,000 FLOPs (its accuracy, 0.5), where a
+    # float64 mean exceeds it and reads NaN.
+    seeds = [FakeSweep([0.5, 0.9], [250 + 1e-6, 900]),
+             FakeSweep([0.5, 0.9], [250 + 1e-6, 900])]
+    assert np.float32(250 + 1e-6) == 250.0
+    runs = [(s.mean_flops, s.accuracy) for s in seeds]
+    assert reference_table(runs, 1000.0)[0][0] == 0.5
+    assert budget_table(seeds, base_flops=1000.0)["25%"] == 0.5
+    assert budget_table(seeds[0], base_flops=1000.0)["25%"] == 0.5
 
 
 def test_exit_outputs_carry_the_denominator():
