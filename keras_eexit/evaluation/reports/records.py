@@ -256,9 +256,9 @@ def _untestable(values):
         return "needs at least two seeds per regime"
     if any(np.isnan(v).any() for v in values.values()):
         return "not every run has a value (budget not reached)"
-    if all(np.ptp(v) == 0 for v in values.values()):
-        return ("no spread across seeds: every seed gave the same value, "
-                "so no test is defined")
+    if np.ptp(np.concatenate(list(values.values()))) == 0:
+        return ("every run of every regime gave the same value, so no test "
+                "is defined")
     return None
 
 
