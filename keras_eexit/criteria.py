@@ -130,6 +130,9 @@ class Criterion:
         default: the default threshold of exports and runners.
         min_exits: the fewest exits a model needs for the rule to mean
             something (patience compares consecutive exits: 2).
+        quantizable: whether `graph_score` survives full-integer (int8)
+            LiteRT conversion (entropy's does not: the converter cannot
+            quantise its select, so `export_litert` refuses it).
         threshold_label: how plots name the threshold axis
             (`"<name> threshold"` unless a subclass says otherwise).
 
@@ -163,6 +166,7 @@ class Criterion:
     per_exit = True
     default = None
     min_exits = 1
+    quantizable = True
 
     @property
     def threshold_label(self):
@@ -337,6 +341,7 @@ class Entropy(Criterion):
     comparison = "<="
     default = 0.1
     threshold_label = "normalised-entropy threshold"
+    quantizable = False
 
     def never_exit(self, num_exits):
         return -1.0
