@@ -285,6 +285,35 @@ def test_int8_signatures_read_each_exits_own_threshold(digits, tmp_path):
             assert (first != expected).any(), (criterion, row)
 
 
+def test_each_exit_is_scaled_by_its_own_temperature(digits, tmp_path):
+    # Distinct per-exit temperatures baked into the early-exit file (both
+    # signatures) and the segment files: each exit's probabilities are
+    # softmax(logits / T_k) with its own T_k.
+    from keras_eexit.evaluation import collect
+    from keras_eexit.inference import ExitPolicy
+
+    model, _, x, y, _ = digits
+    x, y = x[:40], y[:40]
+    policy = ExitPolicy("max_softmax", (0.6, 0.8, 0.0),
+                        temperatures=(0.5, 2.0, 1.5))
+    scaled = policy.probabilities(collect(model, (x, y)).probs)
+    for mode in ("early_exit", "segments"):
+        export_litert(model, tmp_path / mode, mode=mode, policy=policy)
+    run = _signatures(tmp_path / "early_exit")
+    batch_probs, row_probs = _own_probs(run, x, "max_softmax")
+    np.testing.assert_allclose(batch_probs, scaled, atol=1e-5)
+    np.testing.assert_allclose(row_probs, scaled, atol=1e-5)
+    segments = LiteRTRunner(tmp_path / "segments")
+    np.testing.assert_allclose(segments.predict_all(x), scaled, atol=1e-5)
+    # The sidecar's thresholds, per exit, decide as the rule on the
+    # probabilities the file computes.
+    runner = LiteRTRunner(tmp_path / "early_exit")
+    _, index = runner.predict(x)
+    np.testing.assert_array_equal(index, exit_indices_of(
+        batch_probs, "max_softmax", policy.thresholds))
+    assert len(np.unique(index)) >= 2
+
+
 def exit_indices_of(probs, criterion, row):
     """The rule's exits for one row of per-exit thresholds."""
     return criteria.exit_indices(probs, criterion, np.float32(row)[None])[0]
