@@ -259,6 +259,7 @@ def test_every_path_reads_each_exits_own_threshold(digits, early_exit_files,
             np.testing.assert_array_equal(batch_exit, decided[tuple(row)])
 
 
+@pytest.mark.large
 def test_int8_signatures_read_each_exits_own_threshold(digits, tmp_path):
     # Each int8 signature decides exactly as the rule on the probabilities
     # it computes; the two may differ at the threshold (they requantise
@@ -269,7 +270,7 @@ def test_int8_signatures_read_each_exits_own_threshold(digits, tmp_path):
         path = tmp_path / criterion
         export_litert(model, path, mode="early_exit", criterion=criterion,
                       quantization="int8",
-                      representative_data=arrays["x_train"][:100])
+                      representative_data=arrays["x_train"][:60])
         run = _signatures(path)
         batch_probs, row_probs = _own_probs(run, x, criterion)
         for row in PER_EXIT[criterion]:
