@@ -57,8 +57,14 @@ rounded to float32, like the NumPy form) and within 2.4e-7 (two float32
 ulps of 1) in LiteRT graphs, whose built-in kernels have no float64 (a
 decision can differ only for a score that close to the threshold).
 
-A new criterion is one subclass of `Criterion` here, registered in
-`CRITERIA`; sweeps, policies, batched early exit and exports pick it up.
+A new criterion is one subclass of `Criterion` (here, or in user code
+passed to `register`); every fact other modules need about it — its
+comparison, whether its score is continuous (calibration ranks samples by
+it), its threshold range, grid, never-exit and eager values, the fewest
+exits it needs, its plot label — is an attribute or method of the class,
+so sweeps, policies and their calibration, batched early exit, the
+SavedModel and LiteRT exports and `keras-eexit evaluate` pick it up. No
+code outside this module looks at a criterion's name.
 """
 
 import math
@@ -118,9 +124,39 @@ class Criterion:
         name: the criterion's name.
         rule: one line saying when a sample exits.
         comparison: `">"`, `"<="` or `">="`: exit when `score <op> t`.
-        integer: whether thresholds are integers.
+        integer: whether scores and thresholds are integers (otherwise
+            the score is continuous: see `continuous`).
         per_exit: whether a threshold per exit is meaningful.
         default: the default threshold of exports and runners.
+        min_exits: the fewest exits a model needs for the rule to mean
+            something (patience compares consecutive exits: 2).
+        quantizable: whether `graph_score` survives full-integer (int8)
+            LiteRT conversion (entropy's does not: the converter cannot
+            quantise its select, so `export_litert` refuses it).
+        threshold_label: how plots name the threshold axis
+            (`"<name> threshold"` unless a subclass says otherwise).
+
+    Example:
+
+    >>> class Margin(Criterion):
+    ...     name = "top2_margin"
+    ...     rule = "exit when top-1 minus top-2 probability is > threshold"
+    ...     comparison = ">"
+    ...     default = 0.5
+    ...     def never_exit(self, num_exits):
+    ...         return 1.0
+    ...     def scores(self, probs):
+    ...         top = np.sort(np.asarray(probs, np.float32), axis=-1)
+    ...         return top[..., -1] - top[..., -2]
+    ...     def graph_score(self, probs, index, carry, precision="float64"):
+    ...         import tensorflow as tf
+    ...         top = tf.math.top_k(tf.cast(probs, tf.float32), k=2).values
+    ...         return top[:, 0] - top[:, 1], carry
+    >>> margin = register(Margin())
+    >>> first_exit(np.array([[[0.6, 0.4]], [[0.9, 0.1]]]), margin,
+    ...            0.5).tolist()
+    [1]
+    >>> unregister("top2_margin")
     """
 
     name = None
@@ -129,6 +165,26 @@ class Criterion:
     integer = False
     per_exit = True
     default = None
+    min_exits = 1
+    quantizable = True
+
+    @property
+    def threshold_label(self):
+        """How plots name the threshold axis."""
+        return f"{self.name} threshold"
+
+    @property
+    def continuous(self):
+        """Whether the score is a real number that ranks samples by
+        confidence: calibration (`keras_eexit.inference`) places
+        thresholds between samples' scores only for such criteria."""
+        return not self.integer
+
+    @property
+    def higher_is_confident(self):
+        """Whether a higher score is more confident (`>` or `>=` exits):
+        then a larger threshold is more conservative."""
+        return self.comparison != "<="
 
     def threshold_range(self, num_exits):
         """`(low, high)`: the closed range of meaningful thresholds."""
@@ -138,10 +194,35 @@ class Criterion:
         """A threshold at which no internal exit accepts any sample."""
         raise NotImplementedError
 
+    def eager_threshold(self, num_exits):
+        """The most eager threshold of the range (the most samples exit):
+        its low end when a higher score is confident, else its high end
+        (max-softmax 0, entropy 1, patience 0, static 1)."""
+        low, high = self.threshold_range(num_exits)
+        return low if self.higher_is_confident else high
+
     def sweep_values(self, count, num_exits):
-        """The thresholds of a `count`-point sweep, eager to conservative
-        in threshold order (see `conservative_order`)."""
+        """The thresholds of a `count`-point sweep, in ascending order
+        (`conservative_order` walks them from eager to conservative)."""
         return reference_grid(count)
+
+    def conservative_order(self, thresholds):
+        """Indices of `thresholds` from the most eager to the most
+        conservative (samples leave later along it): ascending when a
+        higher score is confident, descending otherwise (a larger entropy
+        threshold lets more samples out early)."""
+        keys = np.asarray(thresholds, dtype=np.float64)
+        if not self.higher_is_confident:
+            keys = -keys
+        return np.argsort(keys, kind="stable")
+
+    def check_exits(self, num_exits):
+        """Raises `ValueError` when a model of `num_exits` exits has too
+        few for this criterion (`min_exits`)."""
+        if num_exits < self.min_exits:
+            raise ValueError(
+                f"criterion={self.name!r} needs at least {self.min_exits} "
+                f"exits ({self.rule}); the outputs have {num_exits}.")
 
     # ------------------------------------------------------------ NumPy
     def scores(self, probs):
@@ -236,6 +317,7 @@ class MaxSoftmax(Criterion):
     rule = "exit when the top probability is > threshold"
     comparison = ">"
     default = 0.9
+    threshold_label = "max-softmax threshold"
 
     def never_exit(self, num_exits):
         return 1.0
@@ -258,6 +340,8 @@ class Entropy(Criterion):
     rule = "exit when the normalised entropy is <= threshold"
     comparison = "<="
     default = 0.1
+    threshold_label = "normalised-entropy threshold"
+    quantizable = False
 
     def never_exit(self, num_exits):
         return -1.0
@@ -292,6 +376,8 @@ class Patience(Criterion):
     comparison = ">="
     integer = True
     default = 1
+    min_exits = 2
+    threshold_label = "patience (exits)"
 
     def threshold_range(self, num_exits):
         return (0, num_exits - 1)
@@ -336,6 +422,7 @@ class Static(Criterion):
     integer = True
     per_exit = False
     default = 1
+    threshold_label = "static exit number"
 
     def threshold_range(self, num_exits):
         return (1, num_exits)
@@ -361,7 +448,69 @@ class Static(Criterion):
 
 CRITERIA = {c.name: c for c in (MaxSoftmax(), Entropy(), Patience(),
                                 Static())}
-"""Every exit criterion by name."""
+"""Every exit criterion by name (`register` adds one)."""
+
+DEFAULT = "max_softmax"
+"""The criterion of every decision rule that names none."""
+
+BUILT_IN = tuple(CRITERIA)
+"""The names of the criteria defined in this module (never unregistered)."""
+
+
+def register(criterion):
+    """Adds a criterion to `CRITERIA`, so every consumer finds it by name.
+
+    A LiteRT export or a saved `ExitPolicy` records the criterion's name:
+    register it again before loading them in another process.
+
+    Args:
+        criterion: a `Criterion` instance whose `name` is not taken.
+
+    Returns:
+        `criterion`.
+
+    Raises:
+        ValueError: for something else than a `Criterion`, or a name that
+            is already registered.
+
+    Example:
+
+    ```python
+    register(Margin())  # a Criterion subclass
+    sweep(outputs, criterion="top2_margin")
+    ```
+    """
+    if not isinstance(criterion, Criterion) or not isinstance(
+            criterion.name, str) or not criterion.name:
+        raise invalid_value("criterion", "a Criterion instance with a name",
+                            criterion)
+    if criterion.comparison not in (">", "<=", ">="):
+        raise invalid_value(
+            "criterion", "a Criterion whose `comparison` is '>', '<=' or "
+            "'>='", criterion.comparison)
+    if criterion.name in CRITERIA:
+        raise invalid_value("criterion", "a name not yet registered "
+                            f"(registered: {', '.join(CRITERIA)})",
+                            criterion.name)
+    CRITERIA[criterion.name] = criterion
+    return criterion
+
+
+def unregister(name):
+    """Removes a criterion added by `register` (built-in ones stay).
+
+    Args:
+        name: the criterion's name.
+
+    Raises:
+        ValueError: for a built-in or unknown name.
+    """
+    if name in BUILT_IN or name not in CRITERIA:
+        added = [n for n in CRITERIA if n not in BUILT_IN]
+        raise invalid_value(
+            "name", f"a registered criterion that is not built in "
+            f"({', '.join(added) or 'none registered'})", name)
+    del CRITERIA[name]
 
 
 def get(criterion):
@@ -373,6 +522,12 @@ def get(criterion):
     if isinstance(criterion, Criterion):
         return criterion
     return CRITERIA[check_choice("criterion", criterion, CRITERIA)]
+
+
+def continuous_names():
+    """Names of the registered criteria with a continuous score (those
+    calibration can rank samples by)."""
+    return tuple(n for n, c in CRITERIA.items() if c.continuous)
 
 
 def _describe(criterion, num_exits):
@@ -413,6 +568,7 @@ def check_thresholds(criterion, thresholds, num_exits, argument="thresholds"):
             expected length.
     """
     criterion = get(criterion)
+    criterion.check_exits(num_exits)
     if isinstance(thresholds, (bool, str, bytes)) or thresholds is None:
         raise invalid_value(argument, _describe(criterion, num_exits),
                             thresholds)
@@ -452,6 +608,7 @@ def check_sweep_thresholds(criterion, thresholds, num_exits):
         whether it holds per-exit rows.
     """
     criterion = get(criterion)
+    criterion.check_exits(num_exits)
     if isinstance(thresholds, numbers.Integral) and not isinstance(
             thresholds, bool):
         if thresholds < 2 and not criterion.integer:

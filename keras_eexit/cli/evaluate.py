@@ -12,7 +12,10 @@ def add_parser(subparsers):
     budget table, budgeted-batch curve), `exits.csv`, `budget.csv`,
     `sweep.csv`, `budgeted_batch.csv`, `evaluation.json`, `tradeoff.png`,
     `exit_ratios.png` and `budgeted_batch.png`. The budgeted-batch curve
-    (MSDNet's protocol) reads its thresholds from the validation split.
+    (MSDNet's protocol) reads its thresholds from the validation split and
+    ranks samples by the chosen criterion's score when it is continuous
+    (`Criterion.continuous`), by max-softmax otherwise (patience, static;
+    the report names the criterion it used).
 
     Args:
         subparsers: the `argparse` sub-parsers of `keras-eexit`.
@@ -32,7 +35,8 @@ def add_parser(subparsers):
                         "offline (its test split is evaluated)")
     parser.add_argument("--criterion", default="max_softmax",
                         help="exit criterion of the sweep: max_softmax, "
-                        "entropy, patience or static")
+                        "entropy, patience, static or one added with "
+                        "keras_eexit.criteria.register")
     parser.add_argument("--thresholds", type=int, default=100,
                         help="number of thresholds, evenly spaced over "
                         "[0, 1] (patience/static: every value)")
@@ -55,16 +59,16 @@ def run(args):
         The process exit code (0; bad input raises `ValueError`, which
         `keras-eexit` reports with exit code 2).
     """
+    from keras_eexit import criteria
     from keras_eexit import data
     from keras_eexit import evaluation
     from keras_eexit import inference
     from keras_eexit.evaluation import reports
     from keras_eexit.experiments.build import check_fits_data
     from keras_eexit.models.loading import load_model
-    from keras_eexit.utils.validation import check_choice
     from keras_eexit.utils.validation import check_positive_int
 
-    check_choice("criterion", args.criterion, evaluation.CRITERIA)
+    criterion = criteria.get(args.criterion)
     check_positive_int("batch_size", args.batch_size)
     model = load_model(args.model)
     kwargs = {}
@@ -75,12 +79,12 @@ def run(args):
     outputs = evaluation.collect(model, splits.test)
     result = evaluation.threshold_sweep(outputs, criterion=args.criterion,
                                         thresholds=args.thresholds)
-    # Budgeted batch classification: thresholds from the validation split
-    # (ranked by a continuous score: entropy if chosen, else max-softmax).
+    # Budgeted batch classification: thresholds from the validation split,
+    # samples ranked by a continuous score (the criterion's if it has one).
     validation = evaluation.collect(model, splits.validation)
     budgeted = inference.budgeted_batch_curve(
         validation, outputs, criterion=(
-            "entropy" if args.criterion == "entropy" else "max_softmax"))
+            criterion if criterion.continuous else criteria.DEFAULT))
     # Tables, captions and plots in Kubaty et al.'s (fvcore) convention.
     written = reports.write_evaluation_report(
         outputs, result, args.out, name=os.path.basename(args.model),

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.utils.atomic import atomic_path
 
 
@@ -62,6 +63,13 @@ def save_figure(figure, path):
 
 
 _save = save_figure
+
+
+def _threshold_label(name):
+    """The x label of a sweep over `name`'s thresholds."""
+    criterion = criteria_lib.CRITERIA.get(name)
+    return (criterion.threshold_label if criterion is not None
+            else f"{name} threshold")
 
 
 def _sweep_lists(curves, function):
@@ -235,9 +243,6 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
         max(6.4, 4.0 * panels), 4.2), squeeze=False)
     axes_list = axes_list[0]
     width = 0.8 / len(exit_names)
-    names = {"max_softmax": "max-softmax threshold",
-             "entropy": "normalised-entropy threshold",
-             "patience": "patience (exits)", "static": "static exit number"}
     for axes, (label, sweeps) in zip(axes_list, groups.items()):
         # Each panel reads its own sweep: groups may use different exit
         # rules (a patience sweep has K points, max-softmax 100).
@@ -257,8 +262,7 @@ def exit_ratio_plot(result, exit_names, path=None, max_groups=6,
         axes.set_xticklabels([f"{values[i]:.0f}" if integral
                               else f"{values[i]:.2f}" for i in picks])
         axes.set_xlabel("sweep point (per-exit thresholds)" if per_exit
-                        else names.get(first.criterion,
-                                       f"{first.criterion} threshold"))
+                        else _threshold_label(first.criterion))
         axes.set_ylim(0, 105)
         axes.grid(axis="y", alpha=0.3)
         if panels > 1 or len(sweeps) > 1:

@@ -6,7 +6,6 @@ import numpy as np
 from keras_eexit import criteria as criteria_lib
 from keras_eexit.utils.deprecation import deprecated_aliases
 from keras_eexit.utils.deprecation import deprecated_module_call
-from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
 CRITERIA = criteria_lib.CRITERIA
@@ -62,14 +61,14 @@ def exit_indices(probs, criterion, thresholds):
 
     Args:
         probs: `(K, N, C)` probabilities.
-        criterion: one of `CRITERIA`.
+        criterion: a registered criterion's name (or a `Criterion`).
         thresholds: `(T,)` array, or `(T, K)` per-exit rows.
 
     Returns:
         `(T, N)` int array of 0-based exit indices.
     """
-    check_choice("criterion", criterion, CRITERIA)
-    return criteria_lib.exit_indices(probs, criterion, thresholds)
+    return criteria_lib.exit_indices(probs, criteria_lib.get(criterion),
+                                     thresholds)
 
 
 def _check(probs, labels, flops):
@@ -153,10 +152,12 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
             and `flops` come from it).
         labels: `(N,)` integer labels.
         flops: `(K,)` cumulative FLOPs per exit.
-        criterion: `"max_softmax"`, `"entropy"`, `"patience"` or
-            `"static"` (see `exit_indices`).
-        thresholds: a count (evenly spaced over [0, 1] in float32 as
-            Kubaty et al.'s `torch.linspace(0, 1, 100)` by default, see
+        criterion: `"max_softmax"`, `"entropy"`, `"patience"`,
+            `"static"` or another registered criterion (see
+            `exit_indices`), or a `Criterion`.
+        thresholds: a count (the criterion's `sweep_values`: evenly
+            spaced over [0, 1] in float32 as Kubaty et al.'s
+            `torch.linspace(0, 1, 100)` by default, see
             `keras_eexit.criteria.reference_grid`; for `"patience"` every
             patience 0..K-1 and for `"static"` every exit number 1..K,
             whatever the count), an explicit array of values in the
@@ -183,16 +184,12 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
                 "by keyword."
             )
         probs, labels, flops = probs.probs, probs.labels, probs.flops
-    check_choice("criterion", criterion, CRITERIA)
+    criterion = criteria_lib.get(criterion)
     probs, labels, flops = _check(probs, labels, flops)
     num_exits = probs.shape[0]
-    if criterion == "patience" and num_exits < 2:
-        raise ValueError(
-            "criterion='patience' needs at least 2 exits (it compares "
-            f"consecutive predictions); the outputs have {num_exits}.")
     thresholds, _ = criteria_lib.check_sweep_thresholds(
         criterion, thresholds, num_exits)
-    if criteria_lib.get(criterion).integer:
+    if criterion.integer:
         thresholds = thresholds.astype(np.int64)
     exits = exit_indices(probs, criterion, thresholds)  # (T, N)
     correct = probs.argmax(-1) == labels[None, :]  # (K, N)
@@ -201,7 +198,7 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
     mean_flops = flops[exits].mean(axis=1)
     counts = np.stack([(exits == k).mean(axis=1) for k in range(num_exits)],
                       axis=1)
-    return Sweep(criterion, thresholds, accuracy, mean_flops, counts)
+    return Sweep(criterion.name, thresholds, accuracy, mean_flops, counts)
 
 
 def accuracy_at(result, flops):

@@ -44,6 +44,7 @@ import numbers
 
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.utils.validation import invalid_value
 
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
@@ -53,11 +54,13 @@ def conservative_order(result):
     """Sweep indices from the most eager to the most conservative point.
 
     "Conservative" means samples leave later, so mean FLOPs can only grow
-    along this order: ascending thresholds for `"max_softmax"`,
-    `"patience"` and `"static"`, descending thresholds for `"entropy"`
-    (a larger entropy threshold lets more samples out early); sweeps over
-    per-exit threshold rows (`(T, K)` thresholds) by increasing mean FLOPs.
-    An object without `criterion`/`thresholds` keeps its own order.
+    along this order: the criterion's `conservative_order` (ascending
+    thresholds for `"max_softmax"`, `"patience"` and `"static"`,
+    descending for `"entropy"`: a larger entropy threshold lets more
+    samples out early); sweeps over per-exit threshold rows (`(T, K)`
+    thresholds) by increasing mean FLOPs. An object without
+    `criterion`/`thresholds`, or naming no registered criterion, keeps
+    ascending thresholds (or its own order).
 
     Args:
         result: a `Sweep` (or any object with `accuracy` and `mean_flops`).
@@ -73,9 +76,10 @@ def conservative_order(result):
     if keys.ndim == 2:  # per-exit rows: no single key, order by cost
         return np.argsort(np.asarray(result.mean_flops, np.float64),
                           kind="stable")
-    if getattr(result, "criterion", None) == "entropy":
-        keys = -keys
-    return np.argsort(keys, kind="stable")
+    name = getattr(result, "criterion", None)
+    criterion = criteria_lib.CRITERIA.get(name) or criteria_lib.get(
+        criteria_lib.DEFAULT)  # ascending thresholds
+    return criterion.conservative_order(keys)
 
 
 def reference_index(walk_flops, limit):

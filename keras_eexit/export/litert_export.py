@@ -150,6 +150,7 @@ def export_litert(
         policy = as_policy(model.num_exits, policy=policy)
         criterion, threshold = policy.criterion, policy.thresholds
         temperatures = policy.temperatures
+    _check_quantizable(criterion, mode, quantization)
     if threshold is None:
         threshold = criteria_lib.get(criterion).default
     thresholds = criteria_lib.check_thresholds(criterion, threshold,
@@ -231,6 +232,19 @@ def export_litert(
         except FileNotFoundError:
             pass
     return sidecar
+
+
+def _check_quantizable(criterion, mode, quantization):
+    """An int8 early-exit file holds the criterion's score graph: refuse
+    one that int8 conversion cannot carry (`Criterion.quantizable`)."""
+    if mode != "early_exit" or quantization != "int8" or criteria_lib.get(
+            criterion).quantizable:
+        return
+    names = [n for n, c in criteria_lib.CRITERIA.items() if c.quantizable]
+    raise invalid_value(
+        "criterion", f"one of {', '.join(names)} for mode='early_exit' with "
+        "quantization='int8' (or mode='segments' or 'per_exit', whose files "
+        "hold no exit rule)", criterion)
 
 
 # ---------------------------------------------------------------- entries

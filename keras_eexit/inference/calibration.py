@@ -29,16 +29,29 @@ def _check_outputs(outputs, argument):
     return outputs
 
 
+def _continuous(criterion):
+    """The `Criterion` of `criterion`, refused unless its score is
+    continuous (calibration ranks samples by it)."""
+    criterion = criteria_lib.get(criterion)
+    if not criterion.continuous:
+        names = ", ".join(repr(n) for n in criteria_lib.continuous_names())
+        raise invalid_value(
+            "criterion", f"a criterion with a continuous score ({names}: "
+            "calibration ranks samples by it)", criterion.name)
+    return criterion
+
+
 def _confidence_order(criterion, scores):
     """Per exit: sample indices, most confident first."""
-    if criterion.comparison == ">":
+    if criterion.higher_is_confident:
         return np.argsort(-scores, axis=1, kind="stable")
     return np.argsort(scores, axis=1, kind="stable")
 
 
-def _eager(criterion):
-    """The threshold that accepts every sample (max-softmax 0, entropy 1)."""
-    return np.float32(0.0 if criterion.comparison == ">" else 1.0)
+def _eager(criterion, num_exits):
+    """The threshold at which the most samples exit (max-softmax 0,
+    entropy 1)."""
+    return np.float32(criterion.eager_threshold(num_exits))
 
 
 def geometric_exit_shares(q, num_exits):
@@ -57,26 +70,22 @@ def budgeted_batch_thresholds(validation, q, criterion="max_softmax",
     the most confident at exit `k` down, among those no earlier exit took,
     the threshold is the score of the `floor(N · share_k)`-th one (no
     sample leaves at `k` when that count is 0 or is never reached). MSDNet
-    exits on `confidence >= T`; with this library's strict `>` for
-    max-softmax the threshold is the next float32 below `T`, which takes
-    the same samples. Entropy (`<=`) uses `T` itself.
+    exits on `confidence >= T`; with a strict `>` (max-softmax) the
+    threshold is the next float32 below `T`, which takes the same samples.
+    Criteria exiting on `<=` (entropy) or `>=` use `T` itself.
 
     Args:
         validation: `ExitOutputs` of a validation split.
         q: the geometric ratio (> 0; MSDNet uses p / 20, p = 1..39).
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (`"max_softmax"`,
+            `"entropy"` or a registered one: `Criterion.continuous`).
         temperatures: optional per-exit temperatures (applied first).
 
     Returns:
         An `ExitPolicy`.
     """
     validation = _check_outputs(validation, "validation")
-    criterion = criteria_lib.get(criterion)
-    if criterion.name not in ("max_softmax", "entropy"):
-        raise invalid_value(
-            "criterion", "'max_softmax' or 'entropy' (budgeted batch "
-            "classification ranks samples by a continuous score)",
-            criterion.name)
+    criterion = _continuous(criterion)
     if isinstance(q, bool) or not isinstance(q, (int, float, np.floating)) \
             or not math.isfinite(q) or q <= 0:
         raise invalid_value("q", "a positive number", q)
@@ -95,10 +104,11 @@ def budgeted_batch_thresholds(validation, q, criterion="max_softmax",
             value = scores[k, free[wanted - 1]]
             if criterion.comparison == ">":
                 value = np.nextafter(value, np.float32(-np.inf))
-                value = max(value, np.float32(0.0))
+                low = criterion.threshold_range(num_exits)[0]
+                value = max(value, np.float32(low))
             thresholds[k] = value
         taken |= criterion.accepts(scores[k], thresholds[k])
-    thresholds[-1] = _eager(criterion)  # the last exit takes everyone
+    thresholds[-1] = _eager(criterion, num_exits)  # the last takes everyone
     return ExitPolicy(criterion.name, thresholds, temperatures=temperatures,
                       metadata={"method": "budgeted_batch", "q": float(q)})
 
@@ -126,7 +136,8 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
     Args:
         validation: `ExitOutputs` of the validation split.
         test: `ExitOutputs` of the test split.
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (see
+            `budgeted_batch_thresholds`).
         p_values: MSDNet's 1..39 by default.
         temperatures: optional per-exit temperatures.
 
@@ -171,7 +182,8 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
         validation: `ExitOutputs` of the validation split.
         budget: the target mean FLOPs per sample (at least the first
             exit's cost).
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (see
+            `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         num_q: number of ratios scanned.
 
@@ -192,7 +204,8 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
                                               or cost > best[0]):
             best = (cost, float(result.accuracy[0]), policy)
     if best is None:  # even the most eager schedule exceeds the budget
-        policy = ExitPolicy(criterion, _eager(criteria_lib.get(criterion)),
+        policy = ExitPolicy(criterion, _eager(criteria_lib.get(criterion),
+                                              flops.size),
                             num_exits=flops.size, temperatures=temperatures)
         result = policy.evaluate(validation)
         best = (float(result.mean_flops[0]), float(result.accuracy[0]),
@@ -231,7 +244,8 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     Args:
         validation: `ExitOutputs` of the validation split.
         max_drop: allowed accuracy loss, a fraction in [0, 1].
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (see
+            `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         grid: threshold candidates per exit (`reference_grid(grid)`).
         passes: coordinate-descent rounds.
@@ -246,10 +260,7 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
             max_drop, (int, float, np.floating)) or not 0 <= max_drop <= 1:
         raise invalid_value("max_drop", "a fraction between 0 and 1",
                             max_drop)
-    crit = criteria_lib.get(criterion)
-    if crit.name not in ("max_softmax", "entropy"):
-        raise invalid_value("criterion", "'max_softmax' or 'entropy'",
-                            crit.name)
+    crit = _continuous(criterion)
     probs = scale_probabilities(validation.probs, temperatures)
     labels, flops = validation.labels, validation.flops
     num_exits = probs.shape[0]
@@ -304,7 +315,8 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
         validation: `ExitOutputs` of the validation split.
         budget: the target mean FLOPs per sample (at least the first
             exit's cost).
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (see
+            `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         grid: size of the threshold grid (`reference_grid(grid)`) and
             number of score quantiles tried per exit.
@@ -325,10 +337,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
     budget = _check_budget(budget, flops)
-    crit = criteria_lib.get(criterion)
-    if crit.name not in ("max_softmax", "entropy"):
-        raise invalid_value("criterion", "'max_softmax' or 'entropy'",
-                            crit.name)
+    crit = _continuous(criterion)
     probs = scale_probabilities(validation.probs, temperatures)
     labels = validation.labels
     num_exits = probs.shape[0]
@@ -349,7 +358,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     rows = np.repeat(candidates[:, None], num_exits, axis=1)
     found = best_row(rows)
     if found is None:  # every sample at exit 1 still fits (checked above)
-        rows = np.full((1, num_exits), _eager(crit), np.float32)
+        rows = np.full((1, num_exits), _eager(crit, num_exits), np.float32)
         found = best_row(rows)
     current, accuracy, cost = found
     current = np.array(current, np.float32)
@@ -366,7 +375,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
                 improved = True
         if not improved:
             break
-    current[-1] = _eager(crit)  # the last exit takes everyone (unused)
+    current[-1] = _eager(crit, num_exits)  # the last takes everyone
     return ExitPolicy(crit.name, current, temperatures=temperatures,
                       metadata={"method": "best_accuracy",
                                 "budget": budget,
@@ -387,7 +396,8 @@ def best_accuracy_curve(validation, test, budgets=None,
         test: `ExitOutputs` of the test split.
         budgets: mean FLOPs per sample (default: 39 evenly spaced from the
             first exit's cost to the last exit's, like MSDNet's 39 points).
-        criterion: `"max_softmax"` or `"entropy"`.
+        criterion: a criterion with a continuous score (see
+            `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         grid: threshold candidates per exit.
 

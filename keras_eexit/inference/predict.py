@@ -4,6 +4,7 @@ import weakref
 
 import numpy as np
 
+from keras_eexit import criteria as criteria_lib
 from keras_eexit.inference.compaction import EXIT_INDEX
 from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
@@ -17,11 +18,13 @@ def early_exit_function(model, criterion, observe=None):
     """The compiled early-exit `tf.function` of `model` for `criterion`.
 
     One trace per model and criterion (any batch size, thresholds and
-    temperatures are inputs), cached while the model lives.
+    temperatures are inputs), cached while the model lives (keyed by the
+    `Criterion` object, so a criterion registered again under the same
+    name is traced afresh).
 
     Args:
         model: a built `MultiExitModel`.
-        criterion: a criterion name.
+        criterion: a criterion name or `Criterion`.
         observe: see `EarlyExitGraph` (bypasses the cache).
 
     Returns:
@@ -30,6 +33,7 @@ def early_exit_function(model, criterion, observe=None):
     """
     import tensorflow as tf
 
+    criterion = criteria_lib.get(criterion)
     cache = _FUNCTIONS.setdefault(model, {})
     if observe is None and criterion in cache:
         return cache[criterion]
@@ -91,8 +95,9 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
             batches (or of `(x, y)` pairs).
         thresholds: a number (every exit) or one per exit, in the
             criterion's range (default: the criterion's default).
-        criterion: `"max_softmax"`, `"entropy"`, `"patience"` or
-            `"static"` (see `keras_eexit.criteria`).
+        criterion: `"max_softmax"`, `"entropy"`, `"patience"`,
+            `"static"` or a registered criterion (see
+            `keras_eexit.criteria`).
         temperatures: optional number or one per exit (logits / T before
             the softmax).
         policy: an `ExitPolicy` instead of the three arguments above.

@@ -61,6 +61,11 @@ def exported(model, tmp_path_factory):
      "representative_data.*empty"),
     ({"representative_data": np.zeros((10, 8, 8, 1), "float32")},
      "representative_data.*quantization='int8'"),
+    # Entropy's score graph does not convert to int8 (the converter fails
+    # on its select): refused with the criteria that do.
+    ({"criterion": "entropy", "quantization": "int8",
+      "representative_data": np.zeros((10, 8, 8, 1), "float32")},
+     "argument `criterion`.*max_softmax.*quantization='int8'"),
 ])
 def test_bad_export_arguments(model, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -124,6 +124,202 @@ def test_one_row_path_decides_as_the_batch_path(digits, exports,
             np.testing.assert_array_equal(batch_exit, expected)
 
 
+# ------------------------------------------- distinct per-exit thresholds
+# Every path must read exit k's own threshold at exit k. Each row differs
+# from its reverse and from "the first threshold at every exit" on the
+# digits test samples (checked below), so a path that reads `thresholds[0]`
+# (or another exit's value) fails. Static takes one exit number through
+# the public API; its graphs still read one value per exit.
+PER_EXIT = {
+    "max_softmax": [(0.3, 0.8, 0.99), (0.99, 0.8, 0.3)],
+    "entropy": [(0.05, 0.2, 0.7), (0.7, 0.2, 0.05)],
+    "patience": [(1, 0, 2), (2, 1, 0)],
+    "static": [(3, 2, 1), (2, 3, 1)],
+}
+
+
+def _on_scores(criterion, probs):
+    """Rows whose thresholds sit exactly on samples' scores (continuous
+    criteria; integer scores always sit on their thresholds)."""
+    c = criteria.get(criterion)
+    if not c.continuous:
+        return []
+    scores = np.sort(c.scores(probs), axis=1)  # (K, N)
+    n = scores.shape[1]
+    return [tuple(scores[:, n // 2]), tuple(scores[:, n // 4])[::-1]]
+
+
+def _signatures(path):
+    """The early-exit file's batched and one-row signatures, called
+    directly (no range check: static gets per-exit values too)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path / "early_exit.tflite"))
+    batch = interpreter.get_signature_runner("serving_default")
+    one_row = interpreter.get_signature_runner("one_row")
+
+    def run(x, thresholds):
+        t = np.asarray(thresholds, np.float32)
+        out = batch(input=x, thresholds=t)
+        rows = [one_row(input=sample[None], thresholds=t) for sample in x]
+        return ((out["probabilities"], out["exit_index"]),
+                (np.concatenate([r["probabilities"] for r in rows]),
+                 np.concatenate([r["exit_index"] for r in rows])))
+
+    return run
+
+
+def _forcing(criterion, k, num_exits=3):
+    """Thresholds that send every sample out at exit `k`."""
+    c = criteria.get(criterion)
+    if not c.per_exit:
+        return np.full(num_exits, k + 1, np.float32)
+    t = np.full(num_exits, c.never_exit(num_exits), np.float32)
+    t[k] = c.eager_threshold(num_exits)
+    return t
+
+
+def _own_probs(run, x, criterion):
+    """Every exit's probabilities as each signature of the file computes
+    them: `(batched (K, N, C), one-row (K, N, C))`."""
+    batch, rows = [], []
+    for k in range(3):
+        (pb, eb), (pr, er) = run(x, _forcing(criterion, k))
+        assert (eb == k).all() and (er == k).all()
+        batch.append(pb)
+        rows.append(pr)
+    return np.stack(batch), np.stack(rows)
+
+
+@pytest.fixture(scope="module")
+def early_exit_files(digits, exports, tmp_path_factory):
+    """Float early-exit files for every criterion."""
+    root = tmp_path_factory.mktemp("per_exit_thresholds")
+    files = {c: exports["early_exit", c] for c in ("max_softmax", "entropy")}
+    for criterion in ("patience", "static"):
+        export_litert(digits[0], root / criterion, mode="early_exit",
+                      criterion=criterion)
+        files[criterion] = root / criterion
+    return files
+
+
+@pytest.mark.parametrize("criterion", sorted(PER_EXIT))
+def test_every_path_reads_each_exits_own_threshold(digits, early_exit_files,
+                                                   criterion):
+    from keras_eexit.evaluation import collect
+    from keras_eexit.evaluation import exit_indices
+    from keras_eexit.evaluation import sweep
+    from keras_eexit.inference import predict_early_exit
+    from keras_eexit.inference.predict import early_exit_function
+
+    model, _, x, y, _ = digits
+    x, y = x[:60], y[:60]
+    c = criteria.get(criterion)
+    outputs = collect(model, (x, y))
+    run = _signatures(early_exit_files[criterion])
+    runner = LiteRTRunner(early_exit_files[criterion])
+    batch_probs, row_probs = _own_probs(run, x, criterion)
+    # The float signatures compute the same probabilities, bit for bit.
+    np.testing.assert_array_equal(row_probs, batch_probs)
+    function = early_exit_function(model, criterion)
+    decided = {}
+    for row in PER_EXIT[criterion] + _on_scores(criterion, outputs.probs):
+        row = np.float32(row)
+        # The sweep's rule on Keras' probabilities ...
+        expected = exit_indices(outputs.probs, criterion, row[None])[0]
+        first = exit_indices(outputs.probs, criterion,
+                             np.full((1, 3), row[0]))[0]
+        assert (first != expected).any(), row  # the row matters
+        if c.per_exit:
+            result = sweep(outputs, criterion=criterion,
+                           thresholds=row[None])
+            np.testing.assert_allclose(result.exit_ratios[0], np.bincount(
+                expected, minlength=3) / len(x))
+            _, index, _ = predict_early_exit(model, x, row, criterion)
+            np.testing.assert_array_equal(index, expected)
+        # ... is batched early exit's (the graph behind every export).
+        out = function(x, row, np.ones(3, np.float32))
+        np.testing.assert_array_equal(out["exit_index"], expected)
+        decided[tuple(row)] = expected
+    for row in PER_EXIT[criterion] + _on_scores(criterion, batch_probs):
+        row = np.float32(row)
+        # Both signatures of the LiteRT file decide as the rule on the
+        # probabilities they compute (at ties too) and as each other.
+        (_, batch_exit), (_, row_exit) = run(x, row)
+        np.testing.assert_array_equal(row_exit, batch_exit)
+        if c.per_exit:
+            single = [runner.predict(sample, row)[1] for sample in x]
+            np.testing.assert_array_equal(single, batch_exit)
+        if criterion != "entropy" or tuple(row) in decided:
+            # (Entropy in LiteRT is within two float32 ulps of NumPy's,
+            # `keras_eexit.criteria`: exact only away from ties.)
+            np.testing.assert_array_equal(batch_exit, exit_indices(
+                batch_probs, criterion, row[None])[0])
+        if tuple(row) in decided:  # off ties: LiteRT decides as Keras
+            np.testing.assert_array_equal(batch_exit, decided[tuple(row)])
+
+
+@pytest.mark.large
+def test_int8_signatures_read_each_exits_own_threshold(digits, tmp_path):
+    # Each int8 signature decides exactly as the rule on the probabilities
+    # it computes; the two may differ at the threshold (they requantise
+    # differently: see test_int8_loses_at_most_one_point_on_digits).
+    model, arrays, x, _, _ = digits
+    x = x[:40]
+    for criterion in ("max_softmax", "patience", "static"):
+        path = tmp_path / criterion
+        export_litert(model, path, mode="early_exit", criterion=criterion,
+                      quantization="int8",
+                      representative_data=arrays["x_train"][:60])
+        run = _signatures(path)
+        batch_probs, row_probs = _own_probs(run, x, criterion)
+        for row in PER_EXIT[criterion]:
+            row = np.float32(row)
+            (_, batch_exit), (_, row_exit) = run(x, row)
+            expected = exit_indices_of(batch_probs, criterion, row)
+            np.testing.assert_array_equal(batch_exit, expected)
+            np.testing.assert_array_equal(
+                row_exit, exit_indices_of(row_probs, criterion, row))
+            assert (row_exit == batch_exit).mean() >= 0.95
+            first = exit_indices_of(batch_probs, criterion,
+                                    np.full(3, row[0]))
+            assert (first != expected).any(), (criterion, row)
+
+
+def test_each_exit_is_scaled_by_its_own_temperature(digits, tmp_path):
+    # Distinct per-exit temperatures baked into the early-exit file (both
+    # signatures) and the segment files: each exit's probabilities are
+    # softmax(logits / T_k) with its own T_k.
+    from keras_eexit.evaluation import collect
+    from keras_eexit.inference import ExitPolicy
+
+    model, _, x, y, _ = digits
+    x, y = x[:40], y[:40]
+    policy = ExitPolicy("max_softmax", (0.6, 0.8, 0.0),
+                        temperatures=(0.5, 2.0, 1.5))
+    scaled = policy.probabilities(collect(model, (x, y)).probs)
+    for mode in ("early_exit", "segments"):
+        export_litert(model, tmp_path / mode, mode=mode, policy=policy)
+    run = _signatures(tmp_path / "early_exit")
+    batch_probs, row_probs = _own_probs(run, x, "max_softmax")
+    np.testing.assert_allclose(batch_probs, scaled, atol=1e-5)
+    np.testing.assert_allclose(row_probs, scaled, atol=1e-5)
+    segments = LiteRTRunner(tmp_path / "segments")
+    np.testing.assert_allclose(segments.predict_all(x), scaled, atol=1e-5)
+    # The sidecar's thresholds, per exit, decide as the rule on the
+    # probabilities the file computes.
+    runner = LiteRTRunner(tmp_path / "early_exit")
+    _, index = runner.predict(x)
+    np.testing.assert_array_equal(index, exit_indices_of(
+        batch_probs, "max_softmax", policy.thresholds))
+    assert len(np.unique(index)) >= 2
+
+
+def exit_indices_of(probs, criterion, row):
+    """The rule's exits for one row of per-exit thresholds."""
+    return criteria.exit_indices(probs, criterion, np.float32(row)[None])[0]
+
+
 def test_single_sample_and_batch_shapes(digits, exports):
     _, _, x, _, _ = digits
     runner = LiteRTRunner(exports["early_exit", "max_softmax"])

@@ -150,8 +150,9 @@ def model():
 def test_saved_model_serves_the_same_decisions(model, tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype(
         "float32")
-    probs, index, _ = predict_early_exit(model, x, 0.0)
-    policy = ExitPolicy("max_softmax", [0.3, 0.3, 0.0])
+    # Distinct per-exit thresholds and temperatures: each exit reads its own.
+    policy = ExitPolicy("max_softmax", [0.3, 0.5, 0.0],
+                        temperatures=[0.5, 2.0, 1.5])
     export_saved_model(model, tmp_path / "sm", policy=policy)
     served = tf.saved_model.load(str(tmp_path / "sm"))
     out = served.signatures["serving_default"](inputs=tf.constant(x))
@@ -161,7 +162,15 @@ def test_saved_model_serves_the_same_decisions(model, tmp_path):
     np.testing.assert_allclose(out["probabilities"].numpy(), expected_probs,
                                atol=1e-6)
     np.testing.assert_array_equal(out["flops"].numpy(), flops)
-    for t in (0.0, 1.0):
+    for k, row in enumerate(([0.0, 0.0, 0.0], [1.0, 0.0, 0.0],
+                             [1.0, 1.0, 0.0])):  # everyone at exit k
         out = served.signatures["with_thresholds"](
-            inputs=tf.constant(x), thresholds=tf.fill([3], t))
-        assert (out["exit_index"].numpy() == (0 if t == 0 else 2)).all()
+            inputs=tf.constant(x), thresholds=tf.constant(row))
+        assert (out["exit_index"].numpy() == k).all()
+        probs, _, _ = predict_early_exit(model, x, row,
+                                         temperatures=policy.temperatures)
+        np.testing.assert_allclose(out["probabilities"].numpy(), probs,
+                                   atol=1e-6)
+        logits = np.asarray(model(x)[model.exit_names[k]])
+        np.testing.assert_allclose(
+            probs, tf.nn.softmax(logits / policy.temperatures[k]), atol=1e-5)
