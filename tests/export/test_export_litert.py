@@ -208,7 +208,7 @@ def test_every_path_reads_each_exits_own_threshold(digits, early_exit_files,
                                                    criterion):
     from keras_eexit.evaluation import collect
     from keras_eexit.evaluation import exit_indices
-    from keras_eexit.evaluation import sweep
+    from keras_eexit.evaluation import threshold_sweep
     from keras_eexit.inference import predict_early_exit
     from keras_eexit.inference.predict import early_exit_function
 
@@ -231,7 +231,7 @@ def test_every_path_reads_each_exits_own_threshold(digits, early_exit_files,
                              np.full((1, 3), row[0]))[0]
         assert (first != expected).any(), row  # the row matters
         if c.per_exit:
-            result = sweep(outputs, criterion=criterion,
+            result = threshold_sweep(outputs, criterion=criterion,
                            thresholds=row[None])
             np.testing.assert_allclose(result.exit_ratios[0], np.bincount(
                 expected, minlength=3) / len(x))

@@ -19,7 +19,7 @@ from keras_eexit.evaluation import budget_table
 from keras_eexit.evaluation import collect
 from keras_eexit.evaluation import conservative_order
 from keras_eexit.evaluation import exit_ratio_plot
-from keras_eexit.evaluation import sweep
+from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.inference import ExitPolicy
 from keras_eexit.inference import accuracy_drop_policy
 from keras_eexit.inference import best_accuracy_policy
@@ -137,7 +137,7 @@ def test_a_registered_criterion_decides_alike_everywhere(toy, model,
     x, test = _split(model, 64, seed=2)
 
     # The sweep: the criterion's grid, walked from eager to conservative.
-    result = sweep(test, criterion=name)
+    result = threshold_sweep(test, criterion=name)
     assert result.criterion == name
     np.testing.assert_array_equal(result.thresholds,
                                   criteria.reference_grid(100))
