@@ -222,6 +222,12 @@ def _sections(chosen, models, train, test_x, out_dir, settings):
     return [runs[name]() for name in runs if name in chosen]
 
 
+def _settings(**settings):
+    """The analyses' settings, checked (`choose_analyses` checks the rest)."""
+    check_choice("batchnorm", settings["batchnorm"], BATCHNORM)
+    return settings
+
+
 def write_analysis_report(models, train, test, out_dir, analyses="auto",
                           dataset=None, resolution=31, span=1.0,
                           max_samples=None, mi_estimator="jensen", seed=0,
@@ -229,13 +235,10 @@ def write_analysis_report(models, train, test, out_dir, analyses="auto",
     """Runs the analyses and writes their figures, numbers and summary.
 
     Args:
-        models: `{name: MultiExitModel}` (e.g. one per regime), in the order
-            they are reported.
-        train: labelled training data, a `tf.data.Dataset` of `(x, y)`
-            batches or a tuple `(x, y)` of arrays (landscapes, paths, the
-            plane).
-        test: labelled test data, the same kinds (rank, mutual
-            information).
+        models: `{name: MultiExitModel}` (e.g. one per regime), in order.
+        train: labelled training data (a `tf.data.Dataset` of `(x, y)` or
+            arrays `(x, y)`) for landscapes, paths and the plane.
+        test: labelled test data, the same kinds (rank, MI).
         out_dir: the output directory (created if needed).
         analyses: see `choose_analyses`.
         dataset: the data set's name in the heading, or None.
@@ -245,10 +248,8 @@ def write_analysis_report(models, train, test, out_dir, analyses="auto",
         max_samples: at most this many samples of each split, or None.
         mi_estimator: `"jensen"` or `"monte_carlo"`.
         seed: seed of landscape directions and sampled features.
-        batchnorm: BatchNorm moving statistics along paths and over the
-            plane: `"interpolate"` (like every weight, the default, as
-            Kubaty et al.'s Figure 2) or `"recompute"` (on the training
-            data at every point; see `mode_connectivity.linear_path`).
+        batchnorm: `"interpolate"` or `"recompute"` BatchNorm statistics
+            on paths and the plane (`mode_connectivity.linear_path`).
 
     Returns:
         `{file name: path}` of every file written, `analysis.md` last.
@@ -266,12 +267,11 @@ def write_analysis_report(models, train, test, out_dir, analyses="auto",
     test_x, _ = as_arrays(test, max_samples)
     train = as_arrays(train, max_samples)
     os.makedirs(out_dir, exist_ok=True)
-    check_choice("batchnorm", batchnorm, BATCHNORM)
-    settings = {"seed": seed, "resolution": resolution, "span": span,
-                "mi_estimator": mi_estimator, "batchnorm": batchnorm}
-    heading = "# Analyses" + (f" on {dataset}" if dataset else "")
+    settings = _settings(seed=seed, resolution=resolution, span=span,
+                         mi_estimator=mi_estimator, batchnorm=batchnorm)
     written = {}
-    lines = [heading, "", "Models: " + ", ".join(models) + ".", ""]
+    lines = ["# Analyses" + (f" on {dataset}" if dataset else ""), "",
+             "Models: " + ", ".join(models) + ".", ""]
     for files, section in _sections(chosen, models, train, test_x, out_dir,
                                     settings):
         written.update(files)

@@ -16,8 +16,32 @@ import os
 from keras_eexit import analysis
 from keras_eexit import data
 from keras_eexit.analysis.mutual_information import ESTIMATORS
+from keras_eexit.analysis.weight_space import BATCHNORM
 from keras_eexit.experiments.build import check_fits_data
 from keras_eexit.models.loading import load_model
+
+
+def _add_analysis_options(parser):
+    """The options that `analysis.write_analysis_report` takes."""
+    parser.add_argument("--resolution", type=int, default=31,
+                        help="grid points per axis of landscapes and the "
+                        "plane (the paper: 100 and 150; default: "
+                        "%(default)s)")
+    parser.add_argument("--span", type=float, default=1.0,
+                        help="landscape grid covers [-span, span] along "
+                        "both directions (default: %(default)s)")
+    parser.add_argument("--max-samples", type=int, default=None,
+                        help="use at most this many samples per analysis "
+                        "(default: all)")
+    parser.add_argument("--batchnorm", default="interpolate",
+                        choices=BATCHNORM,
+                        help="BatchNorm moving statistics along paths and "
+                        "over the plane: interpolated like every weight, "
+                        "or recomputed on the training data at every point "
+                        "(default: %(default)s)")
+    parser.add_argument("--mi-estimator", default="jensen",
+                        choices=ESTIMATORS,
+                        help="I(X; Z) estimator (default: %(default)s)")
 
 
 def add_parser(subparsers):
@@ -48,25 +72,7 @@ def add_parser(subparsers):
                             analysis.ANALYSES) + "; 'auto' runs rank, mi and "
                         "landscape, plus paths with two or more models and "
                         "connectivity with three (default: %(default)s)")
-    parser.add_argument("--resolution", type=int, default=31,
-                        help="grid points per axis of landscapes and the "
-                        "plane (the paper: 100 and 150; default: "
-                        "%(default)s)")
-    parser.add_argument("--span", type=float, default=1.0,
-                        help="landscape grid covers [-span, span] along "
-                        "both directions (default: %(default)s)")
-    parser.add_argument("--max-samples", type=int, default=None,
-                        help="use at most this many samples per analysis "
-                        "(default: all)")
-    parser.add_argument("--batchnorm", default="interpolate",
-                        choices=("interpolate", "recompute"),
-                        help="BatchNorm moving statistics along paths and "
-                        "over the plane: interpolated like every weight, "
-                        "or recomputed on the training data at every point "
-                        "(default: %(default)s)")
-    parser.add_argument("--mi-estimator", default="jensen",
-                        choices=ESTIMATORS,
-                        help="I(X; Z) estimator (default: %(default)s)")
+    _add_analysis_options(parser)
     parser.add_argument("--num-samples", type=int, default=None,
                         help="size of generated data sets (mnist1d)")
     parser.add_argument("--seed", type=int, default=0,

@@ -67,10 +67,10 @@ DYNAMICS_COLUMNS = ("regime", "exit", "min_val_loss_epoch",
                     "generalization_gap")
 
 SIGNIFICANCE_CAPTION = (
-    "Per metric: Shapiro–Wilk (per regime) and Levene checks, then one-way "
-    "ANOVA with Tukey's HSD, or Welch's ANOVA with Games–Howell when "
-    "variances differ, or Kruskal–Wallis with Dunn's tests (Holm) when a "
-    "regime is not normal. Regimes from best to worst mean: `A ≫ B` the "
+    "Per metric: Shapiro–Wilk on the ANOVA residuals and Levene checks, "
+    "then one-way ANOVA with Tukey's HSD, or Welch's ANOVA with "
+    "Games–Howell when variances differ, or Kruskal–Wallis with Dunn's "
+    "tests (Holm) when the residuals are not normal. Regimes from best to worst mean: `A ≫ B` the "
     "post-hoc test finds A better than B at α; `A > B` A has the better "
     "mean but the difference is not significant; `A = B` equal means. "
     "Budget columns are tested on each seed's own table. Lower is better "
