@@ -209,6 +209,8 @@ class L2W(keras.layers.Layer, StepContributor):
             (arXiv:2209.08310); github.com/LeapLabTHU/L2W-DEN.
     """
 
+    roles = ("step", "loss")
+
     def __init__(self, epsilon=0.8, centering="exits", target_ratio=0.75,
                  hidden_units=500, num_layers=1, meta_learning_rate=1e-4,
                  meta_weight_decay=1e-4, meta_interval=1,
@@ -240,8 +242,6 @@ class L2W(keras.layers.Layer, StepContributor):
         self.optimizer = None
         self.probabilities = None
         self.meta_loss_tracker = keras.metrics.Mean(name="l2w_meta_loss")
-
-    roles = ("step", "loss")
 
     # ----------------------------------------------------------- set-up
     def attach(self, model):

@@ -193,8 +193,8 @@ class TrainStep:
         if not isinstance(contributor, StepContributor):
             raise ValueError(
                 "Invalid value received for argument `contributor`. "
-                "Expected a keras_eexit.models.StepContributor. Received: "
-                f"contributor={contributor!r}")
+                "Expected a keras_eexit.models.train_step.StepContributor. "
+                f"Received: contributor={contributor!r}")
         if any(c is contributor for c in self._contributors):
             return
         unknown = set(contributor.roles) - set(ROLES)

@@ -216,9 +216,10 @@ class Regime(keras.callbacks.Callback):
         the compiled objective, the learning rate, no gradient
         equilibrium), removes the train-step contributors its phases
         installed (a method's stay), detaches the regime's state and
-        rebuilds the train function if that changed what it traced. Called when the regime's `fit` ends, fails or is
-        interrupted (`MultiExitModel.fit` calls it in a `finally`);
-        calling it again does nothing.
+        rebuilds the train function if that changed what it traced.
+        Called when the regime's `fit` ends, fails or is interrupted
+        (`MultiExitModel.fit` calls it in a `finally`); calling it again
+        does nothing.
         """
         plain, self._plain = self._plain, None
         model = self._bound_model
@@ -415,7 +416,7 @@ class Regime(keras.callbacks.Callback):
             if not isinstance(step, StepContributor):
                 raise ValueError(
                     f"Phase {phase.name!r}: its `train_step` factory must "
-                    "return a keras_eexit.models.StepContributor. "
+                    "return a keras_eexit.models.train_step.StepContributor. "
                     f"Received: {step!r}")
             return [step]
         if phase.fisher_exit is not None:

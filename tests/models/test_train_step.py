@@ -1,5 +1,8 @@
 """The train step is an ordered, inspectable list of contributors."""
 
+import pathlib
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -73,7 +76,7 @@ def test_contributors_that_cannot_compose_are_refused_with_a_message():
                                          "Source: it refuses a 'batch'"):
         step.install(Replacement())
     with pytest.raises(ValueError, match="Expected a keras_eexit.models."
-                                         "StepContributor"):
+                                         "train_step.StepContributor"):
         step.install(object())
     bad = Source()
     bad.roles = ("forward",)
@@ -130,3 +133,12 @@ def test_training_slots_have_one_owner(model_factory):
     with pytest.raises(ValueError, match="Invalid value received for "
                                          "argument `name`"):
         model.attach_state("step_override", layer)
+
+
+def test_no_module_but_the_model_writes_its_slots():
+    package = pathlib.Path(__file__).parents[2] / "keras_eexit"
+    writers = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py")
+        if re.search(r"object\.__setattr__\((model|self\.model)\b",
+                     path.read_text()))
+    assert writers == []
