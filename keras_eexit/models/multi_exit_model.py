@@ -147,6 +147,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
     @gradient_equilibrium.setter
     def gradient_equilibrium(self, value):
+        if bool(value) == self.gradient_equilibrium:
+            return  # the same contributor: a traced step stays valid
         for c in self.train_pipeline.contributors:
             if isinstance(c, GradientEquilibrium):
                 self.train_pipeline.remove(c)

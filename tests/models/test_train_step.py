@@ -97,7 +97,15 @@ def test_a_methods_step_drives_every_update_and_retraces_only_on_change(
     traced = model.train_function
     model.refresh_train_function()  # nothing changed: the trace stays
     assert model.train_function is traced
+    model.gradient_equilibrium = True
+    model.refresh_train_function()
+    assert model.train_function is not traced
+    traced = model.train_function
+    model.gradient_equilibrium = True  # as a next phase would set it
+    model.refresh_train_function()
+    assert model.train_function is traced
     model.train_pipeline.remove(method)
+    model.gradient_equilibrium = False
     model.refresh_train_function()
     assert model.train_function is not traced
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
