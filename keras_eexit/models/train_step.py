@@ -324,14 +324,20 @@ def _apply_gradients(model, loss_fn, batch):
 
 
 def _check_pair(new, old):
-    """Raises when `new` refuses `old`, or both would drive the step."""
+    """Raises when `new` refuses `old`, or they compete for the step."""
     clash = set(new.incompatible) & set(old.roles)
     if clash:
         raise ValueError(
             f"{new.describe()} cannot run with {old.describe()}: it refuses "
             f"a {sorted(clash)[0]!r} contributor. Remove one of them "
             "(`model.train_pipeline.remove(...)`).")
-    if ("step" in new.roles and "step" in old.roles
+    both = set(new.roles) & set(old.roles)
+    if both & set(new.replaces) & set(old.replaces):
+        raise ValueError(
+            f"{new.describe()} and {old.describe()} both replace the train "
+            "step: one of them would silently not run. Remove one of them "
+            "(`model.train_pipeline.remove(...)`).")
+    if ("step" in both
             and "step" not in new.replaces and "step" not in old.replaces):
         raise ValueError(
             f"{new.describe()} and {old.describe()} both drive the train "

@@ -78,6 +78,10 @@ def test_contributors_that_cannot_compose_are_refused_with_a_message():
     with pytest.raises(ValueError, match="Expected a keras_eexit.models."
                                          "train_step.StepContributor"):
         step.install(object())
+    replacing = TrainStep()
+    replacing.install(Replacement())
+    with pytest.raises(ValueError, match="both replace the train step"):
+        replacing.install(Replacement())
     bad = Source()
     bad.roles = ("forward",)
     with pytest.raises(ValueError, match="Invalid roles"):
