@@ -39,7 +39,7 @@ class SnapshotTeacher(keras.callbacks.Callback):
 
             clone = MultiExitModel.from_config(model.get_config())
             clone.trainable = False
-            object.__setattr__(model, self.ATTRIBUTE, clone)
+            model.attach_state(self.ATTRIBUTE, clone)
             self._fresh = True
         else:
             self._fresh = False

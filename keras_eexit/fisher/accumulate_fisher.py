@@ -54,7 +54,7 @@ class AccumulateFisher(keras.callbacks.Callback):
         store = getattr(model, self.ATTRIBUTE, None)
         if store is None:
             store = FisherStore(model, fisher_variables(model, self.exit))
-            object.__setattr__(model, self.ATTRIBUTE, store)
+            model.attach_state(self.ATTRIBUTE, store)
         return store
 
     def set_model(self, model):

@@ -1,13 +1,13 @@
 """`FisherPass`: a train step that measures EWC's Fisher instead of training."""
 
-import keras
 import tensorflow as tf
 
 from keras_eexit.fisher.empirical_fisher import fisher_variables
 from keras_eexit.fisher.empirical_fisher import squared_gradients
+from keras_eexit.models.train_step import StepContributor
 
 
-class FisherPass:
+class FisherPass(StepContributor):
     """Replaces the train step during a Fisher phase of a regime.
 
     Each step adds the batch's squared per-sample gradients of
@@ -17,6 +17,11 @@ class FisherPass:
     seen. Nothing is trained. The regime then calls
     `store.finish_pass()`.
 
+    A whole-step replacement of the model's train step (`TrainStep`): it
+    sets aside every contributor that trains (a method's step and loss,
+    gradient equilibrium) for its epoch, which resume afterwards, and
+    refuses a `"batch"` contributor (the Fisher needs the real inputs).
+
     Args:
         model: the `MultiExitModel`.
         exit: the exit NUMBER ν (1..K) whose Fisher is measured.
@@ -24,19 +29,25 @@ class FisherPass:
         num_samples: cap on the samples used (`None`: the whole epoch).
     """
 
+    roles = ("step",)
+    replaces = ("step", "loss", "gradients")
+    incompatible = ("batch",)
+
     def __init__(self, model, exit, store, num_samples=None):
         self.exit = exit
         self.store = store
         self.num_samples = num_samples
         self.slots = store.slots_of(fisher_variables(model, exit))
 
-    def next_epoch(self):
-        """A Fisher pass lasts one epoch: the train step never changes."""
-        return False
+    def describe(self):
+        return f"FisherPass(exit={self.exit})"
 
-    def train_step(self, model, data):
-        """Accumulates squared gradients; returns `{"fisher_samples": n}`."""
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    def run(self, model, batch, update):
+        """Accumulates squared gradients; returns `{"fisher_samples": n}`.
+
+        `update` (a model update) is never called: nothing trains.
+        """
+        x, y, _ = batch
         labels = y[model.exit_names[0]]
         store = self.store
         batch = tf.shape(tf.nest.flatten(x)[0])[0]

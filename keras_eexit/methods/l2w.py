@@ -6,7 +6,6 @@ from keras import ops
 
 from keras_eexit import chain
 from keras_eexit.api import register
-from keras_eexit.compat import update_loss_tracker
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.losses.exit_term import ExitTerm
 from keras_eexit.losses.objective import Objective
@@ -15,6 +14,9 @@ from keras_eexit.methods.weight_prediction_network import (
     WeightPredictionNetwork)
 from keras_eexit.methods.weight_prediction_network import centred_weights
 from keras_eexit.models.flops import count_flops
+from keras_eexit.models.train_step import Batch
+from keras_eexit.models.train_step import StepContributor
+from keras_eexit.models.train_step import stateless_forward
 from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_number
@@ -113,7 +115,7 @@ def meta_objective(model, outputs, labels, probabilities):
 
 
 @register
-class L2W(keras.layers.Layer):
+class L2W(keras.layers.Layer, StepContributor):
     """L2W: meta-learned per-sample, per-exit loss weights (Han et al. 2022).
 
     A weight prediction network (`WeightPredictionNetwork`) maps the K
@@ -147,10 +149,13 @@ class L2W(keras.layers.Layer):
     damping paper's combination of its losses with linear scalarization.
     The meta loss always uses the class logits (a damping unit dropped).
 
-    L2W is a training procedure: `attach(model)` installs it as the model's
-    step override, which plain `fit` and every regime use (regimes keep a
-    method's step in every phase without a step of their own; a
-    feature-cache phase then recomputes features). The network runs only
+    L2W is a training procedure: `attach(model)` installs it in the
+    model's train step (`model.train_pipeline`) as its `"step"` (the
+    halves and the bi-level step around each model update) and a `"loss"`
+    contributor (the weights of each update), which plain `fit` and every
+    regime use. Under a feature-cache phase it trains on the cached head
+    inputs (the look-ahead then runs the heads alone); a Fisher pass or
+    ZTW's ensemble phase replaces it for its phase. The network runs only
     during training: the model's outputs, saved file and FLOPs are
     unchanged (`training_flops_per_sample` reports the network's cost).
     The network and its optimizer are saved by `save_weights` and so by
@@ -204,6 +209,8 @@ class L2W(keras.layers.Layer):
             (arXiv:2209.08310); github.com/LeapLabTHU/L2W-DEN.
     """
 
+    roles = ("step", "loss")
+
     def __init__(self, epsilon=0.8, centering="exits", target_ratio=0.75,
                  hidden_units=500, num_layers=1, meta_learning_rate=1e-4,
                  meta_weight_decay=1e-4, meta_interval=1,
@@ -238,7 +245,7 @@ class L2W(keras.layers.Layer):
 
     # ----------------------------------------------------------- set-up
     def attach(self, model):
-        """Installs this procedure as `model`'s step override.
+        """Installs this procedure in `model`'s train step.
 
         Builds the weight prediction network for `model.num_exits` exits
         and its optimizer (so that `BackupAndRestore` finds their
@@ -255,12 +262,6 @@ class L2W(keras.layers.Layer):
         if not isinstance(model, MultiExitModel):
             raise invalid_value("model", "a keras_eexit.MultiExitModel",
                                 model)
-        current = model.step_override
-        if current is not None and current is not self:
-            raise ValueError(
-                f"Model {model.name!r} already has a step override "
-                f"({type(current).__name__}): a model runs one training "
-                "procedure.")
         if model.distribute_strategy.num_replicas_in_sync > 1:
             raise ValueError(
                 "L2W does not support distribution strategies with several "
@@ -289,27 +290,24 @@ class L2W(keras.layers.Layer):
             raise ValueError(
                 f"This L2W was built for {self.network.num_exits} exits; "
                 f"model {model.name!r} has {num_exits}.")
-        object.__setattr__(model, "step_override", self)
+        model.train_pipeline.install(self)
         if getattr(model, "train_function", None) is not None:
             model.refresh_train_function()
         return self
 
     def detach(self, model):
         """Removes this procedure from `model` (plain training again)."""
-        if model.step_override is self:
-            object.__setattr__(model, "step_override", None)
-            if getattr(model, "train_function", None) is not None:
-                model.refresh_train_function()
+        model.train_pipeline.remove(self)
+        if getattr(model, "train_function", None) is not None:
+            model.refresh_train_function()
         return model
 
     def next_epoch(self):
         """Called by a regime at an epoch boundary within a phase.
 
-        Resets the running mean of the logged `l2w_meta_loss`; the train
-        step itself never changes (returns `False`).
+        Resets the running mean of the logged `l2w_meta_loss`.
         """
         self.meta_loss_tracker.reset_state()
-        return False
 
     def training_flops_per_sample(self):
         """FLOPs of the weight prediction network per training sample.
@@ -395,16 +393,16 @@ class L2W(keras.layers.Layer):
                   for v in model.non_trainable_variables]
         with tf.GradientTape() as tape:
             tape.watch(theta)
-            outputs, _ = model.stateless_call(theta, frozen, x,
-                                              training=True)
+            outputs, _ = stateless_forward(model, theta, frozen, x,
+                                           training=True)
             objective = self.weighted_objective(
                 model, exit_losses(model, x, y, outputs))
             pseudo, _, _ = objective(model, x, y, outputs, sample_weight)
         grads = tape.gradient(pseudo, theta)
         ahead = [t if g is None else t - ops.cast(alpha, t.dtype) * g
                  for t, g in zip(theta, grads)]
-        outputs, _ = model.stateless_call(ahead, frozen, meta_x,
-                                          training=True)
+        outputs, _ = stateless_forward(model, ahead, frozen, meta_x,
+                                       training=True)
         labels = meta_y[model.exit_names[0]]
         return meta_objective(model, outputs, labels, self.probabilities)
 
@@ -424,35 +422,37 @@ class L2W(keras.layers.Layer):
         self.optimizer.apply_gradients(zip(grads, variables))
         self.meta_loss_tracker.update_state(loss)
 
-    def _model_step(self, model, x, y, sample_weight):
+    def objective(self, model, batch, y_pred, objective):
+        """The `"loss"` contribution: L2W's weights on the exit term.
+
+        Args:
+            model: the `MultiExitModel`.
+            batch: the update's `Batch`.
+            y_pred: its logits by exit name.
+            objective: the objective so far (the model's).
+
+        Returns:
+            `weighted_objective` of the batch's per-exit losses (constant
+            weights from the current network).
+        """
+        return self.weighted_objective(
+            model, exit_losses(model, batch.x, batch.y, y_pred))
+
+    def run(self, model, batch, update):
+        """The `"step"` contribution: one L2W step on a batch (traced).
+
+        Args:
+            model: the `MultiExitModel`.
+            batch: the step's `Batch` (inputs, or cached `HeadInputs`).
+            update: one model update on a `Batch` (with this `"loss"`
+                contribution: L2W's weights).
+
+        Returns:
+            The logs of the last update, with `l2w_meta_loss`.
+        """
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            outputs = model(x, training=True)
-            objective = self.weighted_objective(
-                model, exit_losses(model, x, y, outputs))
-            # `compute_loss` (per-exit trackers, `add_loss` terms) on the
-            # weighted objective; swapped at trace time only.
-            plain, model.objective = model.objective, objective
-            try:
-                loss = model.compute_loss(x=x, y=y, y_pred=outputs,
-                                          sample_weight=sample_weight,
-                                          training=True)
-            finally:
-                model.objective = plain
-            update_loss_tracker(model, loss,
-                                tf.shape(tf.nest.flatten(x)[0])[0])
-            scaled = model.optimizer.scale_loss(loss)
-        variables = model.trainable_weights
-        grads = tape.gradient(scaled, variables)
-        model.optimizer.apply_gradients(zip(grads, variables))
-        return model.compute_metrics(x, y, outputs, sample_weight=None)
-
-    def train_step(self, model, data):
-        """One L2W step on a batch (traced by Keras inside `fit`)."""
-        import tensorflow as tf
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = batch
         size = tf.shape(tf.nest.flatten(x)[0])[0]
         first = (size + 1) // 2
         # A single-sample batch serves as both halves.
@@ -475,8 +475,7 @@ class L2W(keras.layers.Layer):
             lambda train, held_out: self._meta_step(model, train, held_out),
             autograph=False)
         model_step = tf.function(
-            lambda x, y, w: self._model_step(model, x, y, w),
-            autograph=False)
+            lambda x, y, w: update(Batch(x, y, w)), autograph=False)
 
         def meta(train, held_out):
             def run():
@@ -590,15 +589,15 @@ class _Reweighted(ExitTerm):
 def l2w(model, **options):
     """The `l2w` method: `model` trained with L2W's meta-learned weights.
 
-    The network is unchanged; `L2W(**options)` is attached as the model's
-    step override, so every regime trains it with L2W (see `L2W`).
+    The network is unchanged; `L2W(**options)` is attached to the model's
+    train step, so every regime trains it with L2W (see `L2W`).
 
     Args:
         model: a built `MultiExitModel`.
         **options: arguments of `L2W` (`epsilon`, `centering`, ...).
 
     Returns:
-        `model`, with `model.step_override` the attached `L2W`.
+        `model`, with the attached `L2W` in `model.train_pipeline`.
 
     Example:
 

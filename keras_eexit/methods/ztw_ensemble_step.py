@@ -4,9 +4,10 @@ import keras
 import tensorflow as tf
 
 from keras_eexit.compat import update_loss_tracker
+from keras_eexit.models.train_step import StepContributor
 
 
-class ZTWEnsembleStep:
+class ZTWEnsembleStep(StepContributor):
     """Trains the geometric ensembles of a ZTW network, nothing else.
 
     ZTW learns its ensemble weights after its exits, with the backbone and
@@ -22,9 +23,11 @@ class ZTWEnsembleStep:
     (`ensemble_ready = 1`), so the phase, and every prediction afterwards,
     uses the ensembles.
 
-    A step override (`train_step(model, data)`, `next_epoch()`), created by
-    the phase (`Phase(train_step=ZTWEnsembleStep.factory(...))`, see
-    `keras_eexit.methods.ztw_regime`). Its Adam state lives in this object:
+    A whole-step replacement of the model's train step (`TrainStep`),
+    created by the phase (`Phase(train_step=ZTWEnsembleStep.factory(...))`,
+    see `keras_eexit.methods.ztw_regime`): a method's step and loss
+    contributors sit out the phase, and a `"batch"` contributor is
+    refused. Its Adam state lives in this object:
     a run resumed inside the phase restarts the moments. Its optimizer is
     created in the model's distribution scope, but the phase has been
     tested on one device only.
@@ -40,6 +43,10 @@ class ZTWEnsembleStep:
           train_step=ZTWEnsembleStep.factory(1e-2))
     ```
     """
+
+    roles = ("step",)
+    replaces = ("step", "loss", "gradients")
+    incompatible = ("batch",)
 
     def __init__(self, model, learning_rate=1e-2):
         from keras_eexit.methods.ztw import ensemble_heads
@@ -65,13 +72,12 @@ class ZTWEnsembleStep:
 
         return make
 
-    def next_epoch(self):
-        """Nothing changes between epochs (the train step stays)."""
-        return False
+    def run(self, model, batch, update):
+        """One update of the ensemble parameters (traced by Keras).
 
-    def train_step(self, model, data):
-        """One update of the ensemble parameters (traced by Keras)."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        Its own update: the model's (`update`) is never called.
+        """
+        x, y, sample_weight = batch
         watched = [v.value for v in self.variables]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)

@@ -1,6 +1,7 @@
 """Per-stage FLOPs and parameters of a `MultiExitModel`, traced once."""
 
 import dataclasses
+import weakref
 
 import keras
 import tensorflow as tf
@@ -8,6 +9,10 @@ import tensorflow as tf
 from keras_eexit import chain
 from keras_eexit.models.flops import count_flops
 from keras_eexit.models.flops import count_params
+
+
+_STAGE_COSTS = weakref.WeakKeyDictionary()
+"""`{model: {convention: StageCosts}}`: traced once per model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +89,10 @@ def stage_costs(model, convention="keras_eexit"):
     Returns:
         A `StageCosts`.
     """
-    attribute = ("_eexit_stage_costs" if convention == "keras_eexit"
-                 else f"_eexit_stage_costs_{convention}")
-    cached = getattr(model, attribute, None)
-    if cached is None:
-        cached = _trace(model, convention)
-        object.__setattr__(model, attribute, cached)
-    return cached
+    cached = _STAGE_COSTS.setdefault(model, {})
+    if convention not in cached:
+        cached[convention] = _trace(model, convention)
+    return cached[convention]
 
 
 def _to_tf(spec):

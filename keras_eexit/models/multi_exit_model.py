@@ -15,7 +15,15 @@ from keras_eexit.metrics.exit_accuracy import ExitAccuracy
 from keras_eexit import chain
 from keras_eexit.models import costs
 from keras_eexit.models import input_checks
+from keras_eexit.models.gradient_equilibrium import GradientEquilibrium
+from keras_eexit.models.train_step import TrainStep
 from keras_eexit.utils.validation import invalid_value
+
+
+STATE_SLOTS = ("regime_state", "eexit_snapshot_teacher", "eexit_fisher_store")
+"""Names under which training state is attached to a model
+(`MultiExitModel.attach_state`): a running regime's `RegimeState`,
+`SnapshotTeacher`'s frozen copy, `AccumulateFisher`'s `FisherStore`."""
 
 
 FORMAT_VERSION = 1
@@ -39,12 +47,13 @@ class MultiExitModel(TrainerHooks, keras.Model):
     several); a head reads the first element of a tuple. Calling the model
     returns `{"exit_1": logits, ..., "exit_K": logits}`.
 
-    With `model.gradient_equilibrium = True` (set by
-    `Joint(gradient_equilibrium=True)`), training rescales the gradients that
-    meet at each stage output as Li et al. (ICCV 2019) do: the tensor a head
-    reads is multiplied by `1 / (K - k + 1)` in the backward pass and the
-    path on to deeper stages by `K - k`, so stage `k` receives the mean of
-    its own exit's gradient and the deeper exits' (stage `k` 1-based).
+    The training step is an ordered list of contributors
+    (`model.train_pipeline`, a `TrainStep`; `model.train_step_plan()`
+    lists them): a feature cache giving the batch, a method's procedure
+    (L2W), loss and gradient changes (`model.gradient_equilibrium = True`,
+    set by `Joint(gradient_equilibrium=True)`, rescales the gradients that
+    meet at each stage output as Li et al., ICCV 2019, do). Without any,
+    a step is Keras' own.
 
     Training takes ONE label per sample and applies it to every exit (a dict
     of labels keyed by exit name is accepted too); sparse integer labels and
@@ -117,16 +126,81 @@ class MultiExitModel(TrainerHooks, keras.Model):
             keras.metrics.Mean(name=f"{name}_loss") for name in exit_names
         ]
         self.base_loss = None
-        self.gradient_equilibrium = False
-        # Set by a regime while its `fit` runs (see `keras_eexit.regimes`);
-        # not tracked by Keras, so never part of saved files.
-        object.__setattr__(self, "regime_state", None)
-        object.__setattr__(self, "step_override", None)
+        # The training step and the state regimes and callbacks attach
+        # while training: not tracked by Keras, so never part of the
+        # model's variables or config.
+        object.__setattr__(self, "train_pipeline", TrainStep())
+        for name in STATE_SLOTS:
+            object.__setattr__(self, name, None)
         input_shape = self._declared_input_shape()
         if input_shape is not None:
             self.build((None,) + input_shape)
 
     # ------------------------------------------------------------------ API
+    @property
+    def gradient_equilibrium(self):
+        """Whether training rescales gradients as Li et al. (2019) do.
+
+        Setting it installs (or removes) a `GradientEquilibrium`
+        contributor of the train step (see `GradientEquilibrium`).
+        """
+        return any(isinstance(c, GradientEquilibrium)
+                   for c in self.train_pipeline.contributors)
+
+    @gradient_equilibrium.setter
+    def gradient_equilibrium(self, value):
+        if bool(value) == self.gradient_equilibrium:
+            return  # the same contributor: a traced step stays valid
+        for c in self.train_pipeline.contributors:
+            if isinstance(c, GradientEquilibrium):
+                self.train_pipeline.remove(c)
+        if value:
+            self.train_pipeline.install(GradientEquilibrium())
+
+    @property
+    def train_step_contributors(self):
+        """The train step's contributors (`train_pipeline.contributors`).
+
+        An attribute `save_weights` walks: the variables of a contributor
+        that holds some (L2W's network and optimizer) are saved under
+        `train_step_contributors/`, so `BackupAndRestore` resumes them.
+        """
+        return self.train_pipeline.contributors
+
+    def train_step_plan(self):
+        """The training step's contributors, in the order they run.
+
+        Returns:
+            A list of lines `"<n>. <role>: <contributor>"` (roles in
+            `keras_eexit.models.train_step.ROLES` order), a contributor
+            set aside by a whole-step replacement marked
+            `"(replaced by ...)"`. Empty: the step is Keras' own.
+
+        Example:
+
+        ```python
+        model.gradient_equilibrium = True
+        model.train_step_plan()  # ['1. gradients: GradientEquilibrium']
+        ```
+        """
+        return self.train_pipeline.plan()
+
+    def attach_state(self, name, value):
+        """Attaches training state to the model, outside Keras tracking.
+
+        The one way regimes and callbacks keep state on the model: it is
+        not among the model's variables nor in its saved config, but
+        `save_weights` (and so `BackupAndRestore`) saves its variables.
+
+        Args:
+            name: one of `STATE_SLOTS` (`"regime_state"`,
+                `"eexit_snapshot_teacher"`, `"eexit_fisher_store"`).
+            value: a Keras layer, or `None` to detach.
+        """
+        if name not in STATE_SLOTS:
+            raise invalid_value("name", f"one of {STATE_SLOTS}", name)
+        object.__setattr__(self, name, value)
+
     @property
     def num_exits(self):
         """Number of exits (stages) of the chain."""
@@ -279,8 +353,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
         self._check_input(inputs)
         state = inputs
         outputs = {}
-        call = _equilibrium_call(self) if (
-            self.gradient_equilibrium and training) else None
+        call = self.train_pipeline.stage_call(self) if training else None
         for k, name in enumerate(self._exit_names):
             state, outputs[name] = chain.run_stage(self, k, state, training,
                                                    call=call)
@@ -361,23 +434,21 @@ class MultiExitModel(TrainerHooks, keras.Model):
     def refresh_train_function(self, force=False):
         """Rebuilds the compiled train step if what it traced has changed.
 
-        A traced train step freezes the trainable variables, the objective,
-        the step override and gradient equilibrium as they were when it was
-        traced. Regimes call this after changing them: the step is rebuilt
-        (and traced again at its first call) only when one of them differs
-        from the traced step's, so repeated `fit` calls under an unchanged
-        configuration reuse the trace.
+        A traced train step freezes the trainable variables, the objective
+        and the train step's active contributors (with their
+        `trace_key()`, such as the feature cache's mode) as they were when
+        it was traced. Regimes call this after changing them: the step is
+        rebuilt (and traced again at its first call) only when one of them
+        differs from the traced step's, so repeated `fit` calls under an
+        unchanged configuration reuse the trace.
 
         Args:
-            force: rebuild even if nothing visible changed (a step
-                override that changed its own mode, such as the feature
-                cache).
+            force: rebuild even if nothing visible changed.
         """
         layers = list(self.segments) + list(self.heads)
-        # Objectives and step overrides compare by identity.
+        # Objectives and contributors compare by identity.
         traced = (tuple(layer.trainable for layer in layers),
-                  self.objective, self.step_override,
-                  bool(self.gradient_equilibrium))
+                  self.objective, self.train_pipeline.trace_key())
         if (force or self.train_function is None
                 or getattr(self, "_eexit_traced", None) != traced):
             self.make_train_function(force=True)
@@ -418,7 +489,26 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        total, per_exit, extras = self.objective(
+        return self.objective_loss(self.objective, x, y, y_pred,
+                                   sample_weight)
+
+    def objective_loss(self, objective, x, y, y_pred, sample_weight=None):
+        """The loss of `objective` on a batch, tracked as `compute_loss`.
+
+        `compute_loss` with another objective than `model.objective` (a
+        `"loss"` contributor of the train step changes it per update):
+        updates the per-exit and per-term loss trackers and adds the
+        model's `losses`.
+
+        Args:
+            objective: an `Objective` (its terms' trackers exist: the
+                model's objective's terms, possibly wrapped).
+            x, y, y_pred, sample_weight: as `compute_loss`.
+
+        Returns:
+            A scalar tensor.
+        """
+        total, per_exit, extras = objective(
             self, x, y, y_pred, sample_weight
         )
         for tracker, value in zip(self.exit_loss_trackers, per_exit):
@@ -551,17 +641,13 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
     def train_step(self, data):
         data = input_checks.labels_per_exit(data, self._exit_names)
-        if self.step_override is not None:
-            logs = self.step_override.train_step(self, data)
-        else:
-            logs = super().train_step(data)
-        return self._logs_for_reduction(logs)
+        return self._logs_for_reduction(self.train_pipeline.run(self, data))
 
     def keras_train_step(self, data):
         """Keras' own train step on a batch with one label per exit.
 
-        For step overrides (the feature cache) that train normally in some
-        epochs.
+        What an update of the train step is without a `"loss"`
+        contributor (see `TrainStep.update`).
         """
         return super().train_step(data)
 
@@ -644,37 +730,6 @@ def _symbolic_call(layer, inputs, training):
     # Symbolic calls reach `compute_output_spec`, which need not take
     # `training`.
     return layer(inputs)
-
-
-def _equilibrium_call(model):
-    """A stage call that rescales gradients as gradient equilibrium does.
-
-    Li et al. (ICCV 2019): after stage `k` (1-based) the tensor its head
-    reads is multiplied by `1 / (K - k + 1)` in the backward pass, and the
-    path on to deeper stages by `K - k`, so stage `k` receives the mean of
-    its own exit's gradient and the deeper exits'. Only the first tensor of
-    a tuple state (the one heads read) is rescaled.
-    """
-    from keras_eexit.layers.gradient_rescale import rescale_gradient
-
-    num_exits = model.num_exits
-    positions = {id(s): k for k, s in enumerate(model.segments)}
-
-    def scale_first(state, scale):
-        if isinstance(state, (list, tuple)):
-            return [rescale_gradient(state[0], scale)] + list(state[1:])
-        return rescale_gradient(state, scale)
-
-    def call(layer, inputs, training):
-        k = positions.get(id(layer))
-        if k is None:  # a head
-            return layer(inputs, training=training)
-        if k > 0:  # the path from stage k - 1 on to deeper stages
-            inputs = scale_first(inputs, float(num_exits - k))
-        return scale_first(layer(inputs, training=training),
-                           1.0 / (num_exits - k))
-
-    return call
 
 
 def _check_format_version(version):

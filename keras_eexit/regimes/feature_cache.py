@@ -4,10 +4,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_eexit import chain
-from keras_eexit.compat import update_loss_tracker
+from keras_eexit.models.train_step import Batch
+from keras_eexit.models.train_step import HeadInputs
+from keras_eexit.models.train_step import StepContributor
 
 
-class FeatureCache:
+class FeatureCache(StepContributor):
     """Caches what the heads read while the backbone is frozen.
 
     In a phase whose segments are all frozen (the head phase of two-stage
@@ -21,6 +23,11 @@ class FeatureCache:
     3. `"replay"`: the train step ignores the incoming batch's content and
        trains the heads on cached samples, in a new random order each epoch
        (the batch sizes follow the input pipeline).
+
+    A `"batch"` contributor of the model's train step (`TrainStep`): in
+    the fill and replay modes it gives the step a batch of `HeadInputs`,
+    which every update then trains on, a method's step included (L2W then
+    meta-learns on cached features too).
 
     This is exact when the training data are the same every epoch (no
     random augmentation): only the sample order differs from recomputing.
@@ -41,6 +48,8 @@ class FeatureCache:
           cache_features=True)
     ```
     """
+
+    roles = ("batch",)
 
     def __init__(self, model):
         self.model = model
@@ -71,19 +80,24 @@ class FeatureCache:
         return sum(int(np.prod(v.shape)) * v.dtype.size
                    for v in self.features + [self.labels])
 
+    def describe(self):
+        return f"FeatureCache(mode={self.mode!r})"
+
+    def trace_key(self):
+        """The mode: each traces a different step."""
+        return self.mode
+
     def next_epoch(self):
-        """Moves to the next mode; returns whether the train step changes."""
+        """Moves to the next mode (and a new order of the samples)."""
         self.offset.assign(0)
         if self.mode == "count":
             self._allocate()
             self.mode = "fill"
-            return True
-        if self.mode == "fill":
+        elif self.mode == "fill":
             self.mode = "replay"
             self._shuffle()
-            return True
-        self._shuffle()
-        return False
+        else:
+            self._shuffle()
 
     def _allocate(self):
         import keras
@@ -114,52 +128,43 @@ class FeatureCache:
         else:
             self.order.assign(permutation)
 
-    # ---------------------------------------------------------- train step
-    def train_step(self, model, data):
-        """The train step of the current mode (traced by Keras)."""
-        import keras
+    # ---------------------------------------------------------- the batch
+    def batch(self, model, batch):
+        """The batch of the current mode (traced by Keras).
 
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        Args:
+            model: the `MultiExitModel`.
+            batch: the incoming `Batch`.
+
+        Returns:
+            `batch` (counting mode), or a `Batch` of `HeadInputs`: the
+            incoming batch's features (filling), or cached samples
+            (replaying).
+        """
+        x, y, sample_weight = batch
         if sample_weight is not None:
             raise ValueError(
                 "Feature caching does not support sample weights: set "
-                "`cache_features=False` on the regime."
-            )
+                "`cache_features=False` on the regime.")
         labels = y[model.exit_names[0]]
-        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        size = tf.shape(tf.nest.flatten(x)[0])[0]
         if self.mode == "count":
             self._sparse = len(labels.shape) == 1 or labels.shape[-1] == 1
-            self.seen.assign_add(tf.cast(batch, tf.int64))
-            return model.keras_train_step(data)
+            self.seen.assign_add(tf.cast(size, tf.int64))
+            return batch
         start = self.offset
+        rows = tf.range(start, start + tf.cast(size, tf.int64))[:, None]
         if self.mode == "fill":
             features = chain.head_inputs(model, x, training=False)
             for store, value in zip(self.features, features):
-                store.scatter_nd_update(
-                    tf.range(start, start + tf.cast(batch, tf.int64))[:, None],
-                    value)
-            cached = tf.reshape(labels, (batch,)) if self._sparse else labels
+                store.scatter_nd_update(rows, value)
+            cached = tf.reshape(labels, (size,)) if self._sparse else labels
             self.labels.scatter_nd_update(
-                tf.range(start, start + tf.cast(batch, tf.int64))[:, None],
-                tf.cast(cached, self.labels.dtype))
+                rows, tf.cast(cached, self.labels.dtype))
         else:
-            index = self.order[start:start + tf.cast(batch, tf.int64)]
+            index = self.order[start:start + tf.cast(size, tf.int64)]
             features = [tf.gather(store, index) for store in self.features]
             labels = tf.gather(self.labels, index)
             y = {name: labels for name in model.exit_names}
-        self.offset.assign_add(tf.cast(batch, tf.int64))
-        return self._heads_step(model, x, y, features)
-
-    @staticmethod
-    def _heads_step(model, x, y, features):
-        with tf.GradientTape() as tape:
-            y_pred = dict(zip(model.exit_names,
-                              chain.run_heads(model, features, training=True)))
-            loss = model.compute_loss(x=None, y=y, y_pred=y_pred,
-                                      training=True)
-            update_loss_tracker(model, loss, tf.shape(features[0])[0])
-            scaled = model.optimizer.scale_loss(loss)
-        variables = model.trainable_weights
-        gradients = tape.gradient(scaled, variables)
-        model.optimizer.apply_gradients(zip(gradients, variables))
-        return model.compute_metrics(x, y, y_pred, sample_weight=None)
+        self.offset.assign_add(tf.cast(size, tf.int64))
+        return Batch(HeadInputs(tuple(features)), y, None)

@@ -87,10 +87,11 @@ class Phase:
             With a learning-rate schedule the step count is kept (the
             schedule runs over the whole `fit`).
         train_step: for a phase that trains by its own rule, a factory
-            `f(model, phase)` returning a step override (an object with
-            `train_step(model, data)` and `next_epoch()`, like the feature
-            cache), created when the phase starts; e.g. ZTW's ensemble
-            phase (`keras_eexit.methods.ZTWEnsembleStep`).
+            `f(model, phase)` returning a
+            `keras_eexit.models.train_step.StepContributor` (usually a
+            whole-step replacement), created when the phase starts and
+            installed in the model's train step for the phase; e.g. ZTW's
+            ensemble phase (`keras_eexit.methods.ZTWEnsembleStep`).
     """
 
     name: str
@@ -175,7 +176,7 @@ class Phase:
         ):
             raise invalid_value(
                 "train_step",
-                "None or a factory f(model, phase) -> step override, "
+                "None or a factory f(model, phase) -> StepContributor, "
                 "without cache_features or fisher_exit",
                 self.train_step,
             )

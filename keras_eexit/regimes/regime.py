@@ -58,6 +58,7 @@ class Regime(keras.callbacks.Callback):
         self._bound_model = None
         self._applied = None
         self._plain = None
+        self._installed = []
 
     def __add__(self, other):
         if not isinstance(other, Regime):
@@ -197,7 +198,7 @@ class Regime(keras.callbacks.Callback):
                         if p.reference_exit is not None],
         )
         state.reset()
-        object.__setattr__(model, "regime_state", state)
+        model.attach_state("regime_state", state)
         self._applied = None
         callbacks = list(callbacks)
         mine = callbacks.index(self)
@@ -213,18 +214,20 @@ class Regime(keras.callbacks.Callback):
 
         Restores what `prepare_fit` recorded (trainable flags, exit weights,
         the compiled objective, the learning rate, no gradient
-        equilibrium, the model's own step override), detaches the regime's
-        state and rebuilds the train function if that changed what it
-        traced. Called when the regime's `fit` ends, fails or is
-        interrupted (`MultiExitModel.fit` calls it in a `finally`);
-        calling it again does nothing.
+        equilibrium), removes the train-step contributors its phases
+        installed (a method's stay), detaches the regime's state and
+        rebuilds the train function if that changed what it traced.
+        Called when the regime's `fit` ends, fails or is interrupted
+        (`MultiExitModel.fit` calls it in a `finally`); calling it again
+        does nothing.
         """
         plain, self._plain = self._plain, None
         model = self._bound_model
         if plain is None or model is None:
             return
         plain.restore(model)
-        object.__setattr__(model, "regime_state", None)
+        self._remove_phase_steps(model)
+        model.attach_state("regime_state", None)
         self._applied = None
         if model.optimizer is not None:
             model.refresh_train_function()
@@ -271,9 +274,10 @@ class Regime(keras.callbacks.Callback):
         phase = self.phases[index]
         if self._applied != index:
             self._apply(phase, index, fresh=(epoch == start))
-        elif self.model.step_override is not None:
-            if self.model.step_override.next_epoch():
-                self.model.refresh_train_function(force=True)
+        else:
+            # The feature cache moves to its next mode (a new trace key).
+            self.model.train_pipeline.next_epoch()
+            self.model.refresh_train_function()
         self._set_weights(phase, epoch - start, start)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -366,8 +370,10 @@ class Regime(keras.callbacks.Callback):
             Objective.with_terms(phase.terms, model.base_loss)
             if phase.terms else model.base_objective)
         model.gradient_equilibrium = phase.gradient_equilibrium
-        object.__setattr__(model, "step_override",
-                           self._step_override(phase))
+        self._remove_phase_steps(model)
+        for contributor in self._phase_steps(phase):
+            model.train_pipeline.install(contributor)
+            self._installed.append(contributor)
         if phase.learning_rate is not None:
             _set_learning_rate(model.optimizer, phase.learning_rate)
         state = model.regime_state
@@ -394,29 +400,42 @@ class Regime(keras.callbacks.Callback):
             print(f"[{type(self).__name__}] phase {index + 1}/"
                   f"{len(self.phases)} '{phase.name}' ({length})")
 
-    def _step_override(self, phase):
-        """The train step replacing Keras' in `phase`, or `None`.
+    def _phase_steps(self, phase):
+        """The train-step contributors `phase` installs, in order.
 
-        The phase's own step (`Phase(train_step=...)`), a Fisher pass or a
-        feature cache when the phase asks for one; otherwise the step
-        override the model had before `fit` (a training method such as
-        `keras_eexit.methods.L2W`), which then also replaces the feature
-        cache (a method's step must see every batch).
+        Its own step (`Phase(train_step=...)`, such as ZTW's ensemble
+        phase), a Fisher pass, or a feature cache. They compose with a
+        method's contributors (L2W) by the rules of `TrainStep`: a feature
+        cache gives the batch a method's step trains on; a Fisher pass or
+        a phase's own step replaces the method's step for the phase.
         """
+        from keras_eexit.models.train_step import StepContributor
+
         if phase.train_step is not None:
-            return phase.train_step(self.model, phase)
+            step = phase.train_step(self.model, phase)
+            if not isinstance(step, StepContributor):
+                raise ValueError(
+                    f"Phase {phase.name!r}: its `train_step` factory must "
+                    "return a keras_eexit.models.train_step.StepContributor. "
+                    f"Received: {step!r}")
+            return [step]
         if phase.fisher_exit is not None:
             from keras_eexit.fisher.fisher_pass import FisherPass
 
-            return FisherPass(self.model, phase.fisher_exit,
-                              self.model.regime_state.fisher_store,
-                              phase.fisher_samples)
-        method = None if self._plain is None else self._plain.step_override
-        if phase.cache_features and method is None:
+            return [FisherPass(self.model, phase.fisher_exit,
+                               self.model.regime_state.fisher_store,
+                               phase.fisher_samples)]
+        if phase.cache_features:
             from keras_eexit.regimes.feature_cache import FeatureCache
 
-            return FeatureCache.for_phase(self.model, phase)
-        return method
+            cache = FeatureCache.for_phase(self.model, phase)
+            return [] if cache is None else [cache]
+        return []
+
+    def _remove_phase_steps(self, model):
+        for contributor in self._installed:
+            model.train_pipeline.remove(contributor)
+        self._installed = []
 
     def _set_weights(self, phase, epoch_in_phase, start):
         model = self.model
@@ -464,24 +483,19 @@ class _PlainFitState:
         exit_weights: the values of `model.exit_weights`.
         learning_rate: the optimizer's float learning rate (`None` when it
             follows a schedule, which a phase cannot have changed).
-        step_override: the model's step override before `fit` (a training
-            method's, or `None`).
     """
 
-    def __init__(self, trainable, exit_weights, learning_rate,
-                 step_override=None):
+    def __init__(self, trainable, exit_weights, learning_rate):
         self.trainable = trainable
         self.exit_weights = exit_weights
         self.learning_rate = learning_rate
-        self.step_override = step_override
 
     @classmethod
     def of(cls, model):
         layers = list(model.segments) + list(model.heads)
         return cls([layer.trainable for layer in layers],
                    np.array(model.exit_weights.numpy()),
-                   _float_learning_rate(model.optimizer),
-                   model.step_override)
+                   _float_learning_rate(model.optimizer))
 
     def restore(self, model):
         layers = list(model.segments) + list(model.heads)
@@ -490,7 +504,6 @@ class _PlainFitState:
         model.exit_weights.assign(self.exit_weights)
         model.set_objective(model.base_objective)
         model.gradient_equilibrium = False
-        object.__setattr__(model, "step_override", self.step_override)
         if self.learning_rate is not None:
             model.optimizer.learning_rate.assign(self.learning_rate)
 

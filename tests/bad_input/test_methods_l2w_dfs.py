@@ -40,7 +40,7 @@ def test_arguments_are_named(make, argument, tiny_model):
                        match=f"Invalid value received for argument "
                              f"`{argument}`"):
         make(tiny_model)
-    assert tiny_model.step_override is None
+    assert tiny_model.train_step_plan() == []
 
 
 @pytest.mark.parametrize("value,choices", [
@@ -71,18 +71,18 @@ def test_dfs_refuses_models_it_cannot_partition(model_factory):
 def test_l2w_refuses_models_it_cannot_train(model_factory):
     model = model_factory()
     L2W().attach(model)
-    with pytest.raises(ValueError, match="already has a step override"):
+    with pytest.raises(ValueError, match="both drive the train step"):
         L2W().attach(model)
     single = model_factory(num_exits=1)
     with pytest.raises(ValueError, match="has one exit"):
         L2W().attach(single)
-    assert single.step_override is None
+    assert single.train_step_plan() == []
     other = model_factory(num_exits=2)
     built = L2W()
     built.attach(model_factory())
     with pytest.raises(ValueError, match="built for 3 exits"):
         built.attach(other)
-    assert other.step_override is None
+    assert other.train_step_plan() == []
 
 
 def test_registry_names_the_unknown_method():

@@ -219,7 +219,7 @@ def test_plain_fit_trains_model_and_network():
 def test_attach_refuses_what_it_cannot_train(model_factory):
     model = model_factory()
     L2W().attach(model)
-    with pytest.raises(ValueError, match="already has a step override"):
+    with pytest.raises(ValueError, match="both drive the train step"):
         L2W().attach(model)
     with pytest.raises(ValueError, match="MultiExitModel"):
         L2W().attach(keras.Sequential([keras.layers.Dense(2)]))
@@ -286,7 +286,7 @@ def test_save_weights_keeps_the_network_and_files_load_safely(tmp_path):
     model.save(str(tmp_path / "model.keras"))
     loaded = keras.saving.load_model(str(tmp_path / "model.keras"),
                                      safe_mode=True)
-    assert loaded.step_override is None
+    assert loaded.train_step_plan() == []
     x = np.ones((2, 5), "float32")
     np.testing.assert_allclose(loaded(x)["exit_3"], model(x)["exit_3"],
                                rtol=1e-6)
@@ -313,7 +313,7 @@ def test_trains_under_mixed():
                         callbacks=[regimes.Mixed(1, 1, verbose=False),
                                    Snapshot()])
     assert np.isfinite(history.history["loss"]).all()
-    assert model.step_override is l2w
+    assert model.train_pipeline.contributors == (l2w,)
     assert any(np.abs(v.numpy() - w).max() > 0
                for v, w in zip(l2w.network.weights, network))
     paths = [v.path for v in model.weights]
@@ -346,13 +346,13 @@ def test_learns_digits_with_power_sqrt_damping():
     assert accuracy[0] > 0.12, accuracy  # chance: 0.1
 
 
-def test_registry_builds_the_step_override():
+def test_registry_installs_the_train_step():
     from keras_eexit.methods import get_method
 
     model = get_method("l2w").build(_smooth_chain(), epsilon=0.3,
                                     centering="all")
-    assert isinstance(model.step_override, L2W)
-    assert model.step_override.epsilon == 0.3
+    l2w, = model.train_pipeline.contributors
+    assert isinstance(l2w, L2W) and l2w.epsilon == 0.3
     assert get_method("l2w").adapt("any regime") == "any regime"
 
 

@@ -59,7 +59,7 @@ def test_ensembles_train_only_in_their_phase(tiny_data):
     assert all(float(h.ensemble_ready) == 1.0 for h in ensemble_heads(model))
     # After fit the model is plain again: a later fit trains the network
     # (ensembles stay frozen).
-    assert model.step_override is None
+    assert model.train_step_plan() == []
     assert all(layer.trainable for layer in model.heads + model.segments)
 
 

@@ -31,7 +31,7 @@ def test_two_stage_freezes_backbone_and_bn_then_trains_internal_heads(
     np.testing.assert_allclose(recorder.exit_weights[3], [1 / 3, 1 / 3, 0])
     # The model is usable and fully trainable again after fit.
     assert all(layer.trainable for layer in model.segments + model.heads)
-    assert model.regime_state is None and model.step_override is None
+    assert model.regime_state is None and model.train_step_plan() == []
 
 
 def test_frozen_segments_keep_their_optimizer_state(model_factory,
@@ -90,8 +90,9 @@ def test_feature_cache_replays_and_learns(model_factory, tiny_data):
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            cache = self.model.step_override
-            if cache is not None:
+            caches = self.model.train_pipeline.active("batch")
+            if caches:
+                cache, = caches
                 seen[epoch] = (cache.mode, cache.memory_bytes())
 
     history = model.fit(x, y, epochs=7, batch_size=8, verbose=0,

@@ -51,7 +51,7 @@ def _snapshot(model):
 
 def _assert_plain(model):
     assert model.regime_state is None
-    assert model.step_override is None
+    assert model.train_step_plan() == []
     assert model.gradient_equilibrium is False
     assert [t.name for t in model.objective.terms] == ["crossentropy"]
     assert all(layer.trainable for layer in model.segments + model.heads)
