@@ -59,10 +59,10 @@ class JointBranch(Regime):
     83.1/88.6/90.3/91.6, ImageNet-100 49.3/61.6/67.0/68.3 vs
     50.0/62.0/67.4/68.2, training 49.9 vs 50.7 min), where one procedure
     run with the same seeds and deterministic TensorFlow (sec. 5.3) would
-    give one row. So the
-    name follows the branch-wise fine-tuning the text describes; the
-    printed lines (= `JointTwoStage` with `heads="one_by_one"`,
-    bit-identical) stay available as `train_segment=False`.
+    give one row. So the name follows the branch-wise fine-tuning the text
+    describes; the printed lines (= `JointTwoStage` with
+    `heads="one_by_one"`, bit-identical) stay available as
+    `train_segment=False`.
 
     Each phase of the algorithm trains a new (sub-)model
     (`reset_optimizer=True`). Set-up: see `BranchWise`.
