@@ -61,10 +61,11 @@ def add_parser(subparsers):
     parser.add_argument("--max-phase-epochs", type=int, default=None,
                         help="with --converge: the most epochs of one "
                         "phase (default: the --epochs split)")
-    parser.add_argument("--converge-metric", default="loss",
-                        choices=("loss", "accuracy"),
+    parser.add_argument("--converge-metric", default="accuracy",
+                        choices=("accuracy", "loss"),
                         help="with --converge: the per-exit validation "
-                        "metric watched")
+                        "metric watched (accuracy: Kubaty et al.'s early "
+                        "stopping, sec. 4)")
     parser.add_argument("--out", default=None,
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.set_defaults(handler=run)

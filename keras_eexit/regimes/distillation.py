@@ -21,26 +21,33 @@ class Distillation(Regime):
     - `mode="sequential"`: Algorithm 5 of "Strategies at a glance".
       Stage 1 (lines 1-7) trains the teacher: every parameter, on the final
       exit's cross-entropy. The trained model is then kept as a frozen
-      teacher ("After training the full model, the final exit is frozen",
-      appendix A, Fig. 25). Stage 2 (lines 8-21) distils each early exit
-      in turn, n = 1..K-1: the sub-model M_n = B_{1:L_n} ∪ E_n (segments
-      1..n and head n) trains on
+      teacher. Stage 2 (lines 8-21) distils each early exit in turn,
+      n = 1..K-1, `distill_epochs` each, on
       `α·CE(ŷ_n, y) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s_n/τ))`
-      (lines 15-17, eq. 5), `distill_epochs` each; the final head and
-      deeper segments do not train.
+      (lines 15-17, eq. 5). By default only head E_n trains
+      (`train_backbone=False`): the teacher is "layers L_1–L_n and final
+      exit, FE" (Fig. 7 caption) and "After training the full model, the
+      final exit is frozen. Then, each early exit is trained ..."
+      (appendix A, Fig. 25); the students are the exits ("lightweight
+      early-exit students", sec. 4.5; "Each student exit is trained",
+      sec. 5.4), and sub-model `M_n ← B_{1:L_n} ∪ E_n` (line 9) is the
+      line Algorithm 4 (line 10) uses for an exit on the frozen backbone.
+      The teacher path — backbone and final exit — therefore never moves:
+      the final exit keeps the teacher's accuracy (Table 3 reports
+      distillation with the highest final-exit accuracy), and exits
+      distilled earlier keep theirs.
 
-      What the text leaves open: on a shared backbone, updating B_{1:L_n}
-      (line 18) moves the features of every exit that reads them, so the
-      final exit (whose head is frozen) and the exits distilled before n
-      drift — on `small_cnn`/digits the final exit falls from 0.99 to
-      about 0.3 (`tests/regimes/test_regime_learning.py`), while the paper
-      reports distillation with the best final-exit accuracy. The reading
-      that keeps the teacher intact is `train_backbone=False`: the whole
-      teacher path is frozen (Fig. 7 calls the teacher "layers L_1–L_n
-      and final exit", appendix A freezes it) and E_n alone trains.
-      (Algorithm 2 uses the same line `M_n ← B_{1:L_n} ∪ E_n` for
-      independent truncated copies, a third reading.) No public code of
-      the paper settles it; the default follows line 18.
+      `train_backbone=True` (what this regime did before) reads line 18
+      ("Update parameters of M_n") on a shared backbone: segments 1..n
+      train with head n. That moves the features the frozen final head
+      and the exits distilled before n read: on `small_cnn`/digits the
+      final exit falls from 0.99 to about 0.3
+      (`tests/regimes/test_regime_learning.py`). A third reading, each
+      M_n its own truncated copy of the teacher's backbone (as Algorithm
+      2 line 2), keeps the teacher too but gives the exits no shared
+      computation; it is not offered. We found no public training code of
+      the paper (its first author's public repositories hold a survey and
+      an edge-cloud demo).
     - `mode="joint"` (Phuong & Lampert, ICCV 2019): one joint phase; the
       teacher is the model's own final exit, whose output is a constant in
       the distillation term; internal exits on the loss above, the final
@@ -58,9 +65,11 @@ class Distillation(Regime):
         backbone_epochs: epochs of stage 1 (sequential mode).
         distill_epochs: epochs of each distillation phase (sequential) or
             of the joint phase (`None`: until `fit` ends; joint mode).
-        train_backbone: in sequential mode, whether segments 1..n train
-            with head n (Algorithm 5 line 18, the default) or head n alone
-            (the teacher path frozen, see above).
+        train_backbone: in sequential mode, `False` (the default): head n
+            alone trains, the teacher path (backbone and final exit) is
+            frozen (appendix A, Fig. 7); `True`: segments 1..n train with
+            head n on the shared backbone (line 18 read literally; the
+            final exit then forgets, see above).
         learning_rate: optional learning rate of every phase.
         backbone_learning_rate: optional learning rate of stage 1
             (default: `learning_rate`).
@@ -88,7 +97,7 @@ class Distillation(Regime):
 
     def __init__(self, temperature=3.0, alpha=0.1, mode="sequential",
                  backbone_epochs=None, distill_epochs=None,
-                 train_backbone=True, learning_rate=None,
+                 train_backbone=False, learning_rate=None,
                  backbone_learning_rate=None, reduction="sum",
                  patience=None, metric="loss", reset_optimizer=True,
                  verbose=True):

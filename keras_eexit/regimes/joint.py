@@ -20,6 +20,7 @@ from keras_eexit.regimes.phase import Phase
 from keras_eexit.regimes.regime import Regime
 from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import invalid_value
 
 SDN_FINAL_TARGET = 0.9
@@ -29,27 +30,44 @@ def sdn_schedule(num_exits):
     """The Shallow-Deep Networks loss-weight schedule (Kaya et al., 2019).
 
     Internal exit `k` (1..K-1) has a target `τ_k = 0.9·k/(K-1)`, which gives
-    SDN's 0.15, 0.30, ..., 0.90 for its six internal classifiers. At epoch
-    `e` of `E` its weight is `min(τ_k, 0.01 + e·τ_k/E)`; the final exit's
-    weight is 1 throughout (as in the authors' `model_funcs.py`).
+    SDN's 0.15, 0.30, ..., 0.90 for its six internal classifiers. In epoch
+    `e` of `E`, counted from 1 as the authors' `model_funcs.py` does
+    (`sdn_train`: `for epoch in range(1, epochs+1)`, then
+    `cur_coeffs = 0.01 + epoch*(max_coeffs/epochs)`, capped at
+    `max_coeffs`), its weight is `min(τ_k, 0.01 + e·τ_k/E)`: the first
+    epoch already trains at `0.01 + τ_k/E` and the last at `τ_k`. The final
+    exit's weight is 1 throughout (`sdn_training_step` adds its loss
+    unweighted).
 
     Args:
         num_exits: K.
 
     Returns:
-        A function `(epoch, epochs) -> list of K weights`.
+        A function `(epoch, epochs) -> list of K weights`, where `epoch` is
+        0-based (a `Phase` schedule's convention): epoch 0 is SDN's
+        epoch 1.
+
+    Example:
+
+    ```python
+    sdn_schedule(3)(0, 4)  # first of 4 epochs: [0.1225, 0.235, 1.0]
+    ```
     """
     targets = SDN_FINAL_TARGET * np.arange(1, num_exits) / max(
         1, num_exits - 1)
 
     def weights(epoch, epochs):
-        internal = np.minimum(targets, 0.01 + epoch * targets / epochs)
+        internal = np.minimum(targets,
+                              0.01 + (epoch + 1) * targets / epochs)
         return list(internal) + [1.0]
 
     return weights
 
 
 LOSS_CHOICES = ("crossentropy", "damping", "power_sqrt")
+# Weight schemes of "Strategies at a glance", whose Algorithm 1 sums the
+# weighted losses (line 12: L ← L + w_n·loss_n).
+SUMMED_SCHEMES = ("linear", "to_final")
 DEFAULT_LAM = DEFAULT_DAMPING_LAMBDA
 
 
@@ -67,13 +85,15 @@ class Joint(Regime):
     | paper | call |
     |---|---|
     | Kubaty et al., joint (code: `methods/early_exit.py`, mean over heads) | `Joint()` |
-    | "Strategies at a glance", Alg. 1 (`w_n = c·n/Σk`, c = 1, line 11) | `Joint("linear", reduction="sum")` |
-    | "Strategies at a glance", set-up sec. 5.4 (weights 0.3 → 1.0) | `Joint("to_final", reduction="sum")` |
+    | "Strategies at a glance", Alg. 1 (`w_n = c·n/Σk`, c = 1, line 11) | `Joint("linear")` (sum) |
+    | "Strategies at a glance", set-up sec. 5.4 (weights 0.3 → 1.0) | `Joint("to_final")` (sum) |
     | Kaya et al. (SDN) weight schedule | `Joint(schedule="sdn")` (sum) |
     | damping paper, eq. 3 / eq. 4 | `Joint(loss="damping")`, `Joint(loss="power_sqrt")` (sum) |
 
-    `reduction=None` picks the paper's: `"sum"` with a damping loss (eq. 3
-    and 4 sum over classifiers) or the SDN schedule (Kaya et al. sum the
+    `reduction=None` picks the paper's: `"sum"` for the weights of
+    "Strategies at a glance" (`"linear"`: Alg. 1 line 12 adds `w_n·loss_n`
+    to `L`; `"to_final"`: its set-up), with a damping loss (eq. 3 and 4
+    sum over classifiers) or the SDN schedule (Kaya et al. sum the
     weighted losses), `"mean"` otherwise (Kubaty et al.'s code averages
     the heads' losses). The two differ by a factor K in the gradients,
     which matters with a fixed learning rate.
@@ -110,6 +130,9 @@ class Joint(Regime):
             `keras_eexit.losses.exit_weights`).
         schedule: `None` or `"sdn"` (weights of internal exits grow during
             training, see `sdn_schedule`; `weights` is then ignored).
+        scale: `c` of the `"linear"` weights (`w_n = c·n/Σk`, Alg. 1
+            eq. 3; `None`: the paper's default c = 1). Only with
+            `weights="linear"`.
         gradient_equilibrium: rescale the gradients each exit sends into the
             shared backbone (Li et al., ICCV 2019).
         learning_rate: optional learning rate set when training starts.
@@ -163,11 +186,19 @@ class Joint(Regime):
                  verbose=True, loss="crossentropy", lam=None, dynamic=None,
                  dynamic_gradient=False, threshold=None,
                  label_smoothing=0.0, reduction=None, patience=None,
-                 metric="accuracy", max_epochs=None):
+                 metric="accuracy", max_epochs=None, scale=None):
         if schedule is not None:
             check_choice("schedule", schedule, ("sdn",))
+        if scale is not None:
+            if not (isinstance(weights, str) and weights == "linear"
+                    and schedule is None):
+                raise invalid_value(
+                    "scale", "None unless weights='linear' (c of Alg. 1's "
+                    "w_n = c·n/Σk) without a schedule", scale)
+            scale = check_number("scale", scale, 0.0, low_open=True)
         self.weights = weights
         self.schedule = schedule
+        self.scale = scale
         self.loss = check_choice("loss", loss, LOSS_CHOICES)
         self.lam = lam
         self.dynamic = dynamic
@@ -177,7 +208,9 @@ class Joint(Regime):
         self._term = self._make_term()
         if reduction is None:
             reduction = "sum" if (
-                self.loss != "crossentropy" or schedule == "sdn") else "mean"
+                self.loss != "crossentropy" or schedule == "sdn"
+                or (isinstance(weights, str) and weights in SUMMED_SCHEMES)
+            ) else "mean"
         self.reduction = reduction_arg(reduction)
         patience, metric = convergence_args(patience, metric)
         if max_epochs is not None:
@@ -187,7 +220,9 @@ class Joint(Regime):
         terms = () if self._term is None else (self._term,)
 
         def phases(num_exits):
-            chosen = sdn_schedule(num_exits) if schedule == "sdn" else weights
+            chosen = sdn_schedule(num_exits) if schedule == "sdn" else (
+                weights if scale is None
+                else list(exit_weights(weights, num_exits, scale)))
             phase = Phase(
                 "joint", max_epochs if patience is not None else None,
                 weights=reduced(chosen, num_exits, self.reduction),

@@ -18,9 +18,9 @@ regime's phase lengths. `keras-eexit train --regime NAME --epochs E` and
 | branch_wise, separate | ⌊E/K⌋ per exit |
 | sequential | warm-up ⌊E/2⌋, the rest over the K stages (no warm-up: ⌊E/K⌋ per stage); EWC's Fisher passes add one epoch each |
 | distillation | backbone ⌊E/2⌋, the rest over the K−1 distillation phases (`mode="joint"`: E) |
-| joint_branch | joint ⌊E/2⌋, the rest over the K−1 refinement phases |
+| joint_branch | joint ⌊E/2⌋, the rest over the K branch phases (K−1 with `train_segment=False`) |
 | joint_two_stage | joint ⌈2E/3⌉, heads the rest (split over the K−1 heads, one by one by default) |
-| pretrained_branch | backbone ⌊E/2⌋, the rest over the K−1 branches |
+| pretrained_branch | backbone ⌊E/2⌋, the rest over the K branches (K−1 with `train_segments=False`) |
 
 Every phase gets at least one epoch, so a small budget may be exceeded;
 `plan_text` says what will run. Parameters given explicitly always win
@@ -169,17 +169,22 @@ register("separate", Separate,
          lambda b: {"epochs_per_exit": b.each(b.epochs, b.num_exits)})
 register("sequential", SequentialRegime, _sequential)
 register("distillation", Distillation, _distillation)
+def _branches(b, flag):
+    """Branch phases of a hybrid: K (Alg. 3 schedule) or K−1 (heads)."""
+    return b.num_exits - (0 if b.params.get(flag, True) else 1)
+
+
 register("joint_branch", JointBranch,
          lambda b: {"joint_epochs": b.half,
-                    "epochs_per_exit": b.each(b.rest(b.half),
-                                              b.num_exits - 1)})
+                    "epochs_per_exit": b.each(
+                        b.rest(b.half), _branches(b, "train_segment"))})
 register("joint_two_stage", JointTwoStage,
          lambda b: _two_stage(b, first="joint_epochs",
                               heads_default="one_by_one"))
 register("pretrained_branch", PretrainedBranch,
          lambda b: {"backbone_epochs": b.half,
-                    "epochs_per_exit": b.each(b.rest(b.half),
-                                              b.num_exits - 1)})
+                    "epochs_per_exit": b.each(
+                        b.rest(b.half), _branches(b, "train_segments"))})
 
 
 def _entry(name):

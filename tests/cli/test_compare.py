@@ -132,3 +132,21 @@ def test_records_of_another_command_are_not_reused(tmp_path, capsys):
     record.write_text("{not json")
     assert main(args) == 2
     assert "Cannot read the run record" in capsys.readouterr().err
+
+
+def test_converge_watches_validation_accuracy_by_default():
+    """Kubaty et al. (sec. 4) and the regimes' own default stop each phase
+    on the heads' validation accuracy."""
+    import argparse
+
+    from keras_eexit.cli import compare
+
+    parser = argparse.ArgumentParser()
+    compare.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["compare", "--converge", "3"])
+    assert args.converge_metric == "accuracy"
+    convergence = compare.configs(args)[0].convergence
+    assert convergence.monitor == "val_accuracy"
+    args = parser.parse_args(["compare", "--converge", "3",
+                              "--converge-metric", "loss"])
+    assert compare.configs(args)[0].convergence.monitor == "val_loss"

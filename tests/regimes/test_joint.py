@@ -110,3 +110,28 @@ def test_phase_validation():
         regimes.Phase("p", epochs=0)
     with pytest.raises(ValueError, match="every phase but the last"):
         regimes.Regime([regimes.Phase("a"), regimes.Phase("b", 2)])
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"weights": "uniform", "scale": 2.0},
+    {"weights": [1, 2, 3], "scale": 2.0},
+    {"weights": "linear", "schedule": "sdn", "scale": 2.0},
+    {"weights": "linear", "scale": 0.0},
+    {"weights": "linear", "scale": True},
+])
+def test_scale_is_c_of_the_linear_weights_only(kwargs):
+    with pytest.raises(ValueError, match="scale"):
+        regimes.Joint(**kwargs)
+
+
+def test_joint_scale_sets_c_of_algorithm_1(model_factory, tiny_data):
+    """docs/regimes.md: `scale=` changes Alg. 1's c; the loss is the
+    paper's sum (line 12), with no `reduction` given."""
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    probe = _Probe()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0,
+              callbacks=[regimes.Joint("linear", scale=3.0, verbose=False),
+                         probe])
+    np.testing.assert_allclose(probe.weights, [0.5, 1.0, 1.5], rtol=1e-6)

@@ -187,16 +187,26 @@ def test_composition_with_plus(model_factory, tiny_data, recorder):
 
 
 def test_sdn_schedule_weights(model_factory, tiny_data, recorder):
+    """SDN's `model_funcs.py` counts epochs from 1 (`for epoch in
+    range(1, epochs+1)`): the first epoch trains at 0.01 + τ/E, the last
+    at τ."""
     _fit(model_factory(), regimes.Joint(schedule="sdn"), recorder,
          tiny_data, epochs=4)
-    for epoch, weights in enumerate(recorder.exit_weights):
-        taus = np.array([0.45, 0.9])
+    taus = np.array([0.45, 0.9])
+    for epoch, weights in enumerate(recorder.exit_weights, start=1):
         internal = np.minimum(taus, 0.01 + epoch * taus / 4)
         np.testing.assert_allclose(weights, list(internal) + [1.0],
                                    rtol=1e-6)
+    np.testing.assert_allclose(recorder.exit_weights[0],
+                               [0.1225, 0.235, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(recorder.exit_weights[-1], [0.45, 0.9, 1.0],
+                               rtol=1e-6)
     sched = regimes.sdn_schedule(7)
-    np.testing.assert_allclose(sched(100, 100)[:6],
+    np.testing.assert_allclose(sched(99, 100)[:6],
                                [0.15, 0.3, 0.45, 0.6, 0.75, 0.9])
+    np.testing.assert_allclose(
+        sched(0, 4)[:6], 0.01 + np.array([0.15, 0.3, 0.45, 0.6, 0.75,
+                                          0.9]) / 4)
 
 
 def test_gradient_equilibrium_averages_exit_gradients(model_factory,

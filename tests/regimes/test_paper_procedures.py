@@ -264,9 +264,11 @@ def test_distillation_distils_each_exit_in_turn_final_frozen(
     assert [p.name for p in regime.phases] == ["backbone", "distill_1",
                                                "distill_2"]
     assert history.history["phase"] == [0, 1, 2]
-    # M_n = B_{1:L_n} ∪ E_n trains; the final exit (teacher) is frozen.
-    assert recorder.changed == [({1, 2, 3}, {3}), ({1}, {1}),
-                                ({1, 2}, {2})]
+    # The teacher (backbone and final exit) is frozen; head n alone trains.
+    assert recorder.changed == [({1, 2, 3}, {3}), (set(), {1}),
+                                (set(), {2})]
+    np.testing.assert_allclose(model(x, training=False)["exit_3"],
+                               seen["teacher"], atol=1e-6)
     # The teacher is the model as stage 1 left it, not the moving model.
     np.testing.assert_allclose(seen["snapshot"], seen["teacher"],
                                atol=1e-5)
@@ -278,27 +280,87 @@ def test_distillation_distils_each_exit_in_turn_final_frozen(
     assert seen["loss"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_distillation_frozen_teacher_reading_trains_heads_only():
-    phases = regimes.Distillation(backbone_epochs=1, distill_epochs=1,
-                                  train_backbone=False).phases_for(3)
-    assert [(p.train_segments, sorted(p.train_heads)) for p in phases[1:]
-            ] == [("none", [1]), ("none", [2])]
+def test_distillation_default_freezes_the_teacher_path():
+    """Appendix A / Fig. 7: the teacher (L_1..L_n and the final exit) is
+    frozen after stage 1, so only head n trains by default; line 18 read on
+    the shared backbone (segments 1..n with head n) is the named option."""
+    def trained(**kwargs):
+        phases = regimes.Distillation(backbone_epochs=1, distill_epochs=1,
+                                      **kwargs).phases_for(3)
+        return [(p.train_segments if isinstance(p.train_segments, str)
+                 else sorted(p.train_segments), sorted(p.train_heads))
+                for p in phases[1:]]
+
+    assert trained() == [("none", [1]), ("none", [2])]
+    assert trained(train_backbone=True) == [([1], [1]), ([1, 2], [2])]
+
+
+def test_distillation_keeps_the_final_exit_and_earlier_students(
+        model_factory, tiny_data):
+    x, _ = tiny_data
+    model = model_factory()
+    seen = {}
+
+    class Capture(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen[epoch] = {k: np.array(v) for k, v in
+                           self.model(x, training=False).items()}
+
+    regime = regimes.Distillation(backbone_epochs=1, distill_epochs=1,
+                                  verbose=False)
+    _fit(model, regime, [Capture()], tiny_data)
+    # The final exit is the teacher as stage 1 left it; exit 1, distilled
+    # in phase 1, is not moved by the distillation of exit 2.
+    np.testing.assert_allclose(seen[2]["exit_3"], seen[0]["exit_3"],
+                               atol=1e-6)
+    np.testing.assert_allclose(seen[2]["exit_1"], seen[1]["exit_1"],
+                               atol=1e-6)
+
+
+def _trained(regime, num_exits=3):
+    """(segments, heads) each phase trains, as sorted lists or a word."""
+    def listed(chosen):
+        return chosen if isinstance(chosen, str) else sorted(chosen)
+
+    return [(listed(p.train_segments), listed(p.train_heads))
+            for p in regime.phases_for(num_exits)]
+
+
+def _described(regime, num_exits=3):
+    """Everything a phase does except its name."""
+    return [{k: v for k, v in dataclasses.asdict(p).items() if k != "name"}
+            for p in regime.phases_for(num_exits)]
 
 
 @pytest.mark.large
-def test_joint_branch_refines_only_the_exit_heads(model_factory, tiny_data,
-                                                   recorder):
-    regime = regimes.JointBranch(1, 1, cache_features=False, verbose=False)
+def test_joint_branch_fine_tunes_branch_wise(model_factory, tiny_data,
+                                             recorder):
+    """Sec. 5.4 (1): joint, then Algorithm 3's schedule over every exit:
+    segment n and head n, layers up to L_{n-1} frozen, the final exit
+    last."""
+    regime = regimes.JointBranch(1, 1, verbose=False)
     history = _fit(model_factory(), regime, [recorder], tiny_data)
-    assert history.history["phase"] == [0, 1, 2]
-    assert recorder.changed == [({1, 2, 3}, {1, 2, 3}), (set(), {1}),
-                                (set(), {2})]
-    # Alg. 1/6: w_n = c·n / Σk with c = 1.
+    assert history.history["phase"] == [0, 1, 2, 3]
+    assert recorder.changed == [({1, 2, 3}, {1, 2, 3}), ({1}, {1}),
+                                ({2}, {2}), ({3}, {3})]
+    # Alg. 1/6: w_n = c·n / Σk with c = 1, then exit n's loss alone.
     np.testing.assert_allclose(recorder.exit_weights[0],
                                np.array([1, 2, 3]) / 6, rtol=1e-6)
-    extension = regimes.JointBranch(1, 1, train_segment=True)
-    assert [sorted(p.train_segments) for p in extension.phases_for(3)[1:]
-            ] == [[1], [2]]
+    for n in (1, 2, 3):
+        np.testing.assert_allclose(recorder.exit_weights[n],
+                                   np.eye(3)[n - 1])
+
+
+def test_joint_branch_and_joint_two_stage_differ():
+    """Table 7 reports the two hybrids apart; Alg. 6 lines 15-24 as
+    printed (head n alone on the frozen backbone) are the joint-two-stage
+    procedure, kept as `train_segment=False`."""
+    branch = regimes.JointBranch(1, 1)
+    assert _trained(branch) == [("all", "all"), ([1], [1]), ([2], [2]),
+                                ([3], [3])]
+    assert _described(branch) != _described(regimes.JointTwoStage(1, 1))
+    assert _described(regimes.JointBranch(1, 1, train_segment=False)) == (
+        _described(regimes.JointTwoStage(1, 1)))
 
 
 def test_joint_two_stage_trains_exits_one_by_one():
@@ -308,28 +370,32 @@ def test_joint_two_stage_trains_exits_one_by_one():
         ("head_2", "none", frozenset({2}))]
 
 
+def test_pretrained_branch_is_pretraining_then_branch_wise():
+    """Sec. 5.4 (3): backbone pretraining, then Algorithm 3's schedule
+    (final branch included), not two-stage training; the fixed-backbone
+    reading (= `TwoStage(heads="one_by_one")`) is `train_segments=False`."""
+    regime = regimes.PretrainedBranch(1, 1)
+    assert _trained(regime) == [("all", [3]), ([1], [1]), ([2], [2]),
+                                ([3], [3])]
+    assert _described(regime)[1:] == _described(regimes.BranchWise(1))
+    two_stage = regimes.TwoStage(1, 1, heads="one_by_one")
+    assert _described(regime) != _described(two_stage)
+    fixed = regimes.PretrainedBranch(1, 1, train_segments=False)
+    assert _described(fixed) == _described(two_stage)
+    assert _names(regimes.PretrainedBranch(0, 1)) == [
+        "branch_1", "branch_2", "branch_3"]
+
+
 @pytest.mark.large
-def test_pretrained_branch_keeps_the_backbone_and_final_exit(
+def test_pretrained_branch_trains_segment_and_head_of_each_exit(
         model_factory, tiny_data, recorder):
-    x, _ = tiny_data
     model = model_factory()
-    final = {}
-
-    class AfterBackbone(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                final["after"] = np.array(
-                    self.model(x, training=False)["exit_3"])
-
     regime = regimes.PretrainedBranch(1, 1, cache_features=False,
                                       verbose=False)
-    _fit(model, regime, [recorder, AfterBackbone()], tiny_data)
-    assert recorder.changed == [({1, 2, 3}, {3}), (set(), {1}),
-                                (set(), {2})]
-    np.testing.assert_allclose(model(x, training=False)["exit_3"],
-                               final["after"], atol=1e-6)
-    given = regimes.PretrainedBranch(0, 1)
-    assert _names(given) == ["branch_1", "branch_2"]
+    history = _fit(model, regime, [recorder], tiny_data)
+    assert history.history["phase"] == [0, 1, 2, 3]
+    assert recorder.changed == [({1, 2, 3}, {3}), ({1}, {1}), ({2}, {2}),
+                                ({3}, {3})]
 
 
 # ------------------------------------------------------------ Kubaty et al.
@@ -337,6 +403,11 @@ def test_pretrained_branch_keeps_the_backbone_and_final_exit(
     (regimes.Joint(), [1 / 3] * 3),
     (regimes.Joint(reduction="sum"), [1, 1, 1]),
     (regimes.Joint("linear", reduction="sum"), [1 / 6, 2 / 6, 3 / 6]),
+    # Alg. 1 (line 12 sums w_n·loss_n) and the sec. 5.4 set-up, unasked.
+    (regimes.Joint("linear"), [1 / 6, 2 / 6, 3 / 6]),
+    (regimes.Joint("to_final"), [0.3, 0.65, 1.0]),
+    (regimes.Joint("linear", scale=2.0), [1 / 3, 2 / 3, 1.0]),
+    (regimes.Joint("linear", reduction="mean"), [1 / 18, 2 / 18, 3 / 18]),
     (regimes.Joint(schedule="sdn"), None),
     (regimes.Mixed(1, 1), [1 / 3] * 3),
     (regimes.Mixed(1, 1, reduction="sum"), [1, 1, 1]),

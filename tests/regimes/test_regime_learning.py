@@ -21,9 +21,9 @@ CASES = {
                                                  regularizer="lwf", rho=0.7,
                                                  verbose=False),
     "distillation": lambda: R.Distillation(backbone_epochs=6,
-                                           distill_epochs=3, verbose=False),
-    "distillation_frozen_backbone": lambda: R.Distillation(
-        backbone_epochs=6, distill_epochs=6, train_backbone=False,
+                                           distill_epochs=6, verbose=False),
+    "distillation_shared_backbone": lambda: R.Distillation(
+        backbone_epochs=6, distill_epochs=3, train_backbone=True,
         verbose=False),
     "distillation_joint": lambda: R.Distillation(mode="joint",
                                                  distill_epochs=12,
@@ -31,11 +31,13 @@ CASES = {
     "joint_branch": lambda: R.JointBranch(8, 2, verbose=False),
     "joint_two_stage": lambda: R.JointTwoStage(8, 2, verbose=False),
     "pretrained_branch": lambda: R.PretrainedBranch(6, 6, verbose=False),
+    "pretrained_fixed_backbone": lambda: R.PretrainedBranch(
+        6, 6, train_segments=False, verbose=False),
 }
-# Algorithm 5 read literally on a shared backbone: distilling exit n
+# Algorithm 5 line 18 read on a shared backbone: distilling exit n
 # retrains segments 1..n under frozen heads, so exit 1 and the final exit
 # forget (the last distilled exit, 2, is fine); see `Distillation`.
-FORGETS = {"distillation"}
+FORGETS = {"distillation_shared_backbone"}
 
 
 @pytest.fixture(scope="module")
