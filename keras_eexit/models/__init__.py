@@ -12,6 +12,8 @@ from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.registry import MODELS
 from keras_eexit.models.registry import get_model
 from keras_eexit.models.small_cnn import small_cnn
+from keras_eexit.models.train_step import StepContributor
+from keras_eexit.models.train_step import TrainStep
 from keras_eexit.models.text_transformer import text_transformer_exits
 from keras_eexit.models.vgg16_exits import vgg16_exits
 from keras_eexit.models.vit import vit_exits
@@ -19,6 +21,8 @@ from keras_eexit.models.vit import vit_exits
 __all__ = [
     "MODELS",
     "MultiExitModel",
+    "StepContributor",
+    "TrainStep",
     "cifar_resnet",
     "cnn1d",
     "get_model",
