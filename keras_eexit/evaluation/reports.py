@@ -460,7 +460,9 @@ def comparison_report(records, title="Regime comparison", alpha=0.05,
              f"{len(grouped)} regime(s), {'/'.join(map(str, seeds))} "
              "seed(s) each; test accuracy as mean ± std over seeds "
              "(ddof = 1).", "",
-             f"{CONVENTION_CAPTIONS.get(convention, 'FLOP conventions differ between records: the costs are not comparable')}.",
+             CONVENTION_CAPTIONS.get(
+                 convention, "FLOP conventions differ between records: the "
+                 "costs are not comparable") + ".",
              "", f"## Accuracy within a FLOPs budget ({criterion} sweep)",
              ""]
     if recorded:

@@ -263,8 +263,8 @@ def msdnet_cifar(
     exits = check_positive_int("exits", exits)
     growth_factors = check_int_list("growth_factors", growth_factors)
     num_scales = len(growth_factors)
-    bottleneck_factors = check_int_list("bottleneck_factors", bottleneck_factors,
-                                   num_scales)
+    bottleneck_factors = check_int_list("bottleneck_factors",
+                                        bottleneck_factors, num_scales)
     channels = check_positive_int("channels", channels)
     growth_rate = check_positive_int("growth_rate", growth_rate)
     base = check_positive_int("base", base)

@@ -276,9 +276,10 @@ def ranet_cifar(
     num_classes = check_num_classes(num_classes)
     scales = _check_scales(scales)
     num_scales = len(scales)
-    growth_factors = check_int_list("growth_factors", growth_factors, num_scales)
-    bottleneck_factors = check_int_list("bottleneck_factors", bottleneck_factors,
-                                   num_scales)
+    growth_factors = check_int_list("growth_factors", growth_factors,
+                                    num_scales)
+    bottleneck_factors = check_int_list("bottleneck_factors",
+                                        bottleneck_factors, num_scales)
     channels = check_positive_int("channels", channels)
     growth_rate = check_positive_int("growth_rate", growth_rate)
     base_blocks = check_positive_int("base_blocks", base_blocks)
