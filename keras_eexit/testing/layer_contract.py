@@ -88,8 +88,7 @@ def _dtype(x):
 
 
 def _is_float(x):
-    return np.issubdtype(np.dtype(_dtype(x)), np.floating) or _dtype(x) in (
-        "bfloat16",)
+    return "float" in _dtype(x)  # float16/32/64, bfloat16
 
 
 def _plain(config):
