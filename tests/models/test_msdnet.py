@@ -144,6 +144,8 @@ def test_bn_momentum_reaches_every_layer():
         ({"reduction": 0.01, "channels": 4, "growth_rate": 2,
           "exits": 2}, "reduction"),
         ({"bn_momentum": -0.1}, "bn_momentum"),
+        ({"bn_momentum": 1.0}, "bn_momentum"),
+        ({"bn_momentum": True}, "bn_momentum"),
         ({"head_filters": 0}, "head_filters"),
     ],
 )

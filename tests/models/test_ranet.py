@@ -91,6 +91,8 @@ def test_head_follows_the_reference_classifier():
         ({"compress_factor": 0.1}, "compress_factor"),
         ({"reduction": 1.5}, "reduction"),
         ({"bn_momentum": -0.1}, "bn_momentum"),
+        ({"bn_momentum": 1.0}, "bn_momentum"),
+        ({"bn_momentum": True}, "bn_momentum"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, argument):
