@@ -166,7 +166,8 @@ def run(name, arrays, args):
     print(f"  stages alone at the rows that reach them (no compaction): "
           f"{1e3 * t_alone:.1f} ms (CPU {1e3 * c_alone:.1f} ms): compaction "
           f"costs {t_early / t_alone - 1:+.0%} (CPU "
-          f"{c_early / c_alone - 1:+.0%}); best speedup at these decisions {t_full / t_alone:.2f}x "
+          f"{c_early / c_alone - 1:+.0%}); best speedup at these decisions "
+          f"{t_full / t_alone:.2f}x "
           f"(CPU {c_full / c_alone:.2f}x)")
     print(f"  speedup measured {measured:.2f}x (CPU time {measured_cpu:.2f}x)"
           f", ideal (FLOPs) {ideal:.2f}x: {measured / ideal:.0%} of ideal "

@@ -20,7 +20,7 @@ read (Kubaty et al.'s `visualize`); ± is the standard deviation of the
 per-seed readings. It also prints the final exit's accuracy and the
 training time per run.
 
-    python benchmarks/methods_comparison.py                  # ~1 hour on 2 cores
+    python benchmarks/methods_comparison.py               # ~1 hour on 2 cores
     python benchmarks/methods_comparison.py --seeds 1 --epochs 4   # smoke run
     python benchmarks/methods_comparison.py --methods sdn,ztw --regimes mixed
 

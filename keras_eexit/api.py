@@ -6,7 +6,7 @@ PACKAGE = "keras_eexit"
 
 
 def register(cls):
-    """Registers a class with Keras serialization under the `keras_eexit` package.
+    """Registers a class with Keras serialization (package `keras_eexit`).
 
     Args:
         cls: A Keras layer, model, loss or callback class.

@@ -1,4 +1,4 @@
-"""`StopOnNonFinite`: stop at the first NaN/Inf loss and say where it came from."""
+"""`StopOnNonFinite`: stop at the first NaN/Inf loss, say where it came from."""
 
 import math
 

@@ -9,8 +9,8 @@ class SnapshotTeacher(keras.callbacks.Callback):
     For custom training loops (LwF references, distillation teachers)
     built from several `fit` calls: `.teacher` is a `MultiExitModel` with
     the weights the model had when the first `fit` using this callback
-    started (call `take()` to refresh it). It is attached to the model without Keras
-    tracking (not part of saved `.keras` files) but saved by
+    started (call `take()` to refresh it). It is attached to the model
+    without Keras tracking (not part of saved `.keras` files) but saved by
     `model.save_weights`, so `keras.callbacks.BackupAndRestore` restores it:
     put the `BackupAndRestore` callback after this one and a resumed run
     keeps the original snapshot. The regimes take their snapshots

@@ -31,7 +31,9 @@ def add_training_options(parser, dataset="digits", epochs_help=None,
         epochs_help: the help text of `--epochs`.
         suppress: leave every default out (see `explicit_options`).
     """
-    d = (lambda value: default(value, suppress))
+    def d(value):
+        return default(value, suppress)
+
     parser.add_argument("--dataset", default=d(dataset),
                         help="'digits', 'mnist1d' or a TFDS name prepared "
                         "offline")

@@ -15,7 +15,9 @@ def add_arguments(parser, suppress=False):
     from keras_eexit import regimes
     from keras_eexit.utils import distribution
 
-    d = (lambda value: options.default(value, suppress))
+    def d(value):
+        return options.default(value, suppress)
+
     parser.add_argument("--regime", default=d("joint"),
                         help="training regime: "
                         + ", ".join(sorted(regimes.REGIMES)))

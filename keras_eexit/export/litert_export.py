@@ -16,9 +16,6 @@ from keras_eexit.utils.atomic import write_text
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
-MODES = ("early_exit", "per_exit", "segments")
-"""Export modes: one early-exit file, one file per exit, one per stage."""
-
 SIDECAR = "litert_export.json"
 """Name of the JSON sidecar written next to the `.tflite` files."""
 
@@ -140,6 +137,24 @@ def export_litert(
     criterion = criteria_lib.get(criterion).name
     quantization = check_quantization(quantization)
     input_shape = _input_shape(model)
+    criterion, thresholds, temperatures = _exit_rule(model, criterion,
+                                                     threshold, policy)
+    directory = _check_directory(path)
+    samples = _calibration_samples(quantization, representative_data,
+                                   input_shape, model)
+    with _graph.float32_compute(model):
+        graph = _graph.ChainGraph(model, input_shape, criterion,
+                                  temperatures)
+        entries = _ENTRIES[mode](graph, criterion, quantization, samples,
+                                 model)
+    metadata = _metadata(model, graph, mode, criterion, thresholds,
+                         temperatures, quantization, input_shape)
+    return _write_export(directory, entries, metadata)
+
+
+# ------------------------------------------------------------- arguments
+def _exit_rule(model, criterion, threshold, policy):
+    """`(criterion, thresholds, temperatures)` from the arguments."""
     temperatures = None
     if policy is not None:
         from keras_eexit.inference.policy import as_policy
@@ -155,41 +170,31 @@ def export_litert(
         threshold = criteria_lib.get(criterion).default
     thresholds = criteria_lib.check_thresholds(criterion, threshold,
                                                model.num_exits, "threshold")
-    directory = _check_directory(path)
+    return criterion, thresholds, temperatures
+
+
+def _calibration_samples(quantization, representative_data, input_shape,
+                         model):
+    """The int8 calibration inputs (`None` without int8 quantization)."""
     if quantization == "int8":
-        samples = representative_samples(
+        return representative_samples(
             representative_data, input_shape, model.input_dtype
         )
-    elif representative_data is not None:
+    if representative_data is not None:
         raise invalid_value(
             "representative_data",
             "None unless quantization='int8' (only full-integer "
             "quantization is calibrated)",
             type(representative_data).__name__,
         )
-    else:
-        samples = None
+    return None
 
-    with _graph.float32_compute(model):
-        graph = _graph.ChainGraph(model, input_shape, criterion,
-                                  temperatures)
-        entries = []
-        if mode == "early_exit":
-            entries.append(_early_exit_entry(graph, criterion, quantization,
-                                             samples, model))
-        elif mode == "per_exit":
-            for k in range(graph.num_exits):
-                entries.append(_exit_entry(graph, k, quantization, samples,
-                                           model))
-        else:
-            states = None
-            if samples is not None:
-                states = _calibration_states(graph, samples)
-            for k in range(graph.num_exits):
-                entries.append(_stage_entry(graph, k, quantization, samples,
-                                            states, model))
 
-    metadata = {
+# ---------------------------------------------------------------- sidecar
+def _metadata(model, graph, mode, criterion, thresholds, temperatures,
+              quantization, input_shape):
+    """The sidecar's content, but for the files (`_write_export` adds them)."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_name": model.name,
@@ -215,6 +220,14 @@ def export_litert(
         "signature": SIGNATURE,
         "files": [],
     }
+
+
+def _write_export(directory, entries, metadata):
+    """Writes the files, then the sidecar; removes an older export's files.
+
+    Returns:
+        The sidecar's path.
+    """
     os.makedirs(directory, exist_ok=True)
     previous = _previous_files(directory)
     for entry in entries:
@@ -323,6 +336,37 @@ def _stage_entry(graph, k, quantization, samples, states, model):
         "inputs": inputs,
         "outputs": outputs,
     }
+
+
+def _early_exit_entries(graph, criterion, quantization, samples, model):
+    return [_early_exit_entry(graph, criterion, quantization, samples,
+                              model)]
+
+
+def _per_exit_entries(graph, criterion, quantization, samples, model):
+    return [_exit_entry(graph, k, quantization, samples, model)
+            for k in range(graph.num_exits)]
+
+
+def _segments_entries(graph, criterion, quantization, samples, model):
+    states = None
+    if samples is not None:
+        states = _calibration_states(graph, samples)
+    return [_stage_entry(graph, k, quantization, samples, states, model)
+            for k in range(graph.num_exits)]
+
+
+_ENTRIES = {
+    "early_exit": _early_exit_entries,
+    "per_exit": _per_exit_entries,
+    "segments": _segments_entries,
+}
+"""The converted files of each mode: `(graph, criterion, quantization,
+samples, model) -> [entry]`, an entry being the sidecar's record of a file
+plus its `content`."""
+
+MODES = tuple(_ENTRIES)
+"""Export modes: one early-exit file, one file per exit, one per stage."""
 
 
 def _calibration_states(graph, samples):

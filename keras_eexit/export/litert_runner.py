@@ -75,7 +75,8 @@ class LiteRTRunner:
         if self.metadata.get("format_version", 1) != FORMAT_VERSION:
             raise ValueError(
                 f"{sidecar} was written by another keras-eexit version "
-                f"(LiteRT export format {self.metadata.get('format_version', 1)}"
+                "(LiteRT export format "
+                f"{self.metadata.get('format_version', 1)}"
                 f"; this version reads format {FORMAT_VERSION}). Export the "
                 "model again."
             )

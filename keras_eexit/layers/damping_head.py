@@ -1,4 +1,4 @@
-"""`DampingHead`: any exit head plus one output unit that stands for no class."""
+"""`DampingHead`: any exit head plus one output unit standing for no class."""
 
 import keras
 from keras import ops

@@ -180,23 +180,27 @@ class GPFHead(keras.layers.Layer):
         features, exits = inputs
         exits = tuple(exits)
         k, n = self._position, self.num_exits
+        # Variables read in `call` follow the compute dtype (float16 under
+        # mixed precision): the head computes in float32.
+        w = {name: ops.cast(getattr(self, name), "float32")
+             for name in _WEIGHTS if hasattr(self, name)}
         state = ops.relu(ops.cast(self.head(features, training=training),
                                   "float32"))
         slots = [ops.cast(carry[0], "float32") for carry in exits] + [state]
         future = None
         if n > k:
             future = ops.relu(
-                ops.einsum("bd,jde->bje", state, self.imitator_kernel)
-                + self.imitator_bias)
+                ops.einsum("bd,jde->bje", state, w["imitator_kernel"])
+                + w["imitator_bias"])
         x = ops.stack(slots, axis=1)  # (batch, k, d)
         if future is not None:
             x = ops.concatenate([x, future], axis=1)  # (batch, n, d)
         x = self.dropout(x, training=training)
         projected = ops.einsum("bnd,ndc->bnc", x,
-                               self.reduction_kernel) + self.reduction_bias
+                               w["reduction_kernel"]) + w["reduction_bias"]
         past = ops.sum(projected[:, :k], axis=1)
         gate = ops.einsum("bnd,ndc->bnc", x[:, :k],
-                          self.gate_kernel) + self.gate_bias
+                          w["gate_kernel"]) + w["gate_bias"]
         balance = ops.sigmoid(self.balance(ops.relu(ops.mean(gate, axis=1))))
         logits = balance * past
         if future is not None:
@@ -236,6 +240,10 @@ class GPFHead(keras.layers.Layer):
             "state_dropout": self.state_dropout,
         })
         return config
+
+
+_WEIGHTS = ("reduction_kernel", "reduction_bias", "gate_kernel", "gate_bias",
+            "imitator_kernel", "imitator_bias")
 
 
 def _unit(x):

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 
 def rescale_gradient(x, scale):
-    """Returns `x`; the gradient flowing back through it is multiplied by `scale`.
+    """Returns `x`; the gradient flowing back through it is scaled by `scale`.
 
     Used by gradient equilibrium (Li et al., "Improved Techniques for
     Training Adaptive Deep Networks", ICCV 2019).

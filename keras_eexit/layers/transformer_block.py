@@ -1,4 +1,4 @@
-"""`TransformerBlock`: multi-head self-attention and an MLP, pre- or post-norm."""
+"""`TransformerBlock`: multi-head self-attention and an MLP, pre-/post-norm."""
 
 import keras
 from keras import ops

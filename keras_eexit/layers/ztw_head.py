@@ -161,10 +161,13 @@ class ZTWHead(keras.layers.Layer):
         logp = ops.stack(
             [ops.log_softmax(ops.cast(m, "float32"), axis=-1)
              for m in members], axis=-1)  # (batch, classes, k)
-        coefficients = ops.exp(self.ensemble_weights) / len(members)
+        # Variables read in `call` follow the compute dtype (float16 under
+        # mixed precision): the ensemble computes in float32.
+        weights = ops.cast(self.ensemble_weights, "float32")
+        coefficients = ops.exp(weights) / len(members)
         return ops.squeeze(
             ops.matmul(logp, ops.expand_dims(coefficients, -1)), -1
-        ) + self.ensemble_bias
+        ) + ops.cast(self.ensemble_bias, "float32")
 
     def call(self, inputs, training=None):
         features, exits = inputs

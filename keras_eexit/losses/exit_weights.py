@@ -36,8 +36,8 @@ def exit_weights(scheme, num_exits, scale=None):
 
     Example:
 
-    >>> exit_weights("to_final", 3).tolist()
-    [0.30000001192092896, 0.6499999761581543, 1.0]
+    >>> [round(w, 4) for w in exit_weights("to_final", 3).tolist()]
+    [0.3, 0.65, 1.0]
     """
     k = num_exits
     if isinstance(scheme, str):

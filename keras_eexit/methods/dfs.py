@@ -93,8 +93,8 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
             "dfs() needs a built model: call it on a batch or "
             "`model.build(input_shape)` first.")
     layers = list(model.segments) + list(model.heads)
-    if any(isinstance(l, (PartitionedHead, PartitionedSegment))
-           for l in layers):
+    if any(isinstance(layer, (PartitionedHead, PartitionedSegment))
+           for layer in layers):
         raise ValueError(
             f"Model {model.name!r} is already partitioned by DFS.")
     if any(chain.reads_exits(h) for h in model.heads):

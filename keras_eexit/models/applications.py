@@ -31,6 +31,28 @@ def _taps(taps, default):
     return list(taps)
 
 
+def _application_exits(application, default_taps, num_classes, input_shape,
+                       taps, head, damping, head_kwargs, **backbone_kwargs):
+    """`from_backbone` on a `keras.applications` model without its top.
+
+    Checks the arguments the builders share, builds
+    `application(input_shape=..., include_top=False, **backbone_kwargs)`
+    and puts exits after `taps` (default: `default_taps`) and at its end.
+    """
+    num_classes = check_num_classes(num_classes)
+    input_shape = check_input_shape(input_shape, rank=3, min_size=32)
+    backbone = application(input_shape=input_shape, include_top=False,
+                           **backbone_kwargs)
+    return MultiExitModel.from_backbone(
+        backbone,
+        _taps(taps, default_taps),
+        head=head,
+        num_classes=num_classes,
+        damping=damping,
+        **head_kwargs,
+    )
+
+
 def mobilenet_v2_exits(
     num_classes=10,
     input_shape=(32, 32, 3),
@@ -81,23 +103,10 @@ def mobilenet_v2_exits(
         - [Sandler et al., 2018. MobileNetV2: Inverted Residuals and Linear
             Bottlenecks](https://arxiv.org/abs/1801.04381) (CVPR 2018)
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, rank=3, min_size=32)
-    backbone = keras.applications.MobileNetV2(
-        input_shape=input_shape,
-        alpha=alpha,
-        include_top=False,
-        weights=weights,
-        name="mobilenet_v2",
-    )
-    return MultiExitModel.from_backbone(
-        backbone,
-        _taps(taps, MOBILENET_V2_TAPS),
-        head=head,
-        num_classes=num_classes,
-        damping=damping,
-        **head_kwargs,
-    )
+    return _application_exits(
+        keras.applications.MobileNetV2, MOBILENET_V2_TAPS, num_classes,
+        input_shape, taps, head, damping, head_kwargs, alpha=alpha,
+        weights=weights, name="mobilenet_v2")
 
 
 def resnet50_exits(
@@ -146,19 +155,6 @@ def resnet50_exits(
         - [He et al., 2016. Deep Residual Learning for Image Recognition](
             https://arxiv.org/abs/1512.03385) (CVPR 2016)
     """
-    num_classes = check_num_classes(num_classes)
-    input_shape = check_input_shape(input_shape, rank=3, min_size=32)
-    backbone = keras.applications.ResNet50(
-        input_shape=input_shape,
-        include_top=False,
-        weights=weights,
-        name="resnet50",
-    )
-    return MultiExitModel.from_backbone(
-        backbone,
-        _taps(taps, RESNET50_TAPS),
-        head=head,
-        num_classes=num_classes,
-        damping=damping,
-        **head_kwargs,
-    )
+    return _application_exits(
+        keras.applications.ResNet50, RESNET50_TAPS, num_classes, input_shape,
+        taps, head, damping, head_kwargs, weights=weights, name="resnet50")

@@ -105,8 +105,9 @@ def cifar_resnet(
         shortcut: `"zero_pad"` (option A) or `"projection"` (1x1
             convolution and batch normalization, option B). Defaults to
             `"zero_pad"` for depths 20/32/56 and `"projection"` for 34.
-        damping: if `True`, every exit head (final included) gets one extra output unit
-            standing for no class (`keras_eexit.layers.DampingHead`), for
+        damping: if `True`, every exit head (final included) gets one extra
+            output unit standing for no class
+            (`keras_eexit.layers.DampingHead`), for
             the damping losses (`Joint(loss="damping" | "power_sqrt")`).
         **head_kwargs: forwarded to the internal heads only.
 

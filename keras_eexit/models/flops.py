@@ -612,7 +612,7 @@ _RULES = {
 }
 
 
-# -- the fvcore convention (Kubaty et al.'s reference) --------------------------
+# -- the fvcore convention (Kubaty et al.'s reference) -------------------------
 
 # TF op -> (per input element, per output element), for ops that touch
 # activations (data-dependent). Mirrors fvcore's default handlers and the

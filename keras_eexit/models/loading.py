@@ -1,4 +1,4 @@
-"""`load_model`: a `.keras` multi-exit model, loaded safely with clear errors."""
+"""`load_model`: loads a `.keras` multi-exit model safely, with clear errors."""
 
 import os
 import zipfile

@@ -12,6 +12,7 @@ from keras_eexit.models.zoo_common import check_input_shape
 from keras_eexit.models.zoo_common import reference_conv_block
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import check_int_list
 from keras_eexit.utils.validation import invalid_value
@@ -263,8 +264,8 @@ def msdnet_cifar(
     exits = check_positive_int("exits", exits)
     growth_factors = check_int_list("growth_factors", growth_factors)
     num_scales = len(growth_factors)
-    bottleneck_factors = check_int_list("bottleneck_factors", bottleneck_factors,
-                                   num_scales)
+    bottleneck_factors = check_int_list("bottleneck_factors",
+                                        bottleneck_factors, num_scales)
     channels = check_positive_int("channels", channels)
     growth_rate = check_positive_int("growth_rate", growth_rate)
     base = check_positive_int("base", base)
@@ -280,13 +281,8 @@ def msdnet_cifar(
     ):
         raise invalid_value("reduction", "a float in [0, 1]", reduction)
     reduction = float(reduction)
-    if (
-        isinstance(bn_momentum, bool)
-        or not isinstance(bn_momentum, numbers.Real)
-        or not 0.0 <= bn_momentum < 1.0
-    ):
-        raise invalid_value("bn_momentum", "a float in [0, 1)", bn_momentum)
-    bn_momentum = float(bn_momentum)
+    bn_momentum = check_number("bn_momentum", bn_momentum, 0.0, 1.0,
+                               high_open=True)
     if any(growth_rate * f % 2 for f in growth_factors[1:]):
         raise invalid_value(
             "growth_rate",

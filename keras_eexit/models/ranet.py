@@ -13,6 +13,7 @@ from keras_eexit.models.zoo_common import check_input_shape
 from keras_eexit.models.zoo_common import reference_conv_block
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
+from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import check_fraction
 from keras_eexit.utils.validation import check_int_list
@@ -276,9 +277,10 @@ def ranet_cifar(
     num_classes = check_num_classes(num_classes)
     scales = _check_scales(scales)
     num_scales = len(scales)
-    growth_factors = check_int_list("growth_factors", growth_factors, num_scales)
-    bottleneck_factors = check_int_list("bottleneck_factors", bottleneck_factors,
-                                   num_scales)
+    growth_factors = check_int_list("growth_factors", growth_factors,
+                                    num_scales)
+    bottleneck_factors = check_int_list("bottleneck_factors",
+                                        bottleneck_factors, num_scales)
     channels = check_positive_int("channels", channels)
     growth_rate = check_positive_int("growth_rate", growth_rate)
     base_blocks = check_positive_int("base_blocks", base_blocks)
@@ -288,13 +290,8 @@ def ranet_cifar(
     step_mode = check_choice("step_mode", step_mode, STEP_MODES)
     compress_factor = check_fraction("compress_factor", compress_factor)
     reduction = check_fraction("reduction", reduction)
-    if (
-        isinstance(bn_momentum, bool)
-        or not isinstance(bn_momentum, numbers.Real)
-        or not 0.0 <= bn_momentum < 1.0
-    ):
-        raise invalid_value("bn_momentum", "a float in [0, 1)", bn_momentum)
-    bn_momentum = float(bn_momentum)
+    bn_momentum = check_number("bn_momentum", bn_momentum, 0.0, 1.0,
+                               high_open=True)
     configured = base_blocks + block_step * (num_scales - 1)
     if (
         isinstance(exits, bool)

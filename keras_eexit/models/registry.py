@@ -34,7 +34,8 @@ def get_model(name, **kwargs):
     Args:
         name: a key of `MODELS`: `"small_cnn"`, `"cnn1d"`,
             `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"`,
-            `"resnet50_exits"`, `"msdnet_cifar"`, `"ranet_cifar"`, `"vit_exits"` or
+            `"resnet50_exits"`, `"msdnet_cifar"`, `"ranet_cifar"`,
+            `"vit_exits"` or
             `"text_transformer_exits"`.
         **kwargs: the builder's arguments (`num_classes`, `input_shape`,
             `head`, ...).

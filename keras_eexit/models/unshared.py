@@ -1,5 +1,7 @@
 """Unshared prefixes: one independent copy of the backbone per exit."""
 
+import copy
+
 import keras
 
 from keras_eexit import chain
@@ -49,7 +51,10 @@ class UnsharedStage(keras.layers.Layer):
 
     def compute_output_spec(self, state):
         x = state if self.first else state[1]
-        return [self.prefix.compute_output_spec(x), x]
+        # A new tensor, not `x` itself: a functional model can then tell
+        # this stage's output from its input.
+        return [self.prefix.compute_output_spec(x),
+                keras.KerasTensor(x.shape, dtype=x.dtype)]
 
     def get_config(self):
         config = super().get_config()
@@ -61,7 +66,7 @@ class UnsharedStage(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserializing consumes it
         config["prefix"] = keras.saving.deserialize_keras_object(
             config["prefix"])
         return cls(**config)

@@ -8,7 +8,7 @@ from keras_eexit.utils.validation import invalid_value
 
 
 def _exit_set(argument, value):
-    """Normalises "all" / "none" / 1-based exit numbers to a frozenset or str."""
+    """Normalises "all" / "none" / 1-based exit numbers (frozenset or str)."""
     if value in ("all", "none"):
         return value
     if isinstance(value, int) and not isinstance(value, bool):

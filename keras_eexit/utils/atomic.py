@@ -7,7 +7,7 @@ import tempfile
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yields a temporary path next to `path`; renames it over `path` on success.
+    """Yields a temporary path beside `path`; renames it over `path` on success.
 
     The temporary file lives in the same directory (so the final rename is
     atomic on POSIX) and keeps the suffix of `path` (Keras chooses the save
@@ -45,7 +45,8 @@ def atomic_path(path):
             os.remove(tmp)
         if isinstance(error, OSError) and path not in str(error):
             raise OSError(
-                error.errno, f"Could not write {path}: {error.strerror or error}"
+                error.errno,
+                f"Could not write {path}: {error.strerror or error}"
             ) from error
         raise
 

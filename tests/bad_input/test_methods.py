@@ -74,7 +74,8 @@ def test_a_regime_without_length_before_ztws_ensembles(tiny_data):
     model = methods.ztw(make_tiny_model(num_exits=2))
     model.compile(optimizer="adam")
     before = [np.array(w) for w in model.weights]
-    with pytest.raises(ValueError, match=r"ztw_regime\(regime, epochs=\.\.\.\)"):
+    with pytest.raises(ValueError,
+                       match=r"ztw_regime\(regime, epochs=\.\.\.\)"):
         model.fit(x, y, epochs=2, callbacks=[methods.ztw_regime(Joint())],
                   verbose=0)
     assert all(np.array_equal(b, np.array(w))

@@ -122,7 +122,8 @@ def test_write_comparison_report(records, tmp_path):
     names = sorted(p.name for p in (tmp_path / "report").iterdir())
     assert names == sorted([
         "report.md", "summary.csv", "summary.json", "tradeoff.png",
-        "exit_ratios.png", "significance.png", "training_joint.png", "training_mixed.png",
+        "exit_ratios.png", "significance.png", "training_joint.png",
+        "training_mixed.png",
         "training_two_stage.png", "gradient_dominance_joint.png",
         "gradient_dominance_mixed.png", "gradient_dominance_two_stage.png"])
     for path in written.values():

@@ -1,7 +1,5 @@
 """Tests of the exit heads in `keras_eexit.layers`."""
 
-import math
-
 import keras
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from keras_eexit.layers import LinearHead
 from keras_eexit.layers import MLPHead
 from keras_eexit.layers import SDNPoolHead
 from keras_eexit.layers import get_head
+from keras_eexit.testing import run_layer_test
 
 NUM_CLASSES = 3
 ALL_HEADS = [LinearHead, SDNPoolHead, ConvPoolHead, MLPHead]
@@ -53,50 +52,13 @@ def _features(rank, seed=0):
 
 
 def run_head_test(cls, kwargs, rank, tmp_path):
-    """Shape, config round-trip, one-step fit and `.keras` save/load."""
+    """The layer contract at one input rank (mixed policies: once per head,
+    in `test_layer_contract.py`)."""
     keras.utils.set_random_seed(rank)
-    x = _features(rank)
-    y = np.arange(BATCH) % NUM_CLASSES
-    input_shape = (None,) + FEATURE_SHAPES[rank]
-
-    # Output shape, eagerly and symbolically.
-    head = cls(NUM_CLASSES, name="exit_1", **kwargs)
-    assert head.name == "exit_1"
-    assert head.compute_output_shape(input_shape) == (None, NUM_CLASSES)
-    outputs = head(x)
-    assert tuple(outputs.shape) == (BATCH, NUM_CLASSES)
-    assert head.trainable_weights
-
-    # Config round-trip.
-    config = head.get_config()
-    clone = cls.from_config(config)
-    assert clone.get_config() == config
-    assert isinstance(clone, cls)
-
-    # A tiny model with the head: one-step fit gives a finite loss.
-    inputs = keras.Input(FEATURE_SHAPES[rank])
-    logits = cls(NUM_CLASSES, name="exit_1", **kwargs)(inputs)
-    assert tuple(logits.shape) == (None, NUM_CLASSES)
-    model = keras.Model(inputs, logits)
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.01),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    history = model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    assert all(math.isfinite(v) for v in history.history["loss"])
-
-    # `.keras` save / safe-mode load gives the same outputs.
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded.get_layer("exit_1"), cls)
-    assert loaded.get_layer("exit_1").get_config() == (
-        model.get_layer("exit_1").get_config()
-    )
-    assert len(loaded.weights) == len(model.weights)
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
-    actual = keras.ops.convert_to_numpy(loaded(x, training=False))
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    run_layer_test(cls, {"num_classes": NUM_CLASSES, "name": "exit_1",
+                         **kwargs},
+                   _features(rank), expected_output_shape=(BATCH, NUM_CLASSES),
+                   policies=(), directory=tmp_path)
 
 
 @pytest.mark.parametrize("rank", [2, 3, 4])

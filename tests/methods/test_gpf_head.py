@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from keras_eexit import chain
-from keras_eexit.layers import GPFHead
 from keras_eexit.methods.gpf import gpf
 from tests.conftest import make_tiny_model
 

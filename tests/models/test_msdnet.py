@@ -8,6 +8,8 @@ from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.models.msdnet import _block_steps
 from keras_eexit.models.msdnet import _plan
 from keras_eexit.models.msdnet import msdnet_cifar
+from tests.models.multi_scale_checks import check_full_model_outputs
+from tests.models.multi_scale_checks import check_published_costs
 
 # Huang et al. (ICLR 2018), CIFAR-100 MSDNet with 7 classifiers: cumulative
 # parameters and multiply-adds per exit (millions), as the authors'
@@ -15,24 +17,12 @@ from keras_eexit.models.msdnet import msdnet_cifar
 PUBLISHED_PARAMS = [0.30, 0.65, 1.11, 1.73, 2.38, 3.05, 4.00]
 PUBLISHED_MACS = [6.86, 14.35, 27.29, 48.45, 76.43, 108.90, 137.30]
 
-# Reduced width and depth for the slow tests (training, export): blocks of
-# 1, 2 and 3 layers (6 in all), so that layers 3 and 5 drop a scale; the
-# stages leave 3, 2 and 1 scales, and every kind of layer (first layer,
-# dense with and without the strided path, transition) is present.
+# Reduced width and depth: blocks of 1, 2 and 3 layers (6 in all), so that
+# layers 3 and 5 drop a scale; the stages leave 3, 2 and 1 scales, and
+# every kind of layer (first layer, dense with and without the strided
+# path, transition) is present.
 SMALL = {"num_classes": 5, "input_shape": (16, 16, 3), "channels": 4,
          "growth_rate": 2, "head_filters": 8, "exits": 3}
-K = SMALL["exits"]
-
-
-def _small(seed=0):
-    keras.utils.set_random_seed(seed)
-    return msdnet_cifar(**SMALL)
-
-
-def _data(n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16, 16, 3)).astype("float32")
-    return x, rng.integers(0, SMALL["num_classes"], size=n)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +32,13 @@ def full_model():
 
 
 def test_costs_match_the_published_cifar100_table(full_model):
-    params = np.array(full_model.params_per_exit()) / 1e6
-    macs = np.array(full_model.macs_per_exit()) / 1e6
-    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.05)
-    np.testing.assert_allclose(macs, PUBLISHED_MACS, rtol=0.05)
-    # In fact within 1%: our counter skips the ReLUs, pooling and biases
-    # that op_counter.py counts, so it lands slightly below.
-    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.01)
-    assert (macs < PUBLISHED_MACS).all()
-    assert (macs > 0.985 * np.array(PUBLISHED_MACS)).all()
+    # Parameters in fact within 1%.
+    check_published_costs(full_model, PUBLISHED_PARAMS, PUBLISHED_MACS,
+                          macs_floor=0.985, params_rtol=0.01)
 
 
 def test_full_model_structure(full_model):
-    assert full_model.exit_names == [f"exit_{k}" for k in range(1, 8)]
-    assert all(isinstance(h, MSDNetHead) for h in full_model.heads)
-    out = full_model(np.zeros((2, 32, 32, 3), "float32"), training=False)
-    assert list(out) == full_model.exit_names
-    assert all(tuple(v.shape) == (2, 100) for v in out.values())
+    check_full_model_outputs(full_model, num_exits=7)
     # The state lists the scales coarsest first; the heads read 8x8 maps.
     # Layers 11 (block 5) and 21 (block 6) drop the finest scale.
     state = keras.KerasTensor((1, 32, 32, 3))
@@ -164,6 +144,8 @@ def test_bn_momentum_reaches_every_layer():
         ({"reduction": 0.01, "channels": 4, "growth_rate": 2,
           "exits": 2}, "reduction"),
         ({"bn_momentum": -0.1}, "bn_momentum"),
+        ({"bn_momentum": 1.0}, "bn_momentum"),
+        ({"bn_momentum": True}, "bn_momentum"),
         ({"head_filters": 0}, "head_filters"),
     ],
 )

@@ -9,31 +9,14 @@ from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.layers import AlignedBilinearResize
 from keras_eexit.models.ranet import _plan
 from keras_eexit.models.ranet import ranet_cifar
+from tests.models.multi_scale_checks import check_full_model_outputs
+from tests.models.multi_scale_checks import check_published_costs
 
 # Yang et al. (CVPR 2020), CIFAR-100 RANet: cumulative parameters and
 # multiply-adds per exit (millions), as the authors' op_counter.py gives for
 # the README configuration.
 PUBLISHED_PARAMS = [0.36, 0.90, 1.30, 1.80, 2.19, 2.62]
 PUBLISHED_MACS = [8.37, 21.79, 32.88, 41.57, 53.28, 58.99]
-
-# Reduced width and depth for the slow tests (training, export): one dense
-# layer per block and one block more per sub-network (3 exits), which still
-# has every kind of block (dense, fusion, strided fusion, transition).
-SMALL = {"num_classes": 5, "input_shape": (16, 16, 3), "channels": 4,
-         "growth_rate": 4, "head_filters": 8, "exits": 3, "base_blocks": 1,
-         "block_step": 1, "step": 1, "step_mode": "even"}
-K = SMALL["exits"]
-
-
-def _small(seed=0):
-    keras.utils.set_random_seed(seed)
-    return ranet_cifar(**SMALL)
-
-
-def _data(n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16, 16, 3)).astype("float32")
-    return x, rng.integers(0, SMALL["num_classes"], size=n)
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +26,12 @@ def full_model():
 
 
 def test_costs_match_the_published_cifar100_table(full_model):
-    params = np.array(full_model.params_per_exit()) / 1e6
-    macs = np.array(full_model.macs_per_exit()) / 1e6
-    np.testing.assert_allclose(params, PUBLISHED_PARAMS, rtol=0.05)
-    np.testing.assert_allclose(macs, PUBLISHED_MACS, rtol=0.05)
-    # Our counter skips ReLU, pooling and biases, which op_counter.py
-    # counts: slightly below, never above, the published multiply-adds.
-    assert (macs < PUBLISHED_MACS).all()
-    assert (macs > 0.99 * np.array(PUBLISHED_MACS)).all()
+    check_published_costs(full_model, PUBLISHED_PARAMS, PUBLISHED_MACS,
+                          macs_floor=0.99)
 
 
 def test_full_model_structure(full_model):
-    assert full_model.exit_names == [f"exit_{k}" for k in range(1, 7)]
-    assert all(isinstance(h, MSDNetHead) for h in full_model.heads)
-    out = full_model(np.zeros((2, 32, 32, 3), "float32"), training=False)
-    assert list(out) == full_model.exit_names
-    assert all(tuple(v.shape) == (2, 100) for v in out.values())
+    check_full_model_outputs(full_model, num_exits=6)
     # Every exit reads 8x8 features (the coarsest resolution); the state
     # carries the finer sub-networks' inputs and the fused features.
     state = keras.KerasTensor((1, 32, 32, 3))
@@ -118,6 +91,8 @@ def test_head_follows_the_reference_classifier():
         ({"compress_factor": 0.1}, "compress_factor"),
         ({"reduction": 1.5}, "reduction"),
         ({"bn_momentum": -0.1}, "bn_momentum"),
+        ({"bn_momentum": 1.0}, "bn_momentum"),
+        ({"bn_momentum": True}, "bn_momentum"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, argument):
