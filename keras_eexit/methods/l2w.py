@@ -130,8 +130,9 @@ class L2W(keras.layers.Layer):
     `w = 1 + ε · (t − mean t)` (`centred_weights`); the multi-exit model
     trains on the authors' `Σ_k mean_i w_ik · ℓ_ik` over the exits the
     current regime phase trains (`exit_weights="sum"`; the regime's exit
-    weights only say which exits count) with the weights held constant. The network is meta-learned so that one training step with
-    these weights lowers a meta loss that mirrors early-exit inference:
+    weights only say which exits count) with the weights held constant.
+    The network is meta-learned so that one training step with these
+    weights lowers a meta loss that mirrors early-exit inference:
     each meta sample is assigned to the exit most confident on it under a
     geometric budget `p_k ∝ q^k` (`allocate_samples`), and the meta loss is
     every exit's cross-entropy on its samples.
@@ -183,10 +184,10 @@ class L2W(keras.layers.Layer):
     models whichever update the model really takes. Differences: the meta
     optimizer is Keras Adam with decoupled weight decay and a constant
     learning rate (theirs: L2 weight decay, cosine decay; pass a Keras
-    schedule for the latter); with `exchange=True` the model optimizer steps twice per batch
-    (as theirs does), so an iteration-based learning-rate schedule advances
-    twice per batch; `meta_interval` counts steps over the whole run (not
-    per epoch). Mixed precision: the meta step is not loss-scaled.
+    schedule for the latter); with `exchange=True` the model optimizer
+    steps twice per batch (as theirs does), so an iteration-based
+    learning-rate schedule advances twice per batch; `meta_interval` counts
+    steps over the whole run (not per epoch). Mixed precision: the meta step is not loss-scaled.
     Distribution strategies with several replicas are not supported.
 
     Args:
