@@ -187,8 +187,9 @@ class L2W(keras.layers.Layer):
     schedule for the latter); with `exchange=True` the model optimizer
     steps twice per batch (as theirs does), so an iteration-based
     learning-rate schedule advances twice per batch; `meta_interval` counts
-    steps over the whole run (not per epoch). Mixed precision: the meta step is not loss-scaled.
-    Distribution strategies with several replicas are not supported.
+    steps over the whole run (not per epoch). Mixed precision: the meta
+    step is not loss-scaled. Distribution strategies with several replicas
+    are not supported.
 
     Args:
         epsilon: ε > 0, the weights' spread (0.8 CIFAR, 0.3 ImageNet).
