@@ -220,3 +220,39 @@ def silence_deprecation():
     from tensorflow.python.util import deprecation
 
     return deprecation.silence()
+
+
+# ---------------------------------------------------------- optimizers
+def optimizer_slots(optimizer, variable):
+    """The per-variable state of a built Keras SGD or Adam/AdamW optimizer.
+
+    Keras keeps these in private lists indexed by a private variable index
+    (`SGD.momentums` and `Adam._momentums` / `_velocities` /
+    `_velocity_hats`, `BaseOptimizer._get_variable_index`).
+
+    Args:
+        optimizer: a built `keras.optimizers.SGD`, `Adam` or `AdamW`.
+        variable: one of the variables the optimizer was built with.
+
+    Returns:
+        A dict: `{"momentum"}` for SGD with momentum (else empty);
+        `{"momentum", "velocity"}` for Adam, plus `"velocity_hat"` with
+        `amsgrad`.
+    """
+    index = optimizer._get_variable_index(variable)
+    if isinstance(optimizer, keras.optimizers.Adam):
+        slots = {"momentum": optimizer._momentums[index],
+                 "velocity": optimizer._velocities[index]}
+        if optimizer.amsgrad:
+            slots["velocity_hat"] = optimizer._velocity_hats[index]
+        return slots
+    if optimizer.momentum:
+        return {"momentum": optimizer.momentums[index]}
+    return {}
+
+
+def uses_weight_decay(optimizer, variable):
+    """Whether `optimizer`'s decoupled weight decay applies to `variable`
+    (`BaseOptimizer._use_weight_decay`: its exclusion list and pattern)."""
+    return (optimizer.weight_decay is not None
+            and bool(optimizer._use_weight_decay(variable)))

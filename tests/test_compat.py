@@ -142,3 +142,28 @@ def test_autocast_like_follows_the_layer_policy():
     assert hasattr(layer.kernel, "_maybe_autocast"), (
         "Variable._maybe_autocast gone")
     assert seen["dtype"] == tf.float16
+
+
+def test_optimizer_slots_and_weight_decay_follow_the_optimizers_state():
+    variable = keras.Variable(np.ones((2,), "float32"), name="w")
+    grad = np.full((2,), 0.5, "float32")
+    sgd = keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.1)
+    adam = keras.optimizers.Adam(0.1, amsgrad=True)
+    for optimizer in (sgd, adam):
+        optimizer.build([variable])
+        optimizer.apply_gradients([(grad, variable)])
+    momentum = compat.optimizer_slots(sgd, variable)["momentum"]
+    # SGD.momentums[_get_variable_index(v)]: v = -lr·g after one step.
+    np.testing.assert_allclose(momentum.numpy(), -0.05, rtol=1e-6)
+    slots = compat.optimizer_slots(adam, variable)
+    assert set(slots) == {"momentum", "velocity", "velocity_hat"}, (
+        "Adam._momentums/_velocities/_velocity_hats changed")
+    np.testing.assert_allclose(slots["momentum"].numpy(), 0.05, rtol=1e-5)
+    np.testing.assert_allclose(slots["velocity"].numpy(), 0.00025,
+                               rtol=1e-5)
+    assert compat.uses_weight_decay(sgd, variable), (
+        "BaseOptimizer._use_weight_decay changed")
+    assert not compat.uses_weight_decay(adam, variable)
+    sgd.exclude_from_weight_decay(var_names=["w"])
+    fresh = keras.Variable(np.ones((2,), "float32"), name="w")
+    assert not compat.uses_weight_decay(sgd, fresh)

@@ -8,6 +8,11 @@ from keras_eexit.api import register
 from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import invalid_value
 
+LAYER_NORM_EPSILON = 1e-5
+"""ε of the cascading layer norm: PyTorch's `nn.LayerNorm` default, which
+both authors' codes use (`heads.py` of Kubaty et al.'s benchmark,
+gmum/Zero-Time-Waste); Keras' default is 1e-3."""
+
 
 @register
 class ZTWHead(keras.layers.Layer):
@@ -25,8 +30,11 @@ class ZTWHead(keras.layers.Layer):
     the two parts' products). The layer normalisation and the
     stop-gradient are the authors' defaults (ZTW appendix; `--detach_prev
     --detach_norm layernorm` in gmum/Zero-Time-Waste, `detach=True,
-    layer_norm=True` in Kubaty et al.'s benchmark). Exit `k` reads nothing
-    from later exits: the chain runs exits in order.
+    layer_norm=True` in Kubaty et al.'s benchmark), the layer norm with
+    PyTorch's `nn.LayerNorm` defaults as there (ε = 1e-5, learned scale
+    and offset; Keras' own default ε is 1e-3, which moves logits of small
+    spread). Exit `k` reads nothing from later exits: the chain runs exits
+    in order.
 
     The *geometric ensemble* (sec. 3.2) combines the exits 1..k:
 
@@ -131,7 +139,8 @@ class ZTWHead(keras.layers.Layer):
                     "exit 1 with cascade=False).")
             if self.layer_norm:
                 self.cascade_norm = keras.layers.LayerNormalization(
-                    dtype="float32", name="cascade_norm")
+                    epsilon=LAYER_NORM_EPSILON, dtype="float32",
+                    name="cascade_norm")
                 self.cascade_norm.build((None, classes))
             self.cascade_dense = keras.layers.Dense(
                 classes, use_bias=False, dtype="float32",

@@ -36,11 +36,15 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
     values — a consequence of the definition.
 
     Source followed: the paper's definition as drawn in the authors'
-    README and implemented in `models/dns_resnet.py` (`x_plus =
-    cat(f+, f-.detach())` to deeper layers, `x_sub = cat(f+.detach(), f-)`
-    to the exit). Ambiguities: the authors' `models/feature_reroute.py`
-    (their MSDNet, ViT and BERT) gives the exit every channel with its
-    gradient (`x_sub = x`), available as `exit_gradient="all"`; for tuple
+    README and implemented in `src/models/dns_resnet.py`, `dns_vgg.py` and
+    `dns_bert.py` (`x_plus = cat(f+, f-.detach())` to deeper layers,
+    `x_sub = cat(f+.detach(), f-)` to the exit): the default. The authors'
+    `src/models/feature_reroute.py`, which their MSDNet (`dns_msdnet.py`)
+    and ViT use, gives the exit every channel with its gradient (`x_sub =
+    x`, "very effective for small models"): `exit_gradient="all"`, the
+    method `dfs_reroute`. The damping paper (004) compares against DFS on
+    MSDNet (its Table 2 reprints DFS's MSDNet figures), i.e. against this
+    variant. For tuple
     states only the tensor the head reads is partitioned, as their MSDNet
     splits only the scale its classifier reads. DFS's own training loss is
     the plain joint cross-entropy (their ResNet-18 CIFAR runs add BYOT-style
@@ -53,7 +57,8 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
             script of the authors). 1 leaves the backbone to the final exit
             (exits train only their heads); 0 trains each segment by its
             own exit only.
-        exit_gradient: `"specific"` (the paper) or `"all"` (see above).
+        exit_gradient: `"specific"` (the paper) or `"all"` (the authors'
+            MSDNet/ViT code; see above).
         referencing: `True` (the method). `False`: the paper's ablation
             without feature referencing: each consumer reads zeros instead
             of the other part's channels (forward values change), which
@@ -118,3 +123,30 @@ def dfs(model, ratio=0.5, exit_gradient="specific", referencing=True):
     if not result.built:
         result.build((None,) + tuple(model.input_shape_))
     return result
+
+
+def dfs_reroute(model, ratio=0.5):
+    """DFS as the authors' MSDNet code runs it: `exit_gradient="all"`.
+
+    The authors' `src/models/feature_reroute.py` (used by their MSDNet,
+    `dns_msdnet.py`, and ViT) lets an internal exit's gradient reach every
+    channel of the features it reads, while the deeper exits' gradients
+    still reach only the shared channels. This is the DFS the damping paper
+    (004, sec. 4 and Table 2) compares against: its DFS figures are those
+    of DFS's 5-exit MSDNet on ImageNet. `dfs(model)` keeps the paper's
+    definition (the exit's gradient reaches only its own channels).
+
+    Args:
+        model: a built `MultiExitModel` (see `dfs`).
+        ratio: β, the fraction of shared channels (0.5, as the authors).
+
+    Returns:
+        A new `MultiExitModel`: `dfs(model, ratio, exit_gradient="all")`.
+
+    Example:
+
+    ```python
+    model = keras_eexit.methods.dfs_reroute(keras_eexit.models.cnn1d())
+    ```
+    """
+    return dfs(model, ratio=ratio, exit_gradient="all")

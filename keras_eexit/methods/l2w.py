@@ -9,7 +9,10 @@ from keras_eexit.api import register
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.losses.exit_term import ExitTerm
 from keras_eexit.losses.objective import Objective
+from keras_eexit.methods.l2w_lookahead import LOOKAHEADS
+from keras_eexit.methods.l2w_lookahead import lookahead_step
 from keras_eexit.methods.weight_prediction_network import CENTERINGS
+from keras_eexit.methods.weight_prediction_network import INITIALIZERS
 from keras_eexit.methods.weight_prediction_network import (
     WeightPredictionNetwork)
 from keras_eexit.methods.weight_prediction_network import centred_weights
@@ -22,6 +25,12 @@ from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_number
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
+
+EXIT_WEIGHTINGS = ("sum", "regime")
+"""How L2W's loss combines the exits: `"sum"`, the authors' `Σ_k mean_i
+w_ik ℓ_ik` over the exits the phase trains (those with a positive regime
+weight), each counted once; or `"regime"`, each exit's term multiplied by
+the regime's exit weight `c_k` (e.g. `1/K` under `Joint()`)."""
 
 
 def target_probabilities(num_exits, ratio):
@@ -121,9 +130,11 @@ class L2W(keras.layers.Layer, StepContributor):
     A weight prediction network (`WeightPredictionNetwork`) maps the K
     per-exit losses of a training sample to its K loss weights
     `w = 1 + ε · (t − mean t)` (`centred_weights`); the multi-exit model
-    trains on `Σ_k c_k · mean_i w_ik · ℓ_ik` with the weights held
-    constant. The network is meta-learned so that one training step with
-    these weights lowers a meta loss that mirrors early-exit inference:
+    trains on the authors' `Σ_k mean_i w_ik · ℓ_ik` over the exits the
+    current regime phase trains (`exit_weights="sum"`; the regime's exit
+    weights only say which exits count) with the weights held constant.
+    The network is meta-learned so that one training step with these
+    weights lowers a meta loss that mirrors early-exit inference:
     each meta sample is assigned to the exit most confident on it under a
     geometric budget `p_k ∝ q^k` (`allocate_samples`), and the meta loss is
     every exit's cross-entropy on its samples.
@@ -132,9 +143,12 @@ class L2W(keras.layers.Layer, StepContributor):
     released code): with half A as training data and half B as meta data,
 
     1. bi-level step (every `meta_interval` steps): `ℓ` and `w(φ)` on A at
-       the current parameters θ, a look-ahead `θ' = θ − α ∇θ Σ c_k mean
-       w ℓ` that keeps its dependence on φ, the meta loss on B at θ', and
-       one Adam step on φ along its exact gradient (second order);
+       the current parameters θ, a look-ahead θ' = the model optimizer's
+       own next update on `∇θ Σ_k mean w ℓ` (its momentum, moments, step
+       count and weight decay included: the authors' `MetaSGD.meta_step`
+       for their SGD, the same rule for Adam/AdamW) that keeps its
+       dependence on φ, the meta loss on B at θ', and one Adam step on φ
+       along its exact gradient (second order);
     2. model step on A with the updated network's weights;
 
     then the same with the halves swapped (`exchange=True`). The
@@ -162,17 +176,25 @@ class L2W(keras.layers.Layer, StepContributor):
     `BackupAndRestore` while attached.
 
     Source followed: the authors' code (LeapLabTHU/L2W-DEN,
-    `tools/main_cifar_DDP.py`, `tools/meta.py`, `models/weight_predict.py`).
-    Differences: the look-ahead is plain SGD with the model optimizer's
-    current learning rate (the authors' `MetaSGD` also adds the momentum
-    buffer and weight decay, which are constant in φ); the meta optimizer
-    is Keras Adam with decoupled weight decay and a constant learning rate
-    (theirs: L2 weight decay, cosine decay; pass a Keras schedule for the
-    latter); with `exchange=True` the model optimizer steps twice per batch
-    (as theirs does), so an iteration-based learning-rate schedule advances
-    twice per batch; `meta_interval` counts steps over the whole run (not
-    per epoch). Mixed precision: the meta step is not loss-scaled.
-    Distribution strategies with several replicas are not supported.
+    `tools/main_cifar_DDP.py`: the loss `torch.sum(torch.mean(weight *
+    losses, 0))` in the look-ahead and the model step; `tools/meta.py`:
+    `MetaSGD.meta_step` replays the model optimizer's update;
+    `models/weight_predict.py`: `MLP_tanh` with PyTorch's default
+    initialisation). Options that keep other behaviour: `exit_weights=
+    "regime"` (the regime's exit weights in both losses), `lookahead=
+    "sgd"` (a plain gradient step at the optimizer's learning rate),
+    `initializer="glorot"` (Keras' default start of the network). The
+    model's weight decay follows Keras' optimizer (decoupled), where the
+    authors' SGD adds L2 weight decay to the gradient: the look-ahead
+    models whichever update the model really takes. Differences: the meta
+    optimizer is Keras Adam with decoupled weight decay and a constant
+    learning rate (theirs: L2 weight decay, cosine decay; pass a Keras
+    schedule for the latter); with `exchange=True` the model optimizer
+    steps twice per batch (as theirs does), so an iteration-based
+    learning-rate schedule advances twice per batch; `meta_interval` counts
+    steps over the whole run (not per epoch). Mixed precision: the meta
+    step is not loss-scaled. Distribution strategies with several replicas
+    are not supported.
 
     Args:
         epsilon: ε > 0, the weights' spread (0.8 CIFAR, 0.3 ImageNet).
@@ -187,8 +209,15 @@ class L2W(keras.layers.Layer, StepContributor):
         meta_weight_decay: Adam's weight decay of the network (1e-4).
         meta_interval: run the bi-level step every this many train steps
             (1 on CIFAR, 100 on ImageNet).
-        lookahead_learning_rate: α of the look-ahead; `None` (default)
-            reads the model optimizer's current learning rate.
+        lookahead_learning_rate: the look-ahead's learning rate; `None`
+            (default) reads the model optimizer's current learning rate.
+        lookahead: one of `LOOKAHEADS`: `"optimizer"` (the authors': the
+            model optimizer's own update, SGD, Adam or AdamW) or `"sgd"`.
+        exit_weights: one of `EXIT_WEIGHTINGS`: `"sum"` (the authors') or
+            `"regime"`.
+        initializer: the network's initialisation, one of
+            `weight_prediction_network.INITIALIZERS` (`"torch"`, the
+            authors').
         exchange: alternate the halves' roles (two model steps per batch),
             or `False`: one bi-level step (train on the first half, meta on
             the second), then one model step on the whole batch.
@@ -214,7 +243,9 @@ class L2W(keras.layers.Layer, StepContributor):
     def __init__(self, epsilon=0.8, centering="exits", target_ratio=0.75,
                  hidden_units=500, num_layers=1, meta_learning_rate=1e-4,
                  meta_weight_decay=1e-4, meta_interval=1,
-                 lookahead_learning_rate=None, exchange=True, **kwargs):
+                 lookahead_learning_rate=None, exchange=True,
+                 lookahead="optimizer", exit_weights="sum",
+                 initializer="torch", **kwargs):
         kwargs.setdefault("name", "l2w")
         super().__init__(**kwargs)
         self.epsilon = check_number("epsilon", epsilon, 0.0, low_open=True)
@@ -238,6 +269,11 @@ class L2W(keras.layers.Layer, StepContributor):
                 low_open=True)
         self.lookahead_learning_rate = lookahead_learning_rate
         self.exchange = check_bool("exchange", exchange)
+        self.lookahead = check_choice("lookahead", lookahead, LOOKAHEADS)
+        self.exit_weights = check_choice("exit_weights", exit_weights,
+                                         EXIT_WEIGHTINGS)
+        self.initializer = check_choice("initializer", initializer,
+                                        INITIALIZERS)
         self.network = None
         self.optimizer = None
         self.probabilities = None
@@ -274,6 +310,7 @@ class L2W(keras.layers.Layer, StepContributor):
         if self.network is None:
             self.network = WeightPredictionNetwork(
                 num_exits, self.hidden_units, self.num_layers,
+                initializer=self.initializer,
                 name="weight_prediction_network")
             self.network.build((None, num_exits))
             self.optimizer = keras.optimizers.Adam(
@@ -353,17 +390,11 @@ class L2W(keras.layers.Layer, StepContributor):
         """
         raw = self.network(ops.stop_gradient(losses))
         weights = centred_weights(raw, self.epsilon, self.centering)
+        summed = self.exit_weights == "sum"
         return Objective([
-            _Reweighted(term, weights) if term is _weighted_term(model)
-            else term for term in model.objective.terms])
-
-    def lookahead_rate(self, model):
-        """α of the look-ahead step."""
-        if self.lookahead_learning_rate is not None:
-            return self.lookahead_learning_rate
-        optimizer = getattr(model.optimizer, "inner_optimizer",
-                            model.optimizer)
-        return ops.cast(optimizer.learning_rate, "float32")
+            _Reweighted(term, weights, summed)
+            if term is _weighted_term(model) else term
+            for term in model.objective.terms])
 
     def meta_loss(self, model, train, meta, alpha=None):
         """The meta loss after one look-ahead step, as a function of φ.
@@ -376,8 +407,8 @@ class L2W(keras.layers.Layer, StepContributor):
             train: `(x, y, sample_weight)` of the training half, `y` by
                 exit name.
             meta: `(x, y)` of the meta half.
-            alpha: the look-ahead learning rate (default:
-                `lookahead_rate(model)`).
+            alpha: the look-ahead's learning rate (default:
+                `lookahead_learning_rate`, else the model optimizer's).
 
         Returns:
             A float32 scalar.
@@ -386,8 +417,13 @@ class L2W(keras.layers.Layer, StepContributor):
 
         x, y, sample_weight = train
         meta_x, meta_y = meta
-        alpha = self.lookahead_rate(model) if alpha is None else alpha
+        if alpha is None:
+            alpha = self.lookahead_learning_rate
         trainable = model.trainable_variables
+        if model.optimizer is not None and not model.optimizer.built:
+            # The look-ahead reads the optimizer's state: build it as the
+            # first `apply_gradients` would (Keras builds lazily).
+            model.optimizer.build(trainable)
         theta = [tf.convert_to_tensor(v) for v in trainable]
         frozen = [tf.convert_to_tensor(v)
                   for v in model.non_trainable_variables]
@@ -399,8 +435,8 @@ class L2W(keras.layers.Layer, StepContributor):
                 model, exit_losses(model, x, y, outputs))
             pseudo, _, _ = objective(model, x, y, outputs, sample_weight)
         grads = tape.gradient(pseudo, theta)
-        ahead = [t if g is None else t - ops.cast(alpha, t.dtype) * g
-                 for t, g in zip(theta, grads)]
+        ahead = lookahead_step(model.optimizer, trainable, theta, grads,
+                               learning_rate=alpha, mode=self.lookahead)
         outputs, _ = stateless_forward(model, ahead, frozen, meta_x,
                                        training=True)
         labels = meta_y[model.exit_names[0]]
@@ -515,6 +551,9 @@ class L2W(keras.layers.Layer, StepContributor):
             "meta_interval": self.meta_interval,
             "lookahead_learning_rate": self.lookahead_learning_rate,
             "exchange": self.exchange,
+            "lookahead": self.lookahead,
+            "exit_weights": self.exit_weights,
+            "initializer": self.initializer,
         })
         return config
 
@@ -555,16 +594,19 @@ def exit_losses(model, x, y, outputs):
 class _Reweighted(ExitTerm):
     """`term` with its per-sample factors multiplied by L2W's weights.
 
-    Delegates every hook of `ExitTerm` to `term`; only `sample_factors`
-    changes, to `w_ik · v_ik` (`v` the term's own factors, such as the
-    damping loss's dynamic weights).
+    Delegates every hook of `ExitTerm` to `term`; `sample_factors` changes
+    to `w_ik · v_ik` (`v` the term's own factors, such as the damping
+    loss's dynamic weights) and, with `summed`, the exit coefficient to 1
+    on every exit the term weights positively (0 elsewhere): the authors'
+    sum over exits.
     """
 
-    def __init__(self, term, weights):
+    def __init__(self, term, weights, summed=False):
         super().__init__(exits=term.exits, weight=term.weight,
                          name=term.name)
         self.term = term
         self.weights = weights
+        self.summed = summed
         self.replaces_cross_entropy = term.replaces_cross_entropy
 
     def check_model(self, model):
@@ -574,7 +616,10 @@ class _Reweighted(ExitTerm):
         return self.term.exit_positions(model)
 
     def coefficient(self, model, position):
-        return self.term.coefficient(model, position)
+        coefficient = self.term.coefficient(model, position)
+        if not self.summed:
+            return coefficient
+        return ops.cast(ops.greater(coefficient, 0.0), "float32")
 
     def per_sample(self, model, x, y, y_pred, positions):
         return self.term.per_sample(model, x, y, y_pred, positions)

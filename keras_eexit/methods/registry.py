@@ -1,8 +1,10 @@
-"""The early-exit methods by name: `sdn`, `pbee`, `ztw`, `gpf`, `l2w`, `dfs`."""
+"""The early-exit methods by name: `sdn`, `pbee`, `ztw`, `gpf`, `l2w`, `dfs`,
+`dfs_reroute`."""
 
 import dataclasses
 
 from keras_eexit.methods.dfs import dfs
+from keras_eexit.methods.dfs import dfs_reroute
 from keras_eexit.methods.gpf import gpf
 from keras_eexit.methods.gpf import gpf_regime
 from keras_eexit.methods.l2w import l2w
@@ -46,6 +48,7 @@ METHODS = {
     "gpf": Method(gpf, lambda regime, epochs=None: gpf_regime(regime)),
     "l2w": Method(l2w),
     "dfs": Method(dfs),
+    "dfs_reroute": Method(dfs_reroute),
 }
 """Methods by name (`keras-eexit train --method NAME`)."""
 

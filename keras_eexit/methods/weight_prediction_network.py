@@ -1,5 +1,7 @@
 """`WeightPredictionNetwork`: L2W's network from per-exit losses to weights."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -15,6 +17,12 @@ exit's weights over the batch (`"samples"`, their `row`), or the whole
 batch-by-exit matrix (`"all"`, their `mat`, ImageNet)."""
 
 _AXES = {"exits": 1, "samples": 0, "all": None}
+
+INITIALIZERS = ("torch", "glorot")
+"""How the WPN's `Dense` layers start: `"torch"`, PyTorch's `nn.Linear`
+default (kernel and bias uniform in `±1/sqrt(fan_in)`), which the authors'
+`MLP_tanh` keeps; or `"glorot"`, Keras' default (Glorot-uniform kernel,
+zero bias)."""
 
 
 def centred_weights(raw, epsilon, centering="exits"):
@@ -58,7 +66,10 @@ class WeightPredictionNetwork(keras.layers.Layer):
     `centred_weights` and meta-learns the network.
 
     The network runs only while training: it is not part of the multi-exit
-    model, its outputs or its FLOPs.
+    model, its outputs or its FLOPs. Its layers start as the authors' do,
+    from PyTorch's `nn.Linear` initialisation (`initializer="torch"`);
+    Keras' Glorot/zero start (`"glorot"`) gives about half the initial
+    spread of weights with 500 hidden units.
 
     Args:
         num_exits: K, the number of exits (inputs and outputs).
@@ -66,6 +77,7 @@ class WeightPredictionNetwork(keras.layers.Layer):
             command).
         num_layers: number of hidden layers (>= 1; 1 in every released
             command).
+        initializer: one of `INITIALIZERS` (`"torch"`, the authors').
         **kwargs: Base layer keyword arguments, such as `name`.
 
     Call arguments:
@@ -90,18 +102,36 @@ class WeightPredictionNetwork(keras.layers.Layer):
             github.com/LeapLabTHU/L2W-DEN (`models/weight_predict.py`).
     """
 
-    def __init__(self, num_exits, hidden_units=500, num_layers=1, **kwargs):
+    def __init__(self, num_exits, hidden_units=500, num_layers=1,
+                 initializer="torch", **kwargs):
         super().__init__(**kwargs)
         self.num_exits = check_positive_int("num_exits", num_exits)
         self.hidden_units = check_positive_int("hidden_units", hidden_units)
         self.num_layers = check_positive_int("num_layers", num_layers)
+        self.initializer = check_choice("initializer", initializer,
+                                        INITIALIZERS)
         self.hidden = [
-            keras.layers.Dense(self.hidden_units, activation="relu",
-                               name=f"hidden_{i + 1}")
+            keras.layers.Dense(
+                self.hidden_units, activation="relu", name=f"hidden_{i + 1}",
+                **self._initializers(num_exits if i == 0 else hidden_units))
             for i in range(self.num_layers)
         ]
-        self.scores = keras.layers.Dense(self.num_exits, activation="tanh",
-                                         name="scores")
+        self.scores = keras.layers.Dense(
+            self.num_exits, activation="tanh", name="scores",
+            **self._initializers(hidden_units))
+
+    def _initializers(self, fan_in):
+        """`Dense` initializer arguments for a layer with `fan_in` inputs."""
+        if self.initializer == "glorot":
+            return {}
+        bound = 1.0 / math.sqrt(fan_in)
+        return {
+            # kaiming_uniform(a=sqrt(5)): bound sqrt(1/fan_in), as the bias.
+            "kernel_initializer": keras.initializers.VarianceScaling(
+                1.0 / 3.0, mode="fan_in", distribution="uniform"),
+            "bias_initializer": keras.initializers.RandomUniform(-bound,
+                                                                 bound),
+        }
 
     def build(self, input_shape):
         if input_shape[-1] != self.num_exits:
@@ -129,5 +159,6 @@ class WeightPredictionNetwork(keras.layers.Layer):
             "num_exits": self.num_exits,
             "hidden_units": self.hidden_units,
             "num_layers": self.num_layers,
+            "initializer": self.initializer,
         })
         return config

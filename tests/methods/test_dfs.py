@@ -94,6 +94,21 @@ def test_exit_gradient_all_is_the_reroute_variant(x):
     assert not any(isinstance(h, PartitionedHead) for h in model.heads)
 
 
+def test_damping_papers_dfs_is_the_authors_msdnet_setting(x):
+    """Paper 004 compares against DFS on MSDNet, whose code
+    (`feature_reroute.py`) sends an exit's gradient to every channel: the
+    registered `dfs_reroute`. `dfs` keeps the paper's definition."""
+    from keras_eexit.methods import get_method
+
+    model = get_method("dfs_reroute").build(_dense_chain())
+    own, deeper, _ = _exit_gradients(model, x, 0)
+    assert np.all(np.abs(own).sum(0) > 0)
+    assert np.all(deeper[:, 3:] == 0.0)
+    assert np.all(np.abs(deeper[:, :3]).sum(0) > 0)
+    own = _exit_gradients(get_method("dfs").build(_dense_chain()), x, 0)[0]
+    assert np.all(own[:, :3] == 0.0)
+
+
 def test_forward_costs_and_weights_are_the_plain_models(x):
     plain = _dense_chain()
     model = dfs(plain)

@@ -27,6 +27,20 @@ def _memory(model, training):
     return state["exits"]
 
 
+def _imitation_loss(memory, n):
+    """The benchmark's `GPF.aux_loss`: for each source exit i < n, one
+    cosine-embedding loss over its imitations of exits i+1..n (stacked),
+    averaged over the n - 1 sources."""
+    total = 0.0
+    for i in range(1, n):
+        real = np.concatenate([np.array(memory[j - 1][0])
+                               for j in range(i + 1, n + 1)])
+        imitated = np.concatenate([np.array(memory[i - 1][1][:, j - i - 1])
+                                   for j in range(i + 1, n + 1)])
+        total += _cosine_loss(real, imitated)
+    return total / (n - 1)
+
+
 def _cosine_loss(real, imitated):
     real = real / np.linalg.norm(real, axis=-1, keepdims=True)
     imitated = imitated / np.linalg.norm(imitated, axis=-1, keepdims=True)
@@ -37,7 +51,7 @@ def test_structure(model):
     assert [type(h).__name__ for h in model.heads] == [
         "GPFHead", "GPFHead", "GPFHead", "Sequential"]
     assert [h.position for h in model.heads[:3]] == [1, 2, 3]
-    assert model.heads[0].imitation_weight == 4.0  # K
+    assert model.heads[0].imitation_weight == 1.0  # the benchmark's
     assert model.num_classes == 4
 
 
@@ -53,8 +67,7 @@ def test_imitation_loss_closed_form(model):
                 (n - 1) * (n - i))
     model(X, training=True)
     assert len(model.losses) == 2  # added by the targets, exits 2 and 3
-    np.testing.assert_allclose(float(sum(model.losses)), 4.0 * total,
-                               rtol=1e-5)
+    np.testing.assert_allclose(float(sum(model.losses)), total, rtol=1e-5)
     # Not in inference: no loss, and carries hold the states only.
     model(X, training=False)
     assert not model.losses
@@ -117,3 +130,41 @@ def test_flops_and_saving(model, tmp_path):
         np.testing.assert_allclose(np.array(loaded(X)[name]),
                                    np.array(value), rtol=1e-5, atol=1e-6)
 
+
+
+@pytest.mark.parametrize("regime", ["joint", "mixed", "two_stage"])
+def test_loss_is_the_benchmarks_under_every_regime(model, regime):
+    """On one batch, GPF's training loss under `gpf_regime(regime)` is
+    Kubaty et al.'s (`methods/early_exit.py`): `Σ_k k·CE_k / Σ_k k` over
+    the K outputs plus `GPF.aux_loss()` with weight 1. Under `TwoStage`'s
+    heads phase the frozen final exit's term (a constant) is left out."""
+    from keras_eexit import regimes
+    from keras_eexit.losses.exit_weights import exit_weights
+    from keras_eexit.methods.gpf import gpf_regime
+
+    inner = {"joint": regimes.Joint(), "mixed": regimes.Mixed(1, 1),
+             "two_stage": regimes.TwoStage(1, 1)}[regime]
+    phase = gpf_regime(inner).phases_for(4)[-1]
+    model.compile(optimizer="adam")
+    model.exit_weights.assign(exit_weights(phase.weights, 4))
+    out = model(X, training=True)
+    loss = float(model.compute_loss(X, {n: Y for n in model.exit_names},
+                                    out))
+    ce = [float(keras.losses.sparse_categorical_crossentropy(
+        Y, out[name], from_logits=True).numpy().mean())
+        for name in model.exit_names]
+    reference = sum((k + 1) * ce[k] for k in range(4)) / 10.0 \
+        + _imitation_loss(_memory(model, training=True), 3)
+    if regime == "two_stage":
+        reference -= 4 * ce[3] / 10.0
+    assert loss == pytest.approx(reference, rel=1e-5)
+
+
+def test_a_phase_training_one_exit_keeps_its_weights():
+    from keras_eexit import regimes
+    from keras_eexit.losses.exit_weights import exit_weights
+    from keras_eexit.methods.gpf import gpf_regime
+
+    backbone = gpf_regime(regimes.TwoStage(1, 1)).phases_for(4)[0]
+    np.testing.assert_allclose(exit_weights(backbone.weights, 4),
+                               [0, 0, 0, 1])

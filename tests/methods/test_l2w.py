@@ -170,7 +170,104 @@ def test_look_ahead_discards_batchnorm_updates():
         np.testing.assert_array_equal(v.numpy(), value)
 
 
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.Adam(1e-2),
+    lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+    lambda: keras.optimizers.Adam(1e-2, amsgrad=True),
+    lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True,
+                                 weight_decay=0.01),
+    lambda: keras.optimizers.SGD(0.1, momentum=0.9),
+], ids=["adam", "adamw", "amsgrad", "sgd_nesterov_wd", "sgd_momentum"])
+def test_look_ahead_is_the_real_update_of_the_authors_loss(optimizer):
+    """The meta loss is evaluated where the model's own optimizer would
+    take it with the authors' loss `Σ_k mean_i w_ik ℓ_ik` (summed over the
+    exits, not the regime's mean), from the optimizer's current state."""
+    model = _smooth_chain()
+    model.compile(optimizer=optimizer())
+    model.exit_weights.assign([1 / 3] * 3)  # Joint()'s mean over exits
+    l2w = L2W(hidden_units=4).attach(model)
+    train, (meta_x, meta_y) = _halves(model)
+    variables = model.trainable_variables
+    model.optimizer.build(variables)
+    rng = np.random.default_rng(5)
+    for _ in range(3):  # some optimizer state: moments, momentum, steps
+        model.optimizer.apply_gradients(
+            [(rng.normal(size=v.shape).astype("float32"), v)
+             for v in variables])
+    value = float(l2w.meta_loss(model, train, (meta_x, meta_y)))
+    x, y, _ = train
+    with tf.GradientTape() as tape:
+        outputs = model(x, training=True)
+        losses = exit_losses(model, x, y, outputs)
+        weights = l2w.sample_weights(losses)
+        loss = tf.reduce_sum(tf.reduce_mean(weights * losses, axis=0))
+    grads = tape.gradient(loss, variables)
+    model.optimizer.apply_gradients(zip(grads, variables))  # the real step
+    expected = float(meta_objective(
+        model, model(meta_x, training=True), meta_y["exit_1"],
+        l2w.probabilities))
+    assert value == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_look_ahead_options_and_unsupported_optimizers():
+    model = _smooth_chain()
+    model.compile(optimizer=keras.optimizers.Adam(0.1))
+    model.optimizer.build(model.trainable_variables)
+    train, meta = _halves(model)
+    # lookahead="sgd": θ - lr·g, whatever the optimizer (the old step).
+    plain = L2W(hidden_units=4, lookahead="sgd").attach(model)
+    x, y, _ = train
+    with tf.GradientTape() as tape:
+        outputs = model(x, training=True)
+        losses = exit_losses(model, x, y, outputs)
+        loss = tf.reduce_sum(tf.reduce_mean(
+            plain.sample_weights(losses) * losses, axis=0))
+    grads = tape.gradient(loss, model.trainable_variables)
+    saved = [v.numpy() for v in model.trainable_variables]
+    for v, g in zip(model.trainable_variables, grads):
+        v.assign(v - 0.1 * g)
+    expected = float(meta_objective(model, model(meta[0], training=True),
+                                    meta[1]["exit_1"], plain.probabilities))
+    for v, value in zip(model.trainable_variables, saved):
+        v.assign(value)
+    assert float(plain.meta_loss(model, train, meta)) == pytest.approx(
+        expected, rel=1e-5)
+    plain.detach(model)
+    model.compile(optimizer=keras.optimizers.RMSprop(0.1))
+    l2w = L2W(hidden_units=4).attach(model)
+    with pytest.raises(ValueError, match="SGD, Adam and AdamW"):
+        l2w.meta_loss(model, train, meta)
+    with pytest.raises(ValueError, match="lookahead"):
+        L2W(lookahead="adam")
+    with pytest.raises(ValueError, match="exit_weights"):
+        L2W(exit_weights="mean")
+
+
 # ----------------------------------------------------------- the network
+def test_network_starts_as_pytorchs_linear_layers():
+    """`nn.Linear`'s default start (the authors' `MLP_tanh`): kernel and
+    bias uniform in ±1/sqrt(fan_in); `initializer="glorot"` is Keras'."""
+    keras.utils.set_random_seed(0)
+    wpn = WeightPredictionNetwork(4, hidden_units=500)
+    wpn.build((None, 4))
+    for layer, fan_in in ((wpn.hidden[0], 4), (wpn.scores, 500)):
+        bound = 1.0 / np.sqrt(fan_in)
+        for values in (layer.kernel.numpy(), layer.bias.numpy()):
+            assert np.abs(values).max() <= bound and np.all(values != 0)
+            if values.size >= 500:  # enough values to see the law
+                assert np.abs(values).max() > 0.9 * bound
+                assert values.std() == pytest.approx(bound / np.sqrt(3),
+                                                     rel=0.1)
+    keras_default = WeightPredictionNetwork(4, hidden_units=500,
+                                            initializer="glorot")
+    keras_default.build((None, 4))
+    assert not np.any(keras_default.hidden[0].bias.numpy())
+    assert WeightPredictionNetwork.from_config(
+        keras_default.get_config()).initializer == "glorot"
+    l2w = L2W(hidden_units=8).attach(_smooth_chain())
+    assert np.any(l2w.network.hidden[0].bias.numpy())
+
+
 def test_weight_prediction_network_config_and_range():
     wpn = WeightPredictionNetwork(3, hidden_units=5, num_layers=2,
                                   name="wpn")
@@ -238,14 +335,20 @@ def _damping_chain():
     return MultiExitModel(plain.segments, heads, name="damped")
 
 
-@pytest.mark.parametrize("damping", [False, True])
-def test_weighted_objective_multiplies_the_exit_terms_loss(damping):
+@pytest.mark.parametrize("damping,exit_weights,coefficients", [
+    (False, "sum", [1.0, 0.0, 1.0]),  # the authors': sum over trained exits
+    (True, "sum", [1.0, 0.0, 1.0]),
+    (False, "regime", [0.5, 0.0, 2.0]),
+    (True, "regime", [0.5, 0.0, 2.0]),
+])
+def test_weighted_objective_multiplies_the_exit_terms_loss(
+        damping, exit_weights, coefficients):
     model = _damping_chain() if damping else _smooth_chain()
     if damping:
         term = ExitDampingLoss(PowerSqrtDampingLoss(0.5), alpha=0.8)
         model.set_objective(Objective.with_terms([term]))
-    model.exit_weights.assign([0.5, 1.0, 2.0])
-    l2w = L2W(hidden_units=4).attach(model)
+    model.exit_weights.assign([0.5, 0.0, 2.0])
+    l2w = L2W(hidden_units=4, exit_weights=exit_weights).attach(model)
     (x, y, _), _ = _halves(model)
     outputs = model(x)
     losses = exit_losses(model, x, y, outputs)
@@ -262,7 +365,7 @@ def test_weighted_objective_multiplies_the_exit_terms_loss(damping):
         c * np.mean(weights[:, k] * ops.convert_to_numpy(losses[:, k])
                     * (1.0 if factors is None
                        else ops.convert_to_numpy(factors[k])))
-        for k, c in enumerate([0.5, 1.0, 2.0]))
+        for k, c in enumerate(coefficients))
     assert float(total) == pytest.approx(expected, rel=1e-5)
 
 

@@ -74,6 +74,24 @@ def test_exit_k_reads_exit_k_minus_1_and_nothing_later(model):
     assert not np.allclose(after["exit_3"], before["exit_3"])
 
 
+def test_cascade_layer_norm_is_pytorchs():
+    """The cascade normalises with ε = 1e-5 (`nn.LayerNorm`, both authors'
+    codes); it matters for logits of small spread like these (Keras'
+    default 1e-3 fails this comparison)."""
+    head = ZTWHead(keras.layers.Dense(4), cascade=True)
+    features = np.random.default_rng(3).normal(size=(5, 6)).astype(
+        "float32")
+    previous = 0.02 * np.random.default_rng(4).normal(size=(5, 4)).astype(
+        "float32")
+    logits, _ = head((features, (previous,)))
+    centred = previous - previous.mean(-1, keepdims=True)
+    normed = centred / np.sqrt(centred.var(-1, keepdims=True) + 1e-5)
+    expected = np.array(head.head(features)) + normed @ np.array(
+        head.cascade_dense.kernel)
+    np.testing.assert_allclose(np.array(logits), expected, rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_cascading_input_carries_no_gradient(model):
     with tf.GradientTape() as tape:
         logits = model(X, training=True)["exit_3"]
