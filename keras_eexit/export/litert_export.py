@@ -139,6 +139,7 @@ def export_litert(
     input_shape = _input_shape(model)
     criterion, thresholds, temperatures = _exit_rule(model, criterion,
                                                      threshold, policy)
+    _check_quantizable(criterion, mode, quantization)
     directory = _check_directory(path)
     samples = _calibration_samples(quantization, representative_data,
                                    input_shape, model)
@@ -165,7 +166,6 @@ def _exit_rule(model, criterion, threshold, policy):
         policy = as_policy(model.num_exits, policy=policy)
         criterion, threshold = policy.criterion, policy.thresholds
         temperatures = policy.temperatures
-    _check_quantizable(criterion, mode, quantization)
     if threshold is None:
         threshold = criteria_lib.get(criterion).default
     thresholds = criteria_lib.check_thresholds(criterion, threshold,

@@ -13,10 +13,12 @@ with it. See `docs/methods.md`.
 | `gpf` | past/future heads | depth-weighted losses + imitation | max-softmax |
 | `l2w` | plain heads | meta-learned sample weights (a step override) | max-softmax |
 | `dfs` | partitioned features (gradient routing only) | the regime's | max-softmax |
+| `dfs_reroute` | as `dfs`; an exit's gradient reaches all its channels | the regime's | max-softmax |
 """
 
 from keras_eexit.methods.depth_weights import depth_weighted
 from keras_eexit.methods.dfs import dfs
+from keras_eexit.methods.dfs import dfs_reroute
 from keras_eexit.methods.gpf import gpf
 from keras_eexit.methods.gpf import gpf_regime
 from keras_eexit.methods.l2w import L2W
@@ -43,6 +45,7 @@ __all__ = [
     "ZTWEnsembleStep",
     "depth_weighted",
     "dfs",
+    "dfs_reroute",
     "get_method",
     "gpf",
     "gpf_regime",

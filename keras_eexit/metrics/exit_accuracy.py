@@ -25,7 +25,8 @@ def exit_accuracy(y_true, y_pred):
 
     >>> exit_accuracy([1, 0], [[0.1, 2.0], [0.3, 0.2]]).numpy().tolist()
     [1.0, 1.0]
-    >>> exit_accuracy([[0, 1], [0, 1]], [[0.1, 2.0], [0.3, 0.2]]).numpy().tolist()
+    >>> one_hot = [[0, 1], [0, 1]]
+    >>> exit_accuracy(one_hot, [[0.1, 2.0], [0.3, 0.2]]).numpy().tolist()
     [1.0, 0.0]
     """
     y_pred = ops.convert_to_tensor(y_pred)

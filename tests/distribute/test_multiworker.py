@@ -6,8 +6,8 @@ Keras 3.15 `fit` fails under several workers (keras-team/keras#20585);
 identical weights, equal (1e-5) to one process training on the same global
 batches: the two differ only in the order of floating-point sums.
 
-Regime state is per process: under SequentialRegime with EWC each worker measures
-the Fisher on its own shard, and under TwoStage each worker caches the
+Regime state is per process: under SequentialRegime with EWC each worker
+measures the Fisher on its own shard, and under TwoStage each worker caches the
 features of its own shard for the heads phase. The EWC penalty is linear in
 F and gradients are averaged over workers, so training matches the Fisher of
 the global data (equal shards); the comparison with one process checks both.

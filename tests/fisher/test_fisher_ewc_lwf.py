@@ -1,4 +1,5 @@
-"""EWC's empirical Fisher, the EWC and LwF terms, and SequentialRegime with them."""
+"""EWC's empirical Fisher, the EWC and LwF terms, and SequentialRegime
+with them."""
 
 import keras
 import numpy as np

@@ -4,6 +4,7 @@ against finite differences, costs, saving and training under regimes."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
 from keras_eexit import MultiExitModel

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_eexit import chain
+from keras_eexit.layers import ZTWHead
 from keras_eexit.methods.ztw import ensemble_heads
 from keras_eexit.methods.ztw import ztw
 from tests.conftest import make_tiny_model

@@ -219,7 +219,8 @@ def evaluation_report(outputs, result, name="model", dataset=None,
 
     ```python
     outputs = collect(model, splits.test)
-    files = evaluation_report(outputs, threshold_sweep(outputs), name="resnet20")
+    files = evaluation_report(outputs, threshold_sweep(outputs),
+                              name="resnet20")
     print(files["report.md"])
     ```
     """

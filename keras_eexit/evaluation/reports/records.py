@@ -116,8 +116,8 @@ def run_record(outputs, result, regime="model", seed=0, **extra):
 
     ```python
     outputs = collect(model, splits.test)
-    record = run_record(outputs, threshold_sweep(outputs), regime="joint", seed=0,
-                        train_seconds=12.5)
+    record = run_record(outputs, threshold_sweep(outputs), regime="joint",
+                        seed=0, train_seconds=12.5)
     ```
     """
     outputs, result = reference_convention(outputs, result)
