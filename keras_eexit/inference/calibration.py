@@ -495,10 +495,10 @@ def fit_temperatures(validation, bounds=(0.05, 20.0)):
     """Temperature scaling per exit (Guo et al. 2017) on validation NLL.
 
     Needs at least `MIN_CALIBRATION_SAMPLES` validation samples. Warns
-    (`UserWarning`, with the numbers) for an exit whose temperature ends at
-    a search bound: its validation NLL has no minimum inside `bounds`
-    (typically every validation sample is right at that exit, which drives
-    T to the lower bound), so the temperature reflects the split, not the
+    (`UserWarning`, with the numbers) for an exit whose validation NLL has
+    no minimum inside `bounds`: every validation sample right at that exit
+    (the NLL falls as T falls), every one wrong, or a temperature that
+    ended at a bound. Such a temperature reflects the split, not the
     model.
 
     Args:
@@ -545,18 +545,20 @@ def fit_temperatures(validation, bounds=(0.05, 20.0)):
 
 
 def _warn_at_bound(exit_index, temperature, bounds, probs, labels):
-    """Warns when exit `exit_index`'s temperature ends at a search bound."""
+    """Warns when exit `exit_index`'s validation NLL has no minimum inside
+    `bounds`: every sample right (the NLL falls as T falls) or every one
+    wrong, or a temperature that ended at a bound."""
     low, high = bounds
-    if not (temperature <= low * 1.001 or temperature >= high / 1.001):
-        return
     correct = int((probs.argmax(-1) == labels).sum())
+    if 0 < correct < len(labels) and low * 1.001 < temperature < high / 1.001:
+        return
     warnings.warn(
-        f"Temperature scaling of exit {exit_index + 1} stopped at the "
-        f"search bound T={temperature:.3g} (bounds {tuple(bounds)}): exit "
-        f"{exit_index + 1} classifies {correct} of {len(labels)} "
-        "validation samples correctly, and its validation NLL has no "
-        "minimum inside the bounds, so this temperature is not meaningful. "
-        "Calibrate on more (or more varied) validation samples.",
+        f"Temperature scaling of exit {exit_index + 1} found no minimum of "
+        f"the validation NLL inside the bounds {tuple(bounds)} (it stopped "
+        f"at T={temperature:.3g}): exit {exit_index + 1} classifies "
+        f"{correct} of {len(labels)} validation samples correctly, so this "
+        "temperature is not meaningful. Calibrate on more (or more varied) "
+        "validation samples.",
         stacklevel=3)
 
 

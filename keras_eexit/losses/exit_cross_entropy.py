@@ -197,8 +197,8 @@ class _Checked:
             )
         reason = str(error).strip().splitlines()
         return ValueError(
-            f"The loss {name} failed on {given} and logits of shape "
-            f"{label_shape(logits)}: {type(error).__name__}: "
+            f"The loss {name} failed on logits of shape "
+            f"{label_shape(logits)} and {given}: {type(error).__name__}: "
             f"{reason[0] if reason else ''}. Expected {_ACCEPTED}."
         )
 
