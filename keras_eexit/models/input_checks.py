@@ -294,6 +294,16 @@ def check_input_shape(received, expected, where=None):
 
     Raises:
         ValueError: for a different rank or a different known size.
+
+    Example:
+
+    >>> check_input_shape((4, 8, 8, 1), (8, 8, 1))
+    >>> check_input_shape((4, 9, 9, 1), (8, 8, 1), "collect")
+    Traceback (most recent call last):
+    ...
+    ValueError: Input shape mismatch in collect: the model expects inputs \
+of shape (None, 8, 8, 1) (batch first). Received: inputs with shape \
+(4, 9, 9, 1).
     """
     if expected is None or received is None or getattr(
             received, "rank", 0) is None:

@@ -388,6 +388,13 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
         Returns:
             A dict `{exit_name: logits}` of NumPy arrays.
+
+        Example:
+
+        ```python
+        logits = model.predict(x_test, batch_size=256)
+        logits["exit_1"].shape  # (len(x_test), num_classes)
+        ```
         """
         input_checks.check_input_shape(input_checks.inputs_shape(x),
                                        self._expected_input_shape())
@@ -542,7 +549,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
         """As `keras.Model.fit`, with a regime among the callbacks.
 
         Inputs and labels are checked first (clear errors for empty data,
-        NaN inputs, malformed labels). At most one regime (a callback with
+        NaN inputs, inputs of another shape than the model's, malformed
+        labels). At most one regime (a callback with
         `prepare_fit`, such as `keras_eexit.regimes.Joint`) may be among
         the callbacks: it is prepared before Keras builds the optimizer,
         and it gives the model back ready for a plain `fit` when training
@@ -652,7 +660,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
         object.__setattr__(self, attribute, rank)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """As `keras.Model.evaluate`; inputs and labels are checked first."""
+        """As `keras.Model.evaluate`; inputs (their shape included) and
+        labels are checked first."""
         input_checks.check_data(x, y, self.num_classes, "evaluate",
                                 kwargs.get("sample_weight"))
         input_checks.check_input_shape(input_checks.inputs_shape(x),
