@@ -155,7 +155,8 @@ def check_sample_weights(sample_weight, what="fit"):
 _NON_FINITE_CONSEQUENCE = {
     "training": "the model's outputs on them are NaN, and training on "
                 "them makes the weights NaN",
-    "inference": "the model's predictions on them would be NaN",
+    "inference": "the model's outputs on them are NaN, so its "
+                 "predictions for them would be NaN",
 }
 
 

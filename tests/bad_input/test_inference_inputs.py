@@ -138,7 +138,7 @@ def test_nan_inputs_to_inference_speak_of_predictions(call):
         else:
             predict_early_exit(model, x, 0.5)
     message = _one_line(error)
-    assert "predictions on them would be NaN" in message
+    assert "its predictions for them would be NaN" in message
     assert "training" not in message
 
 
