@@ -1,6 +1,7 @@
 """`keras-eexit evaluate`: tables and plots for a saved multi-exit model."""
 
 import os
+import sys
 
 
 def add_parser(subparsers):
@@ -23,6 +24,7 @@ def add_parser(subparsers):
     Returns:
         The new sub-parser.
     """
+    from keras_eexit.cli.options import EVALUATION_BATCH_SIZE
     from keras_eexit.cli.options import HelpFormatter
 
     parser = subparsers.add_parser(
@@ -42,7 +44,11 @@ def add_parser(subparsers):
                         "[0, 1] (patience/static: every value)")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="size of generated data sets (mnist1d)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int,
+                        default=EVALUATION_BATCH_SIZE,
+                        help="batch size of the evaluation passes (an "
+                        "integer >= 1; it changes speed and memory, not "
+                        "the results)")
     parser.add_argument("--out", default="runs/evaluate",
                         help="output directory")
     parser.set_defaults(handler=run)
@@ -82,9 +88,18 @@ def run(args):
     # Budgeted batch classification: thresholds from the validation split,
     # samples ranked by a continuous score (the criterion's if it has one).
     validation = evaluation.collect(model, splits.validation)
-    budgeted = inference.budgeted_batch_curve(
-        validation, outputs, criterion=(
-            criterion if criterion.continuous else criteria.DEFAULT))
+    budgeted = None
+    minimum = inference.calibration.MIN_CALIBRATION_SAMPLES
+    if len(validation.labels) >= minimum:
+        budgeted = inference.budgeted_batch_curve(
+            validation, outputs, criterion=(
+                criterion if criterion.continuous else criteria.DEFAULT))
+    else:
+        print(f"keras-eexit: warning: the validation split has "
+              f"{len(validation.labels)} samples, fewer than the "
+              f"{minimum} that "
+              "calibrating thresholds needs: the budgeted-batch curve is "
+              "left out.", file=sys.stderr)
     # Tables, captions and plots in Kubaty et al.'s (fvcore) convention.
     written = reports.write_evaluation_report(
         outputs, result, args.out, name=os.path.basename(args.model),

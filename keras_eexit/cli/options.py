@@ -6,6 +6,12 @@ import ast
 from keras_eexit.experiments import config as defaults
 
 
+EVALUATION_BATCH_SIZE = 256
+"""Default `--batch-size` of the sub-commands that only run a trained model
+(`evaluate`): inference batches, which change speed and memory, never the
+results."""
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` shows every option's default (none for flags)."""
 

@@ -166,7 +166,7 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
     seen = 0
     for batch in data:
         x, y = batch[0], batch[1]
-        _check_batch(x, y, model.num_classes, seen)
+        _check_batch(model, x, y, seen)
         seen += int(np.shape(y)[0])
         out = predict(x)
         for k, name in enumerate(model.exit_names):
@@ -203,17 +203,20 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
     )
 
 
-def _check_batch(x, y, num_classes, first_sample):
-    """NaN inputs and labels outside the model's classes, named at once
-    (not later as "probabilities that do not sum to 1" or a wrong
-    accuracy)."""
+def _check_batch(model, x, y, first_sample):
+    """Inputs of another shape than the model's, NaN inputs and labels
+    outside the model's classes, named at once (not later as "probabilities
+    that do not sum to 1" or a wrong accuracy)."""
     from keras_eexit.models.input_checks import check_finite_inputs
+    from keras_eexit.models.input_checks import check_input_shape
     from keras_eexit.models.input_checks import check_label_values
 
+    check_input_shape(getattr(x, "shape", None), model.input_shape_,
+                      "collect")
     check_finite_inputs(ops.convert_to_numpy(x) if not isinstance(
-        x, (dict, tuple, list)) else x, first_sample)
-    if num_classes is not None:
-        check_label_values(np.asarray(y), num_classes)
+        x, (dict, tuple, list)) else x, first_sample, use="inference")
+    if model.num_classes is not None:
+        check_label_values(np.asarray(y), model.num_classes)
 
 
 def _labelled_batches(data, batch_size):

@@ -7,6 +7,7 @@ thresholds found on validation to them.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -19,6 +20,21 @@ from keras_eexit.utils.validation import invalid_value
 MSDNET_P = tuple(range(1, 40))
 """MSDNet's `adaptive_inference.py` budgets: q = p / 20 for p = 1..39."""
 
+MIN_CALIBRATION_SAMPLES = 30
+"""The fewest validation samples a calibration accepts, at every exit.
+
+Every exit's threshold and temperature is fitted to the validation samples
+scored at that exit (all N of them: `collect` runs every exit). Below 30,
+one sample moves an exit's validation accuracy by more than 3 points,
+three times the 1-point drop `accuracy_drop_policy` keeps by default, so
+the search fits noise; on 1 or 2 samples every exit is often right on all
+of them, the cheapest policy then sends everything to exit 1 (thresholds
+0) and temperature scaling runs to its lower bound (T ≈ 0.05), which
+makes test calibration worse. For comparison, Guo et al. (2017, "On
+Calibration of Modern Neural Networks", Sec. 5) fit temperatures on 5,000
+(CIFAR) to 25,000 (ImageNet) validation images. A test split may be of any
+size."""
+
 
 def _check_outputs(outputs, argument):
     for attribute in ("probs", "labels", "flops"):
@@ -26,7 +42,30 @@ def _check_outputs(outputs, argument):
             raise invalid_value(
                 argument, "an ExitOutputs (keras_eexit.evaluation.collect "
                 "on a validation split)", type(outputs).__name__)
+    if argument == "validation":
+        check_calibration_samples(outputs)
     return outputs
+
+
+def check_calibration_samples(validation):
+    """Refuses validation outputs of fewer than `MIN_CALIBRATION_SAMPLES`.
+
+    Args:
+        validation: `ExitOutputs` of a validation split.
+
+    Raises:
+        ValueError: naming the number of samples and the minimum.
+    """
+    count = int(np.shape(validation.probs)[1])
+    if count < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(
+            "Invalid value received for argument `validation`. Expected "
+            f"the outputs of at least {MIN_CALIBRATION_SAMPLES} validation "
+            "samples (every exit's thresholds and temperature are fitted "
+            "to them; fewer fit noise: see keras_eexit.inference."
+            "calibration.MIN_CALIBRATION_SAMPLES). "
+            f"Received: validation with {count} sample(s)."
+        )
 
 
 def _continuous(criterion):
@@ -455,6 +494,13 @@ def expected_calibration_error(probs, labels, bins=15):
 def fit_temperatures(validation, bounds=(0.05, 20.0)):
     """Temperature scaling per exit (Guo et al. 2017) on validation NLL.
 
+    Needs at least `MIN_CALIBRATION_SAMPLES` validation samples. Warns
+    (`UserWarning`, with the numbers) for an exit whose validation NLL has
+    no minimum inside `bounds`: every validation sample right at that exit
+    (the NLL falls as T falls), every one wrong, or a temperature that
+    ended at a bound. Such a temperature reflects the split, not the
+    model.
+
     Args:
         validation: `ExitOutputs` of the validation split.
         bounds: search interval for each temperature.
@@ -462,6 +508,14 @@ def fit_temperatures(validation, bounds=(0.05, 20.0)):
     Returns:
         A dict: `temperatures` `(K,)`, `ece_before` and `ece_after`
         `(K,)` (expected calibration error on the validation split).
+
+    Example:
+
+    ```python
+    fit = fit_temperatures(collect(model, splits.validation))
+    policy = ExitPolicy("max_softmax", 0.9, num_exits=model.num_exits,
+                        temperatures=fit["temperatures"])
+    ```
     """
     from scipy.optimize import minimize_scalar
 
@@ -482,11 +536,30 @@ def fit_temperatures(validation, bounds=(0.05, 20.0)):
         found = minimize_scalar(nll, bounds=tuple(np.log(bounds)),
                                 method="bounded")
         temperatures.append(math.exp(found.x))
+        _warn_at_bound(k, temperatures[-1], bounds, probs[k], labels)
     temperatures = check_temperatures(temperatures, probs.shape[0])
     after = scale_probabilities(probs, temperatures)
     return {"temperatures": temperatures,
             "ece_before": expected_calibration_error(probs, labels),
             "ece_after": expected_calibration_error(after, labels)}
+
+
+def _warn_at_bound(exit_index, temperature, bounds, probs, labels):
+    """Warns when exit `exit_index`'s validation NLL has no minimum inside
+    `bounds`: every sample right (the NLL falls as T falls) or every one
+    wrong, or a temperature that ended at a bound."""
+    low, high = bounds
+    correct = int((probs.argmax(-1) == labels).sum())
+    if 0 < correct < len(labels) and low * 1.001 < temperature < high / 1.001:
+        return
+    warnings.warn(
+        f"Temperature scaling of exit {exit_index + 1} found no minimum of "
+        f"the validation NLL inside the bounds {tuple(bounds)} (it stopped "
+        f"at T={temperature:.3g}): exit {exit_index + 1} classifies "
+        f"{correct} of {len(labels)} validation samples correctly, so this "
+        "temperature is not meaningful. Calibrate on more (or more varied) "
+        "validation samples.",
+        stacklevel=3)
 
 
 def budgeted_batch_plot(curve, global_sweep=None, path=None,

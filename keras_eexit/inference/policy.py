@@ -12,6 +12,14 @@ from keras_eexit.utils.validation import invalid_value
 
 FORMAT = "keras-eexit-exit-policy"
 FORMAT_VERSION = 1
+_REQUIRED_KEYS = ("format", "criterion", "thresholds")
+
+
+def _json_type(value):
+    """The JSON name of a parsed value's type (`"list"` for an array)."""
+    names = {dict: "JSON object", list: "list", str: "string",
+             bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def check_temperatures(temperatures, num_exits):
@@ -187,13 +195,37 @@ class ExitPolicy:
             raise ValueError(
                 "Not a keras-eexit exit policy (expected a JSON object with "
                 f"\"format\": \"{FORMAT}\").")
-        if data.get("format_version", 0) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(
+                "The exit policy's \"format_version\" must be an integer; "
+                f"received a {_json_type(version)}.")
+        if version > FORMAT_VERSION:
             raise ValueError(
                 "This exit policy was written by a newer keras-eexit "
                 f"(format {data['format_version']}); upgrade keras-eexit.")
-        return cls(data["criterion"], data["thresholds"],
+        missing = [key for key in _REQUIRED_KEYS if key not in data]
+        if missing:
+            raise ValueError(
+                f"The exit policy lacks the key(s) {missing}: a policy "
+                f"holds {list(_REQUIRED_KEYS)} (and optionally "
+                "\"temperatures\", \"metadata\").")
+        thresholds = data["thresholds"]
+        if not isinstance(thresholds, list) or not thresholds or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                for v in thresholds):
+            raise ValueError(
+                "The exit policy's \"thresholds\" must be a non-empty list "
+                "of numbers, one per exit; received a "
+                f"{_json_type(thresholds)}: {thresholds!r}.")
+        metadata = data.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(
+                "The exit policy's \"metadata\" must be a JSON object "
+                f"(or null); received a {_json_type(metadata)}.")
+        return cls(data["criterion"], thresholds,
                    temperatures=data.get("temperatures"),
-                   metadata=data.get("metadata"))
+                   metadata=metadata)
 
     def save(self, path):
         """Writes the policy as JSON (atomically). Thresholds round-trip
@@ -203,7 +235,18 @@ class ExitPolicy:
 
     @classmethod
     def load(cls, path):
-        """Reads a policy written by `save`."""
+        """Reads a policy written by `save`.
+
+        Args:
+            path: the JSON file.
+
+        Returns:
+            An `ExitPolicy`.
+
+        Raises:
+            ValueError: a file that is not JSON or not a valid policy (the
+                message names the file and the key at fault).
+        """
         path = os.fspath(path)
         try:
             with open(path, encoding="utf-8") as f:
@@ -213,8 +256,9 @@ class ExitPolicy:
                              f"{error}") from None
         try:
             return cls.from_dict(data)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+        except (ValueError, TypeError, KeyError) as error:
+            message = error.args[0] if error.args else repr(error)
+            raise ValueError(f"{path}: {message}") from None
 
 
 def as_policy(model_exits, thresholds=None, criterion="max_softmax",

@@ -2,6 +2,7 @@
 
 import weakref
 
+import keras
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
@@ -10,6 +11,8 @@ from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.inference.policy import as_policy
 from keras_eexit.models.input_checks import check_finite_inputs
+from keras_eexit.models.input_checks import check_input_shape
+from keras_eexit.utils.validation import invalid_value
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
@@ -48,32 +51,41 @@ def early_exit_function(model, criterion, observe=None):
     return function
 
 
-def _batches(x, batch_size):
+def _batches(model, x, batch_size):
+    """The batches of `x`, each checked against the model's input shape
+    (a data set's batches are checked as they come)."""
     import tensorflow as tf
 
     if isinstance(x, tf.data.Dataset):
         for batch in x:
-            if isinstance(batch, (tuple, list)):
-                batch = batch[0]
+            batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            check_input_shape(getattr(batch, "shape", None),
+                              model.input_shape_, "predict_early_exit")
             yield batch
         return
     for start in range(0, len(x), batch_size):
         yield x[start:start + batch_size]
 
 
-def _check_inputs(model, x):
+def _check_inputs(model, x, batch_size):
     import tensorflow as tf
 
+    if (isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
+        raise invalid_value("batch_size", "an integer >= 1", batch_size)
     if isinstance(x, tf.data.Dataset):
+        spec, _, _ = keras.utils.unpack_x_y_sample_weight(x.element_spec)
+        if not isinstance(spec, tf.TensorSpec):
+            raise invalid_value(
+                "x", "a tf.data.Dataset of input batches or of (x, y) "
+                "pairs", f"a data set of {type(spec).__name__}")
+        check_input_shape(spec.shape, model.input_shape_,
+                          "predict_early_exit")
         return x
     x = np.asarray(x)
-    expected = tuple(model.input_shape_)
-    if x.ndim != len(expected) + 1 or any(
-            e is not None and e != r for e, r in zip(expected, x.shape[1:])):
-        raise ValueError(
-            "Input shape mismatch: the model expects a batch of shape "
-            f"{(None,) + expected}. Received: x with shape {x.shape}")
-    check_finite_inputs(x)
+    check_input_shape(x.shape, model.input_shape_, "predict_early_exit")
+    check_finite_inputs(x, use="inference")
     return x.astype(model.input_dtype)
 
 
@@ -101,7 +113,7 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
         temperatures: optional number or one per exit (logits / T before
             the softmax).
         policy: an `ExitPolicy` instead of the three arguments above.
-        batch_size: batch size for array inputs.
+        batch_size: batch size for array inputs (an integer >= 1).
 
     Returns:
         A tuple `(probabilities, exit_index, flops)` of NumPy arrays:
@@ -120,12 +132,12 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
 
     policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
                        policy)
-    x = _check_inputs(model, x)
+    x = _check_inputs(model, x, batch_size)
     function = early_exit_function(model, policy.criterion)
     t = tf.constant(policy.threshold_array())
     temps = tf.constant(policy.temperature_array())
     probs, index = [], []
-    for batch in _batches(x, batch_size):
+    for batch in _batches(model, x, batch_size):
         out = function(tf.convert_to_tensor(batch, model.input_dtype), t,
                        temps)
         probs.append(out[PROBABILITIES].numpy())

@@ -120,6 +120,41 @@ def _check_takes_logits(loss):
         )
 
 
+def _loss_name(loss):
+    """A short, readable name of a user's loss (no object repr)."""
+    if isinstance(loss, keras.losses.Loss):
+        config = loss.get_config()
+        function = getattr(loss, "fn", None)
+        name = (function.__name__ if type(loss).__name__ ==
+                "LossFunctionWrapper" and function is not None
+                else type(loss).__name__)
+        if "from_logits" in config:
+            return f"{name}(from_logits={config['from_logits']})"
+        return f"{name}()"
+    function = getattr(loss, "func", loss)  # functools.partial
+    return getattr(function, "__name__", type(loss).__name__)
+
+
+def _label_form(labels, num_classes):
+    """What labels of this shape are, in words."""
+    shape = label_shape(labels)
+    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
+        return f"integer class labels of shape {shape}"
+    if len(shape) == 2 and shape[-1] == num_classes:
+        return f"one-hot rows of shape {shape}"
+    return f"labels of shape {shape}"
+
+
+def _label_form_taken(loss_name, num_classes):
+    """The label form a Keras cross-entropy takes, or `None`."""
+    name = loss_name.split("(")[0].lower().replace("_", "")
+    if name in ("sparsecategoricalcrossentropy",):
+        return "integer class labels of shape (batch,)"
+    if name in ("categoricalcrossentropy", "categoricalfocalcrossentropy"):
+        return f"one-hot rows of shape (batch, {num_classes})"
+    return None
+
+
 class _Checked:
     """A user's per-sample loss, with a clear error when it does not fit."""
 
@@ -131,23 +166,41 @@ class _Checked:
         try:
             values = self.function(labels, logits)
         except Exception as error:  # a TF/Keras shape or type error
-            raise ValueError(
-                f"The loss {self.loss!r} failed on logits of shape "
-                f"{label_shape(logits)} and labels of shape "
-                f"{label_shape(labels)}: {type(error).__name__}: {error}. "
-                f"Expected {_ACCEPTED}."
-            ) from error
+            raise self._failure(labels, logits, error) from error
         shape = label_shape(values)
         batch = label_shape(logits)[0]
         if len(shape) != 1 or (
             batch is not None and shape[0] not in (batch, None)
         ):
             raise ValueError(
-                f"The loss {self.loss!r} returned values of shape {shape} "
-                f"for logits of shape {label_shape(logits)}: expected one "
-                f"value per sample ({(batch,)}). Expected {_ACCEPTED}."
+                f"The loss {_loss_name(self.loss)} returned values of shape "
+                f"{shape} for logits of shape {label_shape(logits)}: "
+                f"expected one value per sample ({(batch,)}). Expected "
+                f"{_ACCEPTED}."
             )
         return values
+
+    def _failure(self, labels, logits, error):
+        """The one-line error for a loss that failed on these labels:
+        what it received, what it takes, how to fix it."""
+        name = _loss_name(self.loss)
+        num_classes = label_shape(logits)[-1]
+        given = _label_form(labels, num_classes)
+        taken = _label_form_taken(name, num_classes)
+        if taken is not None:
+            return ValueError(
+                f"The loss {name} received {given}, but it takes {taken}. "
+                "Pass labels of that form to every call (fit, "
+                "validation_data, evaluate), or compile with loss=None "
+                "(cross-entropy on logits), which reads integer classes "
+                "and one-hot rows alike."
+            )
+        reason = str(error).strip().splitlines()
+        return ValueError(
+            f"The loss {name} failed on logits of shape "
+            f"{label_shape(logits)} and {given}: {type(error).__name__}: "
+            f"{reason[0] if reason else ''}. Expected {_ACCEPTED}."
+        )
 
 
 class ExitCrossEntropy(ExitTerm):

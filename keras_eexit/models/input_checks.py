@@ -152,13 +152,23 @@ def check_sample_weights(sample_weight, what="fit"):
             )
 
 
-def check_finite_inputs(x, first_sample=0):
+_NON_FINITE_CONSEQUENCE = {
+    "training": "the model's outputs on them are NaN, and training on "
+                "them makes the weights NaN",
+    "inference": "the model's outputs on them are NaN, so its "
+                 "predictions for them would be NaN",
+}
+
+
+def check_finite_inputs(x, first_sample=0, use="training"):
     """Raises if a floating-point input array holds NaN or Inf values.
 
     Args:
         x: the inputs (arrays are checked; other structures are skipped).
         first_sample: the index of `x`'s first row in the whole data, so
             that the message names the right sample of a batched data set.
+        use: `"training"` (`fit`, `evaluate`) or `"inference"`
+            (predictions), for what the message says NaN inputs cause.
     """
     if isinstance(x, (list, tuple, dict)) or x is None:
         return
@@ -174,9 +184,8 @@ def check_finite_inputs(x, first_sample=0):
     bad = np.argwhere(~finite)
     raise ValueError(
         f"Inputs contain {len(bad)} non-finite values (NaN or Inf), the "
-        f"first in sample {first_sample + int(bad[0][0])}: the model's "
-        "outputs on them are NaN, and training on them makes the weights "
-        "NaN. Clean or impute the data first."
+        f"first in sample {first_sample + int(bad[0][0])}: "
+        f"{_NON_FINITE_CONSEQUENCE[use]}. Clean or impute the data first."
     )
 
 
@@ -265,3 +274,81 @@ def labels_per_exit(data, exit_names):
     else:
         y = {name: y for name in exit_names}
     return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+
+def check_input_shape(received, expected, where=None):
+    """Raises unless a batch of `received` shape fits the model's input.
+
+    The one shape check of a multi-exit model's inputs: `MultiExitModel`'s
+    call (so `fit`, `evaluate` and `predict`), `predict_early_exit` and
+    `evaluation.collect` compare with the input shape the model declares
+    (or was built with), never relying on a layer to fail: a network whose
+    stages end in global pooling would compute numbers for any image size.
+
+    Args:
+        received: the batch's shape (batch axis first; `None` for unknown
+            axes, which match anything).
+        expected: the model's input shape without the batch axis (`None`
+            axes accept any size), or `None` when unknown (no check).
+        where: the call that received the batch, named in the message
+            (`"predict_early_exit"`); `None` for the model's own calls.
+
+    Raises:
+        ValueError: for a different rank or a different known size.
+
+    Example:
+
+    >>> check_input_shape((4, 8, 8, 1), (8, 8, 1))
+    >>> check_input_shape((4, 9, 9, 1), (8, 8, 1), "collect")
+    Traceback (most recent call last):
+    ...
+    ValueError: Input shape mismatch in collect: the model expects inputs \
+of shape (None, 8, 8, 1) (batch first). Received: inputs with shape \
+(4, 9, 9, 1).
+    """
+    if expected is None or received is None or getattr(
+            received, "rank", 0) is None:
+        return
+    received = tuple(None if d is None else int(d) for d in received)
+    expected = tuple(expected)
+    if len(received) != len(expected) + 1 or any(
+        e is not None and r is not None and e != r
+        for e, r in zip(expected, received[1:])
+    ):
+        raise ValueError(
+            "Input shape mismatch"
+            f"{'' if where is None else ' in ' + where}: the model expects "
+            f"inputs of shape {(None,) + expected} (batch first). Received: "
+            f"inputs with shape {received}."
+        )
+
+
+def inputs_shape(x):
+    """The batch shape of the inputs `fit`/`evaluate`/`predict` receive.
+
+    Args:
+        x: an array or tensor, or a `tf.data.Dataset` of inputs or of
+            `(x, y, ...)` tuples.
+
+    Returns:
+        A tuple (batch axis first): an array's shape; a data set's element
+        spec, or its first batch's shape where the spec leaves axes
+        unknown. `None` for other inputs (dicts, lists, generators,
+        `keras.utils.PyDataset`) and for an empty data set.
+    """
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        spec, _, _ = keras.utils.unpack_x_y_sample_weight(x.element_spec)
+        shape = getattr(spec, "shape", None)
+        if shape is None or shape.rank is None:
+            return None
+        if None not in tuple(shape)[1:]:
+            return tuple(shape)
+        for batch in x.take(1):
+            first, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            return tuple(getattr(first, "shape", ()))
+        return None
+    if isinstance(x, np.ndarray) or tf.is_tensor(x):
+        return tuple(x.shape)
+    return None

@@ -360,20 +360,45 @@ class MultiExitModel(TrainerHooks, keras.Model):
         return outputs
 
     def _check_input(self, inputs):
-        expected = self._declared_input_shape()
-        received = getattr(inputs, "shape", None)
-        if expected is None or received is None:
-            return
-        received = tuple(received)
-        if len(received) != len(expected) + 1 or any(
-            e is not None and r is not None and e != r
-            for e, r in zip(expected, received[1:])
-        ):
-            raise ValueError(
-                "Input shape mismatch: the model expects inputs of shape "
-                f"{(None,) + expected} (batch first). Received: inputs with "
-                f"shape {received}."
-            )
+        input_checks.check_input_shape(getattr(inputs, "shape", None),
+                                       self._expected_input_shape())
+
+    def _expected_input_shape(self):
+        """The input shape (no batch axis) that inputs are checked against:
+        the one the first segment declares, else the one the model was
+        built with; `None` before the model is built."""
+        declared = self._declared_input_shape()
+        if declared is not None or not self.built:
+            return declared
+        shape = (self.get_build_config() or {}).get("input_shape")
+        return None if shape is None else tuple(shape)[1:]
+
+    def predict(self, x, *args, **kwargs):
+        """As `keras.Model.predict`; the input shape is checked first.
+
+        Inputs whose shape differs from the model's input shape (an
+        8x8 model given 9x9 images) are refused with one line, as `fit`
+        refuses them, even where the layers would compute numbers (stages
+        ending in global pooling). Arrays are checked whole; of a
+        `tf.data.Dataset`, its element spec and first batch.
+
+        Args:
+            x: as `keras.Model.predict`.
+            *args, **kwargs: forwarded to `keras.Model.predict`.
+
+        Returns:
+            A dict `{exit_name: logits}` of NumPy arrays.
+
+        Example:
+
+        ```python
+        logits = model.predict(x_test, batch_size=256)
+        logits["exit_1"].shape  # (len(x_test), num_classes)
+        ```
+        """
+        input_checks.check_input_shape(input_checks.inputs_shape(x),
+                                       self._expected_input_shape())
+        return super().predict(x, *args, **kwargs)
 
     # ------------------------------------------------------------ training
     def compile(self, optimizer="adam", loss=None, loss_weights=None,
@@ -524,7 +549,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
         """As `keras.Model.fit`, with a regime among the callbacks.
 
         Inputs and labels are checked first (clear errors for empty data,
-        NaN inputs, malformed labels). At most one regime (a callback with
+        NaN inputs, inputs of another shape than the model's, malformed
+        labels). At most one regime (a callback with
         `prepare_fit`, such as `keras_eexit.regimes.Joint`) may be among
         the callbacks: it is prepared before Keras builds the optimizer,
         and it gives the model back ready for a plain `fit` when training
@@ -543,6 +569,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
         input_checks.check_data(x, y, self.num_classes, "fit",
                                 kwargs.get("sample_weight"))
+        input_checks.check_input_shape(input_checks.inputs_shape(x),
+                                       self._expected_input_shape())
         y = input_checks.labels_as_array(y)
         self._trace_for_label_rank("train", x, y)
         validation = kwargs.get("validation_data")
@@ -632,9 +660,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
         object.__setattr__(self, attribute, rank)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """As `keras.Model.evaluate`; inputs and labels are checked first."""
+        """As `keras.Model.evaluate`; inputs (their shape included) and
+        labels are checked first."""
         input_checks.check_data(x, y, self.num_classes, "evaluate",
                                 kwargs.get("sample_weight"))
+        input_checks.check_input_shape(input_checks.inputs_shape(x),
+                                       self._expected_input_shape())
         y = input_checks.labels_as_array(y)
         self._trace_for_label_rank("test", x, y)
         return super().evaluate(x, y, *args, **kwargs)

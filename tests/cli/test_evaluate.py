@@ -124,3 +124,35 @@ def test_evaluate_reports_the_budgeted_batch_curve(untrained_model, tmp_path):
     costs = [float(r["mflops"]) for r in rows]
     assert costs[0] <= costs[-1]  # more budget, later exits
     assert (out / "budgeted_batch.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_batch_size_has_help_and_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    option = "--batch-size BATCH_SIZE batch size of the evaluation passes"
+    assert option in help_text
+    described = help_text.split(option, 1)[1].split("--out", 1)[0]
+    assert "(default: 256)" in described
+
+
+def test_evaluate_leaves_out_the_curve_on_a_tiny_validation_split(
+        tmp_path, capsys):
+    # MNIST-1D of 100 samples: 8 validation samples, too few to calibrate
+    # thresholds; the report is written without the budgeted-batch curve.
+    from keras_eexit.models import get_model
+
+    model = get_model("cnn1d", width=4, num_classes=10)
+    model.compile(optimizer="sgd")
+    model.save(tmp_path / "tiny.keras")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"),
+                 "--dataset", "mnist1d", "--num-samples", "100",
+                 "--thresholds", "10", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the validation split has 8 samples, fewer than the " \
+        "30 that calibrating thresholds needs" in err
+    assert (out / "report.md").exists()
+    assert not (out / "budgeted_batch.csv").exists()
+    assert "budgeted_batch" not in json.loads(
+        (out / "evaluation.json").read_text())
