@@ -53,14 +53,17 @@ def early_exit_function(model, criterion, observe=None):
 
 def _batches(model, x, batch_size):
     """The batches of `x`, each checked against the model's input shape
-    (a data set's batches are checked as they come)."""
+    and for non-finite values (a data set's batches as they come)."""
     import tensorflow as tf
 
     if isinstance(x, tf.data.Dataset):
+        seen = 0
         for batch in x:
             batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
             check_input_shape(getattr(batch, "shape", None),
                               model.input_shape_, "predict_early_exit")
+            check_finite_inputs(batch, first_sample=seen, use="inference")
+            seen += int(batch.shape[0])
             yield batch
         return
     for start in range(0, len(x), batch_size):

@@ -142,6 +142,20 @@ def test_nan_inputs_to_inference_speak_of_predictions(call):
     assert "training" not in message
 
 
+@pytest.mark.parametrize("labelled", [False, True])
+def test_nan_in_a_data_set_for_predict_early_exit_names_the_sample(labelled):
+    """Batches of a `tf.data` set are checked as they come: the NaN in the
+    second batch is named by its index in the whole data set."""
+    model = make_tiny_model(num_exits=2)
+    x = np.zeros((6, 8, 8, 1), "float32")
+    x[4, 1, 1, 0] = np.nan
+    data = (tf.data.Dataset.from_tensor_slices((x, np.zeros(6, int)))
+            if labelled else tf.data.Dataset.from_tensor_slices(x))
+    with pytest.raises(ValueError, match="first in sample 4") as error:
+        predict_early_exit(model, data.batch(3), 0.5)
+    assert "its predictions for them would be NaN" in _one_line(error)
+
+
 # ------------------------------------------------------ exit policy files
 GOOD = ExitPolicy("max_softmax", [0.5, 0.6, 1.0]).to_dict()
 
