@@ -86,8 +86,7 @@ class InputChecks:
         kind = "integers" if c.integer else "numbers"
         never = c.never_exit(k)
         extra = "" if low <= never <= high else f"; {never:g}: never exit"
-        same = "" if c.per_exit else ", all equal"
-        return (f"{k} float32 {kind} (one per exit{same}) between {low:g} "
+        return (f"{k} float32 {kind} (one per exit) between {low:g} "
                 f"and {high:g} for criterion {c.name!r} ({c.rule}{extra})")
 
     def input_expected(self, one_row=False):
@@ -147,8 +146,6 @@ class InputChecks:
             valid = ((flat >= float_key(low)) & (flat <= float_key(high))
                      | tf.equal(flat, never))
         ok = ok & tf.reduce_all(valid)
-        if not c.per_exit:
-            ok = ok & tf.reduce_all(tf.equal(flat, flat[0]))
         safe = tf.where(ok, flat, tf.fill([k], eager))
         # Back from keys to float32 bit patterns (the inverse map).
         bits = tf.where(safe < 0, tf.constant(_INT32_MIN, tf.int32) - safe,
