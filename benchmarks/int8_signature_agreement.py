@@ -12,8 +12,8 @@ For each seed this trains `small_cnn` on digits (as
 exports it with int8 quantisation (calibrated on 200 training samples) and
 runs every test sample through both signatures at several max-softmax
 thresholds. It prints, per seed and threshold, the share of samples the two
-send to the same exit, and the largest probability difference where they
-agree.
+send to the same exit, each signature's test accuracy, and the largest
+probability difference where they agree.
 
 Run:
 
@@ -62,16 +62,19 @@ def measure(seed, epochs, arrays):
     with tempfile.TemporaryDirectory() as path:
         export_litert(model, path, mode="early_exit", quantization="int8",
                       representative_data=arrays["x_train"][:200])
-        x = arrays["x_test"].astype("float32")
+        x, y = arrays["x_test"].astype("float32"), arrays["y_test"]
         for threshold in THRESHOLDS:
             index, probs, row_index, row_probs = both_signatures(
                 path, x, threshold, model.num_exits)
             agree = index == row_index
             gap = np.abs(probs[agree] - row_probs[agree]).max()
+            accuracy = [100 * (p.argmax(-1) == y).mean()
+                        for p in (probs, row_probs)]
             print(f"seed {seed}  threshold {threshold:.2f}  agreement "
                   f"{100 * agree.mean():6.2f}% ({int((~agree).sum())} of "
-                  f"{len(x)} differ)  max |p_batch - p_one_row| where they "
-                  f"agree {gap:.4f}", flush=True)
+                  f"{len(x)} differ)  accuracy batch {accuracy[0]:.2f}% "
+                  f"one_row {accuracy[1]:.2f}%  max |p_batch - p_one_row| "
+                  f"where they agree {gap:.4f}", flush=True)
 
 
 def main():
