@@ -12,7 +12,6 @@ from keras_eexit.export.litert_export import FORMAT
 from keras_eexit.export.litert_export import FORMAT_VERSION
 from keras_eexit.export.litert_export import SIDECAR
 from keras_eexit.export.litert_export import renamed_argument
-from keras_eexit.inference.graph_checks import INVALID_EXIT
 from keras_eexit.models.input_checks import check_finite_inputs
 
 
@@ -230,15 +229,8 @@ class LiteRTRunner:
         if len(batch) == 1 and self._one_row is not None:
             runner = self._one_row
         out = runner(**{_graph.INPUT: batch, _graph.THRESHOLDS: thresholds})
-        index = out[_graph.EXIT_INDEX].astype(np.int64)
-        flagged = np.flatnonzero(index == INVALID_EXIT)
-        if flagged.size:  # the file's own checks (the runner's passed)
-            raise ValueError(
-                f"The exported file flagged rows {flagged[:10].tolist()} as "
-                f"invalid (exit index {INVALID_EXIT}: a non-finite input or "
-                "invalid thresholds) although the runner's checks passed; "
-                "export the model again.")
-        return out[_graph.PROBABILITIES], index
+        return (out[_graph.PROBABILITIES],
+                out[_graph.EXIT_INDEX].astype(np.int64))
 
     def _predict_driven(self, batch, thresholds):
         """Segments or per-exit files driven from Python, with compaction:

@@ -23,7 +23,7 @@ Example:
 ```python
 checks = InputChecks("max_softmax", num_exits=3, input_shape=(8, 8, 1),
                      dtype="float32")
-rows, call, safe = checks.flags(x, thresholds)   # inside a tf.function
+rows, safe = checks.flags(x, thresholds)   # inside a tf.function
 ```
 """
 
@@ -165,9 +165,10 @@ class InputChecks:
             `(x, thresholds)` with the assertions as control dependencies
             (the thresholds as float32 `(num_exits,)`, or `None`).
 
-        Raises (when the graph runs):
-            InvalidArgumentError: "Invalid value received for input ..."
-                naming the input, what it must be and what it holds.
+        Raises:
+            InvalidArgumentError: when the graph runs on an invalid call:
+                "Invalid value received for input ..." naming the input,
+                what it must be and what it holds.
         """
         import tensorflow as tf
 
