@@ -216,3 +216,27 @@ def test_an_existing_file_as_output_is_exit_code_1(files, tmp_path, capsys):
     assert err.count("\n") == 0 and "Errno" not in err, err
     assert str(blocker) in err and "Not a directory" in err
     assert blocker.read_text() == "not a directory"
+
+
+def test_an_unwritable_output_is_exit_code_1_naming_the_file(
+        files, tmp_path, capsys, monkeypatch):
+    # (Tests run as root, for whom no directory is read-only: the failure
+    # is made where the export creates its first file.)
+    from types import SimpleNamespace
+
+    from keras_eexit.utils import atomic
+
+    def read_only(prefix, suffix, dir):
+        raise PermissionError(13, "Permission denied",
+                              f"{dir}/{prefix}tmp123{suffix}")
+
+    monkeypatch.setattr(atomic, "tempfile",
+                        SimpleNamespace(mkstemp=read_only))
+    out = tmp_path / "litert"
+    code = main(["export", "--model", str(files / "model.keras"), "--out",
+                 str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err == (f"keras-eexit: error: Permission denied: '{out}' "
+                   "(cannot read or write it)"), err  # not a temporary file
+    assert not out.exists()  # the directory it made is gone
