@@ -114,7 +114,7 @@ def run(args):
         criterion=args.criterion,
         quantization=quantization,
         representative_data=representative,
-        threshold=args.threshold,
+        thresholds=args.threshold,
     )
     with open(sidecar, encoding="utf-8") as f:
         meta = json.load(f)

@@ -87,7 +87,27 @@ def representative_samples(data, input_shape, dtype="float32"):
         raise invalid_value(
             "representative_data", expected, "an empty data set"
         )
-    return samples.astype(dtype)
+    with np.errstate(over="ignore"):  # 1e300 is Inf in float32: refused
+        samples = samples.astype(dtype)
+    _check_finite(samples)
+    return samples
+
+
+def _check_finite(samples):
+    """Refuses NaN and Inf: the converter's int8 calibration crashes the
+    process on them (a segmentation fault, no Python error)."""
+    if not np.issubdtype(samples.dtype, np.floating):
+        return
+    finite = np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite)
+    raise ValueError(
+        "Invalid value received for argument `representative_data`. "
+        "Expected finite numbers (int8 calibration cannot use NaN or Inf). "
+        f"Received: NaN or Inf in {len(bad)} of {len(samples)} samples, the "
+        f"first at sample {int(bad[0])}"
+    )
 
 
 def convert(function, quantization=None, representative=None, model=None):

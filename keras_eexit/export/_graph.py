@@ -24,6 +24,8 @@ from keras_eexit.compat import flatten_layers
 from keras_eexit.inference.compaction import EXIT_INDEX  # noqa: F401 (signature name)
 from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
+from keras_eexit.inference.graph_checks import InputChecks
+from keras_eexit.inference.graph_checks import flag_invalid
 from keras_eexit.utils.validation import invalid_value
 
 INPUT = "input"
@@ -196,7 +198,10 @@ class ChainGraph:
         layers: after stage `k` only the rows its exit did not accept are
         gathered into stage `k + 1`, which runs inside a `tf.cond` (a
         LiteRT `If`) taken only when some row remains. Scores are computed
-        in float32 (LiteRT built-in kernels have no float64).
+        in float32 (LiteRT built-in kernels have no float64). A row with
+        NaN or Inf gets exit index -1 and NaN probabilities; thresholds
+        that are not one valid number per exit flag every row
+        (`keras_eexit.inference.graph_checks`).
         """
         return self._early_exit(one_row=False)
 
@@ -207,7 +212,9 @@ class ChainGraph:
         `EarlyExitGraph.one_row`: nested `tf.cond`s (LiteRT `If`s) on the
         sample's decision, no gather, every shape static, so the graph
         stops at the first exit that accepts the sample with the least
-        work per call (the early-exit file's batch-1 signature).
+        work per call (the early-exit file's batch-1 signature). An input
+        of more rows is flagged (exit index -1), like invalid thresholds
+        or a non-finite sample in both signatures.
         """
         return self._early_exit(one_row=True)
 
@@ -216,21 +223,31 @@ class ChainGraph:
 
         graph = EarlyExitGraph(self.model, self.criterion, call=self.call,
                                precision="float32")
+        checks = InputChecks(self.criterion, self.num_exits,
+                             self.input_shape, self.dtype)
         temperatures = None
         if self.temperatures is not None:
             temperatures = tf.constant(self.temperatures, tf.float32)
         run = graph.one_row if one_row else graph
 
         def serve(inputs):
-            return run(inputs[INPUT], inputs[THRESHOLDS], temperatures)
+            # Invalid rows and calls are flagged, not refused (LiteRT has
+            # no assert op): see `graph_checks.flag_invalid`.
+            x = inputs[INPUT]
+            rows, thresholds = checks.flags(x, inputs[THRESHOLDS], one_row)
+            if one_row:  # one row, static shapes from here on
+                x = tf.reshape(x[:1], (1,) + self.input_shape)
+                rows = rows[:1]
+            return flag_invalid(run(x, thresholds, temperatures), rows)
 
         # The converter names the signatures of a multi-function file after
         # the functions.
         serve.__name__ = ONE_ROW_SIGNATURE if one_row else SIGNATURE
+        # The batch and threshold axes are left unknown: a dimension the
+        # converter knows would fold the checks of its size away.
         signature = {
-            INPUT: self.input_spec(1 if one_row else None),
-            THRESHOLDS: tf.TensorSpec((self.num_exits,), tf.float32,
-                                      name=THRESHOLDS),
+            INPUT: self.input_spec(None),
+            THRESHOLDS: tf.TensorSpec((None,), tf.float32, name=THRESHOLDS),
         }
         return tf.function(serve, input_signature=[signature])
 

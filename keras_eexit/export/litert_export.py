@@ -1,8 +1,11 @@
 """`export_litert`: a multi-exit model to LiteRT files plus a JSON sidecar."""
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -11,8 +14,8 @@ from keras_eexit.export import _graph
 from keras_eexit.export._convert import check_quantization
 from keras_eexit.export._convert import convert
 from keras_eexit.export._convert import representative_samples
+from keras_eexit.inference.graph_checks import INVALID_EXIT
 from keras_eexit.utils.atomic import atomic_path
-from keras_eexit.utils.atomic import write_text
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -33,8 +36,9 @@ def export_litert(
     criterion="max_softmax",
     quantization=None,
     representative_data=None,
-    threshold=None,
+    thresholds=None,
     policy=None,
+    **deprecated,
 ):
     """Exports a multi-exit model to LiteRT (TFLite) for on-device inference.
 
@@ -85,8 +89,11 @@ def export_litert(
     probabilities; entropy can differ only within ~2 float32 ulps of the
     threshold.
 
-    Files are converted in memory first, then each is written atomically
-    (a temporary file renamed over the target): an interrupted export
+    Files are converted in memory first, then written all or nothing:
+    each to a temporary file beside its target, and only when every one
+    is written are they renamed over their targets. A failed export
+    (a full disk, an unwritable directory) leaves a previous export in
+    `path` as it was and no directory it created; an interrupted one
     never leaves a truncated `.tflite`. The sidecar is written last and
     records each file's SHA-256, so `LiteRTRunner` refuses a set of files
     mixed from two exports.
@@ -107,12 +114,14 @@ def export_litert(
             inputs, an array `(num_samples,) + input_shape` or a data set
             of such batches (or of `(x, y)` pairs). A few hundred training
             samples are enough; all are used.
-        threshold: the default thresholds recorded in the sidecar (used
+        thresholds: the default thresholds recorded in the sidecar (used
             by `LiteRTRunner.predict` when none is given): a number or one
             per exit; defaults to the criterion's default. The early-exit
             file takes its thresholds as an input at run time regardless.
+            (Formerly `threshold=`, which still works for one release with
+            a `DeprecationWarning`.)
         policy: an `keras_eexit.inference.ExitPolicy` instead of
-            `criterion` and `threshold`: its thresholds become the sidecar
+            `criterion` and `thresholds`: its thresholds become the sidecar
             defaults and its temperatures (if any) are baked into every
             exported exit (logits divided by `T_k` before the softmax).
 
@@ -130,15 +139,17 @@ def export_litert(
     ```python
     sidecar = export_litert(model, "out/litert", mode="early_exit")
     runner = LiteRTRunner("out/litert")
-    probs, exit_index = runner.predict(x_test[:8], threshold=0.8)
+    probs, exit_index = runner.predict(x_test[:8], thresholds=0.8)
     ```
     """
+    thresholds = renamed_argument("export_litert", deprecated, "threshold",
+                                  "thresholds", thresholds)
     mode = check_choice("mode", mode, MODES)
     criterion = criteria_lib.get(criterion).name
     quantization = check_quantization(quantization)
     input_shape = _input_shape(model)
     criterion, thresholds, temperatures = _exit_rule(model, criterion,
-                                                     threshold, policy)
+                                                     thresholds, policy)
     _check_quantizable(criterion, mode, quantization)
     directory = _check_directory(path)
     samples = _calibration_samples(quantization, representative_data,
@@ -154,23 +165,55 @@ def export_litert(
 
 
 # ------------------------------------------------------------- arguments
-def _exit_rule(model, criterion, threshold, policy):
+def _exit_rule(model, criterion, thresholds, policy):
     """`(criterion, thresholds, temperatures)` from the arguments."""
     temperatures = None
     if policy is not None:
         from keras_eexit.inference.policy import as_policy
 
-        if threshold is not None:
-            raise ValueError("Pass either `policy=` or `threshold=`, not "
+        if thresholds is not None:
+            raise ValueError("Pass either `policy=` or `thresholds=`, not "
                              "both.")
         policy = as_policy(model.num_exits, policy=policy)
-        criterion, threshold = policy.criterion, policy.thresholds
+        criterion, thresholds = policy.criterion, policy.thresholds
         temperatures = policy.temperatures
-    if threshold is None:
-        threshold = criteria_lib.get(criterion).default
-    thresholds = criteria_lib.check_thresholds(criterion, threshold,
-                                               model.num_exits, "threshold")
+    if thresholds is None:
+        thresholds = criteria_lib.get(criterion).default
+    thresholds = criteria_lib.check_thresholds(criterion, thresholds,
+                                               model.num_exits, "thresholds")
     return criterion, thresholds, temperatures
+
+
+def renamed_argument(function, kwargs, old, new, value):
+    """The value of argument `new`, also accepted under its former name.
+
+    Args:
+        function: the function's name, for messages.
+        kwargs: the function's remaining keyword arguments (`**kwargs`).
+        old: the former name (deprecated for one release).
+        new: the current name.
+        value: the value passed as `new`.
+
+    Returns:
+        `value`, or the value passed as `old` (with a `DeprecationWarning`
+        naming `new`).
+
+    Raises:
+        TypeError: for both names at once, or any other keyword argument.
+    """
+    if old in kwargs:
+        warnings.warn(
+            f"`{function}({old}=...)` is deprecated and will be removed in "
+            f"the next release; use `{function}({new}=...)` instead.",
+            DeprecationWarning, stacklevel=3)
+        if value is not None:
+            raise TypeError(f"{function}() got `{new}` and its former name "
+                            f"`{old}`: pass `{new}` only.")
+        value = kwargs.pop(old)
+    if kwargs:
+        raise TypeError(f"{function}() got an unexpected keyword argument "
+                        f"{next(iter(kwargs))!r}")
+    return value
 
 
 def _calibration_samples(quantization, representative_data, input_shape,
@@ -218,26 +261,54 @@ def _metadata(model, graph, mode, criterion, thresholds, temperatures,
             "batch_size": None,
         },
         "signature": SIGNATURE,
+        "invalid_exit_index": INVALID_EXIT,
         "files": [],
     }
 
 
 def _write_export(directory, entries, metadata):
-    """Writes the files, then the sidecar; removes an older export's files.
+    """Writes the files and the sidecar; removes an older export's files.
+
+    All or nothing: every file and the sidecar are written to temporary
+    files first; only when all are written are they renamed over their
+    targets, the sidecar last. A failed write leaves the previous export
+    as it was, and no directory this call created.
 
     Returns:
         The sidecar's path.
     """
-    os.makedirs(directory, exist_ok=True)
-    previous = _previous_files(directory)
-    for entry in entries:
-        content = entry.pop("content")
-        _write_bytes(os.path.join(directory, entry["file"]), content)
+    contents = [entry.pop("content") for entry in entries]
+    for entry, content in zip(entries, contents):
         entry["sha256"] = hashlib.sha256(content).hexdigest()
         entry["bytes"] = len(content)
         metadata["files"].append(entry)
     sidecar = os.path.join(directory, SIDECAR)
-    write_text(sidecar, json.dumps(metadata, indent=2) + "\n")
+    text = (json.dumps(metadata, indent=2) + "\n").encode("utf-8")
+    created = _make_directory(directory)
+    writing = directory  # the file an OSError is about
+    try:
+        previous = _previous_files(directory)
+        # An exit stack renames in reverse order: the sidecar last.
+        with contextlib.ExitStack() as renames:
+            sidecar_tmp = renames.enter_context(atomic_path(sidecar))
+            for entry, content in zip(entries, contents):
+                writing = os.path.join(directory, entry["file"])
+                _write_bytes(renames.enter_context(atomic_path(writing)),
+                             content)
+            writing = sidecar
+            _write_bytes(sidecar_tmp, text)
+            writing = directory
+    except BaseException as error:
+        for path in created:  # deepest first; only if still empty
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+        if isinstance(error, OSError) and error.errno is not None:
+            # One line naming the output, never a temporary file.
+            raise type(error)(error.errno, os.strerror(error.errno),
+                              writing) from error
+        raise
     current = {e["file"] for e in metadata["files"]}
     for name in previous - current:
         try:
@@ -245,6 +316,20 @@ def _write_export(directory, entries, metadata):
         except FileNotFoundError:
             pass
     return sidecar
+
+
+def _make_directory(directory):
+    """Creates `directory` and its missing parents.
+
+    Returns:
+        The directories created, deepest first.
+    """
+    created, path = [], os.path.abspath(directory)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    return created
 
 
 def _check_quantizable(criterion, mode, quantization):
@@ -407,7 +492,13 @@ def _input_shape(model):
 
 def _check_directory(path):
     path = os.fspath(path)
-    if os.path.isfile(path) or path.endswith((".tflite", ".json")):
+    if os.path.exists(path) and not os.path.isdir(path):
+        # An output that cannot be written (as `os.makedirs` would say),
+        # before any work.
+        raise FileExistsError(
+            errno.EEXIST, "Not a directory (an export is a directory of "
+            f".tflite files and {SIDECAR})", path)
+    if path.endswith((".tflite", ".json")):
         raise invalid_value(
             "path",
             "a directory (it receives the .tflite files and "
@@ -433,9 +524,8 @@ def _previous_files(directory):
 
 
 def _write_bytes(path, content):
-    """Writes `content` to `path` atomically (never a truncated file)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
+    """Writes `content` to `path`, flushed to the disk."""
+    with open(path, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())

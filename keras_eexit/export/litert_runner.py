@@ -11,6 +11,7 @@ from keras_eexit.export import _graph
 from keras_eexit.export.litert_export import FORMAT
 from keras_eexit.export.litert_export import FORMAT_VERSION
 from keras_eexit.export.litert_export import SIDECAR
+from keras_eexit.export.litert_export import renamed_argument
 from keras_eexit.models.input_checks import check_finite_inputs
 
 
@@ -48,7 +49,7 @@ class LiteRTRunner:
 
     ```python
     runner = LiteRTRunner("out/litert")
-    probs, exit_index = runner.predict(x_test, threshold=0.9)
+    probs, exit_index = runner.predict(x_test, thresholds=0.9)
     ```
     """
 
@@ -131,26 +132,29 @@ class LiteRTRunner:
                 self._one_row = interpreter.get_signature_runner(key)
 
     # ------------------------------------------------------------ public
-    def predict(self, x, threshold=None):
+    def predict(self, x, thresholds=None, **deprecated):
         """Early-exit predictions for one sample or a batch.
 
         Args:
             x: one sample of shape `input_shape` or a batch of shape
                 `(batch,) + input_shape`. Non-finite values (NaN, Inf) are
                 refused, as `fit`/`evaluate` refuse them.
-            threshold: a number (every exit) or one per exit, within the
+            thresholds: a number (every exit) or one per exit, within the
                 criterion's range; defaults to the sidecar's
-                `default_thresholds`.
+                `default_thresholds`. (Formerly `threshold=`, which still
+                works for one release with a `DeprecationWarning`.)
 
         Returns:
             A tuple `(probabilities, exit_index)`: for a batch, arrays of
             shape `(batch, num_classes)` and `(batch,)` (0-based exit of
             each sample); for one sample, shapes `(num_classes,)` and `()`.
         """
-        if threshold is None:
-            threshold = self.default_thresholds
+        thresholds = renamed_argument("LiteRTRunner.predict", deprecated,
+                                      "threshold", "thresholds", thresholds)
+        if thresholds is None:
+            thresholds = self.default_thresholds
         thresholds = criteria_lib.check_thresholds(
-            self.criterion, threshold, self.num_exits, "threshold")
+            self.criterion, thresholds, self.num_exits, "thresholds")
         batch, single = self._as_batch(x)
         if self.mode == "early_exit":
             probs, index = self._predict_early_exit(batch, thresholds)

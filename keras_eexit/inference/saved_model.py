@@ -5,6 +5,7 @@ import os
 from keras_eexit.inference.compaction import EXIT_INDEX
 from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
+from keras_eexit.inference.graph_checks import InputChecks
 from keras_eexit.inference.policy import as_policy
 
 SIGNATURE = "serving_default"
@@ -27,7 +28,14 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
       (0-based) and `flops` `(batch,)` int64, with the policy's thresholds
       (and temperatures) baked in;
     * `with_thresholds`: the same plus an input `thresholds` `(K,)`
-      float32, chosen per request (range not checked in the graph).
+      float32, chosen per request.
+
+    The graph checks every call, for clients that never import keras_eexit:
+    an input of the wrong shape or with NaN or Inf, or thresholds that are
+    not one valid number per exit (`K` of them, within the criterion's
+    range), make the call fail with `InvalidArgumentError` whose message
+    names the input, what it must be and what it holds
+    (`keras_eexit.inference.graph_checks`).
 
     Args:
         model: a built `MultiExitModel`.
@@ -52,6 +60,8 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
     policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
                        policy)
     graph = EarlyExitGraph(model, policy.criterion)
+    checks = InputChecks(policy.criterion, model.num_exits,
+                         model.input_shape_, model.input_dtype)
     module = tf.Module()
     module.model = model  # tracks the variables
     default_t = tf.constant(policy.threshold_array())
@@ -60,19 +70,21 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
     spec = tf.TensorSpec((None,) + tuple(model.input_shape_),
                          model.input_dtype, name="inputs")
 
-    def outputs(x, t):
-        out = graph(x, t, temps)
+    def outputs(x, t=None):
+        x, t = checks.assert_valid_call(x, t)
+        out = graph(x, default_t if t is None else t, temps)
         return {PROBABILITIES: out[PROBABILITIES],
                 EXIT_INDEX: out[EXIT_INDEX],
                 "flops": tf.gather(costs, out[EXIT_INDEX])}
 
     @tf.function(input_signature=[spec])
     def serve(inputs):
-        return outputs(inputs, default_t)
+        return outputs(inputs)
 
+    # (Thresholds of any length reach the graph, which checks them: a
+    # length fixed in the signature would be neither enforced nor checked.)
     @tf.function(input_signature=[
-        spec, tf.TensorSpec((model.num_exits,), tf.float32,
-                            name="thresholds")])
+        spec, tf.TensorSpec((None,), tf.float32, name="thresholds")])
     def serve_with_thresholds(inputs, thresholds):
         return outputs(inputs, thresholds)
 

@@ -68,7 +68,7 @@ def test_export_command_int8_with_calibration_file(saved_model, tmp_path):
     (["--quantization", "int4"], "Unknown quantization"),
     (["--quantization", "int8"], "needs calibration inputs"),
     (["--calibration-data", "digits"], "only used with --quantization int8"),
-    (["--threshold", "2"], "argument `threshold`"),
+    (["--threshold", "2"], "argument `thresholds`"),
     (["--criterion", "margin"], "Unknown criterion"),
 ])
 def test_export_command_bad_arguments(saved_model, tmp_path, capsys, extra,

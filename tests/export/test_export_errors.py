@@ -11,6 +11,7 @@ from keras_eexit import MultiExitModel  # noqa: E402
 from keras_eexit.export import LiteRTExportError  # noqa: E402
 from keras_eexit.export import LiteRTRunner  # noqa: E402
 from keras_eexit.export import export_litert  # noqa: E402
+from keras_eexit.export import litert_export as export_module  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,10 @@ def exported(model, tmp_path_factory):
     ({"mode": "early"}, "Unknown mode 'early'.*Did you mean 'early_exit'"),
     ({"criterion": "margin"}, "Unknown criterion 'margin'"),
     ({"quantization": "int4"}, "Unknown quantization 'int4'"),
-    ({"threshold": 1.5}, "argument `threshold`.*between 0 and 1.*1.5"),
-    ({"threshold": -0.1}, "argument `threshold`"),
-    ({"threshold": float("nan")}, "argument `threshold`"),
-    ({"threshold": "0.5"}, "argument `threshold`"),
+    ({"thresholds": 1.5}, "argument `thresholds`.*between 0 and 1.*1.5"),
+    ({"thresholds": -0.1}, "argument `thresholds`"),
+    ({"thresholds": float("nan")}, "argument `thresholds`"),
+    ({"thresholds": "0.5"}, "argument `thresholds`"),
     ({"quantization": "int8"},
      "argument `representative_data`.*\\(num_samples, 8, 8, 1\\)"),
     ({"quantization": "int8",
@@ -162,3 +163,70 @@ def test_bad_damping_declaration(tmp_path):
         [head])
     with pytest.raises(ValueError, match="drop_units.*'exit_1'"):
         export_litert(model, tmp_path)
+
+
+# --------------------------------------- `threshold=` renamed (issue 24)
+def test_threshold_is_renamed_thresholds_with_a_warning(model, tmp_path):
+    with pytest.warns(DeprecationWarning,
+                      match=r"export_litert\(thresholds=\.\.\.\)"):
+        export_litert(model, tmp_path, mode="segments", threshold=0.3)
+    runner = LiteRTRunner(tmp_path)
+    np.testing.assert_allclose(runner.default_thresholds, [0.3, 0.3])
+    x = np.zeros((2, 8, 8, 1), "float32")
+    with pytest.warns(DeprecationWarning,
+                      match=r"LiteRTRunner\.predict\(thresholds=\.\.\.\)"):
+        old = runner.predict(x, threshold=0.0)
+    new = runner.predict(x, thresholds=0.0)
+    np.testing.assert_array_equal(old[1], new[1])
+    with pytest.raises(TypeError, match="pass `thresholds` only"), \
+            pytest.warns(DeprecationWarning):
+        export_litert(model, tmp_path, threshold=0.3, thresholds=0.3)
+    with pytest.raises(TypeError, match="unexpected keyword argument "
+                                        "'treshold'"):
+        export_litert(model, tmp_path, treshold=0.3)
+
+
+# ------------------------------------------------ all or nothing on disk
+@pytest.fixture
+def failing_fsync(monkeypatch):
+    """`os.fsync` that fails (a full disk) from its `n`-th call on."""
+    def install(n):
+        real, calls = export_module.os.fsync, []
+
+        def fsync(fd):
+            calls.append(fd)
+            if len(calls) >= n:
+                raise OSError(28, "No space left on device")
+            real(fd)
+
+        monkeypatch.setattr(export_module.os, "fsync", fsync)
+    return install
+
+
+def test_failed_export_keeps_the_previous_one_whole(model, tmp_path,
+                                                    failing_fsync):
+    export_litert(model, tmp_path, mode="per_exit")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    failing_fsync(2)  # exit_1 written, exit_2 fails
+    with pytest.raises(OSError, match=r"No space left on device: .*"
+                                      r"exit_2\.tflite'$"):
+        export_litert(model, tmp_path, mode="per_exit",
+                      quantization="float16")
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # exit_1 not replaced, no temporary file
+
+
+def test_failed_export_leaves_no_directory_behind(model, tmp_path,
+                                                  failing_fsync):
+    failing_fsync(1)
+    with pytest.raises(OSError, match="No space left on device"):
+        export_litert(model, tmp_path / "new" / "litert")
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_existing_file_is_not_a_directory(model, tmp_path):
+    blocker = tmp_path / "out"
+    blocker.write_text("keep me")
+    with pytest.raises(FileExistsError, match="Not a directory"):
+        export_litert(model, blocker)
+    assert blocker.read_text() == "keep me"
