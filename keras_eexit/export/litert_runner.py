@@ -194,14 +194,14 @@ class LiteRTRunner:
     def _as_batch(self, x):
         x = np.asarray(x)
         if tuple(x.shape) == self.input_shape:
-            check_finite_inputs(x)
+            check_finite_inputs(x, use="inference")
             return x[None].astype(self.input_dtype), True
         if x.ndim == len(self.input_shape) + 1 and (
             tuple(x.shape[1:]) == self.input_shape
         ):
             if len(x) == 0:
                 raise ValueError("LiteRTRunner received 0 samples.")
-            check_finite_inputs(x)
+            check_finite_inputs(x, use="inference")
             return x.astype(self.input_dtype), False
         raise ValueError(
             f"Input shape mismatch: the exported model expects one sample "

@@ -174,6 +174,18 @@ def test_runner_refuses_bad_thresholds_before_the_call(files, name):
         runner.predict(_batch(), BAD_THRESHOLDS[name])
 
 
+@pytest.mark.parametrize("rows", [None, 4])
+def test_runner_refuses_non_finite_inputs_as_a_prediction_error(files, rows):
+    x = _batch(rows or 1)
+    x[-1, 2, 3, 0] = np.nan
+    runner = LiteRTRunner(files / "None")
+    with pytest.raises(ValueError, match="non-finite") as error:
+        runner.predict(x[0] if rows is None else x, 0.5)
+    message = str(error.value)
+    assert "predictions for them would be NaN" in message, message
+    assert "training" not in message, message
+
+
 # ------------------------------------- int8 calibration data (item 11)
 @pytest.mark.parametrize("value", ["NaN", "Inf", "-Inf", "float32 overflow"])
 def test_int8_calibration_data_must_be_finite(files, tmp_path, value):
