@@ -691,19 +691,28 @@ class MultiExitModel(TrainerHooks, keras.Model):
     # -------------------------------------------------------- serialization
     def load_weights(self, filepath, *args, **kwargs):
         """As `keras.Model.load_weights`; while a regime runs, the file's
-        regime progress must come from the same regime (else one line
-        naming both: `BackupAndRestore` resumes through this)."""
+        regime progress must come from the same regime, else the model's
+        weights are put back and one line names both regimes
+        (`BackupAndRestore` resumes through this)."""
         state = self.regime_state
         check = getattr(state, "check_loaded", None)
         if check is None:
             return super().load_weights(filepath, *args, **kwargs)
+        variables = list(self.weights) + list(
+            [] if self.optimizer is None else self.optimizer.variables)
+        before = [v.numpy() for v in variables]
         failure = None
         try:
             super().load_weights(filepath, *args, **kwargs)
         except Exception as error:
             failure = error
-        # Another regime's state also explains a failure (shapes differ).
-        check(filepath)
+        try:
+            # Another regime's state also explains a failure (shapes).
+            check(filepath)
+        except ValueError:
+            for variable, value in zip(variables, before):
+                variable.assign(value)
+            raise
         if failure is not None:
             raise failure
 
