@@ -23,7 +23,9 @@ regime's phase lengths. `keras-eexit train --regime NAME --epochs E` and
 | pretrained_branch | backbone ⌊E/2⌋, the rest over the K branches (K−1 with `train_segments=False`) |
 
 Every phase gets at least one epoch, so a small budget may be exceeded;
-`plan_text` says what will run. Parameters given explicitly always win
+`plan_text` says what will run, by how much it exceeds the budget, and
+which phases a method adds after it (ZTW trains its ensembles after the
+regime: extra training, as in the paper). Parameters given explicitly always win
 over the split.
 
 Example:
