@@ -74,6 +74,7 @@ class Regime(keras.callbacks.Callback):
         self._bound_model = None
         self._applied = None
         self._installed = []
+        self._run = _FitRun()
 
     def __add__(self, other):
         if not isinstance(other, Regime):
@@ -349,8 +350,8 @@ class Regime(keras.callbacks.Callback):
 
     def _phases_not_run(self):
         """The phases after the last one this `fit` ran, unless it ended."""
-        run = getattr(self, "_run", None)
-        if run is None or run.finished or run.last_phase is None:
+        run = self._run
+        if run.finished or run.last_phase is None:
             return []
         return self.phases[run.last_phase + 1:]
 
