@@ -60,6 +60,12 @@ def backups(tmp_path_factory):
      r"phase 2 saved as .*this fit gives .*learning_rate 0.1"),
     (lambda: regimes.TwoStage(2, 2, cache_features=False, verbose=False),
      r"phase 2 saved as .*cache_features.*this fit gives 'heads'"),
+    (lambda: regimes.TwoStage(2, 2, reduction="sum", verbose=False),
+     r"phase 2 saved as 'heads': .*weights \[0.333333, 0.333333, 0\].*"
+     r"this fit gives 'heads': .*weights \[1, 1, 0\]"),
+    (lambda: regimes.TwoStage(2, 2, reset_optimizer=False, verbose=False),
+     r"phase 2 saved as 'heads': .*cache_features, reset_optimizer; this "
+     r"fit gives 'heads': [^;]*, cache_features\."),
     (lambda: regimes.TwoStage(2, 2, heads="one_by_one", verbose=False),
      r"it has 2 phases \('backbone', 'heads'\), this fit has 3 "
      r"\('backbone', 'head_1', 'head_2'\)"),
@@ -74,7 +80,8 @@ def backups(tmp_path_factory):
     (lambda: regimes.Joint(verbose=False),
      r"it was saved by TwoStage, this fit runs Joint"),
 ], ids=["longer_phases", "longer_heads", "heads_lr", "no_cache",
-        "one_by_one", "patience", "mixed", "branch_wise", "joint"])
+        "summed_heads", "kept_optimizer", "one_by_one", "patience", "mixed",
+        "branch_wise", "joint"])
 def test_resume_under_another_regime_is_refused(regime, message, backups,
                                                 model_factory):
     x, y = _data()

@@ -231,6 +231,33 @@ def test_plan_line_says_ztw_trains_its_ensembles_after_the_budget():
                     "added by method ztw after the budget)")
 
 
+def test_a_regime_with_a_teacher_resumes_under_itself(model_factory,
+                                                      tiny_data, tmp_path):
+    """The state's own signature decides; its teacher's weights load too."""
+    x, y = tiny_data
+    backup = str(tmp_path / "backup")
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    def regime():
+        return regimes.Distillation(backbone_epochs=1, distill_epochs=1,
+                                    verbose=False)
+
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, verbose=0, callbacks=[
+            regime(), Kill(), keras.callbacks.BackupAndRestore(backup)])
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    history = model.fit(x, y, batch_size=16, verbose=0, callbacks=[
+        regime(), keras.callbacks.BackupAndRestore(backup)])
+    assert history.history["phase"] == [1, 2]
+
+
 def test_no_checkpoint_file_is_left_unreadable(model_factory, tiny_data,
                                                tmp_path):
     """Every file ModelCheckpoint wrote during a regime loads plainly."""
