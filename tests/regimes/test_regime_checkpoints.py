@@ -179,6 +179,21 @@ def test_early_stopping_at_a_phase_boundary_names_the_next_phases(
     assert history.regime_phases_skipped == ["branch_2", "branch_3"]
 
 
+def test_a_short_fit_under_a_monitored_phase_names_what_did_not_run(
+        model_factory, tiny_data):
+    """No warning at the start (the phase may end early): one at the end."""
+    x, y = tiny_data
+    model = model_factory()
+    model.compile(optimizer="sgd")
+    regime = regimes.Regime([
+        regimes.Phase("a", 5, monitor="loss", patience=10),
+        regimes.Phase("b", 1)], verbose=False)
+    with pytest.warns(UserWarning, match=r"fit\(epochs=2\) ended after "
+                      r"epoch 2, in phase 1/2 'a'; phases not run: 'b'"):
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[regime])
+    assert history.regime_phases_skipped == ["b"]
+
+
 def test_a_regime_that_runs_every_phase_reports_nothing_skipped(
         model_factory, tiny_data):
     x, y = tiny_data
