@@ -119,7 +119,8 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             epochs = build.fit_epochs(config, regime, model.num_exits)
             build.compile_model(model, config, regime,
                                 int(splits.train.cardinality()), epochs)
-        plan = regimes.plan_text(regime, model.num_exits, epochs)
+        plan = regimes.plan_text(regime, model.num_exits, epochs,
+                                 budget=config.budget)
         log(f"Configuration: {config.describe()}.")
         log(f"Plan ({model.num_exits} exits): {plan}.")
         monitor = ResourceMonitor()

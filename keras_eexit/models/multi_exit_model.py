@@ -17,13 +17,17 @@ from keras_eexit.models import costs
 from keras_eexit.models import input_checks
 from keras_eexit.models.gradient_equilibrium import GradientEquilibrium
 from keras_eexit.models.train_step import TrainStep
+from keras_eexit.models.user_settings import set_trainable_flags
+from keras_eexit.models.user_settings import trainable_flags
 from keras_eexit.utils.validation import invalid_value
 
 
-STATE_SLOTS = ("regime_state", "eexit_snapshot_teacher", "eexit_fisher_store")
+STATE_SLOTS = ("regime_state", "user_settings", "eexit_snapshot_teacher",
+               "eexit_fisher_store")
 """Names under which training state is attached to a model
-(`MultiExitModel.attach_state`): a running regime's `RegimeState`,
-`SnapshotTeacher`'s frozen copy, `AccumulateFisher`'s `FisherStore`."""
+(`MultiExitModel.attach_state`): a running regime's `RegimeState` and the
+`UserSettings` it keeps, `SnapshotTeacher`'s frozen copy,
+`AccumulateFisher`'s `FisherStore`."""
 
 
 FORMAT_VERSION = 1
@@ -194,8 +198,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
         Args:
             name: one of `STATE_SLOTS` (`"regime_state"`,
-                `"eexit_snapshot_teacher"`, `"eexit_fisher_store"`).
-            value: a Keras layer, or `None` to detach.
+                `"user_settings"`, `"eexit_snapshot_teacher"`,
+                `"eexit_fisher_store"`).
+            value: a Keras layer (a `UserSettings` for
+                `"user_settings"`: while attached, saved files hold the
+                user's trainable flags and exit weights), or `None` to
+                detach.
         """
         if name not in STATE_SLOTS:
             raise invalid_value("name", f"one of {STATE_SLOTS}", name)
@@ -605,8 +613,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
                                verbose=verbose, callbacks=callbacks,
                                **kwargs)
         self._build_optimizer_in_strategy_scope()
-        callbacks = regime.prepare_fit(self, callbacks)
         try:
+            callbacks = regime.prepare_fit(self, callbacks)
             return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                                verbose=verbose, callbacks=callbacks,
                                **kwargs)
@@ -628,16 +636,14 @@ class MultiExitModel(TrainerHooks, keras.Model):
         if (model_strategy(self) is None or self.optimizer is None
                 or self.optimizer.built or not self.built):
             return
-        layers = list(self.segments) + list(self.heads)
-        before = [layer.trainable for layer in layers]
+        before = trainable_flags(self)
         try:
-            for layer in layers:
+            for layer in list(self.segments) + list(self.heads):
                 layer.trainable = True
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
         finally:
-            for layer, flag in zip(layers, before):
-                layer.trainable = flag
+            set_trainable_flags(before)
 
     def _trace_for_label_rank(self, kind, x, y):
         """Rebuilds the `kind` ("train"/"test") step for labels of a new rank.
@@ -714,7 +720,52 @@ class MultiExitModel(TrainerHooks, keras.Model):
         )
 
     # -------------------------------------------------------- serialization
+    def load_weights(self, filepath, *args, **kwargs):
+        """As `keras.Model.load_weights`; while a regime runs, the file's
+        regime progress must come from the same regime, else the model's
+        weights are put back and one line names both regimes
+        (`BackupAndRestore` resumes through this)."""
+        state = self.regime_state
+        check = getattr(state, "check_loaded", None)
+        if check is None:
+            return super().load_weights(filepath, *args, **kwargs)
+        variables = list(self.weights) + list(
+            [] if self.optimizer is None else self.optimizer.variables)
+        before = [v.numpy() for v in variables]
+        failure = None
+        try:
+            super().load_weights(filepath, *args, **kwargs)
+        except Exception as error:
+            failure = error
+        try:
+            # Another regime's state also explains a failure (shapes).
+            check(filepath)
+        except ValueError:
+            for variable, value in zip(variables, before):
+                variable.assign(value)
+            raise
+        if failure is not None:
+            raise failure
+
+    def save_own_variables(self, store):
+        # While a regime runs, a saved file holds the user's exit weights,
+        # not the phase's (`UserSettings`).
+        settings = self.user_settings
+        if settings is None:
+            return super().save_own_variables(store)
+        return super().save_own_variables(_Replacing(
+            store, {id(self.exit_weights): settings.exit_weights}))
+
     def get_config(self):
+        # While a regime runs, the config holds the user's trainable flags,
+        # not the phase's (`UserSettings`).
+        settings = self.user_settings
+        if settings is None:
+            return self._config()
+        with settings.trainable_flags_shown(self):
+            return self._config()
+
+    def _config(self):
         config = super().get_config()
         config.update(
             {
@@ -748,6 +799,16 @@ class MultiExitModel(TrainerHooks, keras.Model):
             for h in config.pop("heads")
         ]
         return cls(segments=segments, heads=heads, **config)
+
+
+class _Replacing:
+    """A weights store that writes given values in place of variables."""
+
+    def __init__(self, store, values):
+        self.store, self.values = store, values
+
+    def __setitem__(self, key, value):
+        self.store[key] = self.values.get(id(value), value)
 
 
 def _as_list(metrics):

@@ -79,7 +79,8 @@ class Distillation(Regime):
         metric: the validation metric early stopping watches.
         reset_optimizer: a fresh optimizer state at every phase after the
             first (sequential mode).
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -100,7 +101,7 @@ class Distillation(Regime):
                  train_backbone=False, learning_rate=None,
                  backbone_learning_rate=None, reduction="sum",
                  patience=None, metric="loss", reset_optimizer=True,
-                 verbose=True):
+                 verbose="auto"):
         temperature = check_number("temperature", temperature, 0.0,
                                    low_open=True)
         alpha = check_number("alpha", alpha, 0.0, 1.0)

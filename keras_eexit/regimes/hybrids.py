@@ -85,7 +85,8 @@ class JointBranch(Regime):
         metric: the validation metric early stopping watches.
         reset_optimizer: a fresh optimizer state at every phase after the
             first.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -105,7 +106,7 @@ class JointBranch(Regime):
                  reduction="sum", train_segment=True, learning_rate=None,
                  joint_learning_rate=None, cache_features=True,
                  patience=None, metric="loss", reset_optimizer=True,
-                 verbose=True):
+                 verbose="auto"):
         epochs_arg("joint_epochs", joint_epochs)
         epochs_arg("epochs_per_exit", epochs_per_exit)
         reduction_arg(reduction)
@@ -150,7 +151,8 @@ class JointTwoStage(Regime):
         metric: the validation metric early stopping watches.
         reset_optimizer: a fresh optimizer state at every phase after the
             first.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     References:
         - Rahmath P et al., Strategies at a glance (sec. 5.4, Algorithms 1
@@ -161,7 +163,7 @@ class JointTwoStage(Regime):
                  weights="linear", reduction="sum", learning_rate=None,
                  joint_learning_rate=None, cache_features=True,
                  patience=None, metric="loss", reset_optimizer=True,
-                 verbose=True):
+                 verbose="auto"):
         epochs_arg("joint_epochs", joint_epochs)
         epochs_arg("heads_epochs", heads_epochs)
         check_choice("heads", heads, ("together", "one_by_one"))
@@ -216,7 +218,8 @@ class PretrainedBranch(Regime):
         patience: `None` (fixed epochs) or the early-stopping patience.
         metric: the validation metric early stopping watches.
         reset_optimizer: a fresh optimizer state at every branch phase.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -234,7 +237,7 @@ class PretrainedBranch(Regime):
                  train_segments=True, learning_rate=None,
                  backbone_learning_rate=None, cache_features=True,
                  patience=None, metric="loss", reset_optimizer=True,
-                 verbose=True):
+                 verbose="auto"):
         check_non_negative_int("backbone_epochs", backbone_epochs)
         epochs_arg("epochs_per_exit", epochs_per_exit)
         check_bool("train_segments", train_segments)

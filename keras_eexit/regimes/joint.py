@@ -136,7 +136,8 @@ class Joint(Regime):
         gradient_equilibrium: rescale the gradients each exit sends into the
             shared backbone (Li et al., ICCV 2019).
         learning_rate: optional learning rate set when training starts.
-        verbose: print the phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
         loss: `"crossentropy"` (default; the loss given to `compile`, or
             cross-entropy), `"damping"` (eq. 2) or `"power_sqrt"` (eq. 4).
         lam: λ >= 0 of the damping losses, or a preset name
@@ -183,7 +184,7 @@ class Joint(Regime):
 
     def __init__(self, weights="uniform", schedule=None,
                  gradient_equilibrium=False, learning_rate=None,
-                 verbose=True, loss="crossentropy", lam=None, dynamic=None,
+                 verbose="auto", loss="crossentropy", lam=None, dynamic=None,
                  dynamic_gradient=False, threshold=None,
                  label_smoothing=0.0, reduction=None, patience=None,
                  metric="accuracy", max_epochs=None, scale=None):

@@ -37,7 +37,8 @@ class Mixed(Regime):
         patience: `None` (fixed epochs) or the early-stopping patience.
         metric: the per-exit validation metric early stopping watches.
         reset_optimizer: start phase 2 with a fresh optimizer state.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -54,7 +55,7 @@ class Mixed(Regime):
     def __init__(self, backbone_epochs, joint_epochs, weights="uniform",
                  backbone_learning_rate=None, joint_learning_rate=None,
                  reduction="mean", patience=None, metric="accuracy",
-                 reset_optimizer=True, verbose=True):
+                 reset_optimizer=True, verbose="auto"):
         epochs_arg("backbone_epochs", backbone_epochs)
         epochs_arg("joint_epochs", joint_epochs)
         reduction_arg(reduction)

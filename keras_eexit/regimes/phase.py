@@ -19,10 +19,12 @@ def _exit_set(argument, value):
         raise invalid_value(
             argument, "'all', 'none' or 1-based exit numbers", value
         ) from None
-    if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1
-               for e in exits):
+    if not exits or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1
+            for e in exits):
         raise invalid_value(
-            argument, "'all', 'none' or 1-based exit numbers", value
+            argument, "'all', 'none' (nothing trains) or a non-empty list "
+            "of 1-based exit numbers", value
         )
     return exits
 
@@ -40,9 +42,10 @@ class Phase:
             may last (`None`: no limit). `None` without `monitor` lets the
             phase run until `fit` ends (last phase only).
         train_segments: the segments that train: `"all"`, `"none"`, or
-            1-based exit numbers (segment `k` is the part of the backbone
-            between exits `k - 1` and `k`). The others are frozen: their
-            weights, BatchNorm statistics and optimizer state do not move.
+            a non-empty list of 1-based exit numbers (segment `k` is the
+            part of the backbone between exits `k - 1` and `k`). The
+            others are frozen: their weights, BatchNorm statistics and
+            optimizer state do not move.
         train_heads: the exit heads that train, in the same form.
         weights: per-exit cross-entropy weights (a scheme name, a list, or a
             function `f(epoch_in_phase, phase_epochs) -> list` evaluated at

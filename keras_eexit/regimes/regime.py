@@ -6,7 +6,10 @@ import keras
 import numpy as np
 
 from keras_eexit.losses.objective import Objective
+from keras_eexit.models.user_settings import UserSettings
+from keras_eexit.models.user_settings import float_learning_rate
 from keras_eexit.regimes.phase import Phase
+from keras_eexit.regimes.signature import regime_signature
 from keras_eexit.regimes.state import RegimeState
 from keras_eexit.losses.exit_weights import exit_weights
 from keras_eexit.utils.validation import invalid_value
@@ -23,11 +26,21 @@ class Regime(keras.callbacks.Callback):
     improving; the last phase ends `fit`.
 
     The index of the active phase is logged as `"phase"` (so it is in
-    `History`), and each phase's name is printed as it starts. The regime's
-    progress lives in model weights while `fit` runs, so
-    `keras.callbacks.BackupAndRestore` resumes a killed run in the right
-    phase (the regime moves itself before any `BackupAndRestore` in the
-    callback list so that its state is saved up to date).
+    `History`), and each phase's name is printed as it starts (unless
+    `fit(verbose=0)`, see `verbose`). The regime's progress lives in model
+    weights while `fit` runs, so `keras.callbacks.BackupAndRestore`
+    resumes a killed run in the right phase (the regime moves itself
+    before any `BackupAndRestore` in the callback list so that its state
+    is saved up to date); a resume under a regime whose phases differ
+    from the saved one's is refused, naming both. Files saved while it
+    runs (`keras.callbacks.ModelCheckpoint`) hold the trainable flags and
+    exit weights the user set, not the phase's.
+
+    When another callback ends `fit` before the last phase (e.g.
+    `keras.callbacks.EarlyStopping`), the regime warns, naming the phases
+    that did not run, and the `History` returned by `fit` lists them as
+    `history.regime_phases_skipped` (empty when every phase ran). The
+    regime's own `patience` ends phases early without skipping any.
 
     Regimes compose: `regime_a + regime_b` runs the phases of both.
 
@@ -36,7 +49,8 @@ class Regime(keras.callbacks.Callback):
             regimes whose phases depend on the model (the list is built when
             the regime meets its model). Every phase but the last needs an
             end (fixed `epochs` or a `monitor`).
-        verbose: print the name of each phase as it starts.
+        verbose: `"auto"` (print the name of each phase as it starts,
+            unless `fit(verbose=0)`), `True` (print even then) or `False`.
 
     Example:
 
@@ -50,15 +64,17 @@ class Regime(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, phases, verbose=True):
+    def __init__(self, phases, verbose="auto"):
         super().__init__()
         self._builder = phases if callable(phases) else None
         self.phases = None if callable(phases) else _checked(phases)
+        if not (isinstance(verbose, bool) or verbose == "auto"):
+            raise invalid_value("verbose", "'auto', True or False", verbose)
         self.verbose = verbose
         self._bound_model = None
         self._applied = None
-        self._plain = None
         self._installed = []
+        self._run = _FitRun()
 
     def __add__(self, other):
         if not isinstance(other, Regime):
@@ -68,7 +84,10 @@ class Regime(keras.callbacks.Callback):
             return (self.phases_for(num_exits)
                     + other.phases_for(num_exits))
 
-        return Regime(phases, verbose=self.verbose and other.verbose)
+        verbose = (False if False in (self.verbose, other.verbose) else
+                   True if self.verbose is other.verbose is True else
+                   "auto")
+        return Regime(phases, verbose=verbose)
 
     # ------------------------------------------------------------ queries
     def phases_for(self, num_exits):
@@ -178,7 +197,7 @@ class Regime(keras.callbacks.Callback):
             if not callable(phase.weights):
                 exit_weights(phase.weights, model.num_exits)
         self.check_model(model)
-        self._plain = _PlainFitState.of(model)
+        model.attach_state("user_settings", UserSettings(model))
         layers = list(model.segments) + list(model.heads)
         for layer in layers:
             layer.trainable = True
@@ -196,6 +215,7 @@ class Regime(keras.callbacks.Callback):
             monitors=max(len(p.monitors) for p in self.phases),
             references=[p.reference_exit for p in self.phases
                         if p.reference_exit is not None],
+            signature=regime_signature(self),
         )
         state.reset()
         model.attach_state("regime_state", state)
@@ -221,11 +241,12 @@ class Regime(keras.callbacks.Callback):
         (`MultiExitModel.fit` calls it in a `finally`); calling it again
         does nothing.
         """
-        plain, self._plain = self._plain, None
         model = self._bound_model
-        if plain is None or model is None:
+        settings = None if model is None else model.user_settings
+        if settings is None:
             return
-        plain.restore(model)
+        settings.restore(model)
+        model.attach_state("user_settings", None)
         self._remove_phase_steps(model)
         model.attach_state("regime_state", None)
         self._applied = None
@@ -237,19 +258,21 @@ class Regime(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- events
     def on_train_begin(self, logs=None):
+        self._run = _FitRun()
         total = self.epochs_for(self.model)
         planned = (self.params or {}).get("epochs")
         if total is None or planned is None:
             return
         exact = all(p.fixed_length for p in self.phases)
         if exact and planned < total:
+            self._run.warned_short = True
             warnings.warn(
                 f"fit(epochs={planned}) ends before the {total} epochs this "
                 f"regime needs: pass epochs={total} "
                 "(regime.epochs_for(model)), or omit `epochs`.",
                 stacklevel=2,
             )
-        elif planned > total and self.verbose:
+        elif planned > total and self._talks():
             plan = " + ".join(f"{p.name} {p.epochs}" for p in self.phases)
             print(f"[{type(self).__name__}] fit(epochs={planned}) will end "
                   f"after {'' if exact else 'at most '}{total} epochs, when "
@@ -257,6 +280,7 @@ class Regime(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         state = self.model.regime_state
+        self._run.last_epoch = epoch
         index = int(state.phase_index.numpy())
         start = int(state.phase_start.numpy())
         # Fixed-length phases end by epoch count: derived from the absolute
@@ -302,6 +326,7 @@ class Regime(keras.callbacks.Callback):
         if phase.reference_exit is not None:
             state.snapshot_reference(self.model, phase.reference_exit)
         if index + 1 >= len(self.phases):
+            self._run.finished = True
             self.model.stop_training = True
             return
         state.phase_index.assign(index + 1)
@@ -309,7 +334,43 @@ class Regime(keras.callbacks.Callback):
         state.reset_wait()
 
     def on_train_end(self, logs=None):
+        skipped = self._phases_not_run()
+        history = getattr(self.model, "history", None)
+        if history is not None and self._run.last_epoch is not None:
+            history.regime_phases_skipped = [p.name for p in skipped]
+        if skipped and not self._run.warned_short:
+            self._warn_skipped(skipped)
         self.release_model()
+
+    def _talks(self):
+        """Whether to print phase lines (`verbose`, and fit's `verbose`)."""
+        if self.verbose == "auto":
+            return (self.params or {}).get("verbose", 1) != 0
+        return self.verbose
+
+    def _phases_not_run(self):
+        """The phases after the last one this `fit` ran, unless it ended."""
+        run = self._run
+        if run.finished or run.last_phase is None:
+            return []
+        return self.phases[run.last_phase + 1:]
+
+    def _warn_skipped(self, skipped):
+        run = self._run
+        planned = (self.params or {}).get("epochs")
+        if planned is not None and run.last_epoch + 1 >= planned:
+            cause = f"fit(epochs={planned}) ended"
+        else:
+            cause = ("a callback stopped fit (e.g. "
+                     "keras.callbacks.EarlyStopping)")
+        phase = self.phases[run.last_phase]
+        warnings.warn(
+            f"{type(self).__name__}: {cause} after epoch "
+            f"{run.last_epoch + 1}, in phase {run.last_phase + 1}/"
+            f"{len(self.phases)} {phase.name!r}; phases not run: "
+            f"{', '.join(repr(p.name) for p in skipped)}. To end phases "
+            "early, use the regime's own `patience` (docs/regimes.md, "
+            "'Early stopping').")
 
     # ---------------------------------------------------------- internals
     def _monitor(self, phase, logs):
@@ -386,7 +447,8 @@ class Regime(keras.callbacks.Callback):
             state.reset_wait()
         model.refresh_train_function()
         self._applied = index
-        if self.verbose:
+        self._run.last_phase = index
+        if self._talks():
             if phase.monitor is not None:
                 length = f"until {' and '.join(phase.monitors)} stall" \
                          f"{'' if len(phase.monitors) > 1 else 's'} " \
@@ -450,8 +512,18 @@ class Regime(keras.callbacks.Callback):
         )
 
 
+class _FitRun:
+    """What one `fit` under the regime did: its last epoch and phase."""
+
+    def __init__(self):
+        self.last_epoch = None
+        self.last_phase = None
+        self.finished = False
+        self.warned_short = False
+
+
 def _set_learning_rate(optimizer, value):
-    if _float_learning_rate(optimizer) is None:
+    if float_learning_rate(optimizer) is None:
         raise ValueError(
             "A phase sets learning_rate, but the optimizer follows a "
             "learning-rate schedule: give the optimizer a float learning "
@@ -475,39 +547,6 @@ def _checked(phases):
     return phases
 
 
-class _PlainFitState:
-    """What a plain `fit` expects of a model, recorded before a regime.
-
-    Args:
-        trainable: the trainable flag of every segment and head.
-        exit_weights: the values of `model.exit_weights`.
-        learning_rate: the optimizer's float learning rate (`None` when it
-            follows a schedule, which a phase cannot have changed).
-    """
-
-    def __init__(self, trainable, exit_weights, learning_rate):
-        self.trainable = trainable
-        self.exit_weights = exit_weights
-        self.learning_rate = learning_rate
-
-    @classmethod
-    def of(cls, model):
-        layers = list(model.segments) + list(model.heads)
-        return cls([layer.trainable for layer in layers],
-                   np.array(model.exit_weights.numpy()),
-                   _float_learning_rate(model.optimizer))
-
-    def restore(self, model):
-        layers = list(model.segments) + list(model.heads)
-        for layer, flag in zip(layers, self.trainable):
-            layer.trainable = flag
-        model.exit_weights.assign(self.exit_weights)
-        model.set_objective(model.base_objective)
-        model.gradient_equilibrium = False
-        if self.learning_rate is not None:
-            model.optimizer.learning_rate.assign(self.learning_rate)
-
-
 def _reset_optimizer(optimizer):
     """Zeroes the optimizer's slots and step count (not its learning rate).
 
@@ -518,19 +557,9 @@ def _reset_optimizer(optimizer):
     if optimizer is None:
         return
     inner = getattr(optimizer, "inner_optimizer", optimizer)
-    keep_step = _float_learning_rate(inner) is None
+    keep_step = float_learning_rate(inner) is None
     for variable in inner.variables:
         name = variable.path.rsplit("/", 1)[-1]
         if name == "learning_rate" or (keep_step and name == "iteration"):
             continue
         variable.assign(np.zeros(variable.shape, variable.dtype))
-
-
-def _float_learning_rate(optimizer):
-    """The optimizer's learning rate if it is a number, else `None`."""
-    if optimizer is None:
-        return None
-    # A LossScaleOptimizer (mixed_float16) delegates to its inner optimizer.
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    value = inner.get_config().get("learning_rate")
-    return float(value) if isinstance(value, (int, float)) else None

@@ -23,7 +23,9 @@ regime's phase lengths. `keras-eexit train --regime NAME --epochs E` and
 | pretrained_branch | backbone ⌊E/2⌋, the rest over the K branches (K−1 with `train_segments=False`) |
 
 Every phase gets at least one epoch, so a small budget may be exceeded;
-`plan_text` says what will run. Parameters given explicitly always win
+`plan_text` says what will run, by how much it exceeds the budget, and
+which phases a method adds after it (ZTW trains its ensembles after the
+regime: extra training, as in the paper). Parameters given explicitly always win
 over the split.
 
 Example:
@@ -267,7 +269,7 @@ def regime_for_budget(name, epochs, num_exits, **params):
                                               **params), **params})
 
 
-def plan_text(regime, num_exits, epochs=None):
+def plan_text(regime, num_exits, epochs=None, budget=None):
     """One line saying what `regime` runs: phases and epochs.
 
     Args:
@@ -275,10 +277,17 @@ def plan_text(regime, num_exits, epochs=None):
         num_exits: K.
         epochs: the epochs `fit` runs, for regimes with no length of their
             own.
+        budget: the epoch budget the regime was fitted into
+            (`regime_for_budget`), if any: the line then says when the
+            regime runs longer (every phase runs at least one epoch) and
+            which phases a method adds after the budget (ZTW trains its
+            ensembles after the regime).
 
     Returns:
-        E.g. `"backbone 8 + heads 4 = 12 epochs"`, or
-        `"joint (until fit ends) for 12 epochs"`.
+        E.g. `"backbone 8 + heads 4 = 12 epochs"`,
+        `"joint (until fit ends) for 12 epochs"`, or
+        `"warmup 1 + stage_1 1 + stage_2 1 + stage_3 1 = 4 epochs (1 more
+        than the budget of 3: every phase runs at least one epoch)"`.
     """
     phases = regime.phases_for(num_exits)
     parts = []
@@ -301,7 +310,32 @@ def plan_text(regime, num_exits, epochs=None):
         return text
     unit = "epoch" if total == 1 else "epochs"
     bound = "" if all(p.fixed_length for p in phases) else "at most "
-    return " + ".join(parts) + f" = {bound}{total} {unit}"
+    text = " + ".join(parts) + f" = {bound}{total} {unit}"
+    notes = [] if budget is None else _budget_notes(regime, num_exits,
+                                                    total, budget)
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _budget_notes(regime, num_exits, total, budget):
+    """Why `regime` runs longer than `budget`: short phases, a method."""
+    inner = getattr(regime, "inner", None)
+    added = []
+    if inner is not None:
+        added = regime.phases_for(num_exits)[
+            len(inner.phases_for(num_exits)):]
+    own = total - sum(p.epochs for p in added)
+    notes = []
+    if own > budget:
+        fisher = any(p.fisher_exit is not None
+                     for p in regime.phases_for(num_exits))
+        notes.append(f"{own - budget} more than the budget of {budget}: "
+                     "every phase runs at least one epoch"
+                     + (", each Fisher pass adds one" if fisher else ""))
+    if added:
+        names = " + ".join(f"{p.name} {p.epochs}" for p in added)
+        notes.append(f"{names} added by method {regime.method} after the "
+                     "budget")
+    return notes
 
 
 def converged_regime(name, budget, num_exits, patience, max_epochs=None,

@@ -47,7 +47,8 @@ class Separate(Regime):
         patience: `None` (fixed epochs) or the early-stopping patience.
         metric: the validation metric of exit n early stopping watches.
         reset_optimizer: a fresh optimizer state for every sub-model.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -63,7 +64,7 @@ class Separate(Regime):
     """
 
     def __init__(self, epochs_per_exit, learning_rate=None, patience=None,
-                 metric="loss", reset_optimizer=True, verbose=True):
+                 metric="loss", reset_optimizer=True, verbose="auto"):
         epochs_arg("epochs_per_exit", epochs_per_exit)
         patience, metric = convergence_args(patience, metric)
         check_bool("reset_optimizer", reset_optimizer)

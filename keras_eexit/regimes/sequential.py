@@ -98,7 +98,8 @@ class SequentialRegime(Regime):
             `"stage_start"` (an extension: exit ν of a snapshot taken when
             stage μ starts, i.e. after stage μ − 1).
         reset_optimizer: a fresh optimizer state at every stage.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -118,7 +119,7 @@ class SequentialRegime(Regime):
                  regularizer=None, lam=100.0, rho=0.7, fisher_samples=None,
                  learning_rate=None, warmup_learning_rate=None,
                  patience=None, metric="loss", warmup_fisher=False,
-                 lwf_reference="exit", reset_optimizer=True, verbose=True):
+                 lwf_reference="exit", reset_optimizer=True, verbose="auto"):
         epochs_arg("epochs_per_exit", epochs_per_exit)
         check_non_negative_int("warmup_epochs", warmup_epochs)
         chosen = _regularizers(regularizer)

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_eexit.regimes import signature as signatures
+
 
 class RegimeState(keras.layers.Layer):
     """Variables holding a regime's progress, teacher and best weights.
@@ -30,11 +32,26 @@ class RegimeState(keras.layers.Layer):
             best value and wait counter each).
         references: exit numbers whose frozen reference copies phases keep
             (`Phase(reference_exit=...)`).
+        signature: the regime's signature text
+            (`keras_eexit.regimes.signature.regime_signature`), saved with
+            the state: loading a state saved under another signature
+            loads nothing and `check_loaded` refuses it.
     """
 
     def __init__(self, model, teacher=False, best_weights=False,
-                 fisher=False, monitors=1, references=(), **kwargs):
+                 fisher=False, monitors=1, references=(), signature="",
+                 **kwargs):
         super().__init__(name="regime_state", trainable=False, **kwargs)
+        self.signature = signature
+        self.signature_hash = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="signature_hash")
+        self.signature_hash.assign(signatures.signature_hash(signature))
+        self.signature_text = self.add_weight(
+            shape=(signatures.SIGNATURE_BYTES,), dtype="uint8",
+            initializer="zeros", trainable=False, name="signature_text")
+        self.signature_text.assign(signatures.encode(signature))
+        object.__setattr__(self, "_loaded", None)
         self.phase_index = self.add_weight(
             shape=(), dtype="int64", initializer="zeros",
             trainable=False, name="phase_index")
@@ -72,6 +89,48 @@ class RegimeState(keras.layers.Layer):
             exit: _truncated_clone(model, exit) for exit in sorted(
                 set(references))}
         self.built = True
+
+    def load_own_variables(self, store):
+        # The signature comes first: a state saved under another regime
+        # (or none) loads nothing, and `check_loaded` names the difference.
+        keys = set(store.keys())
+        if not {"0", "1"} <= keys:
+            object.__setattr__(self, "_loaded", ("none", None))
+            return
+        saved_hash = int(np.asarray(store["0"]))
+        saved_text = signatures.decode(np.asarray(store["1"]))
+        if saved_hash != int(self.signature_hash.numpy()):
+            object.__setattr__(self, "_loaded", ("other", saved_text))
+            return
+        object.__setattr__(self, "_loaded", ("same", saved_text))
+        super().load_own_variables(store)
+
+    def check_loaded(self, filepath):
+        """Refuses a file whose regime state came from another regime.
+
+        Called by `MultiExitModel.load_weights` (and so by
+        `keras.callbacks.BackupAndRestore` when it resumes) after it read
+        this state.
+
+        Args:
+            filepath: the file loaded, for the message.
+
+        Raises:
+            ValueError: one line naming the saved regime and this one.
+        """
+        kind, saved = self._loaded or ("same", None)
+        object.__setattr__(self, "_loaded", None)
+        if kind == "same":
+            return
+        if kind == "none":
+            what = ("it holds no regime progress (saved outside a regime's "
+                    "fit, or by an older keras-eexit)")
+        else:
+            what = "it was saved under another regime: " + (
+                signatures.difference(saved, self.signature))
+        raise ValueError(
+            f"Cannot resume from {filepath}: {what}. Resume with the regime "
+            "it was saved with, or delete the backup to start over.")
 
     def reset_wait(self):
         """Early-stopping counters back to 0."""

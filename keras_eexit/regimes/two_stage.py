@@ -105,7 +105,8 @@ class TwoStage(Regime):
             `compile(metrics=["accuracy"])`; or `"loss"`).
         reset_optimizer: start every phase after the first with a fresh
             optimizer state.
-        verbose: print each phase as it starts.
+        verbose: `"auto"` (print each phase as it starts unless
+            `fit(verbose=0)`), `True` (even then) or `False`.
 
     Example:
 
@@ -123,7 +124,7 @@ class TwoStage(Regime):
     def __init__(self, backbone_epochs, heads_epochs, heads="together",
                  backbone_learning_rate=None, heads_learning_rate=None,
                  cache_features=True, reduction="mean", patience=None,
-                 metric="accuracy", reset_optimizer=True, verbose=True):
+                 metric="accuracy", reset_optimizer=True, verbose="auto"):
         epochs_arg("backbone_epochs", backbone_epochs)
         epochs_arg("heads_epochs", heads_epochs)
         check_choice("heads", heads, ("together", "one_by_one"))

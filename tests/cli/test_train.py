@@ -64,7 +64,7 @@ def test_every_regime_trains_with_an_epoch_budget_only(name, tmp_path,
         capsys.readouterr().err
     printed = capsys.readouterr().out
     regime = regimes.regime_for_budget(name, 3, 3, verbose=False)
-    plan = regimes.plan_text(regime, 3, 3)
+    plan = regimes.plan_text(regime, 3, 3, budget=3)
     assert f"Plan (3 exits): {plan}" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["plan"] == plan

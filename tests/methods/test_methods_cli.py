@@ -27,7 +27,9 @@ def test_train_a_ztw_network(tmp_path, capsys):
                  "128", "--out", str(out), "--verbose", "0"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["method"] == "ztw"
-    assert metrics["plan"].endswith("ztw_ensemble 2 = 4 epochs")
+    assert metrics["plan"].endswith(
+        "ztw_ensemble 2 = 4 epochs (ztw_ensemble 2 added by method ztw "
+        "after the budget)")
     assert metrics["history"]["phase"] == [0, 1, 2, 2]
     assert "method ztw" in capsys.readouterr().out
     model = keras.saving.load_model(str(out / "model.keras"),

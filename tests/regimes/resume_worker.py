@@ -57,11 +57,13 @@ def main():
     model = tiny_model()
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     if name == "distillation":
-        regime = regimes.Distillation(backbone_epochs=2, distill_epochs=2)
+        # verbose=True: the phase lines tell the test where it resumed.
+        regime = regimes.Distillation(backbone_epochs=2, distill_epochs=2,
+                                      verbose=True)
     else:
         regime = regimes.SequentialRegime(
             1, warmup_epochs=1, objective="current", regularizer="ewc",
-            lam=50.0)
+            lam=50.0, verbose=True)
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir), regime]
     if kill is not None:
         callbacks.append(Killer(kill))

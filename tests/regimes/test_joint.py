@@ -66,7 +66,8 @@ def test_regime_prints_its_phase(model_factory, tiny_data, capsys):
     x, y = tiny_data
     model = model_factory()
     model.compile(optimizer="sgd")
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[regimes.Joint()])
+    model.fit(x, y, epochs=1, verbose=0,
+              callbacks=[regimes.Joint(verbose=True)])
     assert "phase 1/1 'joint'" in capsys.readouterr().out
 
 

@@ -189,7 +189,7 @@ def test_the_regime_says_when_it_ends_fit_early(model_factory, tiny_data,
     model = model_factory()
     model.compile(optimizer="sgd")
     history = model.fit(x, y, epochs=10, verbose=0,
-                        callbacks=[regimes.TwoStage(2, 1)])
+                        callbacks=[regimes.TwoStage(2, 1, verbose=True)])
     assert len(history.epoch) == 3
     out = capsys.readouterr().out
     assert out.count("will end after 3 epochs") == 1
