@@ -7,6 +7,7 @@ from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.inference.graph_checks import InputChecks
 from keras_eexit.inference.policy import as_policy
+from keras_eexit.utils.atomic import atomic_directory
 
 SIGNATURE = "serving_default"
 """The signature TF Serving calls by default."""
@@ -39,12 +40,19 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
 
     Args:
         model: a built `MultiExitModel`.
-        path: the SavedModel directory.
+        path: the SavedModel directory: new, empty, or an earlier
+            SavedModel, which is replaced as a whole once the new one is
+            complete (a failed export leaves it intact).
         thresholds, criterion, temperatures, policy: the default decision
             rule, as `predict_early_exit`.
 
     Returns:
         `path`.
+
+    Raises:
+        ValueError: if `path` is a directory holding other files than a
+            SavedModel (they would be lost).
+        OSError: if `path` cannot be written (one line naming it).
 
     Example:
 
@@ -90,9 +98,22 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
 
     module.serve = serve
     module.serve_with_thresholds = serve_with_thresholds
+    path = _check_saved_model_path(path)
+    with atomic_directory(path) as tmp:
+        tf.saved_model.save(module, tmp, signatures={
+            SIGNATURE: serve,
+            SIGNATURE_WITH_THRESHOLDS: serve_with_thresholds,
+        })
+    return path
+
+
+def _check_saved_model_path(path):
+    """`path` as a string, refused if replacing it would lose other files."""
     path = os.fspath(path)
-    tf.saved_model.save(module, path, signatures={
-        SIGNATURE: serve,
-        SIGNATURE_WITH_THRESHOLDS: serve_with_thresholds,
-    })
+    if (os.path.isdir(path) and os.listdir(path)
+            and not os.path.exists(os.path.join(path, "saved_model.pb"))):
+        raise ValueError(
+            f"Invalid value received for argument `path`. Expected a new or "
+            f"empty directory, or an earlier SavedModel to replace. "
+            f"Received: path={path!r}, a directory holding other files")
     return path

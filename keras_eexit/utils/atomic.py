@@ -1,7 +1,9 @@
 """Atomic file writes: a reader never sees a half-written output."""
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 
 
@@ -48,6 +50,57 @@ def atomic_path(path):
                 error.errno,
                 f"Could not write {path}: {error.strerror or error}"
             ) from error
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a temporary directory beside `path`; it becomes `path` on success.
+
+    For outputs that are whole directories (a SavedModel): a reader sees the
+    previous directory or the complete new one, never a half-written one.
+    If the body raises, the temporary directory is removed and a previous
+    directory at `path` is left intact; a file at `path` is refused first.
+
+    Args:
+        path: the final directory.
+
+    Returns:
+        A context manager yielding the temporary directory (a `str`).
+
+    Example:
+
+    ```python
+    with atomic_directory("served/1") as tmp:
+        tf.saved_model.save(module, tmp)
+    ```
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"Could not write {path}: it is a file, not a "
+            "directory")
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.",
+                               dir=parent)
+    except OSError as error:
+        raise OSError(error.errno, f"Could not write {path}: "
+                      f"{error.strerror or error}") from error
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.",
+                                   dir=parent)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

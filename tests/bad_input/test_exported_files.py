@@ -252,3 +252,59 @@ def test_an_unwritable_output_is_exit_code_1_naming_the_file(
     assert err == (f"keras-eexit: error: Permission denied: '{out}' "
                    "(cannot read or write it)"), err  # not a temporary file
     assert not out.exists()  # the directory it made is gone
+
+
+# ------------------------------------ SavedModel output: all or nothing
+@pytest.fixture()
+def tiny(files):
+    return keras.saving.load_model(files / "model.keras")
+
+
+def test_a_failed_saved_model_export_leaves_the_earlier_one_intact(
+        tiny, tmp_path, monkeypatch):
+    out = tmp_path / "served"
+    export_saved_model(tiny, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def half_write(module, path, signatures):
+        (tf.io.gfile.GFile(f"{path}/saved_model.pb", "wb")).write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", half_write)
+    with pytest.raises(OSError, match="No space left"):
+        export_saved_model(tiny, out)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]  # no temp
+    monkeypatch.undo()
+    served = tf.saved_model.load(str(out)).signatures["serving_default"]
+    assert served(inputs=tf.constant(_batch()))["exit_index"].shape == (4,)
+
+
+def test_saved_model_export_replaces_an_earlier_one(tiny, tmp_path):
+    out = tmp_path / "served"
+    export_saved_model(tiny, out, thresholds=0.0)
+    export_saved_model(tiny, out, thresholds=1.0)
+    served = tf.saved_model.load(str(out)).signatures["serving_default"]
+    exits = served(inputs=tf.constant(_batch()))["exit_index"].numpy()
+    assert (exits == tiny.num_exits - 1).all()  # the second export's rule
+
+
+def test_saved_model_export_refuses_a_directory_of_other_files(
+        tiny, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holding other files") as error:
+        export_saved_model(tiny, out)
+    assert "\n" not in str(error.value)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+def test_saved_model_export_refuses_a_file_as_its_directory(tiny, tmp_path):
+    out = tmp_path / "served"
+    out.write_text("a file")
+    with pytest.raises(NotADirectoryError, match="it is a file") as error:
+        export_saved_model(tiny, out)
+    assert "\n" not in str(error)
+    assert out.read_text() == "a file"
