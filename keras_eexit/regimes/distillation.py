@@ -96,6 +96,9 @@ class Distillation(Regime):
             architectures (ICCV 2019).
     """
 
+    min_exits = 2
+    min_exits_reason = "the final exit teaches the internal exits"
+
     def __init__(self, temperature=3.0, alpha=0.1, mode="sequential",
                  backbone_epochs=None, distill_epochs=None,
                  train_backbone=False, learning_rate=None,

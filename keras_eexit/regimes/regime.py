@@ -190,6 +190,12 @@ class Regime(keras.callbacks.Callback):
                 "on a batch or `model.build(input_shape)`), so that the "
                 "optimizer can be built over every variable a phase trains."
             )
+        if model.num_exits < self.min_exits:
+            raise ValueError(
+                f"{type(self).__name__} needs a model with at least "
+                f"{self.min_exits} exits ({self.min_exits_reason}). Received: "
+                f"a model with {model.num_exits} exit(s); use Joint for a "
+                "single exit.")
         if self._builder is not None:
             self.phases = self.phases_for(model.num_exits)
         for phase in self.phases:
@@ -252,6 +258,10 @@ class Regime(keras.callbacks.Callback):
         self._applied = None
         if model.optimizer is not None:
             model.refresh_train_function()
+
+    #: The fewest exits the regime's definition makes sense with, and why.
+    min_exits = 1
+    min_exits_reason = ""
 
     def check_model(self, model):
         """Regime-specific checks of the model (subclasses override)."""

@@ -121,6 +121,10 @@ class TwoStage(Regime):
         - Rahmath P et al., Strategies at a glance (Algorithm 4).
     """
 
+    min_exits = 2
+    min_exits_reason = ("its second stage trains the internal exits on a "
+                        "frozen backbone")
+
     def __init__(self, backbone_epochs, heads_epochs, heads="together",
                  backbone_learning_rate=None, heads_learning_rate=None,
                  cache_features=True, reduction="mean", patience=None,

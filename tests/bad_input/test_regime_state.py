@@ -151,3 +151,24 @@ def test_regime_verbose_of_the_wrong_kind(verbose):
 def test_named_regime_verbose_of_the_wrong_kind():
     with pytest.raises(ValueError, match=r"argument `verbose`"):
         regimes.TwoStage(1, 1, verbose="loud")
+
+
+@pytest.mark.parametrize("regime", [
+    regimes.TwoStage(1, 1), regimes.TwoStage(1, 1, heads="one_by_one"),
+    regimes.Distillation(backbone_epochs=1, distill_epochs=1),
+    regimes.Distillation(mode="joint", distill_epochs=1),
+], ids=["two_stage", "two_stage_one_by_one", "distillation",
+        "distillation_joint"])
+def test_regimes_about_internal_exits_refuse_a_single_exit(regime):
+    """Their definitions train internal exits; with one exit TwoStage died
+    on an exit-weights message and Distillation ran one epoch silently."""
+    model = make_tiny_model(num_exits=1)
+    model.compile(optimizer="adam")
+    before = [w.copy() for w in model.get_weights()]
+    x = np.zeros((8, 8, 8, 1), "float32")
+    with pytest.raises(ValueError, match="at least 2 exits") as error:
+        model.fit(x, np.zeros(8, int), epochs=2, verbose=0,
+                  callbacks=[regime])
+    assert "\n" not in str(error.value)
+    assert all((a == b).all() for a, b in zip(before, model.get_weights()))
+    assert all(layer.trainable for layer in model.layers)
