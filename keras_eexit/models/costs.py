@@ -4,11 +4,9 @@ import dataclasses
 import weakref
 
 import keras
-import tensorflow as tf
 
 from keras_eexit import chain
-from keras_eexit.models.flops import count_flops
-from keras_eexit.models.flops import count_params
+from keras_eexit.models import analytic_flops
 
 
 _STAGE_COSTS = weakref.WeakKeyDictionary()
@@ -95,8 +93,52 @@ def stage_costs(model, convention="keras_eexit"):
     return cached[convention]
 
 
-def _to_tf(spec):
-    return tf.TensorSpec(tuple(spec.shape), spec.dtype)
+def uses_tensorflow_graph():
+    """Whether FLOPs are counted on the TF graph (else analytically).
+
+    The TF-graph counter (`keras_eexit.models.flops`) runs when the Keras
+    backend is TensorFlow and TensorFlow is importable; otherwise the
+    analytic counter (`keras_eexit.models.analytic_flops`), which gives the
+    same figures on every zoo model, runs.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def flops_counter():
+    """`count(fn, specs, convention) -> int` for the current setting.
+
+    `specs` is a `keras.KerasTensor` structure with the batch axis (see
+    `uses_tensorflow_graph` for which counter is returned).
+    """
+    if not uses_tensorflow_graph():
+        return analytic_flops.count_flops
+
+    import tensorflow as tf
+
+    from keras_eexit.models import flops
+
+    def count(fn, specs, convention):
+        return flops.count_flops(
+            fn, keras.tree.map_structure(
+                lambda s: tf.TensorSpec(tuple(s.shape), s.dtype), specs),
+            convention=convention)
+
+    return count
+
+
+def _count_params(layer):
+    if not layer.built:
+        raise ValueError(
+            f"Layer {layer.name!r} is not built yet, so it has no weights to "
+            "count. Call it on an input (or call `build()`) first."
+        )
+    return int(layer.count_params())
 
 
 def _trace(model, convention="keras_eexit"):
@@ -105,22 +147,20 @@ def _trace(model, convention="keras_eexit"):
             "The model is not built yet: call it on a batch (or `build` "
             "it) before counting FLOPs or parameters."
         )
-    spec = _to_tf(chain.input_spec(model, batch_size=1))
+    count_flops = flops_counter()
+    spec = chain.input_spec(model, batch_size=1)
     states = chain.state_specs(model, batch_size=1)
     head_calls = chain.head_call_specs(model, batch_size=1)
     seg_flops, head_flops, seg_params, head_params = [], [], [], []
     for segment, head, state, head_call in zip(model.segments, model.heads,
                                                states, head_calls):
-        seg_flops.append(count_flops(segment, spec, convention=convention))
-        state_spec = keras.tree.map_structure(
-            _to_tf, chain.segment_state(state))
+        seg_flops.append(count_flops(segment, spec, convention))
+        state_spec = chain.segment_state(state)
         # Heads that read earlier exits are counted on their whole input
         # (cascade inputs, ensembles): the extra work is the head's.
-        head_flops.append(count_flops(
-            head, keras.tree.map_structure(_to_tf, head_call),
-            convention=convention))
-        seg_params.append(count_params(segment))
-        head_params.append(count_params(head))
+        head_flops.append(count_flops(head, head_call, convention))
+        seg_params.append(_count_params(segment))
+        head_params.append(_count_params(head))
         spec = state_spec
     return StageCosts(
         tuple(seg_flops), tuple(head_flops), tuple(seg_params),

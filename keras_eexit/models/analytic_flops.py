@@ -1,0 +1,456 @@
+"""FLOPs counted from a Keras layer's structure, without TensorFlow.
+
+The backend-independent twin of `keras_eexit.models.flops.count_flops`
+(which traces a TensorFlow graph and walks its ops): same two conventions,
+same figures on every model of the zoo (`tests/models/test_analytic_flops.py`
+checks both conventions exactly), but computed from the layers themselves,
+so it runs on JAX and PyTorch and where TensorFlow is not installed.
+
+How it counts: `fn` is run once symbolically (`compute_output_spec`, no
+arithmetic) on the given `keras.KerasTensor` inputs, with every layer nested
+in it recording each of its calls (input and output shapes; a layer called
+twice is counted twice). Each call then costs its own **multiply-adds** and
+its own **element-wise ops** by one small rule per layer type (`_RULES`).
+A layer built from other layers (a functional model, `Sequential`, most of
+the zoo's heads) is a sum of its sub-layers' calls: its own rule covers only
+the arithmetic it does outside them (a residual `x + f(x)`, a global mean),
+and layers without a rule do none. Convention `"keras_eexit"` counts
+2 per multiply-add and nothing else; `"fvcore"` counts 1 per multiply-add
+plus the element-wise ops, exactly as the module docstring of
+`keras_eexit.models.flops` lists them (batch normalization 2 per element,
+GELU/sigmoid/tanh/add/mul 1, softmax 2, a global mean 1 per input element,
+ReLU, padding, pooling windows, reshapes and dropout 0).
+
+A leaf layer type with no rule raises a `ValueError` naming it (a silent 0
+would understate the cost); add a rule with `register_rule`.
+"""
+
+import math
+import re
+
+import keras
+
+from keras_eexit.compat import flatten_layers
+from keras_eexit.utils.validation import check_choice
+
+__all__ = ["CONVENTIONS", "count_flops", "register_rule"]
+
+CONVENTIONS = ("keras_eexit", "fvcore")
+"""FLOP conventions, as in `keras_eexit.models.flops`."""
+
+_RULES = {}
+"""`{layer class: rule(layer, call) -> (multiply_adds, elementwise)}`."""
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def count_flops(fn, inputs, *, convention="keras_eexit"):
+    """Counts the FLOPs of one forward pass of a Keras layer or model.
+
+    Args:
+        fn: a built Keras layer or model.
+        inputs: a `keras.KerasTensor` (or a nested tuple/list of them) with
+            fully defined shapes, batch dimension included (batch 1 for
+            per-sample costs).
+        convention: `"keras_eexit"` (2 per multiply-add of convolutions,
+            matrix products and einsums, nothing else) or `"fvcore"` (1 per
+            multiply-add plus element-wise ops; see
+            `keras_eexit.models.flops`).
+
+    Returns:
+        The FLOP count (an `int`).
+
+    Raises:
+        ValueError: if `fn` is not a Keras layer, or a layer inside it has
+            no counting rule and no sub-layers.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(5)
+    >>> count_flops(layer, keras.KerasTensor((1, 7)))
+    70
+    """
+    check_choice("convention", convention, CONVENTIONS)
+    if not isinstance(fn, keras.layers.Layer):
+        from keras_eexit.utils.validation import invalid_value
+
+        raise invalid_value("fn", "a Keras layer or model", fn)
+    total = 0
+    for layer, call in _record_calls(fn, inputs):
+        macs, elementwise = _layer_cost(layer, call)
+        total += 2 * macs if convention == "keras_eexit" else (
+            macs + elementwise)
+    return int(total)
+
+
+def register_rule(layer_class):
+    """Registers the counting rule of a layer class (a decorator).
+
+    The rule receives the layer and a `Call` (its input and output shapes)
+    and returns `(multiply_adds, elementwise_ops)` of the layer's own
+    arithmetic, sub-layers excluded. Subclasses use the rule of their
+    nearest registered base class.
+
+    Args:
+        layer_class: a `keras.layers.Layer` subclass.
+
+    Returns:
+        A decorator that registers and returns the rule.
+
+    Example:
+
+    ```python
+    @register_rule(MyScale)
+    def _my_scale(layer, call):
+        return 0, call.output_size  # one multiply per element
+    ```
+    """
+
+    def decorator(rule):
+        _RULES[layer_class] = rule
+        return rule
+
+    return decorator
+
+
+# --------------------------------------------------------------------------
+# Recording the calls
+# --------------------------------------------------------------------------
+
+
+class Call:
+    """Shapes of one call of a layer.
+
+    Attributes:
+        inputs: list of the input tensors' shapes (tuples of ints), in the
+            order of `keras.tree.flatten` of the first argument.
+        outputs: list of the output tensors' shapes.
+        kwargs_shapes: `{name: shape}` of tensor keyword arguments
+            (`value=`, `key=` of attention layers).
+        sub_calls: list of `(layer, Call)` of the layers it called, nested
+            ones included, in call order.
+    """
+
+    def __init__(self, inputs, outputs, kwargs_shapes, sub_calls):
+        self.inputs = inputs
+        self.outputs = outputs
+        self.kwargs_shapes = kwargs_shapes
+        self.sub_calls = sub_calls
+
+    def last_call_of(self, layer):
+        """The `Call` of the last call of sub-layer `layer`."""
+        return [c for sub, c in self.sub_calls if sub is layer][-1]
+
+    @property
+    def input_size(self):
+        """Number of elements of the first input."""
+        return math.prod(self.inputs[0])
+
+    @property
+    def output_size(self):
+        """Number of elements of the first output."""
+        return math.prod(self.outputs[0])
+
+
+def _shapes(structure):
+    return [tuple(int(d) for d in x.shape)
+            for x in keras.tree.flatten(structure) if hasattr(x, "shape")]
+
+
+class _Probe(keras.layers.Layer):
+    """Runs `fn` inside `compute_output_spec`: symbolic, sub-layers called."""
+
+    def __init__(self, fn):
+        super().__init__(name="flops_probe")
+        self.fn = fn
+
+    def call(self, inputs):
+        return self.fn(inputs, training=False)
+
+
+def _record_calls(fn, inputs):
+    layers = flatten_layers(fn)
+    calls = []
+
+    def recorder(layer, original):
+        def call(*args, **kwargs):
+            start = len(calls)
+            outputs = original(*args, **kwargs)
+            kwargs_shapes = {
+                k: _shapes(v)[0] for k, v in kwargs.items()
+                if hasattr(v, "shape") and k not in ("mask", "training")
+            }
+            calls.append((layer, Call(_shapes(args[0]), _shapes(outputs),
+                                      kwargs_shapes, calls[start:])))
+            return outputs
+        return call
+
+    patched = []
+    try:
+        for layer in layers:
+            if "call" not in vars(layer):
+                object.__setattr__(layer, "call",
+                                   recorder(layer, layer.call))
+                patched.append(layer)
+        _Probe(fn).compute_output_spec(inputs)
+    finally:
+        for layer in patched:
+            object.__delattr__(layer, "call")
+    return calls
+
+
+def _layer_cost(layer, call):
+    for cls in type(layer).__mro__:
+        if cls in _RULES:
+            return _RULES[cls](layer, call)
+    if flatten_layers(layer)[1:]:
+        return 0, 0  # a composite: its sub-layers' calls are counted
+    raise ValueError(
+        f"Cannot count FLOPs of layer {layer.name!r}: no counting rule for "
+        f"{type(layer).__name__} and it has no sub-layers. Register one "
+        "with `keras_eexit.models.analytic_flops.register_rule`."
+    )
+
+
+# --------------------------------------------------------------------------
+# Rules: Keras layers
+# --------------------------------------------------------------------------
+
+
+def _free(layer, call):
+    return 0, 0
+
+
+for _cls in (
+    keras.layers.InputLayer, keras.layers.ReLU, keras.layers.LeakyReLU,
+    keras.layers.Dropout, keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D, keras.layers.GaussianNoise,
+    keras.layers.Flatten, keras.layers.Reshape, keras.layers.Permute,
+    keras.layers.Concatenate, keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D,
+    keras.layers.Cropping1D, keras.layers.Cropping2D,
+    keras.layers.MaxPooling1D, keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D, keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D, keras.layers.AveragePooling3D,
+    keras.layers.Embedding, keras.layers.Identity,
+    keras.layers.UpSampling2D,
+):
+    _RULES[_cls] = _free
+
+
+@register_rule(keras.layers.Dense)
+def _dense(layer, call):
+    return call.output_size * call.inputs[0][-1], _activation(
+        layer.activation, call.output_size)
+
+
+@register_rule(keras.layers.EinsumDense)
+def _einsum_dense(layer, call):
+    kernel = tuple(int(d) for d in layer.kernel.shape)
+    return _einsum_macs(layer.equation, [call.inputs[0], kernel]), (
+        _activation(layer.activation, call.output_size))
+
+
+def _conv_rule(layer, call):
+    # Grouped, dilated and strided convolutions alike: every output element
+    # reads kernel_size x (input channels / groups).
+    kernel = tuple(int(d) for d in layer.kernel.shape)
+    return call.output_size * math.prod(kernel[:-1]), _activation(
+        layer.activation, call.output_size)
+
+
+def _depthwise_rule(layer, call):
+    return call.output_size * math.prod(layer.kernel_size), _activation(
+        layer.activation, call.output_size)
+
+
+def _separable_rule(layer, call):
+    spatial = call.outputs[0][1:-1]
+    batch = call.outputs[0][0]
+    depth = int(call.inputs[0][-1]) * layer.depth_multiplier
+    depthwise = batch * math.prod(spatial) * depth
+    macs = depthwise * math.prod(layer.kernel_size) + (
+        call.output_size * depth)
+    return macs, _activation(layer.activation, call.output_size)
+
+
+def _transposed_rule(layer, call):
+    kernel = tuple(int(d) for d in layer.kernel.shape)
+    # kernel: (*spatial, filters, input channels); every input element
+    # meets a full kernel slice.
+    return call.input_size * math.prod(kernel[:-1]), _activation(
+        layer.activation, call.output_size)
+
+
+for _cls in (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D):
+    _RULES[_cls] = _conv_rule
+for _cls in (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D):
+    _RULES[_cls] = _depthwise_rule
+for _cls in (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D):
+    _RULES[_cls] = _separable_rule
+for _cls in (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+             keras.layers.Conv3DTranspose):
+    _RULES[_cls] = _transposed_rule
+
+
+@register_rule(keras.layers.BatchNormalization)
+def _batch_norm(layer, call):
+    return 0, 2 * call.output_size  # x * scale + offset
+
+
+@register_rule(keras.layers.Activation)
+def _activation_layer(layer, call):
+    return 0, _activation(layer.activation, call.output_size)
+
+
+@register_rule(keras.layers.Softmax)
+def _softmax(layer, call):
+    return 0, 2 * call.output_size
+
+
+def _global_pool(layer, call):
+    return 0, call.input_size
+
+
+for _cls in (
+    keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D, keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D, keras.layers.GlobalMaxPooling3D,
+):
+    _RULES[_cls] = _global_pool
+
+
+def _merge(layer, call):
+    # n inputs: n - 1 binary ops per output element.
+    return 0, (len(call.inputs) - 1) * call.output_size
+
+
+for _cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
+             keras.layers.Average):
+    _RULES[_cls] = _merge
+
+
+@register_rule(keras.layers.MultiHeadAttention)
+def _multi_head_attention(layer, call):
+    # The projections are EinsumDense sub-layers; the layer itself does
+    # the two attention einsums, the query scaling and the softmax.
+    batch, targets = call.outputs[0][0], call.outputs[0][1]
+    value = call.kwargs_shapes.get("value", call.inputs[0] if len(
+        call.inputs) < 2 else call.inputs[1])
+    sources = math.prod(value[1:-1])
+    heads = layer.num_heads
+    scores = batch * heads * targets * sources
+    macs = scores * layer.key_dim + scores * (layer.value_dim or
+                                              layer.key_dim)
+    query = batch * targets * heads * layer.key_dim
+    return macs, query + 2 * scores
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+_ACTIVATION_COST = {
+    "linear": 0, "relu": 0, "relu6": 0, "leaky_relu": 0, "elu": 0,
+    "gelu": 1, "sigmoid": 1, "tanh": 1, "exponential": 1,
+    "silu": 2, "swish": 2, "softmax": 2, "log_softmax": 2,
+}
+
+
+def _activation(activation, size):
+    """fvcore element-wise cost of a Keras activation on `size` elements."""
+    name = getattr(activation, "__name__", str(activation))
+    if name not in _ACTIVATION_COST:
+        raise ValueError(
+            f"Cannot count FLOPs of activation {name!r}: no rule. Known: "
+            f"{sorted(_ACTIVATION_COST)}."
+        )
+    return _ACTIVATION_COST[name] * size
+
+
+def _einsum_macs(equation, shapes):
+    """Product of the sizes of all distinct indices (one per multiply-add)."""
+    equation = re.sub(r"\s+", "", equation)
+    inputs = equation.split("->")[0].split(",")
+    sizes, ellipsis = {}, []
+    for subscript, shape in zip(inputs, shapes):
+        if "..." in subscript:
+            head, tail = subscript.split("...")
+            n_ell = len(shape) - len(head) - len(tail)
+            labels = list(head) + [None] * n_ell + list(tail)
+            ell = list(shape[len(head): len(head) + n_ell])
+            width = max(len(ellipsis), len(ell))
+            ellipsis = [1] * (width - len(ellipsis)) + ellipsis
+            ell = [1] * (width - len(ell)) + ell
+            ellipsis = [max(a, b) for a, b in zip(ellipsis, ell)]
+        else:
+            labels = list(subscript)
+        for label, dim in zip(labels, shape):
+            if label is not None:
+                sizes[label] = max(sizes.get(label, 1), int(dim))
+    return math.prod(sizes.values()) * math.prod(ellipsis)
+
+
+# --------------------------------------------------------------------------
+# Rules: the zoo's layers (their own arithmetic; sub-layers count apart)
+# --------------------------------------------------------------------------
+
+
+def _pooled_input(x_shape):
+    """`global_pool` of `keras_eexit.layers`: a mean/max per input element."""
+    return math.prod(x_shape) if len(x_shape) > 2 else 0
+
+
+def _register_zoo_rules():
+    from keras_eexit import layers as zoo
+
+    @register_rule(zoo.LinearHead)
+    @register_rule(zoo.MLPHead)
+    def _pooling_head(layer, call):
+        return 0, _pooled_input(call.inputs[0])
+
+    @register_rule(zoo.MSDNetHead)
+    def _msdnet_head(layer, call):
+        # relu(norm(conv(pad(x)))) per convolution, then a spatial mean:
+        # one per element of the last normalization's output.
+        return 0, call.last_call_of(layer.norms[-1]).output_size
+
+    @register_rule(zoo.TransformerBlock)
+    def _transformer_block(layer, call):
+        tokens = math.prod(call.inputs[0][:-1])
+        return 0, 2 * call.input_size + _activation(
+            layer.activation, tokens * layer.mlp_dim)
+
+    @register_rule(zoo.AddPositionEmbedding)
+    def _add_position(layer, call):
+        return 0, call.output_size
+
+    @register_rule(zoo.ZeroPadShortcut)
+    @register_rule(zoo.ClsHead)
+    def _free_zoo(layer, call):
+        return 0, 0
+
+
+_register_zoo_rules()
+
+
+def _register_resize_rule():
+    from keras_eexit.layers import AlignedBilinearResize
+
+    @register_rule(AlignedBilinearResize)
+    def _aligned_resize(layer, call):
+        # Per resized axis: a + (b - a) * frac, 3 per element it outputs.
+        batch, height, width, channels = call.inputs[0]
+        total = 0
+        if height != layer.height:
+            height = layer.height
+            total += 3 * batch * height * width * channels
+        if width != layer.width:
+            total += 3 * batch * height * layer.width * channels
+        return 0, total
+
+
+_register_resize_rule()
