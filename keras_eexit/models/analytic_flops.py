@@ -128,8 +128,8 @@ class Call:
         inputs: list of the input tensors' shapes (tuples of ints), in the
             order of `keras.tree.flatten` of the first argument.
         outputs: list of the output tensors' shapes.
-        kwargs_shapes: `{name: shape}` of tensor keyword arguments
-            (`value=`, `key=` of attention layers).
+        kwargs_shapes: `{name or position: shape}` of the other tensor
+            arguments (`value=` of attention layers, or its position 1).
         sub_calls: list of `(layer, Call)` of the layers it called, nested
             ones included, in call order.
     """
@@ -179,12 +179,16 @@ def _record_calls(fn, inputs):
         def call(*args, **kwargs):
             start = len(calls)
             outputs = original(*args, **kwargs)
-            kwargs_shapes = {
-                k: _shapes(v)[0] for k, v in kwargs.items()
-                if hasattr(v, "shape") and k not in ("mask", "training")
-            }
-            calls.append((layer, Call(_shapes(args[0]), _shapes(outputs),
-                                      kwargs_shapes, calls[start:])))
+            named = {k: _shapes(v) for k, v in kwargs.items()
+                     if k not in ("mask", "training")}
+            tensors = [_shapes(a) for a in args] + [
+                v for v in named.values() if v]
+            kwargs_shapes = {k: v[0] for k, v in named.items() if v}
+            for position, shapes in enumerate(tensors[1:len(args)], 1):
+                kwargs_shapes[position] = shapes[0]
+            calls.append((layer, Call(tensors[0] if tensors else [],
+                                      _shapes(outputs), kwargs_shapes,
+                                      calls[start:])))
             return outputs
         return call
 
@@ -335,18 +339,39 @@ for _cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
 
 @register_rule(keras.layers.MultiHeadAttention)
 def _multi_head_attention(layer, call):
-    # The projections are EinsumDense sub-layers; the layer itself does
-    # the two attention einsums, the query scaling and the softmax.
+    # The projections are EinsumDense sub-layers; the layer itself does the
+    # two attention einsums, the scaling of the scores and their softmax.
     batch, targets = call.outputs[0][0], call.outputs[0][1]
-    value = call.kwargs_shapes.get("value", call.inputs[0] if len(
-        call.inputs) < 2 else call.inputs[1])
-    sources = math.prod(value[1:-1])
-    heads = layer.num_heads
-    scores = batch * heads * targets * sources
-    macs = scores * layer.key_dim + scores * (layer.value_dim or
-                                              layer.key_dim)
-    query = batch * targets * heads * layer.key_dim
-    return macs, query + 2 * scores
+    value = call.kwargs_shapes.get("value", call.kwargs_shapes.get(1))
+    scores = batch * layer.num_heads * targets * math.prod(value[1:-1])
+    macs = scores * (layer.key_dim + (layer.value_dim or layer.key_dim))
+    return macs, 3 * scores
+
+
+_LAYER_NORM_COST = {
+    # (center, scale) -> (per element, per normalized row), as Keras'
+    # `ops.layer_normalization` lowers on TensorFlow: moments (2 per
+    # element), then the scale and the shift.
+    (True, True): (7, 1),
+    (True, False): (5, 2),
+    (False, True): (6, 1),
+    (False, False): (4, 2),
+}
+
+
+@register_rule(keras.layers.LayerNormalization)
+def _layer_norm(layer, call):
+    if layer.rms_scaling:
+        raise ValueError(
+            f"Cannot count FLOPs of layer {layer.name!r}: LayerNormalization "
+            "with rms_scaling=True has no rule."
+        )
+    per_element, per_row = _LAYER_NORM_COST[(layer.center, layer.scale)]
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [
+        layer.axis]
+    row = math.prod(call.inputs[0][a] for a in axes)
+    return 0, per_element * call.input_size + (
+        per_row * call.input_size // row)
 
 
 # --------------------------------------------------------------------------
