@@ -29,6 +29,7 @@ import math
 import re
 
 import keras
+import numpy as np
 
 from keras_eexit.compat import flatten_layers
 from keras_eexit.utils.validation import check_choice
@@ -81,6 +82,8 @@ def count_flops(fn, inputs, *, convention="keras_eexit"):
     total = 0
     for layer, call in _record_calls(fn, inputs):
         macs, elementwise = _layer_cost(layer, call)
+        if call.constant:
+            elementwise = 0
         total += 2 * macs if convention == "keras_eexit" else (
             macs + elementwise)
     return int(total)
@@ -95,7 +98,8 @@ def register_rule(layer_class):
     nearest registered base class.
 
     Args:
-        layer_class: a `keras.layers.Layer` subclass.
+        layer_class: a `keras.layers.Layer` subclass, or its
+            `"module.QualName"` (for a class from an optional package).
 
     Returns:
         A decorator that registers and returns the rule.
@@ -132,13 +136,18 @@ class Call:
             arguments (`value=` of attention layers, or its position 1).
         sub_calls: list of `(layer, Call)` of the layers it called, nested
             ones included, in call order.
+        constant: whether its inputs do not depend on the data (token type
+            ids): its element-wise ops are then computed once per model,
+            not per sample, and count 0 (as in the TF-graph counter).
     """
 
-    def __init__(self, inputs, outputs, kwargs_shapes, sub_calls):
+    def __init__(self, inputs, outputs, kwargs_shapes, sub_calls,
+                 constant=False):
         self.inputs = inputs
         self.outputs = outputs
         self.kwargs_shapes = kwargs_shapes
         self.sub_calls = sub_calls
+        self.constant = constant
 
     def last_call_of(self, layer):
         """The `Call` of the last call of sub-layer `layer`."""
@@ -173,12 +182,22 @@ class _Probe(keras.layers.Layer):
 
 def _record_calls(fn, inputs):
     layers = flatten_layers(fn)
-    calls = []
+    calls, constants, keep = [], set(), []
+
+    def named_tensors(kwargs):
+        return [v for k, v in kwargs.items()
+                if k not in ("mask", "training") and hasattr(v, "shape")]
 
     def recorder(layer, original):
         def call(*args, **kwargs):
             start = len(calls)
             outputs = original(*args, **kwargs)
+            arguments = keras.tree.flatten((args, named_tensors(kwargs)))
+            constant = isinstance(layer, _CONSTANT_OUTPUT) or bool(
+                arguments) and all(id(x) in constants for x in arguments)
+            if constant:
+                constants.update(id(x) for x in keras.tree.flatten(outputs))
+                keep.append(outputs)  # ids stay unique while recording
             named = {k: _shapes(v) for k, v in kwargs.items()
                      if k not in ("mask", "training")}
             tensors = [_shapes(a) for a in args] + [
@@ -188,7 +207,7 @@ def _record_calls(fn, inputs):
                 kwargs_shapes[position] = shapes[0]
             calls.append((layer, Call(tensors[0] if tensors else [],
                                       _shapes(outputs), kwargs_shapes,
-                                      calls[start:])))
+                                      calls[start:], constant)))
             return outputs
         return call
 
@@ -208,8 +227,10 @@ def _record_calls(fn, inputs):
 
 def _layer_cost(layer, call):
     for cls in type(layer).__mro__:
-        if cls in _RULES:
-            return _RULES[cls](layer, call)
+        rule = _RULES.get(cls) or _RULES.get(
+            f"{cls.__module__}.{cls.__qualname__}")
+        if rule is not None:
+            return rule(layer, call)
     if flatten_layers(layer)[1:]:
         return 0, 0  # a composite: its sub-layers' calls are counted
     raise ValueError(
@@ -239,10 +260,17 @@ for _cls in (
     keras.layers.MaxPooling1D, keras.layers.MaxPooling2D,
     keras.layers.MaxPooling3D, keras.layers.AveragePooling1D,
     keras.layers.AveragePooling2D, keras.layers.AveragePooling3D,
-    keras.layers.Embedding, keras.layers.Identity,
+    keras.layers.Identity,
     keras.layers.UpSampling2D,
 ):
     _RULES[_cls] = _free
+
+
+@register_rule(keras.layers.Embedding)
+def _embedding(layer, call):
+    # The TensorFlow lowering wraps negative indices: a compare and an add
+    # per index.
+    return 0, 2 * call.input_size
 
 
 @register_rule(keras.layers.Dense)
@@ -327,13 +355,40 @@ for _cls in (
     _RULES[_cls] = _global_pool
 
 
+def _keras_add(x1, x2):
+    """Element-wise cost of `keras.ops.add(x1, x2)` on these shapes.
+
+    On TensorFlow, Keras lowers an add whose second operand squeezes to a
+    vector of the first's channel size to a `BiasAdd`, which the TF-graph
+    counter (and fvcore) does not count; any other add is 1 per element.
+    """
+    squeezed = [d for d in x2 if d > 1]
+    if len(x1) > 1 and len(squeezed) == 1 and squeezed[0] in (x1[1], x1[-1]):
+        return 0
+    return math.prod(np.broadcast_shapes(tuple(x1), tuple(x2)))
+
+
+@register_rule(keras.layers.Add)
+def _add(layer, call):
+    # output = inputs[0]; then output = ops.add(output, x) for each other.
+    shape, total = call.inputs[0], 0
+    for x in call.inputs[1:]:
+        total += _keras_add(shape, x)
+        shape = np.broadcast_shapes(tuple(shape), tuple(x))
+    return 0, total
+
+
+@register_rule(keras.layers.Average)
+def _average(layer, call):
+    return 0, _add(layer, call)[1] + call.output_size  # and a division
+
+
 def _merge(layer, call):
     # n inputs: n - 1 binary ops per output element.
     return 0, (len(call.inputs) - 1) * call.output_size
 
 
-for _cls in (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply,
-             keras.layers.Average):
+for _cls in (keras.layers.Subtract, keras.layers.Multiply):
     _RULES[_cls] = _merge
 
 
@@ -380,7 +435,7 @@ def _layer_norm(layer, call):
 
 _ACTIVATION_COST = {
     "linear": 0, "relu": 0, "relu6": 0, "leaky_relu": 0, "elu": 0,
-    "gelu": 1, "sigmoid": 1, "tanh": 1, "exponential": 1,
+    "gelu": 1, "gelu_approximate": 1, "_gelu_approximate": 1, "sigmoid": 1, "tanh": 1, "exponential": 1,
     "silu": 2, "swish": 2, "softmax": 2, "log_softmax": 2,
 }
 
@@ -429,8 +484,22 @@ def _pooled_input(x_shape):
     return math.prod(x_shape) if len(x_shape) > 2 else 0
 
 
+def _weight_shape(variable):
+    return tuple(int(d) for d in variable.shape)
+
+
+_CONSTANT_OUTPUT = ()
+"""Layer types whose output does not depend on their input's values."""
+
+_KERAS_HUB = "keras_hub.src.layers.modeling."
+"""keras-hub layers are named, not imported (keras-hub is optional)."""
+
+
 def _register_zoo_rules():
+    global _CONSTANT_OUTPUT
     from keras_eexit import layers as zoo
+
+    _CONSTANT_OUTPUT = (zoo.TokenTypeIds,)
 
     @register_rule(zoo.LinearHead)
     @register_rule(zoo.MLPHead)
@@ -451,9 +520,30 @@ def _register_zoo_rules():
 
     @register_rule(zoo.AddPositionEmbedding)
     def _add_position(layer, call):
-        return 0, call.output_size
+        return 0, _keras_add(call.outputs[0], _weight_shape(layer.position))
+
+    @register_rule(zoo.TokenPaddingMask)
+    def _not_equal(layer, call):
+        return 0, call.input_size
+
+    @register_rule(zoo.TextEncoderLayer)
+    @register_rule(_KERAS_HUB + "transformer_encoder.TransformerEncoder")
+    def _two_residual_adds(layer, call):
+        return 0, 2 * call.output_size
+
+    @register_rule(zoo.TextEmbedding)
+    def _text_embedding(layer, call):
+        # ops.add(ops.add(tokens, positions[None]), segment)
+        out = call.outputs[0]
+        return 0, _keras_add(out, (1,) + tuple(out[1:])) + _keras_add(
+            out, _weight_shape(layer.segment_embedding))
+
+    @register_rule(_KERAS_HUB + "position_embedding.PositionEmbedding")
+    def _position_embedding(layer, call):
+        return 0, 0  # a slice of the table, broadcast
 
     @register_rule(zoo.ZeroPadShortcut)
+    @register_rule(zoo.TokenTypeIds)
     @register_rule(zoo.ClsHead)
     def _free_zoo(layer, call):
         return 0, 0
