@@ -1,4 +1,10 @@
-"""Per-stage FLOPs and parameters of a `MultiExitModel`, traced once."""
+"""Per-stage FLOPs and parameters of a `MultiExitModel`, counted once.
+
+FLOPs come from the TF-graph counter (`keras_eexit.models.flops`) on the
+TensorFlow backend and from the analytic counter
+(`keras_eexit.models.analytic_flops`, same figures) otherwise: see
+`uses_tensorflow_graph`.
+"""
 
 import dataclasses
 import weakref
@@ -10,7 +16,7 @@ from keras_eexit.models import analytic_flops
 
 
 _STAGE_COSTS = weakref.WeakKeyDictionary()
-"""`{model: {convention: StageCosts}}`: traced once per model."""
+"""`{model: {convention: StageCosts}}`: counted once per model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +95,7 @@ def stage_costs(model, convention="keras_eexit"):
     """
     cached = _STAGE_COSTS.setdefault(model, {})
     if convention not in cached:
-        cached[convention] = _trace(model, convention)
+        cached[convention] = compute_stage_costs(model, convention)
     return cached[convention]
 
 
@@ -111,7 +117,7 @@ def uses_tensorflow_graph():
 
 
 def flops_counter():
-    """`count(fn, specs, convention) -> int` for the current setting.
+    """`count(fn, specs, *, convention) -> int` for the current setting.
 
     `specs` is a `keras.KerasTensor` structure with the batch axis (see
     `uses_tensorflow_graph` for which counter is returned).
@@ -123,7 +129,7 @@ def flops_counter():
 
     from keras_eexit.models import flops
 
-    def count(fn, specs, convention):
+    def count(fn, specs, *, convention):
         return flops.count_flops(
             fn, keras.tree.map_structure(
                 lambda s: tf.TensorSpec(tuple(s.shape), s.dtype), specs),
@@ -141,7 +147,16 @@ def _count_params(layer):
     return int(layer.count_params())
 
 
-def _trace(model, convention="keras_eexit"):
+def compute_stage_costs(model, convention="keras_eexit"):
+    """The model's `StageCosts`, counted now (`stage_costs` caches it).
+
+    Args:
+        model: a built `MultiExitModel`.
+        convention: `"keras_eexit"` or `"fvcore"`.
+
+    Returns:
+        A `StageCosts`, counted by `flops_counter()`.
+    """
     if not model.built:
         raise ValueError(
             "The model is not built yet: call it on a batch (or `build` "
@@ -154,11 +169,12 @@ def _trace(model, convention="keras_eexit"):
     seg_flops, head_flops, seg_params, head_params = [], [], [], []
     for segment, head, state, head_call in zip(model.segments, model.heads,
                                                states, head_calls):
-        seg_flops.append(count_flops(segment, spec, convention))
+        seg_flops.append(count_flops(segment, spec, convention=convention))
         state_spec = chain.segment_state(state)
         # Heads that read earlier exits are counted on their whole input
         # (cascade inputs, ensembles): the extra work is the head's.
-        head_flops.append(count_flops(head, head_call, convention))
+        head_flops.append(count_flops(head, head_call,
+                                     convention=convention))
         seg_params.append(_count_params(segment))
         head_params.append(_count_params(head))
         spec = state_spec
