@@ -506,6 +506,44 @@ def _register_zoo_rules():
     def _pooling_head(layer, call):
         return 0, _pooled_input(call.inputs[0])
 
+    @register_rule(zoo.SDNPoolHead)
+    def _sdn_pool_head(layer, call):
+        # alpha * max_pool(x) + (1 - alpha) * avg_pool(x): two products
+        # and a sum per pooled element (1 - alpha is a parameter op).
+        if layer.max_pool is None:
+            return 0, 0
+        return 0, 3 * call.last_call_of(layer.max_pool).output_size
+
+    @register_rule(zoo.ConvPoolHead)
+    def _conv_pool_head(layer, call):
+        if layer.conv is None or layer.flatten_layer is not None:
+            return 0, 0
+        pooled = layer.pool_2 or layer.conv_activation  # then a global mean
+        return 0, call.last_call_of(pooled).output_size
+
+    @register_rule(zoo.ZTWHead)
+    def _ztw_head(layer, call):
+        logits = call.outputs[0]
+        classes = math.prod(logits)
+        macs, elementwise = 0, 0
+        if layer.cascade:
+            elementwise += classes  # raw + cascade(previous)
+        if layer.ensemble:
+            # log-softmax of each member, then their weighted sum as a
+            # (classes x members) @ (members x 1) product.
+            members = layer.num_members
+            macs += members * classes
+            elementwise += 2 * members * classes
+        return macs, elementwise
+
+    @register_rule(zoo.GPFHead)
+    def _gpf_head(layer, call):
+        raise ValueError(
+            f"Cannot count FLOPs of layer {layer.name!r}: GPFHead has no "
+            "analytic rule yet; count it on the TensorFlow backend "
+            "(keras_eexit.models.flops)."
+        )
+
     @register_rule(zoo.MSDNetHead)
     def _msdnet_head(layer, call):
         # relu(norm(conv(pad(x)))) per convolution, then a spatial mean:

@@ -11,6 +11,9 @@ import keras
 import pytest
 import tensorflow as tf
 
+from keras_eexit import chain
+from keras_eexit.methods.gpf import gpf
+from keras_eexit.methods.ztw import ztw
 from keras_eexit.models import analytic_flops
 from keras_eexit.models import costs
 from keras_eexit.models import flops as graph_flops
@@ -49,6 +52,14 @@ ZOO = {
     "mobilenet_v2": _zoo("mobilenet_v2_exits", input_shape=(32, 32, 3)),
     "resnet50": _zoo("resnet50_exits", input_shape=(32, 32, 3)),
 }
+# Heads of other kinds and the methods' heads, on a small CNN.
+ZOO.update({
+    "sdn_pool_heads": _zoo("small_cnn", input_shape=(8, 8, 3), width=8,
+                           head="sdn_pool"),
+    "conv_pool_heads": _zoo("small_cnn", input_shape=(8, 8, 3), width=8,
+                            head="conv_pool"),
+    "ztw_ensemble": lambda: ztw(ZOO["small_cnn"](), ensemble_final=True),
+})
 SLOW = {"vgg16", "mobilenet_v2", "resnet50"}
 
 
@@ -96,6 +107,14 @@ def test_flops_per_exit_unchanged_on_the_analytic_path(monkeypatch):
 
 def _forbidden(*args, **kwargs):
     raise AssertionError("the TF-graph counter ran on the analytic path")
+
+
+def test_gpf_head_has_no_rule_and_says_so():
+    keras.utils.set_random_seed(0)
+    model = gpf(ZOO["small_cnn"]())
+    specs = chain.head_call_specs(model, batch_size=1)
+    with pytest.raises(ValueError, match="GPFHead has no analytic rule"):
+        analytic_flops.count_flops(model.heads[0], specs[0])
 
 
 def test_dispatch_follows_the_backend():
