@@ -34,7 +34,7 @@ import numpy as np
 from keras_eexit.compat import flatten_layers
 from keras_eexit.utils.validation import check_choice
 
-__all__ = ["CONVENTIONS", "count_flops", "register_rule"]
+__all__ = ["CONVENTIONS", "Call", "count_flops", "register_rule"]
 
 CONVENTIONS = ("keras_eexit", "fvcore")
 """FLOP conventions, as in `keras_eexit.models.flops`."""
@@ -204,7 +204,8 @@ def _record_calls(fn, inputs):
                 v for v in named.values() if v]
             kwargs_shapes = {k: v[0] for k, v in named.items() if v}
             for position, shapes in enumerate(tensors[1:len(args)], 1):
-                kwargs_shapes[position] = shapes[0]
+                if shapes:
+                    kwargs_shapes[position] = shapes[0]
             calls.append((layer, Call(tensors[0] if tensors else [],
                                       _shapes(outputs), kwargs_shapes,
                                       calls[start:], constant)))
