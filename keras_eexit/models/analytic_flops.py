@@ -539,11 +539,18 @@ def _register_zoo_rules():
 
     @register_rule(zoo.GPFHead)
     def _gpf_head(layer, call):
-        raise ValueError(
-            f"Cannot count FLOPs of layer {layer.name!r}: GPFHead has no "
-            "analytic rule yet; count it on the TensorFlow backend "
-            "(keras_eexit.models.flops)."
-        )
+        batch, c = call.outputs[0][0], layer.num_classes
+        d = call.last_call_of(layer.head).outputs[0][-1]
+        k, n = layer.position, layer.num_exits
+        # Imitators (n - k of them, d x d), the reduction of all n slots and
+        # the gate of the k past ones (d x c each); biases add to einsums.
+        macs = batch * ((n - k) * d * d + n * d * c + k * d * c)
+        # sum of the past, mean of the gate, sigmoid, balance * past; and
+        # with imitators: (1 - balance) * sum of the future, added.
+        elementwise = 2 * batch * k * c + 2 * batch * c
+        if n > k:
+            elementwise += batch * (n - k) * c + 3 * batch * c
+        return macs, elementwise
 
     @register_rule(zoo.MSDNetHead)
     def _msdnet_head(layer, call):
