@@ -7,19 +7,29 @@ both, in both conventions; `costs.py` must give the same `flops_per_exit`
 whichever counter it dispatches to.
 """
 
+import sys
+
 import keras
 import pytest
-import tensorflow as tf
 
 from keras_eexit.methods.gpf import gpf
 from keras_eexit.methods.ztw import ztw
 from keras_eexit.models import analytic_flops
 from keras_eexit.models import costs
-from keras_eexit.models import flops as graph_flops
 from keras_eexit.models import text_transformer as tt
 from keras_eexit.models.registry import get_model
 
 CLASSES = 5
+
+on_tf_graph = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the TF-graph counter (the reference) needs the TF backend")
+
+
+def _graph_flops():
+    from keras_eexit.models import flops
+
+    return flops
 
 
 def _text(backend):
@@ -85,6 +95,7 @@ def _stage_flops(model, convention, analytic, monkeypatch):
     return stages.segment_flops, stages.head_flops
 
 
+@on_tf_graph
 @pytest.mark.parametrize("convention", ["keras_eexit", "fvcore"])
 def test_analytic_equals_tf_graph_per_stage(zoo_model, convention,
                                             monkeypatch):
@@ -93,6 +104,7 @@ def test_analytic_equals_tf_graph_per_stage(zoo_model, convention,
     assert all(f > 0 for f in expected[0])
 
 
+@on_tf_graph
 def test_flops_per_exit_unchanged_on_the_analytic_path(monkeypatch):
     keras.utils.set_random_seed(0)
     model = ZOO["cifar_resnet"]()
@@ -100,7 +112,7 @@ def test_flops_per_exit_unchanged_on_the_analytic_path(monkeypatch):
     keras.utils.set_random_seed(0)
     fresh = ZOO["cifar_resnet"]()
     monkeypatch.setattr(costs, "uses_tensorflow_graph", lambda: False)
-    monkeypatch.setattr(graph_flops, "count_flops", _forbidden)
+    monkeypatch.setattr(_graph_flops(), "count_flops", _forbidden)
     assert fresh.flops_per_exit() == on_graph
     assert fresh.macs_per_exit() == [f // 2 for f in on_graph]
 
@@ -114,19 +126,28 @@ def test_dispatch_follows_the_backend():
         keras.backend.backend() == "tensorflow")
 
 
+def test_dispatch_without_tensorflow_is_analytic(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # not importable
+    assert not costs.uses_tensorflow_graph()
+    assert costs.flops_counter() is analytic_flops.count_flops
+
+
 # -- layer rules the zoo does not reach ---------------------------------------
 
 
 def _both(layer, shape):
+    import tensorflow as tf
+
     spec = keras.KerasTensor(shape)
     tf_spec = tf.TensorSpec(shape)
     return [
         (analytic_flops.count_flops(layer, spec, convention=c),
-         graph_flops.count_flops(layer, tf_spec, convention=c))
+         _graph_flops().count_flops(layer, tf_spec, convention=c))
         for c in analytic_flops.CONVENTIONS
     ]
 
 
+@on_tf_graph
 @pytest.mark.parametrize("layer, shape", [
     (keras.layers.Conv2D(4, 3, groups=2, strides=2), (1, 9, 9, 4)),
     (keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (1, 8, 8, 3)),
