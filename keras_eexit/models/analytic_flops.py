@@ -436,8 +436,9 @@ def _layer_norm(layer, call):
 
 _ACTIVATION_COST = {
     "linear": 0, "relu": 0, "relu6": 0, "leaky_relu": 0, "elu": 0,
-    "gelu": 1, "gelu_approximate": 1, "_gelu_approximate": 1, "sigmoid": 1, "tanh": 1, "exponential": 1,
-    "silu": 2, "swish": 2, "softmax": 2, "log_softmax": 2,
+    "gelu": 1, "gelu_approximate": 1, "_gelu_approximate": 1,
+    "sigmoid": 1, "tanh": 1, "exponential": 1,
+    "silu": 3, "swish": 3, "softmax": 2, "log_softmax": 2,
 }
 
 

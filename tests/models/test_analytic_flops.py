@@ -7,6 +7,8 @@ both, in both conventions; `costs.py` must give the same `flops_per_exit`
 whichever counter it dispatches to.
 """
 
+import importlib.util
+import os
 import sys
 
 import keras
@@ -138,8 +140,14 @@ def test_dispatch_without_tensorflow_is_analytic(monkeypatch):
 def _both(layer, shape):
     import tensorflow as tf
 
-    spec = keras.KerasTensor(shape)
-    tf_spec = tf.TensorSpec(shape)
+    if isinstance(shape, list):
+        spec = [keras.KerasTensor(s) for s in shape]
+        tf_spec = [tf.TensorSpec(s) for s in shape]
+    else:
+        dtype = "int32" if isinstance(layer, keras.layers.Embedding) else (
+            "float32")
+        spec = keras.KerasTensor(shape, dtype)
+        tf_spec = tf.TensorSpec(shape, dtype)
     return [
         (analytic_flops.count_flops(layer, spec, convention=c),
          _graph_flops().count_flops(layer, tf_spec, convention=c))
@@ -154,6 +162,14 @@ def _both(layer, shape):
     (keras.layers.SeparableConv2D(4, 3), (1, 8, 8, 3)),
     (keras.layers.Conv2DTranspose(4, 3, strides=2), (1, 5, 5, 3)),
     (keras.layers.Dense(6, activation="gelu"), (1, 4, 7)),
+    (keras.layers.Dense(6, activation="silu"), (1, 7)),
+    (keras.layers.Conv1D(6, 3, activation="tanh"), (1, 9, 2)),
+    (keras.layers.Activation("log_softmax"), (1, 9)),
+    (keras.layers.Add(), [(1, 3, 4), (1, 3, 4)]),
+    (keras.layers.Add(), [(1, 1, 4), (1, 1, 4)]),  # lowered to BiasAdd
+    (keras.layers.Average(), [(1, 3, 4), (1, 3, 4), (1, 3, 4)]),
+    (keras.layers.Multiply(), [(1, 3, 4), (1, 3, 4)]),
+    (keras.layers.Embedding(10, 4), (1, 6)),
     (keras.layers.EinsumDense("abc,cd->abd", (4, 6), bias_axes="d"),
      (1, 4, 7)),
     (keras.layers.LayerNormalization(center=False), (1, 4, 8)),
@@ -185,3 +201,41 @@ def test_register_rule_counts_a_custom_layer():
     assert analytic_flops.count_flops(Scale(), spec) == 0
     assert analytic_flops.count_flops(Scale(), spec,
                                       convention="fvcore") == 3
+
+
+_ON_JAX = """
+import json, keras
+from keras_eexit.models import costs
+keras.utils.set_random_seed(0)
+model = keras_eexit_model()
+print(json.dumps([costs.uses_tensorflow_graph()] + [
+    costs.compute_stage_costs(model, c).cumulative_flops()
+    for c in ("keras_eexit", "fvcore")]))
+"""
+
+
+@pytest.mark.large
+@on_tf_graph
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="JAX is not installed")
+def test_jax_backend_counts_the_same_flops():
+    # The analytic counter on JAX (a fresh interpreter) gives the TF
+    # backend's TF-graph figures for a transformer (attention, layer norm).
+    import json
+    import subprocess
+
+    builder = ("from keras_eexit.models.registry import get_model\n"
+               "def keras_eexit_model():\n"
+               "    return get_model('vit_exits', num_classes=5, "
+               "image_size=16, patch_size=4, dim=16, depth=3, heads=2, "
+               "mlp_dim=24, exits_after=(1, 2))\n")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    out = subprocess.run([sys.executable, "-c", builder + _ON_JAX],
+                         env=env, capture_output=True, text=True,
+                         check=True)
+    on_jax = json.loads(out.stdout.strip().splitlines()[-1])
+    keras.utils.set_random_seed(0)
+    model = ZOO["vit"]()
+    assert on_jax == [False] + [
+        costs.compute_stage_costs(model, c).cumulative_flops()
+        for c in ("keras_eexit", "fvcore")]
