@@ -138,15 +138,6 @@ def flops_counter():
     return count
 
 
-def _count_params(layer):
-    if not layer.built:
-        raise ValueError(
-            f"Layer {layer.name!r} is not built yet, so it has no weights to "
-            "count. Call it on an input (or call `build()`) first."
-        )
-    return int(layer.count_params())
-
-
 def compute_stage_costs(model, convention="keras_eexit"):
     """The model's `StageCosts`, counted now (`stage_costs` caches it).
 
@@ -175,8 +166,8 @@ def compute_stage_costs(model, convention="keras_eexit"):
         # (cascade inputs, ensembles): the extra work is the head's.
         head_flops.append(count_flops(head, head_call,
                                      convention=convention))
-        seg_params.append(_count_params(segment))
-        head_params.append(_count_params(head))
+        seg_params.append(int(segment.count_params()))
+        head_params.append(int(head.count_params()))
         spec = state_spec
     return StageCosts(
         tuple(seg_flops), tuple(head_flops), tuple(seg_params),
