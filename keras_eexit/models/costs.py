@@ -1,18 +1,22 @@
-"""Per-stage FLOPs and parameters of a `MultiExitModel`, traced once."""
+"""Per-stage FLOPs and parameters of a `MultiExitModel`, counted once.
+
+FLOPs come from the TF-graph counter (`keras_eexit.models.flops`) on the
+TensorFlow backend and from the analytic counter
+(`keras_eexit.models.analytic_flops`, same figures) otherwise: see
+`uses_tensorflow_graph`.
+"""
 
 import dataclasses
 import weakref
 
 import keras
-import tensorflow as tf
 
 from keras_eexit import chain
-from keras_eexit.models.flops import count_flops
-from keras_eexit.models.flops import count_params
+from keras_eexit.models import analytic_flops
 
 
 _STAGE_COSTS = weakref.WeakKeyDictionary()
-"""`{model: {convention: StageCosts}}`: traced once per model."""
+"""`{model: {convention: StageCosts}}`: counted once per model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,36 +95,79 @@ def stage_costs(model, convention="keras_eexit"):
     """
     cached = _STAGE_COSTS.setdefault(model, {})
     if convention not in cached:
-        cached[convention] = _trace(model, convention)
+        cached[convention] = compute_stage_costs(model, convention)
     return cached[convention]
 
 
-def _to_tf(spec):
-    return tf.TensorSpec(tuple(spec.shape), spec.dtype)
+def uses_tensorflow_graph():
+    """Whether FLOPs are counted on the TF graph (else analytically).
+
+    The TF-graph counter (`keras_eexit.models.flops`) runs when the Keras
+    backend is TensorFlow and TensorFlow is importable; otherwise the
+    analytic counter (`keras_eexit.models.analytic_flops`), which gives the
+    same figures on every zoo model, runs.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def _trace(model, convention="keras_eexit"):
+def flops_counter():
+    """`count(fn, specs, *, convention) -> int` for the current setting.
+
+    `specs` is a `keras.KerasTensor` structure with the batch axis (see
+    `uses_tensorflow_graph` for which counter is returned).
+    """
+    if not uses_tensorflow_graph():
+        return analytic_flops.count_flops
+
+    import tensorflow as tf
+
+    from keras_eexit.models import flops
+
+    def count(fn, specs, *, convention):
+        return flops.count_flops(
+            fn, keras.tree.map_structure(
+                lambda s: tf.TensorSpec(tuple(s.shape), s.dtype), specs),
+            convention=convention)
+
+    return count
+
+
+def compute_stage_costs(model, convention="keras_eexit"):
+    """The model's `StageCosts`, counted now (`stage_costs` caches it).
+
+    Args:
+        model: a built `MultiExitModel`.
+        convention: `"keras_eexit"` or `"fvcore"`.
+
+    Returns:
+        A `StageCosts`, counted by `flops_counter()`.
+    """
     if not model.built:
         raise ValueError(
             "The model is not built yet: call it on a batch (or `build` "
             "it) before counting FLOPs or parameters."
         )
-    spec = _to_tf(chain.input_spec(model, batch_size=1))
+    count_flops = flops_counter()
+    spec = chain.input_spec(model, batch_size=1)
     states = chain.state_specs(model, batch_size=1)
     head_calls = chain.head_call_specs(model, batch_size=1)
     seg_flops, head_flops, seg_params, head_params = [], [], [], []
     for segment, head, state, head_call in zip(model.segments, model.heads,
                                                states, head_calls):
         seg_flops.append(count_flops(segment, spec, convention=convention))
-        state_spec = keras.tree.map_structure(
-            _to_tf, chain.segment_state(state))
+        state_spec = chain.segment_state(state)
         # Heads that read earlier exits are counted on their whole input
         # (cascade inputs, ensembles): the extra work is the head's.
-        head_flops.append(count_flops(
-            head, keras.tree.map_structure(_to_tf, head_call),
-            convention=convention))
-        seg_params.append(count_params(segment))
-        head_params.append(count_params(head))
+        head_flops.append(count_flops(head, head_call,
+                                     convention=convention))
+        seg_params.append(int(segment.count_params()))
+        head_params.append(int(head.count_params()))
         spec = state_spec
     return StageCosts(
         tuple(seg_flops), tuple(head_flops), tuple(seg_params),
