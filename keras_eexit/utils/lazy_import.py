@@ -25,6 +25,9 @@ import sys
 class LazyModule:
     """A module imported the first time one of its attributes is read.
 
+    Dunder names (`__wrapped__`, which `inspect` and doctest probe for) do
+    not trigger the import: before it they raise `AttributeError`.
+
     Args:
         name: the module's import name (`"tensorflow"`).
         needed_for: what needs it, named in the error raised when it cannot
@@ -43,9 +46,11 @@ class LazyModule:
         self._module = None
 
     def __getattr__(self, attribute):
-        if attribute.startswith("__"):  # copy/pickle probes, not the module
-            raise AttributeError(attribute)
         if self._module is None:
+            if attribute.startswith("__"):
+                # Probes (`inspect.unwrap`'s `__wrapped__`, doctest) do not
+                # import the module.
+                raise AttributeError(attribute)
             try:
                 self._module = importlib.import_module(self._name)
             except ImportError as error:

@@ -27,6 +27,7 @@ def test_missing_module_error_names_the_feature_and_the_module():
 def test_dunder_probes_do_not_import():
     missing = LazyModule("keras_eexit_no_such_module", "Feature X")
     assert not hasattr(missing, "__wrapped__")
+    assert lazy_import.tf.__version__ == tf.__version__
 
 
 def test_is_tf_dataset():
