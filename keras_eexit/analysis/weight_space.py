@@ -20,9 +20,9 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_eexit import chain
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 

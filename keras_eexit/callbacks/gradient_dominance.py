@@ -2,8 +2,8 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value

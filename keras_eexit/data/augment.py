@@ -21,8 +21,8 @@ channels).
 """
 
 import keras
-import tensorflow as tf
 
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_choice
 
 #: Valid augmentation names.

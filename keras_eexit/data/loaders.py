@@ -10,7 +10,6 @@ import difflib
 import numbers
 
 import numpy as np
-import tensorflow as tf
 
 from keras_eexit.data import augment as augment_lib
 from keras_eexit.data import embedded as embedded_lib
@@ -18,6 +17,7 @@ from keras_eexit.data import pipeline as pipeline_lib
 from keras_eexit.data import tfds_source
 from keras_eexit.data.info import DatasetInfo
 from keras_eexit.data.info import Splits
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 

@@ -10,9 +10,7 @@ uses `AutoShardPolicy.DATA`, so a multi-worker strategy splits batches,
 not files.
 """
 
-import tensorflow as tf
-
-AUTOTUNE = tf.data.AUTOTUNE
+from keras_eexit.utils.lazy_import import tf
 
 
 def make_options(deterministic):
@@ -98,9 +96,9 @@ def train_pipeline(
         # A stateful random layer drawn from in parallel calls consumes its
         # generator in a racy order: keep it sequential when asked for
         # reproducibility.
-        parallel = None if deterministic and augmenter else AUTOTUNE
+        parallel = None if deterministic and augmenter else tf.data.AUTOTUNE
         ds = ds.map(map_batch, num_parallel_calls=parallel)
-    ds = ds.prefetch(AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds.with_options(make_options(deterministic))
 
 
@@ -123,6 +121,6 @@ def eval_pipeline(ds, *, batch_size, cache, to_float=None, normalise=None):
     ds = _apply_cache(ds, cache)
     map_batch = _batch_map(to_float, None, normalise)
     if map_batch is not None:
-        ds = ds.map(map_batch, num_parallel_calls=AUTOTUNE)
-    ds = ds.prefetch(AUTOTUNE)
+        ds = ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds.with_options(make_options(True))

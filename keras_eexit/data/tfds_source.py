@@ -19,7 +19,7 @@ CIFAR-100 only, standardised per channel with the published training-set
 statistics in `CHANNEL_STATS`. Other sets stay in [0, 1].
 """
 
-import tensorflow as tf
+from keras_eexit.utils.lazy_import import tf
 
 #: Per-channel (mean, std) of the training images scaled to [0, 1].
 CHANNEL_STATS = {

@@ -2,11 +2,10 @@
 
 import weakref
 
-import tensorflow as tf
-
 from keras_eexit import chain
 from keras_eexit.fisher.per_sample import squared_gradient_sums
 from keras_eexit.losses.labels import sparse_labels
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_exit_number
 from keras_eexit.utils.validation import check_positive_int
 

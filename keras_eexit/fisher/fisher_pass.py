@@ -1,10 +1,9 @@
 """`FisherPass`: a train step that measures EWC's Fisher instead of training."""
 
-import tensorflow as tf
-
 from keras_eexit.fisher.empirical_fisher import fisher_variables
 from keras_eexit.fisher.empirical_fisher import squared_gradients
 from keras_eexit.models.train_step import StepContributor
+from keras_eexit.utils.lazy_import import tf
 
 
 class FisherPass(StepContributor):

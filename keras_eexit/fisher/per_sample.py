@@ -43,10 +43,9 @@ variables only.
 
 import contextlib
 
-import tensorflow as tf
-
 from keras_eexit.compat import autocast_like
 from keras_eexit.compat import keras_ops_modules
+from keras_eexit.utils.lazy_import import tf
 
 # What Keras layers call (`keras.src.ops`) first, then the public
 # `keras.ops` (`from keras import ops` in user code).

@@ -1,6 +1,6 @@
 """Identity in the forward pass, scaled gradient in the backward pass."""
 
-import tensorflow as tf
+from keras_eexit.utils.lazy_import import tf
 
 
 def rescale_gradient(x, scale):

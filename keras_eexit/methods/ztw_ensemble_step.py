@@ -1,10 +1,10 @@
 """`ZTWEnsembleStep`: the train step of Zero Time Waste's ensemble phase."""
 
 import keras
-import tensorflow as tf
 
 from keras_eexit.compat import update_loss_tracker
 from keras_eexit.models.train_step import StepContributor
+from keras_eexit.utils.lazy_import import tf
 
 
 class ZTWEnsembleStep(StepContributor):

@@ -105,11 +105,11 @@ import re
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_eexit.compat import freeze_concrete_function
 from keras_eexit.compat import graph_function
 from keras_eexit.compat import silence_deprecation
+from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import invalid_value
 
 __all__ = ["CONVENTIONS", "count_flops", "count_params", "profiler_flops"]

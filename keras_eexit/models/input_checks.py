@@ -7,6 +7,8 @@ not at all: a NaN pixel can pass a ReLU unnoticed and poison the weights).
 import keras
 import numpy as np
 
+from keras_eexit.utils.lazy_import import is_tf_dataset
+
 
 def check_data(x, y, num_classes, what="fit", sample_weight=None):
     """Checks inputs, labels and sample weights before `fit`/`evaluate`.
@@ -25,9 +27,7 @@ def check_data(x, y, num_classes, what="fit", sample_weight=None):
         ValueError: empty data, non-finite inputs, malformed labels,
             non-finite or negative sample weights.
     """
-    import tensorflow as tf
-
-    if isinstance(x, tf.data.Dataset):
+    if is_tf_dataset(x):
         batches = list(x.take(1))
         if not batches:
             raise ValueError(
@@ -336,9 +336,7 @@ def inputs_shape(x):
         unknown. `None` for other inputs (dicts, lists, generators,
         `keras.utils.PyDataset`) and for an empty data set.
     """
-    import tensorflow as tf
-
-    if isinstance(x, tf.data.Dataset):
+    if is_tf_dataset(x):
         spec, _, _ = keras.utils.unpack_x_y_sample_weight(x.element_spec)
         shape = getattr(spec, "shape", None)
         if shape is None or shape.rank is None:
@@ -349,6 +347,6 @@ def inputs_shape(x):
             first, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
             return tuple(getattr(first, "shape", ()))
         return None
-    if isinstance(x, np.ndarray) or tf.is_tensor(x):
+    if isinstance(x, np.ndarray) or keras.ops.is_tensor(x):
         return tuple(x.shape)
     return None

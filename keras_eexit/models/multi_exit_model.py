@@ -13,12 +13,12 @@ from keras_eexit.losses.objective import Objective
 from keras_eexit.metrics.exit_accuracy import ACCURACY_NAMES
 from keras_eexit.metrics.exit_accuracy import ExitAccuracy
 from keras_eexit import chain
-from keras_eexit.models import costs
 from keras_eexit.models import input_checks
 from keras_eexit.models.gradient_equilibrium import GradientEquilibrium
 from keras_eexit.models.train_step import TrainStep
 from keras_eexit.models.user_settings import set_trainable_flags
 from keras_eexit.models.user_settings import trainable_flags
+from keras_eexit.utils.lazy_import import is_tf_dataset
 from keras_eexit.utils.validation import invalid_value
 
 
@@ -303,7 +303,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
         Returns:
             A list of `num_exits` integers, non-decreasing.
         """
-        return costs.stage_costs(self).cumulative_flops()
+        return _stage_costs(self).cumulative_flops()
 
     def macs_per_exit(self):
         """Cumulative multiply-adds to reach and evaluate each exit.
@@ -329,7 +329,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
         Returns:
             An int.
         """
-        return costs.stage_costs(self).base_flops()
+        return _stage_costs(self).base_flops()
 
     def params_per_exit(self):
         """Cumulative parameter count of segments and heads up to each exit.
@@ -338,7 +338,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
             A list of `num_exits` integers: weights of segments `1..k` and
             heads `1..k`.
         """
-        return costs.stage_costs(self).cumulative_params()
+        return _stage_costs(self).cumulative_params()
 
     # ----------------------------------------------------------- forward
     def _declared_input_shape(self):
@@ -573,8 +573,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
         Returns:
             A `keras.callbacks.History`.
         """
-        import tensorflow as tf
-
+        _check_training_backend("fit")
         input_checks.check_data(x, y, self.num_classes, "fit",
                                 kwargs.get("sample_weight"))
         input_checks.check_input_shape(input_checks.inputs_shape(x),
@@ -604,7 +603,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
                     "phase lasts until fit ends, or stops on a monitored "
                     "metric without a maximum): pass `epochs=` to fit."
                 )
-        if isinstance(x, tf.data.Dataset):
+        if is_tf_dataset(x):
             # A data set shuffles itself; Keras would warn that it ignores
             # its default `shuffle=True`.
             kwargs.setdefault("shuffle", False)
@@ -668,6 +667,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; inputs (their shape included) and
         labels are checked first."""
+        _check_training_backend("evaluate")
         input_checks.check_data(x, y, self.num_classes, "evaluate",
                                 kwargs.get("sample_weight"))
         input_checks.check_input_shape(input_checks.inputs_shape(x),
@@ -809,6 +809,33 @@ class _Replacing:
 
     def __setitem__(self, key, value):
         self.store[key] = self.values.get(id(value), value)
+
+
+def _check_training_backend(what):
+    """Refuses `fit`/`evaluate` on a backend other than TensorFlow.
+
+    The train and test steps (`train_step(self, data)`, the feature cache,
+    the Fisher pass, L2W, ZTW's ensemble) are TensorFlow code for now; on
+    another backend Keras would fail deep inside its trainer. Building,
+    calling, `predict` and `.keras` save/load work on every backend.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise NotImplementedError(
+            f"MultiExitModel.{what} needs the TensorFlow backend for now: "
+            "its train and test steps are TensorFlow code. Received: "
+            f"KERAS_BACKEND={backend!r}. Train and evaluate with "
+            "KERAS_BACKEND=tensorflow; on this backend the model can be "
+            "built, called, used in `predict` and saved or loaded."
+        )
+
+
+def _stage_costs(model):
+    """`models.costs.stage_costs(model)`, imported on use: it counts FLOPs
+    on TensorFlow graphs, and the model itself needs no TensorFlow."""
+    from keras_eexit.models import costs
+
+    return costs.stage_costs(model)
 
 
 def _as_list(metrics):

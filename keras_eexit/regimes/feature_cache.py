@@ -1,12 +1,12 @@
 """`FeatureCache`: replay frozen-backbone features instead of recomputing."""
 
 import numpy as np
-import tensorflow as tf
 
 from keras_eexit import chain
 from keras_eexit.models.train_step import Batch
 from keras_eexit.models.train_step import HeadInputs
 from keras_eexit.models.train_step import StepContributor
+from keras_eexit.utils.lazy_import import tf
 
 
 class FeatureCache(StepContributor):
