@@ -89,8 +89,8 @@ Known differences (the TF graph has no single op for these): layer
 normalization is counted per primitive op (about 8 per element where
 fvcore's `layer_norm` handler counts 5), and SiLU/swish as the ops TF 2.21
 lowers it to (3 per element, measured; the reference registers only the
-in-place `silu_`). On convolution networks (`small_cnn`, `cnn1d`, `cifar_resnet`)
-the mapping is exact: `tests/models/test_flops.py` checks it against the
+in-place `silu_`). On convolution networks (`small_cnn`, `cnn1d`,
+`cifar_resnet`) the mapping is exact: `tests/models/test_flops.py` checks it against the
 closed form of the PyTorch modules.
 
 Shapes are the graph's static shapes, with the batch size of `input_spec`
