@@ -90,8 +90,8 @@ normalization is counted per primitive op (about 8 per element where
 fvcore's `layer_norm` handler counts 5), and SiLU/swish as the ops TF 2.21
 lowers it to (3 per element, measured; the reference registers only the
 in-place `silu_`). On convolution networks (`small_cnn`, `cnn1d`,
-`cifar_resnet`) the mapping is exact: `tests/models/test_flops.py` checks it against the
-closed form of the PyTorch modules.
+`cifar_resnet`) the mapping is exact: `tests/models/test_flops.py` checks
+it against the closed form of the PyTorch modules.
 
 Shapes are the graph's static shapes, with the batch size of `input_spec`
 (callers use batch 1 for per-sample costs). An op whose relevant shapes are not
