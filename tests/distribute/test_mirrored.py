@@ -17,8 +17,11 @@ WORKER = os.path.join(os.path.dirname(__file__), "mirrored_worker.py")
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("regime", ["joint", "two_stage", "sequential_ewc",
-                                    "distillation"])
+@pytest.mark.parametrize("regime", [
+    "joint", "two_stage",
+    # Per-worker regime state again (Fisher, teacher): with `-m slow`.
+    pytest.param("sequential_ewc", marks=pytest.mark.slow),
+    pytest.param("distillation", marks=pytest.mark.slow)])
 def test_mirrored_matches_one_device(tmp_path, regime):
     out = tmp_path / "result.npz"
     result = subprocess.run([sys.executable, WORKER, regime, str(out)],

@@ -56,8 +56,11 @@ def _run_workers(tmp_path, attempt, regime):
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("regime", ["joint", "two_stage", "sequential_ewc",
-                                    "distillation"])
+@pytest.mark.parametrize("regime", [
+    "joint", "two_stage",
+    # Per-worker regime state again (Fisher, teacher): with `-m slow`.
+    pytest.param("sequential_ewc", marks=pytest.mark.slow),
+    pytest.param("distillation", marks=pytest.mark.slow)])
 def test_two_workers_finish_with_identical_weights(tmp_path, regime):
     for attempt in range(ATTEMPTS):
         codes, outs, text = _run_workers(tmp_path, attempt, regime)

@@ -21,6 +21,7 @@ def test_help_prints_usage_and_trains_nothing(name):
 
 
 @pytest.mark.large
+@pytest.mark.slow  # the retrofit itself: tests/models/test_backbone_split.py
 def test_retrofit_example_prints_where_it_saved(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, "retrofit_backbone.py"),
