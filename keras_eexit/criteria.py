@@ -530,13 +530,24 @@ def continuous_names():
     return tuple(n for n, c in CRITERIA.items() if c.continuous)
 
 
-def _describe(criterion, num_exits):
+def describe_thresholds(criterion, num_exits, kind_suffix=""):
+    """What valid thresholds of `criterion` are, in words (for messages).
+
+    Args:
+        criterion: a `Criterion`.
+        num_exits: the model's number of exits.
+        kind_suffix: words after "numbers"/"integers" (e.g. " (one per
+            exit)").
+
+    Returns:
+        A phrase such as "numbers between 0 and 1 for criterion ...".
+    """
     low, high = criterion.threshold_range(num_exits)
     kind = "integers" if criterion.integer else "numbers"
     never = criterion.never_exit(num_exits)
     extra = "" if low <= never <= high else f"; {never:g}: never exit"
-    return (f"{kind} between {low:g} and {high:g} for criterion "
-            f"{criterion.name!r} ({criterion.rule}{extra})")
+    return (f"{kind}{kind_suffix} between {low:g} and {high:g} for "
+            f"criterion {criterion.name!r} ({criterion.rule}{extra})")
 
 
 def _valid(criterion, values, num_exits):
@@ -570,12 +581,12 @@ def check_thresholds(criterion, thresholds, num_exits, argument="thresholds"):
     criterion = get(criterion)
     criterion.check_exits(num_exits)
     if isinstance(thresholds, (bool, str, bytes)) or thresholds is None:
-        raise invalid_value(argument, _describe(criterion, num_exits),
+        raise invalid_value(argument, describe_thresholds(criterion, num_exits),
                             thresholds)
     try:
         values = np.asarray(thresholds, dtype=np.float64)
     except (TypeError, ValueError):
-        raise invalid_value(argument, _describe(criterion, num_exits),
+        raise invalid_value(argument, describe_thresholds(criterion, num_exits),
                             thresholds) from None
     if values.ndim == 1 and not criterion.per_exit:
         raise invalid_value(
@@ -588,7 +599,7 @@ def check_thresholds(criterion, thresholds, num_exits, argument="thresholds"):
             f"exit) for a model with {num_exits} exits",
             thresholds)
     if not _valid(criterion, values, num_exits):
-        raise invalid_value(argument, _describe(criterion, num_exits),
+        raise invalid_value(argument, describe_thresholds(criterion, num_exits),
                             thresholds)
     return (np.broadcast_to(values, (num_exits,)) + 0.0).astype(np.float32)
 
@@ -634,7 +645,7 @@ def check_sweep_thresholds(criterion, thresholds, num_exits):
             f"{criterion.name!r}", thresholds)
     if not _valid(criterion, values, num_exits):
         raise invalid_value(
-            "thresholds", "a count, or " + _describe(criterion, num_exits),
+            "thresholds", "a count, or " + describe_thresholds(criterion, num_exits),
             thresholds)
     return values.astype(np.float32), per_exit
 

@@ -66,10 +66,7 @@ def filter_normalize(direction, weights, space, ignore="biasbn"):
     for slot in space.slots:
         if not slot.trainable:
             continue
-        d = np.asarray(direction[slot.start:slot.stop], np.float64).reshape(
-            slot.shape)
-        w = np.asarray(weights[slot.start:slot.stop], np.float64).reshape(
-            slot.shape)
+        d, w = _slot_values(direction, slot), _slot_values(weights, slot)
         if d.ndim <= 1:
             if ignore is None:
                 out[slot.start:slot.stop] = w.reshape(-1)
@@ -105,10 +102,7 @@ def loss_landscapes_normalize(direction, weights, space):
     for slot in space.slots:
         if not slot.trainable:
             continue
-        d = np.asarray(direction[slot.start:slot.stop], np.float64).reshape(
-            slot.shape)
-        w = np.asarray(weights[slot.start:slot.stop], np.float64).reshape(
-            slot.shape)
+        d, w = _slot_values(direction, slot), _slot_values(weights, slot)
         if d.ndim <= 1:
             norms = np.abs(w.reshape(-1))
             normalised = np.divide(d.reshape(-1), norms,
@@ -160,3 +154,9 @@ def random_direction(space, weights=None, seed=0, distribution="normal",
     if normalization == "loss_landscapes":
         return loss_landscapes_normalize(raw, weights, space)
     return filter_normalize(raw, weights, space, ignore)
+
+
+def _slot_values(vector, slot):
+    """`slot`'s part of a flat vector, in float64 and the slot's shape."""
+    return np.asarray(vector[slot.start:slot.stop], np.float64).reshape(
+        slot.shape)

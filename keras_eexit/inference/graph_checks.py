@@ -81,13 +81,9 @@ class InputChecks:
     # -------------------------------------------------------- messages
     def thresholds_expected(self):
         """What a valid `thresholds` input is, in words."""
-        c, k = self.criterion, self.num_exits
-        low, high = c.threshold_range(k)
-        kind = "integers" if c.integer else "numbers"
-        never = c.never_exit(k)
-        extra = "" if low <= never <= high else f"; {never:g}: never exit"
-        return (f"{k} float32 {kind} (one per exit) between {low:g} "
-                f"and {high:g} for criterion {c.name!r} ({c.rule}{extra})")
+        k = self.num_exits
+        return f"{k} float32 " + criteria_lib.describe_thresholds(
+            self.criterion, k, kind_suffix=" (one per exit)")
 
     def input_expected(self, one_row=False):
         """What a valid input is, in words."""
