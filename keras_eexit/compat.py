@@ -73,8 +73,9 @@ def trainable_parameters(layer):
 
 # ------------------------------------------------------------- training
 def model_strategy(model):
-    """The `tf.distribute` strategy `model` was created under, or `None`."""
-    return model._distribute_strategy
+    """The `tf.distribute` strategy `model` was created under, or `None`
+    (always `None` on a backend other than TensorFlow)."""
+    return getattr(model, "_distribute_strategy", None)
 
 
 def keras_ops_modules():
@@ -127,6 +128,25 @@ def update_loss_tracker(model, loss, batch_size):
         unscale_loss_for_distribution(loss), sample_weight=batch_size)
 
 
+def jax_update_metrics(model, metrics_values, loss, x, y, y_pred,
+                       sample_weight):
+    """Keras' JAX trainer's stateless metric update (loss tracker + compiled
+    metrics) on `metrics_values`; returns `(logs, new_metrics_values)`.
+
+    `JAXTrainer._update_metrics_variables` is the one route to the loss
+    tracker of a stateless step.
+    """
+    return model._update_metrics_variables(
+        metrics_values, loss, x, y, y_pred, sample_weight)
+
+
+class _StateOwners:
+    """The variables a JAX trainer state was read from, by part."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+
 class TrainerHooks:
     """Overrides of private `keras.Model` trainer hooks, for a subclass.
 
@@ -167,6 +187,67 @@ class TrainerHooks:
         if data_batch is not None:
             data_batch = self.symbolic_build_batch(data_batch)
         return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    # JAX: the trainer reads the variables' values into a state
+    # (`_get_jax_state`), runs steps on it and writes it back
+    # (`jax_state_sync`) by position in `trainable_variables` etc. as they
+    # are at write time. A regime changes trainable flags between the two,
+    # and a step that fails leaves the read variables emptied. Here the
+    # state is written back to the variables it was read from, and the
+    # state just read is kept as the one to write back until a step
+    # returns a new one.
+    _JAX_STATE_PARTS = ("trainable_variables", "non_trainable_variables",
+                        "optimizer_variables", "metrics_variables")
+
+    def _get_jax_state(self, trainable_variables=False,
+                       non_trainable_variables=False,
+                       optimizer_variables=False, metrics_variables=False,
+                       purge_model_variables=False):
+        wanted = dict(zip(self._JAX_STATE_PARTS, (
+            trainable_variables, non_trainable_variables,
+            optimizer_variables, metrics_variables)))
+        owners = {
+            "trainable_variables": lambda: self.trainable_variables,
+            "non_trainable_variables": lambda: self.non_trainable_variables,
+            "optimizer_variables": lambda: self.optimizer.variables,
+            "metrics_variables": lambda: self.metrics_variables,
+        }
+        read_from = {k: list(owners[k]()) for k, on in wanted.items() if on}
+        state = super()._get_jax_state(
+            purge_model_variables=purge_model_variables, **wanted)
+        if purge_model_variables:
+            # A plain object: Keras would track a dict of variables.
+            self._eexit_state_owners = _StateOwners(read_from)
+            self._jax_state = dict(zip(read_from, state))
+            self._jax_state_synced = False
+        return state
+
+    def jax_state_sync(self):
+        owners = getattr(self, "_eexit_state_owners", None)
+        state = getattr(self, "_jax_state", None)
+        if owners is None or not state or self._jax_state_synced:
+            return super().jax_state_sync()
+        for part, values in state.items():
+            for variable, value in zip(owners.parts.get(part, ()),
+                                       values or ()):
+                variable.assign(value)
+        self._jax_state_synced = True
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # The JAX trainer builds the model, metrics and optimizer from one
+        # batch before every `fit`/`evaluate` (`Trainer._symbolic_build`);
+        # TensorFlow reaches this only from `_maybe_symbolic_build` above,
+        # with the batch already mapped.
+        if keras.backend.backend() == "tensorflow":
+            return super()._symbolic_build(iterator, data_batch)
+        if data_batch is None and iterator is not None:
+            for _, _, it in iterator:
+                data_batch = (it[0] if isinstance(it, (list, tuple))
+                              else next(it))
+                break
+        if data_batch is not None:
+            data_batch = self.symbolic_build_batch(data_batch)
+        return super()._symbolic_build(data_batch=data_batch)
 
 
 # ----------------------------------------------------------- TF graphs

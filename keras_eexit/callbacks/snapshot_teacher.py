@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_eexit.utils.variables import assign_copies
+
 
 class SnapshotTeacher(keras.callbacks.Callback):
     """Keeps a frozen copy of the model, taken when training begins.
@@ -51,5 +53,6 @@ class SnapshotTeacher(keras.callbacks.Callback):
 
     def take(self):
         """Copies the model's current weights into the teacher."""
-        for target, source in zip(self.teacher.weights, self.model.weights):
-            target.assign(source)
+        assign_copies(self.teacher.weights, self.model.weights)
+        # On JAX a traced step holds the teacher's values as constants.
+        self.model.refresh_train_function()

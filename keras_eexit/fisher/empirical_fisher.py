@@ -2,6 +2,9 @@
 
 import weakref
 
+import keras
+import numpy as np
+
 from keras_eexit import chain
 from keras_eexit.fisher.per_sample import squared_gradient_sums
 from keras_eexit.losses.labels import sparse_labels
@@ -78,7 +81,8 @@ def empirical_fisher(model, data, exit, num_samples=None, per_batch=False):
 
     Args:
         model: a `MultiExitModel`.
-        data: a `tf.data.Dataset` of `(x, y)` batches.
+        data: `(x, y)` batches: a `tf.data.Dataset`, or any iterable of
+            NumPy batches.
         exit: the exit NUMBER ν (1..K).
         num_samples: how many samples to use (default: all of `data`).
         per_batch: use squared batch gradients instead (an approximation).
@@ -102,7 +106,7 @@ def empirical_fisher(model, data, exit, num_samples=None, per_batch=False):
     if num_samples is not None:
         num_samples = check_positive_int("num_samples", num_samples)
     variables = fisher_variables(model, exit)
-    step = _compiled_step(model, exit, per_batch)
+    step = _step(model, exit, per_batch)
     totals = None
     seen = 0
     for batch in data:
@@ -115,17 +119,36 @@ def empirical_fisher(model, data, exit, num_samples=None, per_batch=False):
         values = step(x, y)
         totals = values if totals is None else [
             t + v for t, v in zip(totals, values)]
-        seen += int(tf.shape(y)[0])
+        seen += int(keras.ops.shape(y)[0])
     if seen == 0:
         raise ValueError(
             "The empirical Fisher needs training samples, but the data set "
             "gave none."
         )
-    return {v.path: (t.numpy().astype("float64") / seen).astype("float32")
+    return {v.path: (np.asarray(t, "float64") / seen).astype("float32")
             for v, t in zip(variables, totals)}
 
 
 _STEPS = weakref.WeakKeyDictionary()
+
+
+def _step(model, exit, per_batch):
+    """`(x, y) -> squared gradient sums`: TensorFlow's traced function, or
+    the JAX one (`per_sample_jax`, `jax.vmap` of the gradient)."""
+    if keras.backend.backend() == "jax":
+        from keras_eexit.fisher import per_sample_jax
+
+        variables = fisher_variables(model, exit)
+
+        def step(x, y):
+            x = keras.tree.map_structure(np.asarray, x)
+            y = np.asarray(sparse_labels(np.asarray(y), model.num_classes,
+                                         "the model"))
+            return per_sample_jax.squared_gradient_sums(
+                model, exit, variables, x, y, per_batch=per_batch)
+
+        return step
+    return _compiled_step(model, exit, per_batch)
 
 
 def _compiled_step(model, exit, per_batch):

@@ -1,7 +1,10 @@
 """`FisherPass`: a train step that measures EWC's Fisher instead of training."""
 
+import keras
+
 from keras_eexit.fisher.empirical_fisher import fisher_variables
 from keras_eexit.fisher.empirical_fisher import squared_gradients
+from keras_eexit.losses.labels import sparse_labels
 from keras_eexit.models.train_step import StepContributor
 from keras_eexit.utils.lazy_import import tf
 
@@ -31,6 +34,8 @@ class FisherPass(StepContributor):
     roles = ("step",)
     replaces = ("step", "loss", "gradients")
     incompatible = ("batch",)
+    backends = ("tensorflow", "jax")
+    eager_on_jax = True
 
     def __init__(self, model, exit, store, num_samples=None):
         self.exit = exit
@@ -68,3 +73,31 @@ class FisherPass(StepContributor):
 
         tf.cond(take > 0, accumulate, lambda: tf.constant(0))
         return {"fisher_samples": store.count.value}
+
+    def run_stateless(self, model, state, batch):
+        """The JAX step (untraced: it adds to the store's variables): the
+        same sums from `jax.vmap` of the per-sample gradient
+        (`per_sample_jax`), at the weights of the trainer's `state`."""
+        from keras_eexit.fisher import per_sample_jax
+
+        x, y, _ = batch
+        store = self.store
+        take = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
+        if self.num_samples is not None:
+            room = self.num_samples - float(store.count.numpy())
+            take = max(0, min(take, int(room)))
+        if take > 0:
+            trainable, non_trainable = state[0], state[1]
+            values = {id(v): value for v, value in zip(
+                model.trainable_variables + model.non_trainable_variables,
+                list(trainable) + list(non_trainable))}
+            labels = sparse_labels(y[model.exit_names[0]][:take],
+                                   model.num_classes, "the model")
+            squares = per_sample_jax.squared_gradient_sums(
+                model, self.exit, [store.protected[i] for i in self.slots],
+                keras.tree.map_structure(lambda t: t[:take], x), labels,
+                values=values)
+            for i, value in zip(self.slots, squares):
+                store.sums[i].assign_add(value)
+            store.count.assign_add(float(take))
+        return {"fisher_samples": store.count.value}, state

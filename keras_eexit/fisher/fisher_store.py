@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_eexit.utils.variables import assign_copies
+
 from keras_eexit import chain
 
 
@@ -75,7 +77,7 @@ class FisherStore(keras.layers.Layer):
             )
         for f, total in zip(self.fisher, self.sums):
             f.assign_add(total / count)
-            total.assign(ops.zeros_like(total))
+            total.assign(ops.zeros(total.shape, total.dtype))
         self.count.assign(0.0)
 
     def add(self, fisher):
@@ -86,8 +88,7 @@ class FisherStore(keras.layers.Layer):
 
     def anchor(self):
         """Sets every anchor `θ*` to the protected variables' values now."""
-        for anchor, var in zip(self.anchors, self.protected):
-            anchor.assign(ops.cast(var, "float32"))
+        assign_copies(self.anchors, self.protected)
 
     def penalty(self):
         """`Σ_k F_k (θ_k − θ*_k)²` over the protected variables."""

@@ -481,11 +481,25 @@ class MultiExitModel(TrainerHooks, keras.Model):
         layers = list(self.segments) + list(self.heads)
         # Objectives and contributors compare by identity.
         traced = (tuple(layer.trainable for layer in layers),
-                  self.objective, self.train_pipeline.trace_key())
+                  self.objective, self.train_pipeline.trace_key(),
+                  _AttachedValues(self))
         if (force or self.train_function is None
                 or getattr(self, "_eexit_traced", None) != traced):
             self.make_train_function(force=True)
         object.__setattr__(self, "_eexit_traced", traced)
+
+    def make_train_function(self, force=False):
+        """As Keras'; on JAX, untraced while an active contributor writes
+        variables outside the model's state (a Fisher pass)."""
+        if (keras.backend.backend() != "jax"
+                or not self.train_pipeline.runs_eagerly()):
+            return super().make_train_function(force)
+        eager = self.run_eagerly
+        self.run_eagerly = True
+        try:
+            return super().make_train_function(force)
+        finally:
+            self.run_eagerly = eager
 
     def set_objective(self, objective):
         """Sets the training objective (an `Objective`).
@@ -676,8 +690,13 @@ class MultiExitModel(TrainerHooks, keras.Model):
         self._trace_for_label_rank("test", x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        # TensorFlow and PyTorch call `train_step(data)`; JAX's stateless
+        # trainer calls `train_step(state, data)` (models/jax_step.py).
+        *state, data = args
         data = input_checks.labels_per_exit(data, self._exit_names)
+        if state:
+            return self.train_pipeline.run_stateless(self, state[0], data)
         return self._logs_for_reduction(self.train_pipeline.run(self, data))
 
     def keras_train_step(self, data):
@@ -688,10 +707,12 @@ class MultiExitModel(TrainerHooks, keras.Model):
         """
         return super().train_step(data)
 
-    def test_step(self, data):
-        logs = super().test_step(
-            input_checks.labels_per_exit(data, self._exit_names))
-        return self._logs_for_reduction(logs)
+    def test_step(self, *args):
+        *state, data = args  # `(state, data)` on JAX, as `train_step`
+        data = input_checks.labels_per_exit(data, self._exit_names)
+        if state:
+            return super().test_step(state[0], data)
+        return self._logs_for_reduction(super().test_step(data))
 
     def symbolic_build_batch(self, batch):
         """Gives the batch Keras builds from under a strategy one label per
@@ -801,6 +822,33 @@ class MultiExitModel(TrainerHooks, keras.Model):
         return cls(segments=segments, heads=heads, **config)
 
 
+class _AttachedValues:
+    """The values of the attached states' variables, compared by identity.
+
+    Keras' JAX trainer passes the model's own variables to the traced step
+    as arguments, but a variable outside the model (a teacher snapshot,
+    LwF references, EWC's Fisher and anchors) is read once, when the step
+    is traced, and kept as a constant. A JAX value is immutable, so a new
+    value is a new object: a step traced before any of them was written
+    differs from this key and is traced again. TensorFlow's traced step
+    reads every variable when it runs (the key is then empty).
+    """
+
+    def __init__(self, model):
+        self.values = []
+        if keras.backend.backend() == "tensorflow":
+            return
+        for name in STATE_SLOTS:
+            attached = getattr(model, name, None)
+            self.values.extend(
+                v.value for v in getattr(attached, "weights", ()))
+
+    def __eq__(self, other):
+        return (isinstance(other, _AttachedValues)
+                and len(self.values) == len(other.values)
+                and all(a is b for a, b in zip(self.values, other.values)))
+
+
 class _Replacing:
     """A weights store that writes given values in place of variables."""
 
@@ -811,22 +859,24 @@ class _Replacing:
         self.store[key] = self.values.get(id(value), value)
 
 
-def _check_training_backend(what):
-    """Refuses `fit`/`evaluate` on a backend other than TensorFlow.
+TRAINING_BACKENDS = ("tensorflow", "jax")
+"""The Keras backends `fit` and `evaluate` run on (models/jax_step.py is
+the JAX step)."""
 
-    The train and test steps (`train_step(self, data)`, the feature cache,
-    the Fisher pass, L2W, ZTW's ensemble) are TensorFlow code for now; on
-    another backend Keras would fail deep inside its trainer. Building,
+
+def _check_training_backend(what):
+    """Refuses `fit`/`evaluate` on a backend without a train step here.
+
+    On PyTorch Keras would fail deep inside its trainer; building,
     calling, `predict` and `.keras` save/load work on every backend.
     """
     backend = keras.backend.backend()
-    if backend != "tensorflow":
+    if backend not in TRAINING_BACKENDS:
         raise NotImplementedError(
-            f"MultiExitModel.{what} needs the TensorFlow backend for now: "
-            "its train and test steps are TensorFlow code. Received: "
-            f"KERAS_BACKEND={backend!r}. Train and evaluate with "
-            "KERAS_BACKEND=tensorflow; on this backend the model can be "
-            "built, called, used in `predict` and saved or loaded."
+            f"MultiExitModel.{what} runs on the TensorFlow and JAX backends; "
+            f"received KERAS_BACKEND={backend!r}. Train and evaluate with "
+            "KERAS_BACKEND=jax or tensorflow; on this backend the model can "
+            "be built, called, used in `predict` and saved or loaded."
         )
 
 

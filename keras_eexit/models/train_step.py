@@ -119,6 +119,11 @@ class StepContributor:
     roles = ()
     replaces = ()
     incompatible = ()
+    backends = ("tensorflow",)
+    """The Keras backends whose train step it runs on (`None`: all)."""
+    eager_on_jax = False
+    """Whether its JAX step runs untraced (it writes variables outside the
+    model's state, as the Fisher pass's sums)."""
 
     def describe(self):
         """A short description for the step's plan (the class name)."""
@@ -139,6 +144,12 @@ class StepContributor:
     def run(self, model, batch, update):
         """`"step"`: runs the step; `update(batch)` is one model update."""
         return update(batch)
+
+    def run_stateless(self, model, state, batch):
+        """`"step"` on JAX: `(logs, new_state)` from the trainer's state
+        `(trainable, non_trainable, optimizer, metrics)` values."""
+        raise NotImplementedError(
+            f"{self.describe()} has no JAX step.")
 
     def objective(self, model, batch, y_pred, objective):
         """`"loss"`: the objective of this update (from its outputs)."""
@@ -202,6 +213,14 @@ class TrainStep:
             raise ValueError(
                 f"Invalid roles of {contributor.describe()}: expected some "
                 f"of {ROLES}. Received: roles={contributor.roles}")
+        backend = keras.backend.backend()
+        if (contributor.backends is not None
+                and backend not in contributor.backends):
+            raise NotImplementedError(
+                f"{contributor.describe()} runs on the "
+                f"{' or '.join(contributor.backends)} backend only for now. "
+                f"Received: KERAS_BACKEND={backend!r}. Train this phase "
+                "with KERAS_BACKEND=tensorflow.")
         for other in self._contributors:
             _check_pair(contributor, other)
             _check_pair(other, contributor)
@@ -269,6 +288,22 @@ class TrainStep:
             return drivers[0].run(model, batch,
                                   lambda b: self.update(model, b))
         return self.update(model, batch)
+
+    def run_stateless(self, model, state, data):
+        """One stateless training step (`train_step(state, data)` of Keras'
+        JAX trainer; models/jax_step.py). Returns `(logs, new_state)`."""
+        from keras_eexit.models import jax_step
+
+        drivers = self.active("step")
+        if drivers:
+            return drivers[0].run_stateless(model, state, Batch(
+                *keras.utils.unpack_x_y_sample_weight(data)))
+        return jax_step.train_step(model, state, data)
+
+    def runs_eagerly(self):
+        """Whether an active contributor needs an untraced step (JAX)."""
+        return any(c.eager_on_jax for _, c, by in self.entries()
+                   if by is None)
 
     def stage_call(self, model):
         """The stage call of the `"gradients"` contributors (or `None`)."""

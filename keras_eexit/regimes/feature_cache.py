@@ -1,5 +1,8 @@
 """`FeatureCache`: replay frozen-backbone features instead of recomputing."""
 
+import warnings
+
+import keras
 import numpy as np
 
 from keras_eexit import chain
@@ -63,8 +66,21 @@ class FeatureCache(StepContributor):
 
     @classmethod
     def for_phase(cls, model, phase):
-        """A cache for `phase`, or `None` when caching cannot apply."""
+        """A cache for `phase`, or `None` when caching cannot apply.
+
+        The cache is TensorFlow code: on another backend the phase
+        recomputes the frozen backbone's features instead (the same
+        result up to the order of the samples), and says so once.
+        """
         if phase.train_segments != "none":
+            return None
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            warnings.warn(
+                f"Phase {phase.name!r}: cache_features runs on the "
+                f"TensorFlow backend only; on {backend!r} the frozen "
+                "backbone's features are recomputed every epoch (same "
+                "result up to the sample order, slower).", stacklevel=2)
             return None
         return cls(model)
 
@@ -100,8 +116,6 @@ class FeatureCache(StepContributor):
             self._shuffle()
 
     def _allocate(self):
-        import keras
-
         n = self.num_samples
         if n == 0:
             raise ValueError("The feature cache saw no training samples.")

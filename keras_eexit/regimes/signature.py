@@ -55,7 +55,15 @@ def phase_text(phase):
 
 
 def signature_hash(text):
-    """A stable int64 hash of a signature text (the same in every run)."""
+    """A stable 32-bit hash of a signature text (the same in every run and
+    on every backend: JAX keeps integers in 32 bits)."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int(np.frombuffer(digest[:4], dtype="<i4")[0])
+
+
+def legacy_signature_hash(text):
+    """The 64-bit hash of files saved before the hash became 32-bit (read
+    only: a run saved by an earlier build still resumes)."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return int(np.frombuffer(digest[:8], dtype="<i8")[0])
 

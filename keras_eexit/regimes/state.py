@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_eexit.regimes import signature as signatures
+from keras_eexit.utils.variables import assign_copies
 
 
 class RegimeState(keras.layers.Layer):
@@ -44,7 +45,7 @@ class RegimeState(keras.layers.Layer):
         super().__init__(name="regime_state", trainable=False, **kwargs)
         self.signature = signature
         self.signature_hash = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            shape=(), dtype="int32", initializer="zeros", trainable=False,
             name="signature_hash")
         self.signature_hash.assign(signatures.signature_hash(signature))
         self.signature_text = self.add_weight(
@@ -53,16 +54,16 @@ class RegimeState(keras.layers.Layer):
         self.signature_text.assign(signatures.encode(signature))
         object.__setattr__(self, "_loaded", None)
         self.phase_index = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros",
+            shape=(), dtype="int32", initializer="zeros",
             trainable=False, name="phase_index")
         self.phase_start = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros",
+            shape=(), dtype="int32", initializer="zeros",
             trainable=False, name="phase_start")
         self.best = self.add_weight(
-            shape=(max(1, monitors),), dtype="float64", initializer="zeros",
+            shape=(max(1, monitors),), dtype="float32", initializer="zeros",
             trainable=False, name="best")
         self.wait = self.add_weight(
-            shape=(max(1, monitors),), dtype="int64", initializer="zeros",
+            shape=(max(1, monitors),), dtype="int32", initializer="zeros",
             trainable=False, name="wait")
         self.teacher = None
         if teacher:
@@ -99,7 +100,9 @@ class RegimeState(keras.layers.Layer):
             return
         saved_hash = int(np.asarray(store["0"]))
         saved_text = signatures.decode(np.asarray(store["1"]))
-        if saved_hash != int(self.signature_hash.numpy()):
+        if saved_hash not in (
+                signatures.signature_hash(self.signature),
+                signatures.legacy_signature_hash(self.signature)):
             object.__setattr__(self, "_loaded", ("other", saved_text))
             return
         object.__setattr__(self, "_loaded", ("same", saved_text))
@@ -134,14 +137,12 @@ class RegimeState(keras.layers.Layer):
 
     def reset_wait(self):
         """Early-stopping counters back to 0."""
-        self.wait.assign(np.zeros(self.wait.shape, "int64"))
+        self.wait.assign(np.zeros(self.wait.shape, "int32"))
 
     def snapshot_reference(self, model, exit):
         """Copies segments 1..exit and heads 1..exit into exit's reference."""
         reference = self.references[exit]
-        for target, source in zip(_model_weights(reference),
-                                  _model_weights(model, exit)):
-            target.assign(source)
+        assign_copies(_model_weights(reference), _model_weights(model, exit))
 
     def reference_outputs(self, exit, x):
         """Logits of exit `exit` (1-based) of its frozen reference copy."""
@@ -173,9 +174,7 @@ class RegimeState(keras.layers.Layer):
 
     def snapshot_teacher(self, model):
         """Copies the model's current weights into the frozen teacher."""
-        for target, source in zip(_model_weights(self.teacher),
-                                  _model_weights(model)):
-            target.assign(source)
+        assign_copies(_model_weights(self.teacher), _model_weights(model))
 
     def teacher_logits(self, x):
         """Final-exit logits of the teacher snapshot (inference mode)."""
@@ -183,12 +182,10 @@ class RegimeState(keras.layers.Layer):
         return out[self.teacher.exit_names[-1]]
 
     def save_best(self, model):
-        for target, source in zip(self.best_weights, _model_weights(model)):
-            target.assign(source)
+        assign_copies(self.best_weights, _model_weights(model))
 
     def restore_best(self, model):
-        for source, target in zip(self.best_weights, _model_weights(model)):
-            target.assign(source)
+        assign_copies(_model_weights(model), self.best_weights)
 
 
 def _model_weights(model, upto=None):

@@ -1,0 +1,98 @@
+"""The train and test steps of a `MultiExitModel` on the JAX backend.
+
+Keras' JAX trainer is stateless: it calls `train_step(state, data)` with
+the values of the model's trainable, non-trainable, optimizer and metric
+variables, and gets new values back. Two things differ from Keras' own
+JAX step, both needed by regimes:
+
+* the optimizer updates only the variables that train now. A regime
+  builds the optimizer over every variable any of its phases trains, then
+  freezes some of them per phase; Keras' `optimizer.stateless_apply`
+  insists on the full list. Here the update is `optimizer.apply` on the
+  trainable subset inside a `keras.StatelessScope`, so a frozen variable
+  keeps its value and its optimizer slots bit for bit, as on TensorFlow;
+* labels are given to every exit (`input_checks.labels_per_exit`), as the
+  TensorFlow step does.
+
+When a regime changes trainable flags at an epoch's edge, Keras' callbacks
+sync the state back to the variables first (`Callback.model` calls
+`jax_state_sync`), and the next batch reads the new trainable list; JAX
+traces the step again for the new structure.
+
+The composable train step (`models/train_step.py`) runs on JAX when no
+contributor is active; the contributors that are TensorFlow code refuse
+the JAX backend when they are installed.
+"""
+
+import keras
+
+from keras_eexit.compat import jax_update_metrics
+
+
+def train_step(model, state, data):
+    """One stateless update; `state` and the result as Keras' JAX step.
+
+    Args:
+        model: a compiled `MultiExitModel`.
+        state: `(trainable, non_trainable, optimizer, metrics)` values.
+        data: a batch `(x, y[, sample_weight])`, labels per exit.
+
+    Returns:
+        `(logs, new_state)`.
+    """
+    import jax
+
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    grad_fn = jax.value_and_grad(model.compute_loss_and_updates,
+                                 has_aux=True)
+    (_, aux), grads = grad_fn(
+        trainable, non_trainable, metrics_values, x, y, sample_weight,
+        training=True, optimizer_variables=optimizer_values)
+    loss, y_pred, non_trainable, metrics_values = aux
+    trainable, optimizer_values = apply_to_trainable(
+        model.optimizer, optimizer_values, grads,
+        model.trainable_variables, trainable)
+    logs, metrics_values = jax_update_metrics(
+        model, metrics_values, loss, x, y, y_pred, sample_weight)
+    return logs, (trainable, non_trainable, optimizer_values,
+                  metrics_values)
+
+
+def apply_to_trainable(optimizer, optimizer_values, grads, variables,
+                       values):
+    """`optimizer.apply(grads, variables)` on values, statelessly.
+
+    Unlike `optimizer.stateless_apply`, `variables` may be any subset of
+    those the optimizer was built with: the others and their slots are
+    not touched.
+
+    Args:
+        optimizer: a built `keras.optimizers.Optimizer`.
+        optimizer_values: values of `optimizer.variables`, in order.
+        grads: one gradient per variable of `variables`.
+        variables: the model's trainable variables now.
+        values: their current values, in order.
+
+    Returns:
+        `(new_values, new_optimizer_values)`.
+
+    Example:
+
+    ```python
+    values, slots = apply_to_trainable(model.optimizer, slots, grads,
+                                       model.trainable_variables, values)
+    ```
+    """
+    mapping = (list(zip(variables, values))
+               + list(zip(optimizer.variables, optimizer_values)))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        optimizer.apply(grads, variables)
+
+    def current(variable, value):
+        new = scope.get_current_value(variable)
+        return value if new is None else new
+
+    return ([current(v, x) for v, x in zip(variables, values)],
+            [current(v, x) for v, x in zip(optimizer.variables,
+                                           optimizer_values)])
