@@ -43,6 +43,11 @@ def add_training_options(parser, dataset="digits", epochs_help=None,
     parser.add_argument("--dataset", default=d(dataset),
                         help="'digits', 'mnist1d' or a TFDS name prepared "
                         "offline")
+    parser.add_argument("--data-dir", default=d(None),
+                        help="the data set's directory: a prepared TFDS "
+                        "data_dir, or for cifar10/cifar100 one holding the "
+                        "official archive (cifar-10-python.tar.gz, "
+                        "cifar-100-python.tar.gz) or its folder")
     parser.add_argument("--model", default=d("auto"),
                         help="zoo model name; 'auto' picks small_cnn for "
                         "digits, cnn1d for mnist1d, cifar_resnet otherwise")
