@@ -15,6 +15,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 
 import numpy as np
 
@@ -36,6 +37,7 @@ LAYOUTS = {
         "labels": "labels",
         "names": "label_names",
         "num_classes": 10,
+        "title": "CIFAR-10 python version",
     },
     "cifar100": {
         "archive": "cifar-100-python.tar.gz",
@@ -46,6 +48,7 @@ LAYOUTS = {
         "labels": "fine_labels",
         "names": "fine_label_names",
         "num_classes": 100,
+        "title": "CIFAR-100 python version",
     },
 }
 
@@ -142,53 +145,47 @@ def _batch(record, label_key, num_classes, where):
     return np.ascontiguousarray(images), labels
 
 
-class _Folder:
-    """The extracted folder (`cifar-10-batches-py/`, ...)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def read(self, name):
-        file = os.path.join(self.path, name)
+def _read_folder(path, files):
+    """`{file: (bytes, where)}` of the extracted folder's `files`."""
+    found = {}
+    for name in files:
+        file = os.path.join(path, name)
         if not os.path.isfile(file):
             raise CIFARFormatError(
-                f"{file} is missing: the folder {self.path} is not a "
-                f"complete CIFAR folder. Extract the archive from "
-                f"{SOURCE_URL} again.")
+                f"{file} is missing: the folder {path} is not a complete "
+                f"CIFAR folder. Extract the archive from {SOURCE_URL} "
+                "again.")
         with open(file, "rb") as f:
-            return f.read(), file
-
-    def close(self):
-        pass
+            found[name] = (f.read(), file)
+    return found
 
 
-class _Archive:
-    """The `.tar.gz` archive, read in place (nothing is extracted)."""
-
-    def __init__(self, path, folder):
-        self.path, self.folder = path, folder
-        try:
-            self.tar = tarfile.open(path, "r:gz")
-        except (tarfile.TarError, OSError) as err:
+def _read_archive(path, folder, files):
+    """`{file: (bytes, where)}` of `folder/file` members of the `.tar.gz`,
+    read in one pass, in place (nothing is extracted)."""
+    found = {}
+    wanted = {f"{folder}/{name}": name for name in files}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for info in tar:
+                name = wanted.get(info.name)
+                if name is None:
+                    continue
+                where = f"{path}:{info.name}"
+                if not info.isfile():
+                    raise CIFARFormatError(
+                        f"{where} is not a regular file.")
+                found[name] = (tar.extractfile(info).read(), where)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise CIFARFormatError(
+            f"{path} is not a readable .tar.gz archive ({err}). Download "
+            f"it again from {SOURCE_URL}.") from None
+    for member, name in wanted.items():
+        if name not in found:
             raise CIFARFormatError(
-                f"{path} is not a readable .tar.gz archive ({err}). "
-                f"Download it again from {SOURCE_URL}.") from None
-
-    def read(self, name):
-        member = f"{self.folder}/{name}"
-        where = f"{self.path}:{member}"
-        try:
-            info = self.tar.getmember(member)
-        except KeyError:
-            raise CIFARFormatError(
-                f"{where} is missing: {self.path} is not the official "
-                f"archive. Download it again from {SOURCE_URL}.") from None
-        if not info.isfile():
-            raise CIFARFormatError(f"{where} is not a regular file.")
-        return self.tar.extractfile(info).read(), where
-
-    def close(self):
-        self.tar.close()
+                f"{path}:{member} is missing: {path} is not the official "
+                f"archive. Download it again from {SOURCE_URL}.")
+    return found
 
 
 def _missing_error(path, layout, name):
@@ -196,7 +193,7 @@ def _missing_error(path, layout, name):
         f"CIFAR data set {name!r} not found in {path!r}: expected "
         f"`{layout['archive']}` or its extracted folder "
         f"`{layout['folder']}/` there. Download "
-        f"`{layout['archive']}` (\"{name.upper()} python version\") from "
+        f"`{layout['archive']}` (\"{layout['title']}\") from "
         f"{SOURCE_URL} and put it (or what it unpacks to) in {path!r}; or "
         f"prepare the TensorFlow Datasets copy instead with "
         f"`tfds build {name} --data_dir DIR` and pass that `data_dir`.")
@@ -233,16 +230,54 @@ def find_cifar(path, name):
     return None
 
 
-def _open(path, name):
-    """The layout of `name` and a reader of its files under `path`."""
+def _read_files(path, name):
+    """The layout of `name` and `{file: (bytes, where)}` of its files."""
     layout = LAYOUTS[check_choice("name", name, LAYOUTS)]
     path = os.path.expanduser(os.fspath(path))
     found = find_cifar(path, name)
     if found is None:
         raise _missing_error(path, layout, name)
+    files = layout["train"] + layout["test"] + (layout["meta"],)
     if os.path.isdir(found):
-        return layout, _Folder(found)
-    return layout, _Archive(found, layout["folder"])
+        return layout, _read_folder(found, files)
+    return layout, _read_archive(found, layout["folder"], files)
+
+
+def _class_names(record, layout):
+    names = record.get(layout["names"])
+    if (not isinstance(names, list)
+            or len(names) != layout["num_classes"]
+            or not all(isinstance(n, (bytes, str)) for n in names)):
+        return None
+    return tuple(n.decode("utf-8") if isinstance(n, bytes) else n
+                 for n in names)
+
+
+def read_cifar(path, name):
+    """`load_cifar`'s arrays and the class names, in one read.
+
+    Args:
+        path: as for `load_cifar`.
+        name: `"cifar10"` or `"cifar100"`.
+
+    Returns:
+        `(((x_train, y_train), (x_test, y_test)), class_names)`, the class
+        names a tuple of strings (the fine ones for CIFAR-100), or `None`
+        if the meta file does not list them.
+    """
+    layout, files = _read_files(path, name)
+    splits = []
+    for split in ("train", "test"):
+        images, labels = [], []
+        for file in layout[split]:
+            data, where = files[file]
+            x, y = _batch(_unpickle(data, where), layout["labels"],
+                          layout["num_classes"], where)
+            images.append(x)
+            labels.append(y)
+        splits.append((np.concatenate(images), np.concatenate(labels)))
+    names = _class_names(_unpickle(*files[layout["meta"]]), layout)
+    return tuple(splits), names
 
 
 def load_cifar(path, name):
@@ -274,43 +309,4 @@ def load_cifar(path, name):
     x_train.shape  # (50000, 32, 32, 3)
     ```
     """
-    layout, source = _open(path, name)
-    try:
-        splits = []
-        for split in ("train", "test"):
-            images, labels = [], []
-            for file in layout[split]:
-                data, where = source.read(file)
-                x, y = _batch(_unpickle(data, where), layout["labels"],
-                              layout["num_classes"], where)
-                images.append(x)
-                labels.append(y)
-            splits.append((np.concatenate(images), np.concatenate(labels)))
-    finally:
-        source.close()
-    return tuple(splits)
-
-
-def class_names(path, name):
-    """The class names of the meta file (fine names for CIFAR-100).
-
-    Args:
-        path: as for `load_cifar`.
-        name: `"cifar10"` or `"cifar100"`.
-
-    Returns:
-        A tuple of strings, one per class, or `None` if the meta file does
-        not list them.
-    """
-    layout, source = _open(path, name)
-    try:
-        data, where = source.read(layout["meta"])
-    finally:
-        source.close()
-    names = _unpickle(data, where).get(layout["names"])
-    if (not isinstance(names, list)
-            or len(names) != layout["num_classes"]
-            or not all(isinstance(n, (bytes, str)) for n in names)):
-        return None
-    return tuple(n.decode("utf-8") if isinstance(n, bytes) else n
-                 for n in names)
+    return read_cifar(path, name)[0]

@@ -46,8 +46,8 @@ def load_cifar_source(name, data_dir, validation_split, image_size):
         `input_shape`, `num_classes`, `class_names`, `num_train`,
         `num_validation`, `num_test`.
     """
-    (x_train, y_train), (x_test, y_test) = cifar_archive.load_cifar(
-        data_dir, name)
+    ((x_train, y_train), (x_test, y_test)), names = (
+        cifar_archive.read_cifar(data_dir, name))
     keep = round(len(x_train) * (1.0 - validation_split))
     parts = [(x_train[:keep], y_train[:keep]),
              (x_train[keep:], y_train[keep:]), (x_test, y_test)]
@@ -73,7 +73,7 @@ def load_cifar_source(name, data_dir, validation_split, image_size):
         "normalise": normalise,
         "input_shape": input_shape,
         "num_classes": cifar_archive.LAYOUTS[name]["num_classes"],
-        "class_names": cifar_archive.class_names(data_dir, name),
+        "class_names": names,
         "num_train": counts[0],
         "num_validation": counts[1],
         "num_test": counts[2],

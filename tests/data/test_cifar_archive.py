@@ -1,5 +1,6 @@
 """The official CIFAR archives: read back exactly, refused when unsafe."""
 
+import io
 import os
 import pickle
 
@@ -38,7 +39,7 @@ def test_reads_the_official_layout_back(tmp_path, name, form):
     # The file or folder itself, and the directory holding it.
     for path in (target, str(tmp_path)):
         _check(load_cifar(path, name), expected)
-        assert cifar_archive.class_names(path, name) == expected[2]
+        assert cifar_archive.read_cifar(path, name)[1] == expected[2]
     # CIFAR-10 has five training batches of 3 images, CIFAR-100 one.
     (x_train, _), (x_test, _) = load_cifar(target, name)
     assert len(x_train) == (15 if name == "cifar10" else 3)
@@ -110,6 +111,31 @@ def test_an_incomplete_archive_names_the_missing_file(tmp_path):
     with pytest.raises(CIFARFormatError,
                        match="cifar-100-python/test is missing"):
         load_cifar(str(tmp_path), "cifar100")
+
+
+def test_links_and_broken_archives_are_refused(tmp_path):
+    import tarfile
+
+    folder, files, _ = official_files("cifar10")
+    path = tmp_path / ARCHIVES["cifar10"]
+    write_archive(str(path), folder, files)
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    linked = tmp_path / "linked" / ARCHIVES["cifar10"]
+    linked.parent.mkdir()
+    with tarfile.open(linked, "w:gz") as tar:
+        for member, data in members:
+            if member.name.endswith("test_batch"):
+                member = tarfile.TarInfo(member.name)
+                member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(member)
+            else:
+                tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(CIFARFormatError, match="not a regular file"):
+        load_cifar(str(linked), "cifar10")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CIFARFormatError, match="not a readable .tar.gz"):
+        load_cifar(str(path), "cifar10")
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -198,3 +224,14 @@ def test_train_command_reads_the_archive_from_data_dir(tmp_path, capsys):
                  "--batch-size", "8", "--out", str(out)]) == 0
     assert (out / "model.keras").exists()
     assert "Test set of cifar10 (4 samples)" in capsys.readouterr().out
+
+
+def test_train_command_without_the_data_fails_at_once(tmp_path, capsys):
+    from keras_eexit.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--data-dir",
+                 str(tmp_path), "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in message and "tfds build" in message
+    assert not out.exists()
