@@ -59,7 +59,7 @@ def msdnet_imagenet(
     statistics, 0.1% more), and 0.337, 0.682, 1.004, 1.250 and 1.356 G
     convolution and linear multiply-adds (`macs_per_exit`); with the ReLUs,
     pooling windows and linear biases that the authors' `op_counter.py`
-    also counts, 0.340, 0.686, 1.008, 1.255 and 1.361 G: the published
+    also counts, 0.340, 0.685, 1.008, 1.254 and 1.361 G: the published
     0.34, 0.69, 1.01, 1.25 and 1.36 GFLOPs.
 
     Differences from the reference, none of which changes the counts: global

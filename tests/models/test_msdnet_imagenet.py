@@ -126,14 +126,22 @@ def test_layout_follows_the_reference(full_model):
                                                      560]
 
 
-def test_small_instance_by_name_keeps_its_head_width():
-    # (The zoo contract runs the saving, training and export checks.)
+def test_small_instance_runs_saves_and_keeps_its_head_width(tmp_path):
+    # (The zoo contract's training and export checks run with -m slow.)
+    keras.utils.set_random_seed(0)
     model = get_model("msdnet_imagenet", num_classes=4, exits=2,
                       input_shape=(32, 32, 3), channels=4, growth_rate=4,
                       base=1, step=1, head_filters=8)
-    out = model(np.zeros((2, 32, 32, 3), "float32"))
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3))
+    out = model(x.astype("float32"))
     assert [tuple(v.shape) for v in out.values()] == [(2, 4), (2, 4)]
     assert [h.filters for h in model.heads] == [8, 8]
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.name == "msdnet_imagenet"
+    np.testing.assert_allclose(loaded(x.astype("float32"))["exit_2"],
+                               out["exit_2"], atol=1e-5)
 
 
 @pytest.mark.parametrize(
