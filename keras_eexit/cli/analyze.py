@@ -17,6 +17,7 @@ from keras_eexit import analysis
 from keras_eexit import data
 from keras_eexit.analysis.mutual_information import ESTIMATORS
 from keras_eexit.analysis.weight_space import BATCHNORM
+from keras_eexit.cli.options import add_data_dir_option
 from keras_eexit.experiments.build import check_fits_data
 from keras_eexit.models.loading import load_model
 
@@ -67,6 +68,7 @@ def add_parser(subparsers):
     parser.add_argument("--dataset", default="digits",
                         help="digits, mnist1d or a TFDS name prepared "
                         "offline (default: %(default)s)")
+    add_data_dir_option(parser)
     parser.add_argument("--analyses", default="auto",
                         help="comma-separated subset of " + ", ".join(
                             analysis.ANALYSES) + "; 'auto' runs rank, mi and "
@@ -121,8 +123,9 @@ def run(args):
     chosen = analysis.choose_analyses(
         models, args.analyses, resolution=args.resolution,
         max_samples=args.max_samples, mi_estimator=args.mi_estimator)
-    kwargs = {} if args.num_samples is None else {
-        "num_samples": args.num_samples}
+    kwargs = {"data_dir": args.data_dir}
+    if args.num_samples is not None:
+        kwargs["num_samples"] = args.num_samples
     splits = data.load(args.dataset, batch_size=256, **kwargs)
     for name, model in models.items():
         check_fits_data(model, splits.info, f"Model {name!r}")

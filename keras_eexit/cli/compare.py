@@ -126,8 +126,8 @@ def configs(args):
             f"--methods needs distinct method names; got {args.methods!r}.")
     plain = methods == ["sdn"]
     return [ExperimentConfig(
-        dataset=args.dataset, model=args.model, regime=name,
-        regime_params=params, method=method, epochs=args.epochs,
+        dataset=args.dataset, data_dir=args.data_dir, model=args.model,
+        regime=name, regime_params=params, method=method, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples, seed=seed,
         deterministic=args.deterministic, validation=False,

@@ -26,6 +26,7 @@ def add_parser(subparsers):
     """
     from keras_eexit.cli.options import EVALUATION_BATCH_SIZE
     from keras_eexit.cli.options import HelpFormatter
+    from keras_eexit.cli.options import add_data_dir_option
 
     parser = subparsers.add_parser(
         "evaluate", formatter_class=HelpFormatter,
@@ -35,6 +36,7 @@ def add_parser(subparsers):
     parser.add_argument("--dataset", default="digits",
                         help="digits, mnist1d or a TFDS name prepared "
                         "offline (its test split is evaluated)")
+    add_data_dir_option(parser)
     parser.add_argument("--criterion", default="max_softmax",
                         help="exit criterion of the sweep: max_softmax, "
                         "entropy, patience, static or one added with "
@@ -77,7 +79,7 @@ def run(args):
     criterion = criteria.get(args.criterion)
     check_positive_int("batch_size", args.batch_size)
     model = load_model(args.model)
-    kwargs = {}
+    kwargs = {"data_dir": args.data_dir}
     if args.num_samples is not None:
         kwargs["num_samples"] = args.num_samples
     splits = data.load(args.dataset, batch_size=args.batch_size, **kwargs)

@@ -27,6 +27,15 @@ def default(value, suppress=False):
     return argparse.SUPPRESS if suppress else value
 
 
+def add_data_dir_option(parser, suppress=False):
+    """Adds `--data-dir` (`data_dir` of `keras_eexit.data.load`)."""
+    parser.add_argument("--data-dir", default=default(None, suppress),
+                        help="the data set's directory: a prepared TFDS "
+                        "data_dir, or for cifar10/cifar100 one holding the "
+                        "official archive (cifar-10-python.tar.gz, "
+                        "cifar-100-python.tar.gz) or its folder")
+
+
 def add_training_options(parser, dataset="digits", epochs_help=None,
                          suppress=False):
     """Adds the options of one training configuration.
@@ -43,6 +52,7 @@ def add_training_options(parser, dataset="digits", epochs_help=None,
     parser.add_argument("--dataset", default=d(dataset),
                         help="'digits', 'mnist1d' or a TFDS name prepared "
                         "offline")
+    add_data_dir_option(parser, suppress)
     parser.add_argument("--model", default=d("auto"),
                         help="zoo model name; 'auto' picks small_cnn for "
                         "digits, cnn1d for mnist1d, cifar_resnet otherwise")

@@ -136,9 +136,9 @@ def config_from_args(args):
     if args.weights is not None:
         params["weights"] = _weights(args.weights)
     return ExperimentConfig(
-        dataset=args.dataset, model=args.model, regime=args.regime,
-        regime_params=params, method=args.method, head=args.head,
-        epochs=args.epochs,
+        dataset=args.dataset, data_dir=args.data_dir, model=args.model,
+        regime=args.regime, regime_params=params, method=args.method,
+        head=args.head, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         schedule=args.schedule, num_samples=args.num_samples,
         seed=args.seed, deterministic=args.deterministic,

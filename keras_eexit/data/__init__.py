@@ -4,11 +4,13 @@
 `DatasetInfo`; `load_arrays(name, ...)` returns the same splits as numpy
 arrays; `available()` lists the embedded sets that need no download
 (`"digits"`, `"mnist1d"`). Any other name is read offline from a prepared
-TensorFlow Datasets directory.
+TensorFlow Datasets directory; CIFAR-10/100 also from the official Python
+archive (`load_cifar` reads it as arrays).
 """
 
 from keras_eexit.data.augment import AUGMENTATIONS
 from keras_eexit.data.cache import cache_dir
+from keras_eexit.data.cifar_archive import load_cifar
 from keras_eexit.data.info import DatasetInfo
 from keras_eexit.data.info import Splits
 from keras_eexit.data.loaders import available
@@ -26,5 +28,6 @@ __all__ = [
     "cache_dir",
     "load",
     "load_arrays",
+    "load_cifar",
     "tokenize",
 ]

@@ -3,15 +3,19 @@
 Embedded sets (`available()`): `"digits"` and `"mnist1d"`, which need no
 download (see `keras_eexit.data.embedded` for their splits). Any other name
 is looked up in TensorFlow Datasets and read offline from a prepared
-`data_dir` (see `keras_eexit.data.tfds_source`).
+`data_dir` (see `keras_eexit.data.tfds_source`); for `"cifar10"` and
+`"cifar100"`, a `data_dir` holding the official Python archive (or its
+extracted folder) is read instead (see `keras_eexit.data.cifar_source`).
 """
 
 import difflib
 import numbers
+import os
 
 import numpy as np
 
 from keras_eexit.data import augment as augment_lib
+from keras_eexit.data import cifar_source
 from keras_eexit.data import embedded as embedded_lib
 from keras_eexit.data import pipeline as pipeline_lib
 from keras_eexit.data import tfds_source
@@ -102,12 +106,15 @@ def _check_num_samples(name, value):
     return int(value)
 
 
-def _resolve(name):
-    """Returns `"embedded"` or `"tfds"` for `name`, or raises."""
+def _resolve(name, data_dir):
+    """Returns `"embedded"`, `"cifar_archive"` or `"tfds"` for `name`, or
+    raises."""
     if not isinstance(name, str):
         raise invalid_value("name", "a data set name (a string)", name)
     if name in embedded_lib.EMBEDDED:
         return "embedded"
+    if cifar_source.has_cifar_archive(name, data_dir):
+        return "cifar_archive"
     if tfds_source.is_tfds_name(name):
         return "tfds"
     near = difflib.get_close_matches(
@@ -156,8 +163,22 @@ def _tfds_info(name, source):
     )
 
 
-def _check_common(name, validation_split, seed, num_samples, image_size):
-    kind = _resolve(name)
+def _read_source(kind, name, validation_split, data_dir, image_size):
+    """The `load_tfds`-style dict of a TFDS set or a CIFAR archive."""
+    if kind == "cifar_archive":
+        return cifar_source.load_cifar_source(name, data_dir,
+                                              validation_split, image_size)
+    return tfds_source.load_tfds(
+        name, validation_split, data_dir, image_size, available()
+    )
+
+
+def _check_common(name, validation_split, seed, num_samples, image_size,
+                  data_dir):
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise invalid_value("data_dir", "None or a directory path",
+                            data_dir)
+    kind = _resolve(name, data_dir)
     validation_split = _check_validation_split(validation_split)
     seed = _check_seed(seed)
     num_samples = _check_num_samples(name, num_samples)
@@ -195,7 +216,10 @@ def load_arrays(
         seed: Seed of the validation split of the embedded sets.
         num_samples: `"mnist1d"` only: total number of generated examples
             (default 10,000; at least 10 per class).
-        data_dir: TFDS data directory (TFDS sets only).
+        data_dir: TFDS data directory (TFDS sets only); for `"cifar10"`
+            and `"cifar100"` also the official Python archive, its
+            extracted folder, or a directory holding either
+            (`keras_eexit.data.cifar_source`).
         image_size: TFDS sets only: `None` to keep the stored size, or an
             int / `(height, width)` to resize to.
 
@@ -215,13 +239,12 @@ def load_arrays(
     ((8, 8, 1), 10)
     """
     kind, validation_split, seed, num_samples, image_size = _check_common(
-        name, validation_split, seed, num_samples, image_size
+        name, validation_split, seed, num_samples, image_size, data_dir
     )
     if kind == "embedded":
         return _embedded_arrays(name, validation_split, seed, num_samples)
-    source = tfds_source.load_tfds(
-        name, validation_split, data_dir, image_size, available()
-    )
+    source = _read_source(kind, name, validation_split, data_dir,
+                          image_size)
     arrays = {"info": _tfds_info(name, source)}
     for split, suffix in (("train", "train"), ("validation", "val"),
                           ("test", "test")):
@@ -316,7 +339,10 @@ def load(
             batching for validation/test), a string caches to files with
             that prefix, `False` disables caching.
         deterministic: See "Reproducibility" above.
-        data_dir: TFDS data directory (TFDS sets only).
+        data_dir: TFDS data directory (TFDS sets only); for `"cifar10"`
+            and `"cifar100"` also the official Python archive, its
+            extracted folder, or a directory holding either
+            (`keras_eexit.data.cifar_source`).
         image_size: TFDS sets only: `None` to keep the stored size (required
             for sets with varying image sizes), or an int /
             `(height, width)` to resize to.
@@ -346,7 +372,7 @@ def load(
             "cache", "a bool or a file path prefix (a string)", cache
         )
     kind, validation_split, seed, num_samples, image_size = _check_common(
-        name, validation_split, seed, num_samples, image_size
+        name, validation_split, seed, num_samples, image_size, data_dir
     )
     if names and kind == "embedded":
         # Fail before generating or reading any data.
@@ -367,9 +393,8 @@ def load(
         to_float = normalise = None
         default_buffer = info.num_train
     else:
-        source = tfds_source.load_tfds(
-            name, validation_split, data_dir, image_size, available()
-        )
+        source = _read_source(kind, name, validation_split, data_dir,
+                              image_size)
         info = _tfds_info(name, source)
         train, validation, test = (
             source["train"], source["validation"], source["test"]

@@ -19,6 +19,7 @@ CIFAR-100 only, standardised per channel with the published training-set
 statistics in `CHANNEL_STATS`. Other sets stay in [0, 1].
 """
 
+from keras_eexit.data import cifar_archive
 from keras_eexit.utils.lazy_import import tf
 
 #: Per-channel (mean, std) of the training images scaled to [0, 1].
@@ -67,13 +68,21 @@ def _not_available_error(name, data_dir, err, embedded):
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(
         err
     ).__name__
+    archive = ""
+    layout = cifar_archive.LAYOUTS.get(name)
+    if layout is not None:
+        archive = (
+            f" For {name}, the official Python archive also works: download "
+            f"`{layout['archive']}` from {cifar_archive.SOURCE_URL} and put "
+            f"it (or its folder `{layout['folder']}/`) in DIR."
+        )
     return ValueError(
         f"Data set {name!r} is not available offline in {where} "
         f"(TFDS: {reason}). Nothing is downloaded at run time. Prepare it "
         f"once on a machine with internet access with "
         f"`tfds build {base_name(name)} --data_dir DIR` (or copy a prepared "
-        f"TFDS directory), then pass `data_dir=DIR`; or use an embedded "
-        f"data set that needs no download: {sorted(embedded)}."
+        f"TFDS directory), then pass `data_dir=DIR`.{archive} Or use an "
+        f"embedded data set that needs no download: {sorted(embedded)}."
     )
 
 
@@ -185,45 +194,13 @@ def load_tfds(name, validation_split, data_dir, image_size, embedded):
         raise _not_available_error(name, data_dir, err, embedded) from err
 
     stored_dtype = tf.as_dtype(image_feature.dtype)
-
-    def prepare(image, label):
-        if image_size is not None:
-            image = tf.image.resize(
-                image, input_shape[:2], method="bilinear", antialias=True
-            )
-            if stored_dtype.is_integer:
-                image = tf.clip_by_value(
-                    tf.round(image), stored_dtype.min, stored_dtype.max
-                )
-            image = tf.cast(image, stored_dtype)
-        image = tf.ensure_shape(image, input_shape)
-        return image, tf.cast(label, tf.int32)
-
+    prepare = image_preparer(input_shape, image_size, stored_dtype)
     datasets = [
         ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE) for ds in datasets
     ]
     counts = [_count(ds) for ds in datasets]
-    for spec, count in zip(specs, counts):
-        if count < 1:
-            raise ValueError(
-                f"Split {spec!r} of data set {name!r} is empty; choose a "
-                "different `validation_split`."
-            )
-
-    scale = float(stored_dtype.max) if stored_dtype.is_integer else 1.0
-
-    def to_float(images):
-        return tf.cast(images, tf.float32) / scale
-
-    normalise = None
-    stats = CHANNEL_STATS.get(base_name(name))
-    if stats is not None and input_shape[-1] == len(stats[0]):
-        mean = tf.constant(stats[0], tf.float32)
-        std = tf.constant(stats[1], tf.float32)
-
-        def normalise(images):
-            return (images - mean) / std
-
+    check_split_sizes(name, specs, counts)
+    to_float, normalise = scaling(name, input_shape, stored_dtype)
     names = getattr(label_feature, "names", None)
     return {
         "train": datasets[0],
@@ -238,3 +215,55 @@ def load_tfds(name, validation_split, data_dir, image_size, embedded):
         "num_validation": counts[1],
         "num_test": counts[2],
     }
+
+
+def image_preparer(input_shape, image_size, stored_dtype):
+    """`(image, label)` -> the image resized if asked (bilinear with
+    antialiasing, rounded back to the stored dtype) and of `input_shape`,
+    the label `int32`."""
+
+    def prepare(image, label):
+        if image_size is not None:
+            image = tf.image.resize(
+                image, input_shape[:2], method="bilinear", antialias=True
+            )
+            if stored_dtype.is_integer:
+                image = tf.clip_by_value(
+                    tf.round(image), stored_dtype.min, stored_dtype.max
+                )
+            image = tf.cast(image, stored_dtype)
+        image = tf.ensure_shape(image, input_shape)
+        return image, tf.cast(label, tf.int32)
+
+    return prepare
+
+
+def check_split_sizes(name, specs, counts):
+    """Raises if a split is empty."""
+    for spec, count in zip(specs, counts):
+        if count < 1:
+            raise ValueError(
+                f"Split {spec!r} of data set {name!r} is empty; choose a "
+                "different `validation_split`."
+            )
+
+
+def scaling(name, input_shape, stored_dtype):
+    """`(to_float, normalise)`: batch functions to [0, 1] floats, then,
+    for CIFAR-10/100 images, standardised with `CHANNEL_STATS` (`None`
+    otherwise)."""
+    scale = float(stored_dtype.max) if stored_dtype.is_integer else 1.0
+
+    def to_float(images):
+        return tf.cast(images, tf.float32) / scale
+
+    normalise = None
+    stats = CHANNEL_STATS.get(base_name(name))
+    if stats is not None and input_shape[-1] == len(stats[0]):
+        mean = tf.constant(stats[0], tf.float32)
+        std = tf.constant(stats[1], tf.float32)
+
+        def normalise(images):
+            return (images - mean) / std
+
+    return to_float, normalise

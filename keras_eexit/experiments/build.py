@@ -17,6 +17,8 @@ def load_data(config):
               "deterministic": config.deterministic}
     if config.num_samples is not None:
         kwargs["num_samples"] = config.num_samples
+    if config.data_dir is not None:
+        kwargs["data_dir"] = config.data_dir
     return data.load(config.dataset, **kwargs)
 
 

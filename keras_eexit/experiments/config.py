@@ -70,6 +70,10 @@ class ExperimentConfig:
 
     Args:
         dataset: `"digits"`, `"mnist1d"` or a prepared TFDS name.
+        data_dir: where the data set's files are (`None`: TFDS's default
+            directory): a prepared TFDS directory, or for `"cifar10"` /
+            `"cifar100"` the official Python archive, its folder, or a
+            directory holding either (`keras_eexit.data.load`).
         model: a zoo model name, or `"auto"` (see `DEFAULT_MODELS`).
         regime: a registered regime name (`keras_eexit.regimes.REGIMES`).
         method: an early-exit method (`keras_eexit.methods.METHODS`:
@@ -97,6 +101,7 @@ class ExperimentConfig:
     """
 
     dataset: str = "digits"
+    data_dir: str | None = None
     model: str = "auto"
     regime: str = "joint"
     regime_params: dict = dataclasses.field(default_factory=dict)
@@ -125,6 +130,10 @@ class ExperimentConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise invalid_value(name, "a non-empty string", value)
+        if self.data_dir is not None and (
+                not isinstance(self.data_dir, str) or not self.data_dir):
+            raise invalid_value("data_dir", "None or a directory path",
+                                self.data_dir)
         if self.model != "auto":
             check_choice("model", self.model, models.MODELS)
         check_choice("regime", self.regime, regimes.REGIMES)

@@ -8,6 +8,7 @@ from keras_eexit.models.cifar_resnet import cifar_resnet
 from keras_eexit.models.cnn1d import cnn1d
 from keras_eexit.models.loading import load_model
 from keras_eexit.models.msdnet import msdnet_cifar
+from keras_eexit.models.msdnet_imagenet import msdnet_imagenet
 from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.registry import MODELS
 from keras_eexit.models.registry import get_model
@@ -29,6 +30,7 @@ __all__ = [
     "load_model",
     "mobilenet_v2_exits",
     "msdnet_cifar",
+    "msdnet_imagenet",
     "ranet_cifar",
     "resnet50_exits",
     "small_cnn",

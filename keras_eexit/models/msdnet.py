@@ -1,4 +1,5 @@
-"""`msdnet_cifar`: the Multi-Scale Dense Network (MSDNet) for CIFAR."""
+"""`msdnet_cifar`: the Multi-Scale Dense Network (MSDNet) for CIFAR, and
+the network body it shares with `msdnet_imagenet` (`build_msdnet`)."""
 
 import math
 import numbers
@@ -8,6 +9,7 @@ import keras
 from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import BN_MOMENTUM
+from keras_eexit.models.zoo_common import REFERENCE_CONV_INIT
 from keras_eexit.models.zoo_common import check_input_shape
 from keras_eexit.models.zoo_common import reference_conv_block
 from keras_eexit.utils.validation import check_choice
@@ -76,12 +78,33 @@ class _Builder:
         return self.conv_basic(x, filters, 3, 2 if down else 1,
                                f"{name}_3x3")
 
-    def first_layer(self, image, channels, num_scales):
-        """3x3 convolutions, stride 2 from each scale to the next coarser."""
+    def imagenet_stem(self, image, filters):
+        """The ImageNet first scale: 7x7/2 conv (with bias), BN, ReLU, 3x3/2
+        max pooling, both padded as PyTorch pads (3 and 1 pixels)."""
+        x = keras.layers.ZeroPadding2D(3, name="first_s1_pad")(image)
+        x = keras.layers.Conv2D(
+            filters, 7, strides=2, kernel_initializer=REFERENCE_CONV_INIT,
+            name="first_s1_conv")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=self.bn_momentum, epsilon=1e-5, name="first_s1_bn")(x)
+        x = keras.layers.ReLU(name="first_s1_relu")(x)
+        # Zeros pad like PyTorch's -inf here: the inputs are >= 0.
+        x = keras.layers.ZeroPadding2D(1, name="first_s1_pool_pad")(x)
+        return keras.layers.MaxPooling2D(3, strides=2,
+                                         name="first_s1_pool")(x)
+
+    def first_layer(self, image, channels, num_scales, stem):
+        """The finest scale from the image (`stem`: `"cifar"`, a 3x3 conv
+        block, or `"imagenet"`), then 3x3 convolutions, stride 2 from each
+        scale to the next coarser."""
         feats, x = {}, image
         for s in range(num_scales):
-            x = self.conv_basic(x, channels * self.growth_factors[s], 3,
-                                1 if s == 0 else 2, f"first_s{s + 1}")
+            filters = channels * self.growth_factors[s]
+            if s == 0 and stem == "imagenet":
+                x = self.imagenet_stem(x, filters)
+            else:
+                x = self.conv_basic(x, filters, 3, 1 if s == 0 else 2,
+                                    f"first_s{s + 1}")
             feats[s] = x
         return feats
 
@@ -260,6 +283,31 @@ def msdnet_cifar(
             https://github.com/kalviny/MSDNet-PyTorch (`models/msdnet.py`,
             `op_counter.py`, `args.py`, README)
     """
+    return build_msdnet(
+        "msdnet_cifar", num_classes=num_classes, exits=exits,
+        input_shape=input_shape, channels=channels, growth_rate=growth_rate,
+        growth_factors=growth_factors,
+        bottleneck_factors=bottleneck_factors, bottleneck=bottleneck,
+        base=base, step=step, step_mode=step_mode, reduction=reduction,
+        head_filters=head_filters, bn_momentum=bn_momentum, stem="cifar")
+
+
+def build_msdnet(name, *, num_classes, exits, input_shape, channels,
+                 growth_rate, growth_factors, bottleneck_factors, bottleneck,
+                 base, step, step_mode, reduction, head_filters, bn_momentum,
+                 stem):
+    """Checks the arguments of an MSDNet builder and builds the network.
+
+    The shared body of `msdnet_cifar` and `msdnet_imagenet` (their
+    docstrings describe the arguments). `stem` is `"cifar"` (the finest
+    scale from a 3x3 conv block) or `"imagenet"` (7x7/2 conv block and
+    3x3/2 max pooling, so the finest scale is a quarter of the image
+    side); `head_filters=None` gives each head as many channels as the
+    coarsest scale it reads (the reference's ImageNet classifier).
+
+    Returns:
+        A `MultiExitModel` named `name`.
+    """
     num_classes = check_num_classes(num_classes)
     exits = check_positive_int("exits", exits)
     growth_factors = check_int_list("growth_factors", growth_factors)
@@ -270,7 +318,8 @@ def msdnet_cifar(
     growth_rate = check_positive_int("growth_rate", growth_rate)
     base = check_positive_int("base", base)
     step = check_positive_int("step", step)
-    head_filters = check_positive_int("head_filters", head_filters)
+    if head_filters is not None:
+        head_filters = check_positive_int("head_filters", head_filters)
     step_mode = check_choice("step_mode", step_mode, STEP_MODES)
     if not isinstance(bottleneck, bool):
         raise invalid_value("bottleneck", "a boolean", bottleneck)
@@ -291,8 +340,9 @@ def msdnet_cifar(
             f"finer scale; growth_factors={growth_factors})",
             growth_rate,
         )
-    input_shape = check_input_shape(input_shape, rank=3,
-                                    min_size=2 ** (num_scales - 1))
+    stem_stride = 4 if stem == "imagenet" else 1
+    input_shape = check_input_shape(
+        input_shape, rank=3, min_size=stem_stride * 2 ** (num_scales - 1))
 
     steps = _block_steps(exits, base, step, step_mode)
     plan = _plan(num_scales, steps)
@@ -305,7 +355,7 @@ def msdnet_cifar(
     for k, block in enumerate(plan, 1):
         if k == 1:
             inputs = keras.Input(shape=input_shape, name="image")
-            feats = build.first_layer(inputs, channels, num_scales)
+            feats = build.first_layer(inputs, channels, num_scales, stem)
         else:
             inputs = [keras.Input(shape=tuple(t.shape[1:]), name=f"scale_{i}")
                       for i, t in enumerate(state)]
@@ -317,8 +367,8 @@ def msdnet_cifar(
                 inputs = inputs[0]
         for in_scales, out_scales in block:
             layer += 1
-            name = f"layer{layer}"
-            feats = build.dense_layer(feats, out_scales, num_scales, name)
+            tag = f"layer{layer}"
+            feats = build.dense_layer(feats, out_scales, num_scales, tag)
             width += growth_rate
             if in_scales > out_scales and reduction > 0:
                 reduced = math.floor(reduction * width)
@@ -330,12 +380,13 @@ def msdnet_cifar(
                         f"{width})",
                         reduction,
                     )
-                feats = build.transition(feats, reduced, name)
+                feats = build.transition(feats, reduced, tag)
                 width = reduced
         state = [feats[s] for s in sorted(feats, reverse=True)]
         segments.append(keras.Model(
             inputs, state if len(state) > 1 else state[0],
             name=f"stage_{k}"))
-        heads.append(MSDNetHead(num_classes, filters=head_filters,
+        filters = head_filters or state[0].shape[-1]
+        heads.append(MSDNetHead(num_classes, filters=filters,
                                 bn_momentum=bn_momentum, name=f"exit_{k}"))
-    return MultiExitModel(segments, heads, name="msdnet_cifar")
+    return MultiExitModel(segments, heads, name=name)

@@ -5,6 +5,7 @@ from keras_eexit.models.applications import resnet50_exits
 from keras_eexit.models.cifar_resnet import cifar_resnet
 from keras_eexit.models.cnn1d import cnn1d
 from keras_eexit.models.msdnet import msdnet_cifar
+from keras_eexit.models.msdnet_imagenet import msdnet_imagenet
 from keras_eexit.models.ranet import ranet_cifar
 from keras_eexit.models.small_cnn import small_cnn
 from keras_eexit.models.text_transformer import text_transformer_exits
@@ -20,6 +21,7 @@ MODELS = {
     "mobilenet_v2_exits": mobilenet_v2_exits,
     "resnet50_exits": resnet50_exits,
     "msdnet_cifar": msdnet_cifar,
+    "msdnet_imagenet": msdnet_imagenet,
     "ranet_cifar": ranet_cifar,
     "vit_exits": vit_exits,
     "text_transformer_exits": text_transformer_exits,
@@ -34,8 +36,8 @@ def get_model(name, **kwargs):
     Args:
         name: a key of `MODELS`: `"small_cnn"`, `"cnn1d"`,
             `"cifar_resnet"`, `"vgg16_exits"`, `"mobilenet_v2_exits"`,
-            `"resnet50_exits"`, `"msdnet_cifar"`, `"ranet_cifar"`,
-            `"vit_exits"` or
+            `"resnet50_exits"`, `"msdnet_cifar"`, `"msdnet_imagenet"`,
+            `"ranet_cifar"`, `"vit_exits"` or
             `"text_transformer_exits"`.
         **kwargs: the builder's arguments (`num_classes`, `input_shape`,
             `head`, ...).

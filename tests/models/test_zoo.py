@@ -47,8 +47,8 @@ def zoo_model(request):
 def test_registry_lists_every_builder():
     assert sorted(MODELS) == sorted([
         "small_cnn", "cnn1d", "cifar_resnet", "vgg16_exits",
-        "mobilenet_v2_exits", "resnet50_exits", "msdnet_cifar", "ranet_cifar",
-        "vit_exits",
+        "mobilenet_v2_exits", "resnet50_exits", "msdnet_cifar",
+        "msdnet_imagenet", "ranet_cifar", "vit_exits",
         "text_transformer_exits",
     ])
 

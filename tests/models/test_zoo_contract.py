@@ -14,6 +14,7 @@ import pytest
 from keras_eexit.data.text_vocab import tokenize
 from keras_eexit.models import cnn1d
 from keras_eexit.models import msdnet_cifar
+from keras_eexit.models import msdnet_imagenet
 from keras_eexit.models import ranet_cifar
 from keras_eexit.models import small_cnn
 from keras_eexit.models import text_transformer as tt
@@ -56,6 +57,10 @@ FAMILIES = {
     "msdnet": (lambda: msdnet_cifar(
         num_classes=CLASSES, input_shape=(16, 16, 3), channels=4,
         growth_rate=2, head_filters=8, exits=3), _images((16, 16, 3))),
+    "msdnet_imagenet": (lambda: msdnet_imagenet(
+        num_classes=CLASSES, input_shape=(32, 32, 3), channels=4,
+        growth_rate=2, head_filters=8, exits=2, base=1, step=1),
+        _images((32, 32, 3))),
     "ranet": (lambda: ranet_cifar(
         num_classes=CLASSES, input_shape=(16, 16, 3), channels=4,
         growth_rate=4, head_filters=8, exits=3, base_blocks=1,
@@ -68,7 +73,15 @@ FAMILIES = {
 }
 
 
-@pytest.fixture(params=sorted(FAMILIES))
+# Variants whose layers another family runs (the ImageNet MSDNet differs
+# from the CIFAR one by its stem and head widths; test_msdnet_imagenet.py
+# saves and loads it): `-m slow` runs them.
+SLOW = {"msdnet_imagenet"}
+
+
+@pytest.fixture(params=[
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+    for name in sorted(FAMILIES)])
 def family(request):
     if request.param == "text_keras_hub" and not tt.keras_hub_available():
         pytest.skip("keras-hub is not installed")
