@@ -3,10 +3,10 @@
 import dataclasses
 import weakref
 
-import keras
 import numpy as np
 from keras import ops
 
+from keras_eexit.utils.batches import array_batches
 from keras_eexit.utils.batches import is_batch_stream
 from keras_eexit.utils.batches import iterate_batches
 from keras_eexit.utils.compiled import compile_layers_call
@@ -233,7 +233,7 @@ def _labelled_batches(data, batch_size):
                 "collect needs labelled data: a tuple (x, y) of arrays or a "
                 f"data set of (x, y) batches; received a "
                 f"{type(data).__name__} of {len(data)} element(s).")
-        return _array_batches(data, batch_size)
+        return array_batches(data, batch_size)
     if not is_batch_stream(data) and hasattr(data, "shape"):
         raise ValueError(
             "collect needs labelled data to measure accuracy: pass (x, y) "
@@ -248,16 +248,6 @@ def _labelled_batches(data, batch_size):
     if is_batch_stream(data):
         return iterate_batches(data)
     return data
-
-
-def _array_batches(data, batch_size):
-    """Batches `(x, y)` of at most `batch_size` rows of arrays `(x, y)`
-    (`x` may be a dict or tuple of arrays)."""
-    data = keras.tree.map_structure(np.asarray, tuple(data))
-    size = len(keras.tree.flatten(data)[0])
-    for start in range(0, size, batch_size):
-        yield keras.tree.map_structure(
-            lambda a: a[start:start + batch_size], data)
 
 
 def _describe_spec(spec):

@@ -24,8 +24,8 @@ registered ones included (their `scores` must read exit `k` from exits
 Example:
 
 ```python
-runner = JaxEarlyExit(model, "entropy")
-out = runner(x_batch, thresholds=np.full(3, 0.2, "float32"))
+runner = JaxEarlyExit(model)
+out = runner(x_batch, "entropy", np.full(3, 0.2, "float32"))
 out["exit_index"]  # (batch,) int32
 ```
 """
@@ -88,9 +88,11 @@ def _gather(structure, rows):
 class JaxEarlyExit:
     """Stage-by-stage early exit of a batch on JAX, with bucketed compaction.
 
+    The compiled stages do not depend on the decision rule: one runner
+    serves every criterion, threshold and temperature.
+
     Args:
         model: a built `MultiExitModel` (held by a weak reference).
-        criterion: a criterion name or `keras_eexit.criteria.Criterion`.
         observe: optional `observe(index, num_rows)` called on the host
             with the number of real rows stage `index` receives.
 
@@ -99,11 +101,10 @@ class JaxEarlyExit:
             how often each stage was traced (compiled) at each size.
     """
 
-    def __init__(self, model, criterion="max_softmax", observe=None):
+    def __init__(self, model, observe=None):
         import jax
 
         self._model = weakref.ref(model)
-        self.criterion = criteria_lib.get(criterion)
         self.observe = observe
         self.num_exits = model.num_exits
         self.traces = collections.Counter()
@@ -123,11 +124,12 @@ class JaxEarlyExit:
             return state, keras.ops.cast(logits, "float32")
         return stage
 
-    def __call__(self, x, thresholds, temperatures=None):
+    def __call__(self, x, criterion, thresholds, temperatures=None):
         """Runs the chain on a batch `x`.
 
         Args:
             x: a NumPy batch of inputs, `(batch,) + input_shape`.
+            criterion: a criterion name or `Criterion`.
             thresholds: float32 `(num_exits,)` per-exit thresholds.
             temperatures: optional float32 `(num_exits,)` temperatures.
 
@@ -136,6 +138,7 @@ class JaxEarlyExit:
             of the exit each sample took (temperature-scaled), and
             `exit_index` `(batch,)` int32 (0-based).
         """
+        criterion = criteria_lib.get(criterion)
         batch = len(x)
         positions = np.arange(batch)
         state = np.asarray(x)[bucket_rows(positions)]
@@ -161,8 +164,8 @@ class JaxEarlyExit:
             if k == self.num_exits - 1:
                 accept = np.ones(len(positions), bool)
             else:
-                scores = self.criterion.scores(passed)[k]
-                accept = self.criterion.accepts(scores, thresholds[k])
+                scores = criterion.scores(passed)[k]
+                accept = criterion.accepts(scores, thresholds[k])
             probs_out[positions[accept]] = passed[k][accept]
             index_out[positions[accept]] = k
             stay = np.flatnonzero(~accept)

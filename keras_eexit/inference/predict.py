@@ -96,15 +96,15 @@ def _check_inputs(model, x, batch_size):
     return x.astype(model.input_dtype)
 
 
-def jax_early_exit(model, criterion, observe=None):
-    """The `JaxEarlyExit` runner of `model` for `criterion` (JAX backend).
+def jax_early_exit(model, observe=None):
+    """The `JaxEarlyExit` runner of `model` (JAX backend).
 
-    One runner per model and criterion, cached while the model lives, so
-    its compiled stages (one per bucket size) serve every later call.
+    One runner per model, cached while the model lives, so its compiled
+    stages (one per bucket size) serve every later call, whatever the
+    criterion.
 
     Args:
         model: a built `MultiExitModel`.
-        criterion: a criterion name or `Criterion`.
         observe: see `JaxEarlyExit` (bypasses the cache).
 
     Returns:
@@ -112,14 +112,11 @@ def jax_early_exit(model, criterion, observe=None):
     """
     from keras_eexit.inference.compaction_jax import JaxEarlyExit
 
-    criterion = criteria_lib.get(criterion)
-    cache = _JAX_RUNNERS.setdefault(model, {})
-    if observe is None and criterion in cache:
-        return cache[criterion]
-    runner = JaxEarlyExit(model, criterion, observe=observe)
-    if observe is None:
-        cache[criterion] = runner
-    return runner
+    if observe is not None:
+        return JaxEarlyExit(model, observe=observe)
+    if model not in _JAX_RUNNERS:
+        _JAX_RUNNERS[model] = JaxEarlyExit(model)
+    return _JAX_RUNNERS[model]
 
 
 def _batch_runner(model, policy):
@@ -138,12 +135,12 @@ def _batch_runner(model, policy):
             return out[PROBABILITIES].numpy(), out[EXIT_INDEX].numpy()
         return run
     if backend == "jax":
-        runner = jax_early_exit(model, policy.criterion)
+        runner = jax_early_exit(model)
         t = policy.threshold_array()
 
         def run(batch):
             batch = np.asarray(batch).astype(model.input_dtype)
-            out = runner(batch, t, policy.temperatures)
+            out = runner(batch, policy.criterion, t, policy.temperatures)
             return out[PROBABILITIES], out[EXIT_INDEX]
         return run
     raise invalid_value("KERAS_BACKEND", "'tensorflow' or 'jax' for "

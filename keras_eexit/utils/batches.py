@@ -13,6 +13,7 @@ False
 """
 
 import keras
+import numpy as np
 
 from keras_eexit.utils.lazy_import import is_tf_dataset
 
@@ -41,3 +42,26 @@ def iterate_batches(stream):
     if isinstance(stream, keras.utils.PyDataset):
         return (stream[i] for i in range(len(stream)))
     return iter(stream)
+
+
+def array_batches(arrays, batch_size):
+    """Batches of at most `batch_size` rows of a tuple of arrays.
+
+    Args:
+        arrays: a tuple `(x, y)` (or longer) of arrays with the same
+            number of rows; an element may be a dict or tuple of arrays.
+        batch_size: rows per batch.
+
+    Returns:
+        An iterator over tuples of NumPy arrays, in order.
+
+    Example:
+
+    >>> [len(x) for x, y in array_batches((np.zeros(5), np.ones(5)), 2)]
+    [2, 2, 1]
+    """
+    arrays = keras.tree.map_structure(np.asarray, tuple(arrays))
+    size = len(keras.tree.flatten(arrays)[0])
+    for start in range(0, size, batch_size):
+        yield keras.tree.map_structure(
+            lambda a, start=start: a[start:start + batch_size], arrays)

@@ -141,10 +141,10 @@ def require_tensorflow(feature):
         importlib.import_module("tensorflow")
     except ImportError as error:
         raise ImportError(
-            f"{feature} needs TensorFlow, which cannot be imported "
-            f"({error}): install it (`pip install tensorflow`) and run "
-            "with KERAS_BACKEND=tensorflow, loading the model's .keras "
-            "file saved on any backend.") from None
+            f"{feature} needs `tensorflow`, which cannot be imported "
+            f"({error}). Install it (`pip install tensorflow`) and export "
+            "with KERAS_BACKEND=tensorflow, from the model's .keras file "
+            "saved on any backend.") from None
     backend = keras.backend.backend()
     if backend != "tensorflow":
         raise RuntimeError(
