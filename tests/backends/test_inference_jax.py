@@ -10,7 +10,10 @@ thresholds and temperatures, compiling each stage once per bucket size.
 """
 
 import importlib
+import json
 import math
+import os
+import pathlib
 import warnings
 
 import keras
@@ -19,6 +22,7 @@ import pytest
 
 from keras_eexit import MultiExitModel
 from keras_eexit import criteria
+from keras_eexit import load_model
 from keras_eexit.data import load
 from keras_eexit.data import load_arrays
 from keras_eexit.evaluation import budget_table
@@ -41,6 +45,15 @@ pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax",
     reason="JAX backend checks (test_inference_jax_subprocess.py runs them "
     "with KERAS_BACKEND=jax)")
+
+CRITERIA = ("max_softmax", "entropy", "patience", "static",
+            TopTwoMargin.name, LeastConfidence.name)
+"""Every built-in criterion and the two toy ones (registered by `toys`)."""
+
+REFERENCE_VARIABLE = "KERAS_EEXIT_TF_EARLY_EXIT_REFERENCE"
+"""Names a directory where `test_inference_jax_run.py` saved a model and
+the exits TensorFlow's early-exit graph takes (set in its JAX run)."""
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -81,7 +94,7 @@ def _check_against_sweep(model, x, outputs, policy, batch_size=64):
     return index
 
 
-def _policies(name, outputs):
+def policies_of(name, outputs):
     """Rules of `name`: per-exit thresholds just off the median scores,
     with and without temperatures, or each integer threshold."""
     criterion = criteria.get(name)
@@ -100,17 +113,31 @@ def _policies(name, outputs):
             ExitPolicy(name, criterion.never_exit(exits), num_exits=exits)]
 
 
-@pytest.mark.parametrize("name", ["max_softmax", "entropy", "patience",
-                                  "static", TopTwoMargin.name,
-                                  LeastConfidence.name])
+@pytest.mark.parametrize("name", CRITERIA)
 def test_decisions_equal_the_sweep_for_every_criterion(
         model, digits, test_outputs, toys, name):
     x = digits["x_test"][:150]
     taken = set()
-    for policy in _policies(name, test_outputs):
+    for policy in policies_of(name, test_outputs):
         taken |= set(_check_against_sweep(model, x, test_outputs,
                                           policy).tolist())
     assert taken == {0, 1, 2}  # the rules really split the batch
+
+
+@pytest.mark.skipif(
+    REFERENCE_VARIABLE not in os.environ,
+    reason="needs the TensorFlow reference of test_inference_jax_run.py")
+def test_decisions_equal_the_tensorflow_graphs(toys):
+    directory = pathlib.Path(os.environ[REFERENCE_VARIABLE])
+    model = load_model(directory / "model.keras")
+    reference = np.load(directory / "reference.npz")
+    policies = json.loads((directory / "policies.json").read_text())
+    assert len(policies) == len(reference["exits"]) > 10
+    for policy, expected in zip(policies, reference["exits"]):
+        _, index, _ = predict_early_exit(
+            model, reference["x"], policy=ExitPolicy.from_dict(policy),
+            batch_size=64)
+        np.testing.assert_array_equal(index, expected)
 
 
 def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
@@ -121,7 +148,7 @@ def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
         received[k] += rows
 
     runner = jax_early_exit(model, observe=observe)
-    policy = _policies("max_softmax", test_outputs)[0]
+    policy = policies_of("max_softmax", test_outputs)[0]
     x = digits["x_test"][:150]
     index = []
     for start in range(0, 150, 64):  # 64, 64 and 22 rows
@@ -146,7 +173,7 @@ def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
 
 def test_odd_batches_and_one_row_match_the_whole_batch(model, digits,
                                                        test_outputs):
-    policy = _policies("entropy", test_outputs)[1]
+    policy = policies_of("entropy", test_outputs)[1]
     x = digits["x_test"][:150]
     probs, index, _ = predict_early_exit(model, x, policy=policy,
                                          batch_size=150)
@@ -196,7 +223,7 @@ def test_tuple_states_are_compacted_tensor_by_tensor():
     x = np.random.default_rng(0).normal(
         size=(70,) + tuple(model.input_shape_)).astype("float32")
     outputs = collect(model, (x, np.zeros(70, "int64")), batch_size=32)
-    for policy in _policies("max_softmax", outputs)[:2]:
+    for policy in policies_of("max_softmax", outputs)[:2]:
         index = _check_against_sweep(model, x, outputs, policy,
                                      batch_size=32)
         assert len(np.unique(index)) >= 2
