@@ -3,10 +3,10 @@
 `load(name, ...)` returns a `Splits` of three batched pipelines plus a
 `DatasetInfo` (`tf.data` on TensorFlow; on another Keras backend the
 embedded sets come as `keras.utils.PyDataset`s of NumPy batches,
-`data/array_batches.py`); `load_arrays(name, ...)` returns the same splits as numpy
-arrays; `available()` lists the embedded sets that need no download
-(`"digits"`, `"mnist1d"`). Any other name is read offline from a prepared
-TensorFlow Datasets directory.
+`data/array_batches.py`); `load_arrays(name, ...)` returns the same
+splits as numpy arrays; `available()` lists the embedded sets that need
+no download (`"digits"`, `"mnist1d"`). Any other name is read offline
+from a prepared TensorFlow Datasets directory.
 """
 
 from keras_eexit.data.augment import AUGMENTATIONS

@@ -65,3 +65,26 @@ def array_batches(arrays, batch_size):
     for start in range(0, size, batch_size):
         yield keras.tree.map_structure(
             lambda a, start=start: a[start:start + batch_size], arrays)
+
+
+def count_batches(stream):
+    """The number of batches of a `tf.data.Dataset` or `PyDataset`.
+
+    Args:
+        stream: a data set (see `is_batch_stream`).
+
+    Returns:
+        An int (a `tf.data` set's cardinality: negative when unknown or
+        infinite).
+
+    Example:
+
+    >>> class Three(keras.utils.PyDataset):
+    ...     def __len__(self):
+    ...         return 3
+    >>> count_batches(Three())
+    3
+    """
+    if isinstance(stream, keras.utils.PyDataset):
+        return len(stream)
+    return int(stream.cardinality())

@@ -38,6 +38,7 @@ from keras_eexit.inference import predict_early_exit
 from keras_eexit.inference.compaction_jax import bucket_size
 from keras_eexit.inference.predict import jax_early_exit
 from keras_eexit.models import get_model
+from keras_eexit.utils.batches import count_batches
 from tests.inference.toy_criteria import LeastConfidence
 from tests.inference.toy_criteria import TopTwoMargin
 
@@ -256,6 +257,8 @@ def test_loaders_yield_numpy_py_datasets(model, digits):
     splits = load("digits", batch_size=32, validation_split=0.25, seed=0)
     for split in (splits.train, splits.validation, splits.test):
         assert isinstance(split, keras.utils.PyDataset)
+    assert count_batches(splits.train) == math.ceil(
+        len(digits["y_train"]) / 32)
     x, y = splits.test[0]
     assert isinstance(x, np.ndarray) and x.dtype == np.float32
     assert x.shape == (32, 8, 8, 1) and y.shape == (32,)
