@@ -66,7 +66,8 @@ def _batches(model, x, batch_size):
                               model.input_shape_, "predict_early_exit")
             check_finite_inputs(batch, first_sample=seen, use="inference")
             seen += int(batch.shape[0])
-            yield batch
+            if batch.shape[0]:  # an empty batch has no exit to take
+                yield batch
         return
     for start in range(0, len(x), batch_size):
         yield x[start:start + batch_size]

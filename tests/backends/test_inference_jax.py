@@ -27,6 +27,7 @@ from keras_eexit.data import load
 from keras_eexit.data import load_arrays
 from keras_eexit.evaluation import budget_table
 from keras_eexit.evaluation import collect
+from keras_eexit.evaluation import damping_outputs
 from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.inference import ExitPolicy
 from keras_eexit.inference import accuracy_drop_policy
@@ -251,6 +252,18 @@ def test_evaluation_and_calibration_on_numpy_inputs(model, digits,
                    accuracy_drop_policy(validation, 0.05, grid=10,
                                         passes=1)):
         _check_against_sweep(model, x, test_outputs, policy)
+
+
+def test_damping_heads_collect_and_report_on_jax(digits):
+    keras.utils.set_random_seed(0)
+    model = get_model("small_cnn", num_classes=10, width=4, damping=True)
+    x, y = digits["x_test"][:64], digits["y_test"][:64]
+    outputs = collect(model, (x, y), damping_probs="n_plus_1")
+    report = damping_outputs(model, (x, y), batch_size=20)
+    np.testing.assert_allclose(
+        report.damping, (1.0 - outputs.probs.sum(-1)).mean(-1), atol=1e-5)
+    np.testing.assert_allclose(report.accuracy, outputs.accuracy())
+    assert report.damping.shape == (3,) and np.all(report.damping > 0)
 
 
 def test_loaders_yield_numpy_py_datasets(model, digits):
