@@ -223,11 +223,10 @@ def _two_scale_model():
 def test_tuple_states_are_compacted_tensor_by_tensor():
     model = _two_scale_model()
     x = np.random.default_rng(0).normal(
-        size=(70,) + tuple(model.input_shape_)).astype("float32")
-    outputs = collect(model, (x, np.zeros(70, "int64")), batch_size=32)
+        size=(64,) + tuple(model.input_shape_)).astype("float32")
+    outputs = collect(model, (x, np.zeros(64, "int64")), batch_size=64)
     for policy in policies_of("max_softmax", outputs)[:2]:
-        index = _check_against_sweep(model, x, outputs, policy,
-                                     batch_size=32)
+        index = _check_against_sweep(model, x, outputs, policy)
         assert len(np.unique(index)) >= 2
 
 
