@@ -33,19 +33,38 @@ ideal one (base FLOPs divided by the mean FLOPs of the exits taken,
 internal heads evaluated on the way included) side by side. Target: at
 least 90% of the ideal ratio.
 
+`--backend jax` runs the same comparison on Keras' JAX backend (set
+before Keras is imported): the full pass and the stages alone are
+`jax.jit` programs, and early exit is `predict_early_exit`'s JAX runner
+(`keras_eexit/inference/compaction_jax.py`: each stage compiled per bucket
+size, decisions on the host between stages). The compilations happen in
+the untimed warm-up call; training there needs `fit` on JAX.
+
     python benchmarks/batched_early_exit.py              # a few minutes
     python benchmarks/batched_early_exit.py --models cifar_resnet
+    python benchmarks/batched_early_exit.py --backend jax
 """
 
 import argparse
 import os
+import sys
 import time
 
+
+def _backend_from_argv(argv):
+    """`--backend`'s value, read before Keras is imported (Keras fixes its
+    backend at import)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+                        default="tensorflow")
+    return parser.parse_known_args(argv)[0].backend
+
+
+os.environ["KERAS_BACKEND"] = _backend_from_argv(sys.argv[1:])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from keras_eexit import chain  # noqa: E402
 from keras_eexit.compat import flatten_layers  # noqa: E402
@@ -54,7 +73,9 @@ from keras_eexit.evaluation import collect  # noqa: E402
 from keras_eexit.inference import budgeted_batch_policy  # noqa: E402
 from keras_eexit.inference import predict_early_exit  # noqa: E402
 from keras_eexit.inference.predict import early_exit_function  # noqa: E402
+from keras_eexit.inference.predict import jax_early_exit  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
+from keras_eexit.utils.compiled import compile_layers_call  # noqa: E402
 
 SETTINGS = {
     # builder arguments, epochs argument
@@ -87,6 +108,32 @@ def side_by_side(calls, repeats):
     return {name: (wall[name], cpu[name]) for name in calls}
 
 
+def early_exit_call(model, policy):
+    """`call(batch) -> exit indices`: the backend's compiled early exit,
+    without `predict_early_exit`'s input checks."""
+    t = policy.threshold_array()
+    if keras.backend.backend() == "jax":
+        runner = jax_early_exit(model)
+        return lambda batch: runner(batch, policy.criterion, t,
+                                    policy.temperatures)["exit_index"]
+    function = early_exit_function(model, policy.criterion)
+    temps = keras.ops.convert_to_tensor(policy.temperature_array())
+    t = keras.ops.convert_to_tensor(t)
+    return lambda batch: keras.ops.convert_to_numpy(
+        function(keras.ops.convert_to_tensor(batch), t, temps)["exit_index"])
+
+
+def device_name():
+    """The device Keras computes on (`"CPU"`, `"GPU"`, ...)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()[0].platform.upper()
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices()[-1].device_type
+
+
 def run(name, arrays, args):
     builder, epochs = SETTINGS[name]
     epochs = getattr(args, epochs)
@@ -111,37 +158,36 @@ def run(name, arrays, args):
     batch = np.concatenate([x] * int(np.ceil(args.batch / len(x))))
     batch = batch[: args.batch]
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 32, 32, 3))])
-    def full(inputs):
+    def full_pass(inputs):
         state = inputs
         for segment in model.segments:
             state = segment(state, training=False)
-        return tf.nn.softmax(model.heads[-1](chain.head_input(state),
-                                             training=False))
+        return keras.ops.softmax(model.heads[-1](chain.head_input(state),
+                                                 training=False))
 
-    early = early_exit_function(model, policy.criterion)
-    t = tf.constant(policy.threshold_array())
-    temps = tf.constant(policy.temperature_array())
-    xb = tf.constant(batch)
+    full = compile_layers_call(model, full_pass)
+    early = early_exit_call(model, policy)
+    xb = keras.ops.convert_to_tensor(batch)
     _, index, flops = predict_early_exit(model, batch, policy=policy,
                                          batch_size=args.batch)
     reach = [int((index >= k).sum()) for k in range(model.num_exits)]
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 32, 32, 3))])
-    def stages_alone(inputs):
+    def stages_pass(inputs):
         state, outputs = inputs, []
         for k, rows in enumerate(reach):
             if not rows:
                 break
             state = keras.tree.map_structure(lambda s: s[:rows], state)
             state, logits = chain.run_stage(model, k, state, training=False)
-            outputs.append(tf.nn.softmax(logits))
+            outputs.append(keras.ops.softmax(logits))
         return outputs
 
+    stages_alone = compile_layers_call(model, stages_pass)
+    to_numpy = keras.ops.convert_to_numpy
     times = side_by_side({
-        "full": lambda: full(xb).numpy(),
-        "early": lambda: early(xb, t, temps)["exit_index"].numpy(),
-        "alone": lambda: [p.numpy() for p in stages_alone(xb)],
+        "full": lambda: to_numpy(full(xb)),
+        "early": lambda: early(batch),
+        "alone": lambda: [to_numpy(p) for p in stages_alone(xb)],
     }, args.repeats)
     in_batch = test.probs[:, np.arange(args.batch) % len(x)]
     expected = policy.exit_indices(in_batch)
@@ -191,11 +237,14 @@ def main(argv=None):
                         "network's")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+                        default="tensorflow",
+                        help="Keras backend (set before Keras is imported)")
     args = parser.parse_args(argv)
     raw = load_arrays("digits", validation_split=0.25, seed=args.seed)
     arrays = {k: to_cifar_shape(v) if k.startswith("x_") else v
               for k, v in raw.items()}
-    print(f"Device: {tf.config.list_logical_devices()[-1].device_type}")
+    print(f"Backend: {keras.backend.backend()}, device: {device_name()}")
     return [run(name, arrays, args) for name in args.models.split(",")]
 
 

@@ -1,11 +1,13 @@
-"""Data sets for early-exit experiments, as `tf.data` pipelines or arrays.
+"""Data sets for early-exit experiments: pipelines or arrays.
 
 `load(name, ...)` returns a `Splits` of three batched pipelines plus a
-`DatasetInfo`; `load_arrays(name, ...)` returns the same splits as numpy
-arrays; `available()` lists the embedded sets that need no download
-(`"digits"`, `"mnist1d"`). Any other name is read offline from a prepared
-TensorFlow Datasets directory; CIFAR-10/100 also from the official Python
-archive (`load_cifar` reads it as arrays).
+`DatasetInfo` (`tf.data` on TensorFlow; on another Keras backend the
+embedded sets come as `keras.utils.PyDataset`s of NumPy batches,
+`data/array_batches.py`); `load_arrays(name, ...)` returns the same
+splits as numpy arrays; `available()` lists the embedded sets that need
+no download (`"digits"`, `"mnist1d"`). Any other name is read offline
+from a prepared TensorFlow Datasets directory; CIFAR-10/100 also from the
+official Python archive (`load_cifar` reads it as arrays).
 """
 
 from keras_eexit.data.augment import AUGMENTATIONS

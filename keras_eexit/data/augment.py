@@ -22,7 +22,6 @@ channels).
 
 import keras
 
-from keras_eexit.utils.lazy_import import tf
 from keras_eexit.utils.validation import check_choice
 
 #: Valid augmentation names.
@@ -111,9 +110,10 @@ def build_augmenter(names, input_shape, num_classes, seed):
     soft = uses_soft_labels(names)
 
     def augment_batch(images, labels):
-        images = tf.cast(images, "float32")
+        images = keras.ops.cast(images, "float32")
         if soft:
-            labels = tf.one_hot(tf.cast(labels, "int32"), num_classes)
+            labels = keras.ops.one_hot(keras.ops.cast(labels, "int32"),
+                                       num_classes)
         for name, layer in layers:
             if name in LABEL_MIXING:
                 out = layer({"images": images, "labels": labels}, training=True)

@@ -43,6 +43,9 @@ class Splits:
     `soft_labels` is `True`, so train with a categorical (not sparse)
     cross-entropy.
 
+    On a Keras backend other than TensorFlow, the embedded sets' splits
+    are `keras.utils.PyDataset`s of NumPy batches (`ArrayBatches`).
+
     Args:
         train: Shuffled, batched, optionally augmented, prefetched
             `tf.data.Dataset`.

@@ -12,6 +12,7 @@ import difflib
 import numbers
 import os
 
+import keras
 import numpy as np
 
 from keras_eexit.data import augment as augment_lib
@@ -19,6 +20,7 @@ from keras_eexit.data import cifar_source
 from keras_eexit.data import embedded as embedded_lib
 from keras_eexit.data import pipeline as pipeline_lib
 from keras_eexit.data import tfds_source
+from keras_eexit.data.array_batches import ArrayBatches
 from keras_eexit.data.info import DatasetInfo
 from keras_eexit.data.info import Splits
 from keras_eexit.utils.lazy_import import tf
@@ -282,6 +284,24 @@ def _split_cache(cache, split):
     return cache
 
 
+def _array_splits(name, batch_size, validation_split, seed, num_samples,
+                  augment_names):
+    """An embedded set's `Splits` of `ArrayBatches` (no TensorFlow)."""
+    arrays = _embedded_arrays(name, validation_split, seed, num_samples)
+    info = arrays["info"]
+    augmenter = None
+    if augment_names:
+        augmenter = augment_lib.build_augmenter(
+            augment_names, info.input_shape, info.num_classes, seed)
+    train = ArrayBatches(arrays["x_train"], arrays["y_train"], batch_size,
+                         shuffle=True, seed=seed, map_batch=augmenter)
+    validation, test = (
+        ArrayBatches(arrays[f"x_{split}"], arrays[f"y_{split}"], batch_size)
+        for split in ("val", "test"))
+    return Splits(train=train, validation=validation, test=test, info=info,
+                  soft_labels=augment_lib.uses_soft_labels(augment_names))
+
+
 def load(
     name,
     batch_size=64,
@@ -296,6 +316,14 @@ def load(
     image_size=None,
 ):
     """Loads a data set as train / validation / test `tf.data` pipelines.
+
+    On a Keras backend other than TensorFlow (`KERAS_BACKEND=jax`), the
+    embedded sets come as `keras.utils.PyDataset`s of NumPy batches
+    (`data.array_batches.ArrayBatches`: the same splits and batch size,
+    the training split shuffled with `seed` every epoch, the same
+    augmentation layers; `cache`, `shuffle_buffer` and `deterministic`
+    have no use there) and need no TensorFlow; TFDS sets are read with
+    TensorFlow on every backend.
 
     Pipelines (all with `AutoShardPolicy.DATA`):
 
@@ -378,6 +406,9 @@ def load(
         # Fail before generating or reading any data.
         _check_augment_shape(name, embedded_lib.EMBEDDED_SHAPES[name], augment)
 
+    if kind == "embedded" and keras.backend.backend() != "tensorflow":
+        return _array_splits(name, batch_size, validation_split, seed,
+                             num_samples, names)
     if kind == "embedded":
         arrays = _embedded_arrays(name, validation_split, seed, num_samples)
         info = arrays["info"]

@@ -6,9 +6,15 @@ import weakref
 import numpy as np
 from keras import ops
 
+from keras_eexit.utils.batches import array_batches
+from keras_eexit.utils.batches import is_batch_stream
+from keras_eexit.utils.batches import iterate_batches
+from keras_eexit.utils.compiled import compile_layers_call
+
 # One compiled inference call per model, reused by every `collect` (a new
 # `tf.function` per call would trace again each time, and TensorFlow warns
-# about repeated retracing after a few evaluations).
+# about repeated retracing after a few evaluations; on JAX, XLA would
+# compile again).
 _INFERENCE_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
@@ -16,27 +22,26 @@ def inference_function(model):
     """The model's compiled `model(x, training=False)`, traced once.
 
     Kept per model (without keeping the model alive; rebuilt if its
-    stages or heads were replaced) and traced with relaxed shapes, so
-    evaluating batches of any size, and evaluating the same model again
-    after more training, reuses the trace; the weights are read at every
-    call.
+    stages or heads were replaced) and compiled for the backend
+    (`utils.compiled.compile_layers_call`: a `tf.function` with relaxed
+    shapes on TensorFlow, `jax.jit` on JAX), so evaluating batches of any
+    size, and evaluating the same model again after more training,
+    reuses the trace; the weights are read at every call.
 
     Args:
         model: a `MultiExitModel`.
 
     Returns:
-        A `tf.function` mapping a batch of inputs to the model's outputs.
+        A function mapping a batch of inputs to the model's outputs.
     """
-    import tensorflow as tf
-
     # A model whose stages or heads were replaced gets a new trace.
     layers = tuple(id(layer) for layer in
                    list(model.segments) + list(model.heads))
     layers_then, function = _INFERENCE_FUNCTIONS.get(model, (None, None))
     if function is None or layers_then != layers:
         ref = weakref.ref(model)
-        function = tf.function(lambda x: ref()(x, training=False),
-                               reduce_retracing=True)
+        function = compile_layers_call(
+            model, lambda x: ref()(x, training=False))
         _INFERENCE_FUNCTIONS[model] = (layers, function)
     return function
 
@@ -130,8 +135,9 @@ def collect(model, data, batch_size=256, damping_probs="renormalized",
 
     Args:
         model: a `MultiExitModel`.
-        data: a `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`)
-            batches, or a tuple `(x, y)` of arrays. Labels are required.
+        data: a `tf.data.Dataset` or `keras.utils.PyDataset` of `(x, y)`
+            (or `(x, y, sample_weight)`) batches, or a tuple `(x, y)` of
+            arrays. Labels are required.
         batch_size: batch size used when `data` is arrays.
         damping_probs: `"renormalized"` or `"n_plus_1"`, for damping heads.
         convention: FLOP convention of `flops` and `base_flops`:
@@ -221,20 +227,17 @@ def _check_batch(model, x, y, first_sample):
 
 def _labelled_batches(data, batch_size):
     """`data` as an iterable of `(x, y, ...)` batches, or a clear error."""
-    import tensorflow as tf
-
     if isinstance(data, (tuple, list)):
         if len(data) != 2:
             raise ValueError(
                 "collect needs labelled data: a tuple (x, y) of arrays or a "
-                f"tf.data.Dataset of (x, y) batches; received a "
+                f"data set of (x, y) batches; received a "
                 f"{type(data).__name__} of {len(data)} element(s).")
-        return tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
-            batch_size)
-    if isinstance(data, np.ndarray) or tf.is_tensor(data):
+        return array_batches(data, batch_size)
+    if not is_batch_stream(data) and hasattr(data, "shape"):
         raise ValueError(
             "collect needs labelled data to measure accuracy: pass (x, y) "
-            "or a tf.data.Dataset of (x, y) batches; received inputs "
+            "or a data set of (x, y) batches; received inputs "
             f"without labels (an array of shape {tuple(data.shape)}).")
     spec = getattr(data, "element_spec", None)
     if spec is not None and not (isinstance(spec, tuple) and len(spec) >= 2):
@@ -242,6 +245,8 @@ def _labelled_batches(data, batch_size):
             "collect needs labelled data to measure accuracy: a "
             "tf.data.Dataset of (x, y) batches; this data set yields "
             f"{_describe_spec(spec)}. Map it to (x, y) pairs first.")
+    if is_batch_stream(data):
+        return iterate_batches(data)
     return data
 
 

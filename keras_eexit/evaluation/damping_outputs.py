@@ -43,8 +43,8 @@ def damping_outputs(model, data, batch_size=256):
 
     Args:
         model: a `MultiExitModel` whose heads all have a damping unit.
-        data: a `tf.data.Dataset` of `(x, y)` batches, or a tuple `(x, y)`
-            of arrays.
+        data: a `tf.data.Dataset` or `keras.utils.PyDataset` of `(x, y)`
+            batches, or a tuple `(x, y)` of arrays.
         batch_size: batch size used when `data` is arrays.
 
     Returns:
@@ -61,16 +61,21 @@ def damping_outputs(model, data, batch_size=256):
         - Diminishing Non-important Gradients for Training Dynamic
             Early-Exiting Networks, appendix C.2, Table 5.
     """
-    import tensorflow as tf
+    from keras import ops
 
     from keras_eexit.evaluation.collect import inference_function
     from keras_eexit.losses.damping_functions import check_damping_heads
     from keras_eexit.losses.labels import label_format
 
+    from keras_eexit.utils.batches import array_batches
+    from keras_eexit.utils.batches import is_batch_stream
+    from keras_eexit.utils.batches import iterate_batches
+
     check_damping_heads(model, "damping_outputs")
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(
-            batch_size)
+        data = array_batches(data, batch_size)
+    elif is_batch_stream(data):
+        data = iterate_batches(data)
     predict = inference_function(model)
     classes = model.num_classes
     damping = np.zeros(model.num_exits)
@@ -83,7 +88,8 @@ def damping_outputs(model, data, batch_size=256):
         y = y.reshape(-1)
         out = predict(x)
         for k, name in enumerate(model.exit_names):
-            probs = tf.nn.softmax(tf.cast(out[name], tf.float32)).numpy()
+            probs = ops.convert_to_numpy(
+                ops.softmax(ops.cast(out[name], "float32")))
             damping[k] += probs[:, -1].sum()
             correct[k] += (probs[:, :-1].argmax(-1) == y).sum()
         seen += len(y)

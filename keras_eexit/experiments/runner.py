@@ -15,6 +15,7 @@ from keras_eexit.experiments.progress import EpochLine
 from keras_eexit.experiments.run_dir import HistoryFile
 from keras_eexit.experiments.run_dir import RunDirectory
 from keras_eexit.experiments.run_dir import StartRun
+from keras_eexit.utils.batches import count_batches
 
 
 @dataclasses.dataclass
@@ -118,7 +119,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
                                         verbose=verbose > 0)
             epochs = build.fit_epochs(config, regime, model.num_exits)
             build.compile_model(model, config, regime,
-                                int(splits.train.cardinality()), epochs)
+                                count_batches(splits.train), epochs)
         plan = regimes.plan_text(regime, model.num_exits, epochs,
                                  budget=config.budget)
         log(f"Configuration: {config.describe()}.")

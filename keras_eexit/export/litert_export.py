@@ -16,6 +16,7 @@ from keras_eexit.export._convert import convert
 from keras_eexit.export._convert import representative_samples
 from keras_eexit.inference.graph_checks import INVALID_EXIT
 from keras_eexit.utils.atomic import atomic_path
+from keras_eexit.utils.lazy_import import require_tensorflow
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import invalid_value
 
@@ -142,6 +143,7 @@ def export_litert(
     probs, exit_index = runner.predict(x_test[:8], thresholds=0.8)
     ```
     """
+    require_tensorflow("export_litert")
     thresholds = renamed_argument("export_litert", deprecated, "threshold",
                                   "thresholds", thresholds)
     mode = check_choice("mode", mode, MODES)

@@ -6,7 +6,9 @@
   split (budgeted batch classification as MSDNet, a target accuracy drop,
   temperature scaling with ECE).
 * `predict_early_exit` (`predict.py`): batched early exit by compaction
-  (`compaction.py`, the graph shared with the exports).
+  (`compaction.py`, the TensorFlow graph shared with the exports;
+  `compaction_jax.py` on the JAX backend, stages compiled per
+  power-of-two bucket).
 * `export_saved_model` (`saved_model.py`): the same graph as a SavedModel
   serving signature.
 """

@@ -12,9 +12,13 @@ from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.inference.policy import as_policy
 from keras_eexit.models.input_checks import check_finite_inputs
 from keras_eexit.models.input_checks import check_input_shape
+from keras_eexit.utils.batches import is_batch_stream
+from keras_eexit.utils.batches import iterate_batches
+from keras_eexit.utils.lazy_import import is_tf_dataset
 from keras_eexit.utils.validation import invalid_value
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
+_JAX_RUNNERS = weakref.WeakKeyDictionary()
 
 
 def early_exit_function(model, criterion, observe=None):
@@ -54,30 +58,29 @@ def early_exit_function(model, criterion, observe=None):
 def _batches(model, x, batch_size):
     """The batches of `x`, each checked against the model's input shape
     and for non-finite values (a data set's batches as they come)."""
-    import tensorflow as tf
-
-    if isinstance(x, tf.data.Dataset):
+    if is_batch_stream(x):
         seen = 0
-        for batch in x:
+        for batch in iterate_batches(x):
             batch, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
             check_input_shape(getattr(batch, "shape", None),
                               model.input_shape_, "predict_early_exit")
             check_finite_inputs(batch, first_sample=seen, use="inference")
             seen += int(batch.shape[0])
-            yield batch
+            if batch.shape[0]:  # an empty batch has no exit to take
+                yield batch
         return
     for start in range(0, len(x), batch_size):
         yield x[start:start + batch_size]
 
 
 def _check_inputs(model, x, batch_size):
-    import tensorflow as tf
-
     if (isinstance(batch_size, bool)
             or not isinstance(batch_size, (int, np.integer))
             or batch_size < 1):
         raise invalid_value("batch_size", "an integer >= 1", batch_size)
-    if isinstance(x, tf.data.Dataset):
+    if is_tf_dataset(x):
+        import tensorflow as tf
+
         spec, _, _ = keras.utils.unpack_x_y_sample_weight(x.element_spec)
         if not isinstance(spec, tf.TensorSpec):
             raise invalid_value(
@@ -86,28 +89,85 @@ def _check_inputs(model, x, batch_size):
         check_input_shape(spec.shape, model.input_shape_,
                           "predict_early_exit")
         return x
+    if is_batch_stream(x):
+        return x
     x = np.asarray(x)
     check_input_shape(x.shape, model.input_shape_, "predict_early_exit")
     check_finite_inputs(x, use="inference")
     return x.astype(model.input_dtype)
 
 
+def jax_early_exit(model, observe=None):
+    """The `JaxEarlyExit` runner of `model` (JAX backend).
+
+    One runner per model, cached while the model lives, so its compiled
+    stages (one per bucket size) serve every later call, whatever the
+    criterion.
+
+    Args:
+        model: a built `MultiExitModel`.
+        observe: see `JaxEarlyExit` (bypasses the cache).
+
+    Returns:
+        A `keras_eexit.inference.compaction_jax.JaxEarlyExit`.
+    """
+    from keras_eexit.inference.compaction_jax import JaxEarlyExit
+
+    if observe is not None:
+        return JaxEarlyExit(model, observe=observe)
+    if model not in _JAX_RUNNERS:
+        _JAX_RUNNERS[model] = JaxEarlyExit(model)
+    return _JAX_RUNNERS[model]
+
+
+def _batch_runner(model, policy):
+    """`run(batch) -> (probabilities, exit_index)` for the backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        function = early_exit_function(model, policy.criterion)
+        t = tf.constant(policy.threshold_array())
+        temps = tf.constant(policy.temperature_array())
+
+        def run(batch):
+            out = function(tf.convert_to_tensor(batch, model.input_dtype),
+                           t, temps)
+            return out[PROBABILITIES].numpy(), out[EXIT_INDEX].numpy()
+        return run
+    if backend == "jax":
+        runner = jax_early_exit(model)
+        t = policy.threshold_array()
+
+        def run(batch):
+            batch = np.asarray(batch).astype(model.input_dtype)
+            out = runner(batch, policy.criterion, t, policy.temperatures)
+            return out[PROBABILITIES], out[EXIT_INDEX]
+        return run
+    raise invalid_value("KERAS_BACKEND", "'tensorflow' or 'jax' for "
+                        "predict_early_exit", backend)
+
+
 def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
                        temperatures=None, policy=None, batch_size=256):
     """Early-exit predictions for a batch, skipping the stages not needed.
 
-    Each batch runs stage by stage inside one `tf.function`: after stage
-    `k` the samples its exit accepts are done, and only the others (every
-    tensor of the state gathered down to them) enter stage `k + 1`. The
-    decision rule is `keras_eexit.criteria`'s, the same as
+    Each batch runs stage by stage: after stage `k` the samples its exit
+    accepts are done, and only the others (every tensor of the state
+    gathered down to them) enter stage `k + 1`. On TensorFlow the batch
+    runs inside one `tf.function` (`compaction.py`); on JAX each stage is
+    an XLA program compiled per bucket size (the continuing rows padded
+    to a power of two, `compaction_jax.py`) and decisions are made
+    between stages with the criterion's NumPy form. The decision rule is
+    `keras_eexit.criteria`'s, the same as
     `keras_eexit.evaluation.threshold_sweep` for the same thresholds: on the
     probabilities of `evaluation.collect` the two give the same exits (the
-    tests check it on every zoo family).
+    tests check it on every zoo family, and every criterion on JAX).
 
     Args:
         model: a built `MultiExitModel`.
-        x: inputs, an array `(N,) + input_shape` or a `tf.data.Dataset` of
-            batches (or of `(x, y)` pairs).
+        x: inputs, an array `(N,) + input_shape`, or a `tf.data.Dataset`
+            or `keras.utils.PyDataset` of batches (or of `(x, y)` pairs).
         thresholds: a number (every exit) or one per exit, in the
             criterion's range (default: the criterion's default).
         criterion: `"max_softmax"`, `"entropy"`, `"patience"`,
@@ -131,20 +191,15 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
     print(f"mean cost {flops.mean() / model.flops_per_exit()[-1]:.0%}")
     ```
     """
-    import tensorflow as tf
-
     policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
                        policy)
     x = _check_inputs(model, x, batch_size)
-    function = early_exit_function(model, policy.criterion)
-    t = tf.constant(policy.threshold_array())
-    temps = tf.constant(policy.temperature_array())
+    run = _batch_runner(model, policy)
     probs, index = [], []
     for batch in _batches(model, x, batch_size):
-        out = function(tf.convert_to_tensor(batch, model.input_dtype), t,
-                       temps)
-        probs.append(out[PROBABILITIES].numpy())
-        index.append(out[EXIT_INDEX].numpy())
+        batch_probs, batch_index = run(batch)
+        probs.append(batch_probs)
+        index.append(batch_index)
     if not probs:
         raise ValueError("predict_early_exit received no samples.")
     index = np.concatenate(index).astype(np.int64)

@@ -8,6 +8,7 @@ from keras_eexit.inference.compaction import EarlyExitGraph
 from keras_eexit.inference.graph_checks import InputChecks
 from keras_eexit.inference.policy import as_policy
 from keras_eexit.utils.atomic import atomic_directory
+from keras_eexit.utils.lazy_import import require_tensorflow
 
 SIGNATURE = "serving_default"
 """The signature TF Serving calls by default."""
@@ -63,6 +64,7 @@ def export_saved_model(model, path, thresholds=None, criterion="max_softmax",
     out["exit_index"]
     ```
     """
+    require_tensorflow("export_saved_model")
     import tensorflow as tf
 
     policy = as_policy(model.num_exits, thresholds, criterion, temperatures,

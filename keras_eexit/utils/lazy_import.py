@@ -109,3 +109,46 @@ def is_tf_dataset(value):
     False
     """
     return tensorflow_imported() and isinstance(value, tf.data.Dataset)
+
+
+def require_tensorflow(feature):
+    """Fails in one line unless `feature`, a TensorFlow tool, can run here.
+
+    SavedModel and LiteRT exports trace the model's layers into a
+    TensorFlow graph: they need TensorFlow importable and the TensorFlow
+    Keras backend. A model trained on JAX exports from a TensorFlow
+    session through its `.keras` file.
+
+    Args:
+        feature: what is asked for, named in the message
+            (`"export_litert"`).
+
+    Raises:
+        ImportError: when TensorFlow cannot be imported.
+        RuntimeError: when Keras runs another backend.
+
+    Example:
+
+    >>> import keras
+    >>> if keras.backend.backend() == "tensorflow":
+    ...     require_tensorflow("this example")
+    """
+    import importlib
+
+    import keras
+
+    try:
+        importlib.import_module("tensorflow")
+    except ImportError as error:
+        raise ImportError(
+            f"{feature} needs `tensorflow`, which cannot be imported "
+            f"({error}). Install it (`pip install tensorflow`) and export "
+            "with KERAS_BACKEND=tensorflow, from the model's .keras file "
+            "saved on any backend.") from None
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{feature} traces the model into a TensorFlow graph and needs "
+            f"KERAS_BACKEND=tensorflow (this process runs {backend!r}): "
+            "save the model as a .keras file and export it from a "
+            "TensorFlow session.")

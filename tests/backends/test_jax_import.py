@@ -132,7 +132,8 @@ model.compile(optimizer="adam", metrics=["accuracy"])
 y = np.array([0, 1, 2])
 for what, call in [("fit", lambda: model.fit(x, y, epochs=1, verbose=0)),
                    ("evaluate", lambda: model.evaluate(x, y, verbose=0)),
-                   ("data", lambda: keras_eexit.data.load("digits"))]:
+                   ("export", lambda: keras_eexit.inference.export_saved_model(
+                       model, os.path.join({str(out)!r}, "served")))]:
     try:
         call()
         report[what] = None
@@ -163,7 +164,7 @@ def test_training_on_jax_says_it_needs_tensorflow(without_tensorflow, what):
 
 def test_tf_tool_without_tensorflow_names_what_is_missing(
         without_tensorflow):
-    kind, message = without_tensorflow["data"]
+    kind, message = without_tensorflow["export"]
     assert kind == "ImportError"
     assert "needs `tensorflow`, which cannot be imported" in message
     assert "pip install tensorflow" in message
