@@ -13,6 +13,11 @@ both alike; the median epoch time of each is compared.
 
 Usage:
     python benchmarks/joint_throughput.py [--model cifar_resnet] [--epochs 6]
+        [--depth 56] [--backend jax] [--dtype-policy mixed_bfloat16]
+
+`--backend` sets `KERAS_BACKEND` before Keras is imported (the same script
+measures TensorFlow and JAX); `--dtype-policy` trains both models under a
+Keras dtype policy (mixed precision).
 
 Target: ours is no more than 5% slower (ratio <= 1.05).
 """
@@ -20,9 +25,23 @@ Target: ours is no more than 5% slower (ratio <= 1.05).
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _backend_from_argv(argv):
+    """`--backend`'s value, read before Keras is imported (Keras fixes its
+    backend at import)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+                        default=os.environ.get("KERAS_BACKEND",
+                                               "tensorflow"))
+    return parser.parse_known_args(argv)[0].backend
+
+
+os.environ["KERAS_BACKEND"] = _backend_from_argv(sys.argv[1:])
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -59,8 +78,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--jit-compile", default="auto",
                         choices=("auto", "true", "false"))
+    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+                        default=os.environ["KERAS_BACKEND"],
+                        help="Keras backend (set before Keras is imported)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="cifar_resnet depth (default: the zoo's, 20)")
+    parser.add_argument("--dtype-policy", default="float32",
+                        help="Keras dtype policy, e.g. mixed_bfloat16")
     args = parser.parse_args()
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    keras.config.set_dtype_policy(args.dtype_policy)
+    extra = {} if args.depth is None else {"depth": args.depth}
 
     shape = SHAPES[args.model]
     rng = np.random.default_rng(0)
@@ -68,12 +96,13 @@ def main():
     y = rng.integers(0, 10, size=args.samples)
 
     keras.utils.set_random_seed(0)
-    ours = models.get_model(args.model, input_shape=shape, num_classes=10)
+    ours = models.get_model(args.model, input_shape=shape, num_classes=10,
+                            **extra)
     ours.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                  metrics=["accuracy"], jit_compile=jit)
     keras.utils.set_random_seed(0)
     twin_source = models.get_model(args.model, input_shape=shape,
-                                   num_classes=10)
+                                   num_classes=10, **extra)
     plain = plain_twin(twin_source)
     plain.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -103,13 +132,15 @@ def main():
     # minimum is what each model costs when undisturbed.
     med = {k: min(v) for k, v in times.items()}
     steps = -(-args.samples // args.batch_size)
-    print(f"model={args.model} samples={args.samples} "
-          f"batch={args.batch_size} jit_compile={args.jit_compile} "
-          f"epochs timed={args.epochs}")
+    print(f"model={args.model} depth={args.depth or 'default'} "
+          f"samples={args.samples} batch={args.batch_size} "
+          f"jit_compile={args.jit_compile} backend={keras.backend.backend()} "
+          f"dtype_policy={args.dtype_policy} epochs timed={args.epochs}")
     for k in ("ours", "plain"):
         print(f"{k:>6}: fastest epoch {med[k]:.3f} s, median "
               f"{statistics.median(times[k]):.3f} s "
-              f"({steps / med[k]:.1f} steps/s)")
+              f"({steps / med[k]:.1f} steps/s, "
+              f"{args.samples / med[k]:.0f} images/s)")
     ratio = med["ours"] / med["plain"]
     print(f"ratio ours/plain = {ratio:.3f} (target <= 1.05): "
           f"{'PASS' if ratio <= 1.05 else 'FAIL'}")

@@ -84,7 +84,7 @@ class FisherPass(StepContributor):
         store = self.store
         take = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
         if self.num_samples is not None:
-            room = self.num_samples - float(store.count.numpy())
+            room = self.num_samples - float(store.count.value)
             take = max(0, min(take, int(room)))
         if take > 0:
             trainable, non_trainable = state[0], state[1]

@@ -1,11 +1,14 @@
 """Identity in the forward pass, scaled gradient in the backward pass."""
 
+import keras
+
 from keras_eexit.utils.lazy_import import tf
 
 
 def rescale_gradient(x, scale):
     """Returns `x`; the gradient flowing back through it is scaled by `scale`.
 
+    TensorFlow's `tf.custom_gradient`, or JAX's `jax.custom_vjp`.
     Used by gradient equilibrium (Li et al., "Improved Techniques for
     Training Adaptive Deep Networks", ICCV 2019).
 
@@ -25,6 +28,9 @@ def rescale_gradient(x, scale):
     1.5
     """
 
+    if keras.backend.backend() == "jax":
+        return _jax_rescale(x, float(scale))
+
     @tf.custom_gradient
     def _identity(t):
         def grad(upstream):
@@ -33,3 +39,21 @@ def rescale_gradient(x, scale):
         return tf.identity(t), grad
 
     return _identity(x)
+
+
+def _jax_rescale(x, scale):
+    """`rescale_gradient` on JAX: a `jax.custom_vjp` identity."""
+    import jax
+
+    @jax.custom_vjp
+    def identity(t):
+        return t
+
+    def forward(t):
+        return t, None
+
+    def backward(_, upstream):
+        return (upstream * jax.numpy.asarray(scale, upstream.dtype),)
+
+    identity.defvjp(forward, backward)
+    return identity(x)

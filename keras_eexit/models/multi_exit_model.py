@@ -2,6 +2,7 @@
 
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_eexit.api import register
@@ -439,7 +440,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
             self.exit_weights.assign(exit_weights(loss_weights,
                                                   self.num_exits))
         self._loss_weights_config = None if loss_weights is None else [
-            float(w) for w in self.exit_weights.numpy()]
+            float(w) for w in np.asarray(self.exit_weights.value)]
         metrics = kwargs.pop("metrics", None)
         if isinstance(metrics, (list, tuple)):
             metrics = {name: list(metrics) for name in self._exit_names}
@@ -752,7 +753,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
             return super().load_weights(filepath, *args, **kwargs)
         variables = list(self.weights) + list(
             [] if self.optimizer is None else self.optimizer.variables)
-        before = [v.numpy() for v in variables]
+        before = [np.asarray(v.value) for v in variables]
         failure = None
         try:
             super().load_weights(filepath, *args, **kwargs)
@@ -823,25 +824,30 @@ class MultiExitModel(TrainerHooks, keras.Model):
 
 
 class _AttachedValues:
-    """The values of the attached states' variables, compared by identity.
+    """The values of the attached variables a step reads, by identity.
 
     Keras' JAX trainer passes the model's own variables to the traced step
     as arguments, but a variable outside the model (a teacher snapshot,
     LwF references, EWC's Fisher and anchors) is read once, when the step
     is traced, and kept as a constant. A JAX value is immutable, so a new
     value is a new object: a step traced before any of them was written
-    differs from this key and is traced again. TensorFlow's traced step
-    reads every variable when it runs (the key is then empty).
+    differs from this key and is traced again. (The regime's own counters
+    are not read by a step.) TensorFlow's traced step reads every variable
+    when it runs (the key is then empty).
     """
 
     def __init__(self, model):
         self.values = []
         if keras.backend.backend() == "tensorflow":
             return
-        for name in STATE_SLOTS:
-            attached = getattr(model, name, None)
-            self.values.extend(
-                v.value for v in getattr(attached, "weights", ()))
+        state = model.regime_state
+        read = [model.eexit_snapshot_teacher, model.eexit_fisher_store]
+        if state is not None:
+            read += [state.teacher, state.fisher_store,
+                     *state.references.values()]
+        for attached in read:
+            if attached is not None:
+                self.values.extend(v.value for v in attached.weights)
 
     def __eq__(self, other):
         return (isinstance(other, _AttachedValues)

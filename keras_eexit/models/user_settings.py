@@ -35,7 +35,7 @@ class UserSettings:
 
     def __init__(self, model):
         self.trainable = trainable_flags(model)
-        self.exit_weights = np.array(model.exit_weights.numpy())
+        self.exit_weights = np.array(model.exit_weights.value)
         self.learning_rate = float_learning_rate(model.optimizer)
 
     def restore(self, model):

@@ -136,7 +136,7 @@ class Regime(keras.callbacks.Callback):
     def phase_index(self):
         """Index of the active phase (0-based)."""
         state = self._state()
-        return 0 if state is None else int(state.phase_index.numpy())
+        return 0 if state is None else int(state.phase_index.value)
 
     @property
     def phase(self):
@@ -291,8 +291,8 @@ class Regime(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         state = self.model.regime_state
         self._run.last_epoch = epoch
-        index = int(state.phase_index.numpy())
-        start = int(state.phase_start.numpy())
+        index = int(state.phase_index.value)
+        start = int(state.phase_start.value)
         # Fixed-length phases end by epoch count: derived from the absolute
         # epoch, so a run resumed by BackupAndRestore lands in its phase.
         while (
@@ -316,8 +316,8 @@ class Regime(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         state = self.model.regime_state
-        index = int(state.phase_index.numpy())
-        start = int(state.phase_start.numpy())
+        index = int(state.phase_index.value)
+        start = int(state.phase_start.value)
         phase = self.phases[index]
         if logs is not None:
             logs["phase"] = index
@@ -402,8 +402,8 @@ class Regime(keras.callbacks.Callback):
                     "metrics need `validation_data`)."
                 )
         state = self.model.regime_state
-        best = state.best.numpy().copy()
-        wait = state.wait.numpy().copy()
+        best = np.array(state.best.value)
+        wait = np.array(state.wait.value)
         first = self._fresh_monitor
         improved = False
         for i, name in enumerate(names):

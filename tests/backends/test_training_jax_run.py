@@ -1,0 +1,54 @@
+"""Runs `test_training_jax.py` on JAX, with TensorFlow made unimportable.
+
+The backend is fixed when Keras is first imported, so the JAX training
+checks run in a fresh Python (`KERAS_BACKEND=jax`) whose import system
+refuses `tensorflow`: every regime, EWC's Fisher pass, resume and failure
+handling must work there without it.
+"""
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None,
+    reason="JAX is not installed (`pip install -e .[test]` installs its CPU "
+    "wheel): the JAX backend cannot be tested")
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+RUN_WITHOUT_TENSORFLOW = """
+import importlib.abc
+import sys
+
+import pytest
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError(f"{name} is made unimportable by the test")
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                      "tests/backends/test_training_jax.py"]))
+"""
+
+
+def test_training_on_jax_without_tensorflow():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(
+               [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_WITHOUT_TENSORFLOW], capture_output=True,
+        text=True, timeout=1200, env=env, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout[-4000:]
+                                    + result.stderr[-2000:])
+    assert " passed" in result.stdout and "skipped" not in result.stdout, (
+        result.stdout[-2000:])
