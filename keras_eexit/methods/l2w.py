@@ -298,6 +298,7 @@ class L2W(keras.layers.Layer, StepContributor):
         if not isinstance(model, MultiExitModel):
             raise invalid_value("model", "a keras_eexit.MultiExitModel",
                                 model)
+        self.check_backend()
         if model.distribute_strategy.num_replicas_in_sync > 1:
             raise ValueError(
                 "L2W does not support distribution strategies with several "

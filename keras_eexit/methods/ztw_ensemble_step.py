@@ -51,6 +51,7 @@ class ZTWEnsembleStep(StepContributor):
     def __init__(self, model, learning_rate=1e-2):
         from keras_eexit.methods.ztw import ensemble_heads
 
+        self.check_backend()
         heads = ensemble_heads(model)
         if not heads:
             raise ValueError(

@@ -129,6 +129,16 @@ class StepContributor:
         """A short description for the step's plan (the class name)."""
         return type(self).__name__
 
+    @classmethod
+    def check_backend(cls):
+        """Raises `NotImplementedError` on a backend it does not run on."""
+        backend = keras.backend.backend()
+        if cls.backends is not None and backend not in cls.backends:
+            raise NotImplementedError(
+                f"{cls.__name__} runs on the {' or '.join(cls.backends)} "
+                f"backend only for now. Received: KERAS_BACKEND="
+                f"{backend!r}. Train with KERAS_BACKEND=tensorflow.")
+
     def trace_key(self):
         """What, besides identity, the traced step depends on."""
         return None
@@ -213,14 +223,7 @@ class TrainStep:
             raise ValueError(
                 f"Invalid roles of {contributor.describe()}: expected some "
                 f"of {ROLES}. Received: roles={contributor.roles}")
-        backend = keras.backend.backend()
-        if (contributor.backends is not None
-                and backend not in contributor.backends):
-            raise NotImplementedError(
-                f"{contributor.describe()} runs on the "
-                f"{' or '.join(contributor.backends)} backend only for now. "
-                f"Received: KERAS_BACKEND={backend!r}. Train this phase "
-                "with KERAS_BACKEND=tensorflow.")
+        contributor.check_backend()
         for other in self._contributors:
             _check_pair(contributor, other)
             _check_pair(other, contributor)

@@ -231,3 +231,25 @@ def test_gradient_equilibrium_averages_exit_gradients_on_jax():
         np.testing.assert_allclose(with_ge[k], expected, rtol=1e-4,
                                    atol=1e-7)
     model.gradient_equilibrium = False
+
+
+@pytest.mark.parametrize("name", ["l2w", "ztw"])
+def test_tensorflow_only_methods_refuse_jax_in_one_line(name):
+    from keras_eexit.methods.registry import get_method
+    from keras_eexit.regimes.registry import regime_for_budget as budget
+
+    x, y = _data(16)
+    method = get_method(name)
+    plain = make_tiny_model()
+    with pytest.raises(NotImplementedError,
+                       match="tensorflow backend only.*KERAS_BACKEND='jax'"):
+        # L2W refuses when it attaches; ZTW when its ensemble phase starts.
+        model = method.build(plain)
+        model.compile(optimizer="sgd")
+        regime = method.adapt(budget("joint_two_stage", 2,
+                                     model.num_exits), epochs=2)
+        model.fit(x, y, batch_size=16, epochs=None
+                  if regime.epochs_for(model) else 2, verbose=0,
+                  callbacks=[regime])
+    # Refused without leaving anything frozen.
+    assert all(layer.trainable for layer in plain.segments + plain.heads)
