@@ -8,7 +8,17 @@
 #
 #   bash benchmarks/device_check.sh            # from anywhere
 #   PYTHON=/path/to/python LOGS=/tmp/dc bash benchmarks/device_check.sh
+#   bash benchmarks/device_check.sh --backend jax   # device_check_jax.sh:
+#                                                   # JAX, no TensorFlow
 set -euo pipefail
+if [ "${1:-}" = "--backend" ]; then
+    case "${2:-}" in
+        jax) exec bash "$(dirname "$0")/device_check_jax.sh" ;;
+        tensorflow) ;;
+        *) echo "--backend: expected jax or tensorflow, got '${2:-}'" >&2
+           exit 2 ;;
+    esac
+fi
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 LOGS="${LOGS:-$(mktemp -d -t device_check.XXXXXX)}"
@@ -20,10 +30,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 DEVICE=$("$PYTHON" -c "import tensorflow as tf; d = [x.device_type for x in tf.config.list_logical_devices()]; print('GPU' if 'GPU' in d else 'TPU' if 'TPU' in d else 'CPU')" 2>/dev/null)
 echo "FIGURE device: $DEVICE ($("$PYTHON" -c "import tensorflow as tf; print(', '.join(x.name for x in tf.config.list_physical_devices()))" 2>/dev/null)); logs in $LOGS"
 if [ "$DEVICE" = "CPU" ]; then
-    JOINT=(--samples 512 --batch-size 128 --epochs 2)
+    JOINT=(--samples 512 --batch-size 128 --epochs 2); DEPTH=20
     MIXED=(--samples 512 --batch-size 128 --epochs 2)
 else
-    JOINT=(--samples 8192 --batch-size 256 --epochs 4)
+    JOINT=(--samples 8192 --batch-size 256 --epochs 4); DEPTH=56
     MIXED=(--samples 8192 --batch-size 256 --epochs 3)
 fi
 
@@ -39,13 +49,14 @@ pick() {  # pick LOG PATTERN
 }
 
 # 1. Training throughput: MultiExitModel.fit (Joint) vs the plain Keras
-#    functional twin, cifar_resnet(20), median epoch time.
-"$PYTHON" benchmarks/joint_throughput.py --model cifar_resnet "${JOINT[@]}" \
+#    functional twin, cifar_resnet(56) on a GPU (20 on a CPU), fastest epoch.
+"$PYTHON" benchmarks/joint_throughput.py --model cifar_resnet \
+    --depth "$DEPTH" "${JOINT[@]}" \
     > "$LOGS/joint_throughput.txt" 2>&1
 ratio=$(pick "$LOGS/joint_throughput.txt" "^ratio ours/plain")
 ours=$(pick "$LOGS/joint_throughput.txt" "^ +ours:" | sed -E 's/.*\((.*) steps\/s\)/\1/')
 plain=$(pick "$LOGS/joint_throughput.txt" "^ +plain:" | sed -E 's/.*\((.*) steps\/s\)/\1/')
-echo "FIGURE training throughput (cifar_resnet20, $DEVICE): joint $ours steps/s, plain Keras $plain steps/s; $ratio"
+echo "FIGURE training throughput (cifar_resnet$DEPTH, $DEVICE): joint $ours steps/s, plain Keras $plain steps/s; $ratio"
 
 # 2. Batched early exit: compaction vs the plain forward pass, batch 256.
 "$PYTHON" benchmarks/batched_early_exit.py --batch 256 \

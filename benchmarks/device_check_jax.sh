@@ -31,7 +31,8 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 DEVICE=$("$PYTHON" -c "import jax; print(jax.devices()[0].platform.upper())")
-echo "FIGURE device: $DEVICE ($("$PYTHON" -c "import jax, keras; print(jax.devices()[0].device_kind, '| jax', jax.__version__, '| keras', keras.__version__)")); logs in $LOGS"
+INFO=$("$PYTHON" -c "import jax, keras, keras_eexit; print(jax.devices()[0].device_kind, '| jax', jax.__version__, '| keras', keras.__version__)")
+echo "FIGURE device: $DEVICE ($INFO); logs in $LOGS"
 if [ "$DEVICE" = "CPU" ]; then
     DEPTH=20; FIT=(--samples 512 --batch-size 128 --epochs 2)
     MIXED=mixed_bfloat16; BATCH=(--batch 128 --repeats 2 --epochs 1)
