@@ -1,4 +1,4 @@
-"""`reproduce`: a recipe → its runs (learning-rate search, arms × seeds) → report.
+"""`reproduce`: a recipe → its runs (lr search, arms × seeds) → report.
 
 Every run has its own directory under `out/runs/` and goes through
 `keras_eexit.experiments.run`, so it is resumable the way `keras-eexit
