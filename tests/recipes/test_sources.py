@@ -164,3 +164,12 @@ def test_print_config_has_the_issue_keys(name):
     smoke = recipes.get(name).settings("smoke")
     assert "NOT comparable" in smoke["warning"]
     assert any(d.startswith("smoke scale") for d in smoke["deviations"])
+
+
+def test_docs_list_every_recipe():
+    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs"
+            / "reproduce.md").read_text(encoding="utf-8")
+    for name in recipes.names():
+        assert f"### `{name}`" in docs, name
+        for deviation in recipes.get(name).deviations:
+            assert deviation in docs, (name, deviation)
