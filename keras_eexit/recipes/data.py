@@ -110,8 +110,11 @@ def synthetic_arrays(input_shape, num_classes, num_train, seed):
 
 
 def _cifar_arrays(name, data_dir, validation_split, split_seed):
+    import importlib
+
     try:
-        from keras_eexit.data import cifar_archive
+        cifar_archive = importlib.import_module(
+            "keras_eexit.data.cifar_archive")
     except ImportError:
         raise ValueError(
             "Reading the CIFAR Python archives needs "
@@ -127,7 +130,10 @@ def _cifar_arrays(name, data_dir, validation_split, split_seed):
     # Per-channel standardisation with the training split's statistics.
     mean = x_train[train].mean(axis=(0, 1, 2))
     std = x_train[train].std(axis=(0, 1, 2))
-    scale = lambda x: ((x - mean) / std).astype("float32")  # noqa: E731
+
+    def scale(x):
+        return ((x - mean) / std).astype("float32")
+
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     return {"x_train": scale(x_train[train]),
             "y_train": y_train[train].astype("int32"),
