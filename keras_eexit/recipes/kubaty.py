@@ -39,7 +39,10 @@ def _arms(backbone_grid, phase_grid, method="sdn"):
     return (
         Arm(f"joint{suffix}", "joint", method=method,
             lr_search={"learning_rate": phase_grid}),
-        Arm(f"disjoint{suffix}", "two_stage", method=method,
+        # Augmented batches differ every epoch: the heads phase recomputes
+        # the frozen backbone's features instead of replaying a cache.
+        Arm(f"disjoint{suffix}", "two_stage", {"cache_features": False},
+            method=method,
             lr_search={"backbone_learning_rate": backbone_grid,
                        "heads_learning_rate": phase_grid}),
         Arm(f"mixed{suffix}", "mixed", method=method,
