@@ -32,6 +32,7 @@ from keras_eexit import losses
 from keras_eexit import metrics
 from keras_eexit import methods
 from keras_eexit import models
+from keras_eexit import recipes
 from keras_eexit import regimes
 from keras_eexit import testing
 from keras_eexit import utils
@@ -60,6 +61,7 @@ __all__ = [
     "methods",
     "metrics",
     "models",
+    "recipes",
     "regimes",
     "testing",
     "utils",

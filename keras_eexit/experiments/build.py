@@ -17,6 +17,8 @@ def load_data(config):
               "deterministic": config.deterministic}
     if config.num_samples is not None:
         kwargs["num_samples"] = config.num_samples
+    if config.augment is not None:
+        kwargs["augment"] = config.augment
     if config.data_dir is not None:
         kwargs["data_dir"] = config.data_dir
     return data.load(config.dataset, **kwargs)
@@ -91,8 +93,8 @@ def build_model(config, info):
 
     model = models.get_model(
         config.model_name,
-        **builder_kwargs(config.model_name, info, config.head,
-                         config.damping))
+        **{**builder_kwargs(config.model_name, info, config.head,
+                            config.damping), **config.model_params})
     prepare = getattr(regimes.REGIMES[config.regime], "prepare_model", None)
     model = model if prepare is None else prepare(model)
     return methods.get_method(config.method).build(model)
@@ -144,25 +146,64 @@ def fit_epochs(config, regime, num_exits):
     return regime.epochs_for(num_exits) or config.budget
 
 
-def compile_model(model, config, regime, steps_per_epoch, epochs):
-    """Compiles `model` with Adam at the config's learning rate.
+def learning_rate(config, regime, num_exits, steps_per_epoch, epochs):
+    """The optimizer's learning rate: a float or a Keras schedule.
 
-    A cosine schedule decays over the whole run; it needs regimes that set
-    no per-phase learning rate (a phase assigns a float rate).
+    `"cosine"` decays over the whole run
+    (`keras.optimizers.schedules.CosineDecay`), `"multistep"` multiplies the
+    rate by `decay_factor` after each epoch of `milestones`
+    (`PiecewiseConstantDecay`). A decaying schedule needs a regime that
+    sets no per-phase learning rate (a phase assigns a float rate).
     """
     import keras
 
     rate = config.learning_rate
+    if config.schedule == "constant":
+        return rate
+    if any(p.learning_rate for p in regime.phases_for(num_exits)):
+        raise ValueError(
+            f"--schedule {config.schedule} cannot be combined with a regime "
+            "that sets per-phase learning rates; use --schedule constant."
+        )
+    if steps_per_epoch <= 0:
+        return rate
     if config.schedule == "cosine":
-        if any(p.learning_rate for p in regime.phases_for(model.num_exits)):
-            raise ValueError(
-                "--schedule cosine cannot be combined with a regime that "
-                "sets per-phase learning rates; use --schedule constant."
-            )
-        if steps_per_epoch > 0:
-            rate = keras.optimizers.schedules.CosineDecay(
-                config.learning_rate, decay_steps=steps_per_epoch * epochs)
-    model.compile(optimizer=keras.optimizers.Adam(rate),
+        return keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=steps_per_epoch * epochs)
+    boundaries = [m * steps_per_epoch for m in config.milestones]
+    values = [rate * config.decay_factor ** i
+              for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries,
+                                                            values)
+
+
+def make_optimizer(config, rate):
+    """The Keras optimizer of `config` at `rate` (a float or schedule)."""
+    import keras
+
+    kwargs = {}
+    if config.clipnorm is not None:
+        kwargs["clipnorm"] = config.clipnorm
+    if config.weight_decay:
+        kwargs["weight_decay"] = config.weight_decay
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config.momentum,
+                                    nesterov=config.nesterov, **kwargs)
+    if config.optimizer == "adamw":
+        kwargs.setdefault("weight_decay", 0.0)
+        return keras.optimizers.AdamW(rate, **kwargs)
+    return keras.optimizers.Adam(rate, **kwargs)
+
+
+def compile_model(model, config, regime, steps_per_epoch, epochs):
+    """Compiles `model` with the config's optimizer and schedule.
+
+    The default is Adam at a constant rate; see `learning_rate` and
+    `make_optimizer`.
+    """
+    rate = learning_rate(config, regime, model.num_exits, steps_per_epoch,
+                         epochs)
+    model.compile(optimizer=make_optimizer(config, rate),
                   metrics=["accuracy"])
 
 

@@ -15,7 +15,9 @@ DEFAULT_EPOCHS = 12
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LEARNING_RATE = 3e-3
 DEFAULT_SCHEDULE = "constant"
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "multistep")
+DEFAULT_OPTIMIZER = "adam"
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 # `--model auto`: the zoo model for each embedded data set.
 DEFAULT_MODELS = {"digits": "small_cnn", "mnist1d": "cnn1d"}
@@ -75,6 +77,8 @@ class ExperimentConfig:
             `"cifar100"` the official Python archive, its folder, or a
             directory holding either (`keras_eexit.data.load`).
         model: a zoo model name, or `"auto"` (see `DEFAULT_MODELS`).
+        model_params: more arguments of the zoo builder (`depth`,
+            `exits`, `channels`, ...), over those the data set implies.
         regime: a registered regime name (`keras_eexit.regimes.REGIMES`).
         method: an early-exit method (`keras_eexit.methods.METHODS`:
             `"sdn"`, `"pbee"`, `"ztw"`, `"gpf"`, ...): the network the
@@ -85,9 +89,24 @@ class ExperimentConfig:
         head: the exit head type of zoo models that take one.
         epochs: the epoch budget (`None`: `DEFAULT_EPOCHS`).
         batch_size: the global batch size.
-        learning_rate: Adam's learning rate (a number > 0).
-        schedule: `"constant"` or `"cosine"` (cosine decay over the run;
-            only for regimes that set no per-phase learning rate).
+        learning_rate: the optimizer's learning rate (a number > 0).
+        schedule: `"constant"`, `"cosine"` (cosine decay over the run) or
+            `"multistep"` (the rate times `decay_factor` at each epoch of
+            `milestones`); a decaying schedule needs a regime that sets no
+            per-phase learning rate.
+        optimizer: `"adam"` (the default), `"adamw"` or `"sgd"`
+            (`keras.optimizers.Adam` / `AdamW` / `SGD`).
+        momentum: SGD's momentum.
+        nesterov: SGD with Nesterov momentum.
+        weight_decay: the optimizer's weight decay (Keras' decoupled
+            decay, `variable -= learning_rate * weight_decay * variable`;
+            0: none).
+        clipnorm: clip each gradient to this norm (`None`: no clipping).
+        milestones: `"multistep"` only: the epochs (increasing) after
+            which the rate is multiplied by `decay_factor`.
+        decay_factor: `"multistep"` only: the factor at each milestone.
+        augment: the training batches' augmentation (`keras_eexit.data.
+            load`'s `augment`: `"flip_crop"`, `["cutmix", "mixup"]`, ...).
         num_samples: the size of generated data sets (mnist1d).
         seed: seeds weights, data order and dropout.
         deterministic: deterministic ops and data order.
@@ -103,6 +122,7 @@ class ExperimentConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     model: str = "auto"
+    model_params: dict = dataclasses.field(default_factory=dict)
     regime: str = "joint"
     regime_params: dict = dataclasses.field(default_factory=dict)
     method: str = "sdn"
@@ -111,6 +131,14 @@ class ExperimentConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float = DEFAULT_LEARNING_RATE
     schedule: str = DEFAULT_SCHEDULE
+    optimizer: str = DEFAULT_OPTIMIZER
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clipnorm: float | None = None
+    milestones: tuple = ()
+    decay_factor: float = 0.1
+    augment: str | list | None = None
     num_samples: int | None = None
     seed: int = 0
     deterministic: bool = False
@@ -140,6 +168,8 @@ class ExperimentConfig:
         from keras_eexit import methods
 
         methods.get_method(self.method)
+        if not isinstance(self.model_params, dict):
+            raise invalid_value("model_params", "a dict", self.model_params)
         if not isinstance(self.regime_params, dict):
             raise invalid_value("regime_params", "a dict",
                                 self.regime_params)
@@ -148,6 +178,7 @@ class ExperimentConfig:
         check_positive_int("batch_size", self.batch_size)
         check_number("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_choice("schedule", self.schedule, SCHEDULES)
+        self._check_optimizer()
         if self.num_samples is not None:
             check_positive_int("num_samples", self.num_samples)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -162,6 +193,32 @@ class ExperimentConfig:
         regimes.regime_for_budget(self.regime, self.budget, 3,
                                   **{**self.regime_params,
                                      "verbose": False})
+
+    def _check_optimizer(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        if not isinstance(self.nesterov, bool):
+            raise invalid_value("nesterov", "a bool", self.nesterov)
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise invalid_value("momentum", "0 (and nesterov=False) unless "
+                                "optimizer='sgd'", self.momentum)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        if self.clipnorm is not None:
+            check_number("clipnorm", self.clipnorm, 0.0, low_open=True)
+        milestones = list(self.milestones)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1
+               for m in milestones) or milestones != sorted(set(milestones)):
+            raise invalid_value("milestones", "increasing epochs >= 1",
+                                self.milestones)
+        if milestones and self.schedule != "multistep":
+            raise invalid_value("milestones", "() unless schedule="
+                                "'multistep'", self.milestones)
+        check_number("decay_factor", self.decay_factor, 0.0, 1.0,
+                     low_open=True)
+        if self.augment is not None:
+            from keras_eexit.data.augment import parse_augment
+
+            parse_augment(self.augment)
 
     # ----------------------------------------------------------- derived
     @property
@@ -188,9 +245,7 @@ class ExperimentConfig:
 
     def describe(self):
         """One line naming every setting that shapes the result."""
-        rate = f"Adam lr {self.learning_rate:g}"
-        if self.schedule != "constant":
-            rate += f" ({self.schedule} decay)"
+        rate = describe_optimizer(self)
         params = ", ".join(f"{k}={v!r}" for k, v in
                            sorted(self.regime_params.items()))
         regime = self.regime + (f" [{params}]" if params else "")
@@ -205,6 +260,8 @@ class ExperimentConfig:
             parts.append(f"strategy {self.strategy}")
         if self.precision != "float32":
             parts.append(f"precision {self.precision}")
+        if self.augment is not None:
+            parts.append(f"augment {self.augment}")
         if self.deterministic:
             parts.append("deterministic")
         if self.convergence is not None:
@@ -217,7 +274,9 @@ class ExperimentConfig:
     # ------------------------------------------------------ serialisation
     def to_dict(self):
         """A JSON-able dict (`from_dict` reads it back)."""
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["milestones"] = list(self.milestones)
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -237,6 +296,8 @@ class ExperimentConfig:
                 "it was written by another version of keras-eexit."
             )
         values = dict(values)
+        if values.get("milestones") is not None:
+            values["milestones"] = tuple(values["milestones"])
         if values.get("convergence") is not None:
             values["convergence"] = Convergence(**values["convergence"])
         return cls(**values)
@@ -244,3 +305,23 @@ class ExperimentConfig:
     def replace(self, **changes):
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
+
+
+def describe_optimizer(config):
+    """`"Adam lr 0.003"`, `"SGD lr 0.1 (momentum 0.9, cosine decay)"`..."""
+    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}[config.optimizer]
+    notes = []
+    if config.momentum:
+        notes.append(f"momentum {config.momentum:g}"
+                     + (", Nesterov" if config.nesterov else ""))
+    if config.weight_decay:
+        notes.append(f"weight decay {config.weight_decay:g}")
+    if config.clipnorm is not None:
+        notes.append(f"clipnorm {config.clipnorm:g}")
+    if config.schedule == "multistep":
+        notes.append(f"x{config.decay_factor:g} after epochs "
+                     f"{list(config.milestones)}")
+    elif config.schedule != "constant":
+        notes.append(f"{config.schedule} decay")
+    text = f"{name} lr {config.learning_rate:g}"
+    return text + (f" ({', '.join(notes)})" if notes else "")

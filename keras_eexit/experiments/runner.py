@@ -58,7 +58,7 @@ class Result:
 
 
 def run(config, out=None, resume=False, verbose=2, callbacks=(),
-        strategy=None, log=None):
+        strategy=None, log=None, load_data=None):
     """Trains and evaluates one configuration.
 
     Order: seed, then fresh data pipelines, the model (in the strategy's
@@ -78,6 +78,10 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             `config.strategy`; create it before any TensorFlow work).
         log: `f(text)` for the run's messages (default: `print`; `None`
             output with `verbose=0`).
+        load_data: `f(config)` returning the run's `data.Splits` (default:
+            `keras_eexit.data.load` of `config.dataset`); the recipes read
+            data sets that `data.load` does not name (CIFAR archives,
+            synthetic smoke images) through it.
 
     Returns:
         A `Result`.
@@ -112,7 +116,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     with distribution.precision_policy(config.precision):
-        splits = build.load_data(config)
+        splits = (load_data or build.load_data)(config)
         with strategy.scope():
             model = build.build_model(config, splits.info)
             regime = build.build_regime(config, model.num_exits,

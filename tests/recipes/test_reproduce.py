@@ -1,0 +1,146 @@
+"""`keras-eexit reproduce`: listing, printing, refusing, running, resuming."""
+
+import csv
+import dataclasses
+import json
+
+import keras
+import pytest
+
+from keras_eexit import recipes
+from keras_eexit.cli.main import main
+
+
+def test_list_names_every_recipe(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    listed = [line.split("\t")[0]
+              for line in capsys.readouterr().out.splitlines()]
+    assert listed == recipes.names()
+    for prefix in ("kubaty_", "zniber_", "rahmath_", "damping_"):
+        assert any(n.startswith(prefix) for n in listed), prefix
+
+
+def test_print_config_is_one_json_object(capsys):
+    assert main(["reproduce", "damping_msdnet_cifar100",
+                 "--print-config"]) == 0
+    settings = json.loads(capsys.readouterr().out)
+    assert settings["optimizer"] == {
+        "name": "sgd", "learning_rate": 0.1, "momentum": 0.9,
+        "nesterov": False, "weight_decay": 0.0, "clipnorm": None}
+    assert settings["schedule"]["name"] == "cosine"
+    assert settings["batch_size"] == 64 and settings["epochs"] == 300
+    assert "004_c3d7fba32766f10f.txt:L834" in settings["sources"]["epochs"]
+
+
+def test_unknown_recipe_is_refused_with_the_names(capsys):
+    assert main(["reproduce", "kubaty_resnet", "--print-config"]) == 2
+    error = capsys.readouterr().err
+    assert "kubaty_resnet34_cifar10" in error
+
+
+@pytest.mark.parametrize("data_dir", [None, "missing"])
+def test_missing_data_fails_at_once(tmp_path, capsys, data_dir):
+    out = tmp_path / "out"
+    argv = ["reproduce", "kubaty_resnet34_cifar100", "--out", str(out)]
+    if data_dir is not None:
+        argv += ["--data-dir", str(tmp_path / data_dir)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "cifar-100-python.tar.gz" in error and "tfds build" in error
+    assert not out.exists()  # refused before anything was written
+
+
+def test_an_empty_data_dir_names_what_to_put_there(tmp_path, capsys):
+    assert main(["reproduce", "zniber_resnet34_cifar100", "--data-dir",
+                 str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "is not in" in error and "cifar-100-python" in error
+
+
+def test_a_model_the_zoo_lacks_is_refused(monkeypatch, tmp_path):
+    from keras_eexit import models
+
+    (tmp_path / "imagenet2012").mkdir()
+    monkeypatch.delitem(models.MODELS, "msdnet_imagenet", raising=False)
+    with pytest.raises(ValueError, match="msdnet_imagenet"):
+        recipes.reproduce("damping_msdnet_imagenet", data_dir=str(tmp_path),
+                          out=str(tmp_path / "out"), verbose=0)
+
+
+def _csv_rows(path):
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+class _Starts(keras.callbacks.Callback):
+    """Counts `fit` calls (one per run trained)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_train_begin(self, logs=None):
+        self.count += 1
+
+
+def test_smoke_run_killed_in_its_second_run_resumes_there(tmp_path):
+    # Kubaty et al.'s ViT recipe with two of its arms, at smoke scale.
+    recipe = recipes.get("kubaty_vit_cifar10")
+    recipe = dataclasses.replace(recipe, arms=recipe.arms[:2])
+    out = str(tmp_path / "vit")
+    starts = _Starts()
+    messages = []
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if starts.count == 2:  # the second run: disjoint
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        recipes.reproduce(recipe, scale="smoke", out=out, verbose=0,
+                          callbacks=[starts, Crash()], log=messages.append)
+    assert starts.count == 2
+    starts.count = 0
+    summary = recipe.run(scale="smoke", out=out, verbose=0,
+                         callbacks=[starts], log=messages.append)
+    # joint finished before the crash (not retrained); disjoint resumed at
+    # its saved epoch: one `fit` call.
+    assert starts.count == 1
+    assert any(m.startswith("Resuming the interrupted run") and
+               "disjoint" in m for m in messages)
+    disjoint = [r for r in summary["records"] if r["regime"] == "disjoint"]
+    # The whole history: the epoch before the crash and those after.
+    assert disjoint[0]["epochs"] == len(disjoint[0]["history"]["loss"]) > 1
+    assert [r["regime"] for r in summary["records"]] == ["joint",
+                                                         "disjoint"]
+    report = (tmp_path / "vit" / "report.md").read_text()
+    assert report.count("NOT comparable") >= 2  # top and results table
+    rows = _csv_rows(summary["files"]["csv"])
+    assert {r["arm"] for r in rows} == {"joint", "disjoint"}
+    assert {r["column"] for r in rows} == {"25%", "50%", "75%", "100%",
+                                           "max"}
+    assert all(r["differs"].startswith("SMOKE") for r in rows)
+    assert (tmp_path / "vit" / "comparison" / "report.md").is_file()
+
+
+SLOW = [n for n in recipes.names() if n != "kubaty_vit_cifar10"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_every_recipe_runs_at_smoke_scale(name, tmp_path):
+    recipe = recipes.get(name)
+    if name == "damping_msdnet_imagenet":
+        # The 5-exit ImageNet MSDNet (`msdnet_imagenet`) is built by
+        # another change; its smoke scale runs a CIFAR ResNet stand-in.
+        assert recipe.smoke.model == "cifar_resnet"
+    summary = recipe.run(scale="smoke", out=str(tmp_path), verbose=0)
+    labels = {a.label for a in recipe.arms}
+    assert {r["regime"] for r in summary["records"]} == labels
+    rows = _csv_rows(summary["files"]["csv"])
+    assert {r["arm"] for r in rows} == labels
+    ours = {r["column"] for r in rows}
+    if any(set(t.columns) & ours and set(t.rows) & {a.row for a in
+                                                   recipe.arms}
+           for t in recipe.paper_tables):
+        assert any(r["paper"] for r in rows)  # transcribed cells matched
