@@ -1,5 +1,6 @@
 """Objectives: the training loss of a multi-exit model as a sum of terms."""
 
+import keras
 from keras import ops
 
 from keras_eexit.losses.exit_cross_entropy import ExitCrossEntropy
@@ -7,7 +8,10 @@ from keras_eexit.losses.objective_term import ObjectiveTerm
 
 
 def _replica_fraction():
-    """1 / number of replicas under a `tf.distribute` strategy, else 1."""
+    """1 / number of replicas under a `tf.distribute` strategy, else 1
+    (always 1 on another backend: JAX's data parallelism averages)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1.0
     import tensorflow as tf
 
     return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
