@@ -3,7 +3,8 @@
 Each check runs in a fresh Python with `KERAS_BACKEND=jax` (the backend is
 fixed when Keras is first imported). Building, calling, `predict` and
 `.keras` save/load of zoo models run there with TensorFlow made
-unimportable; training still needs the TensorFlow backend and says so.
+unimportable, and so do `fit` and `evaluate`; a TensorFlow tool (an
+export) says in one line what is missing.
 """
 
 import importlib.util
@@ -155,11 +156,11 @@ def test_zoo_model_calls_saves_and_loads_on_jax(without_tensorflow, name):
 
 
 @pytest.mark.parametrize("what", ["fit", "evaluate"])
-def test_training_on_jax_says_it_needs_tensorflow(without_tensorflow, what):
-    kind, message = without_tensorflow[what]
-    assert kind == "NotImplementedError"
-    assert f"MultiExitModel.{what} needs the TensorFlow backend" in message
-    assert "KERAS_BACKEND='jax'" in message
+def test_fit_and_evaluate_run_on_jax_without_tensorflow(without_tensorflow,
+                                                        what):
+    # `None`: the call returned (tests/backends/test_training_jax.py
+    # checks what training does there).
+    assert without_tensorflow[what] is None
 
 
 def test_tf_tool_without_tensorflow_names_what_is_missing(
