@@ -45,6 +45,19 @@ OBJECTIVES = [("small_cnn", "distillation"), ("small_cnn", "selective"),
 SLOW_OBJECTIVES = [("cifar_resnet_damping", "power_sqrt")]
 
 TOLERANCE = 1e-5
+DEEP_TOLERANCE = {"log": 1e-4, "update": 1e-3}
+"""Of the loss and the update of the `keras.applications` backbones
+(logits: 1e-5 as every family). Their 32-pixel inputs reach 1x1 maps at
+stride 32, where BatchNorm in training mode normalises over the batch's
+8 values: float32 round-off is amplified. It is not the backend's: on
+TensorFlow alone, MobileNetV2's float32 update differs from its float64
+update by 3.8e-4, as much as TensorFlow's from JAX's (3.2e-4)."""
+DEEP = {"mobilenet_v2_exits", "resnet50_exits"}
+UNDETERMINED_UPDATE = {"resnet50_exits"}
+"""Families whose one-step update float32 does not determine at these
+sizes: ResNet-50's BatchNorm (epsilon 1e-5) over 8 values of a 1x1 map
+makes TensorFlow's own float32 update differ from its float64 update by
+up to 1.0. Their logits and losses are compared, not their updates."""
 
 
 def _available(families):
@@ -88,17 +101,22 @@ def _check_one_step(directory, family, objective):
     for key in logits:
         np.testing.assert_allclose(jax[key], tf[key], rtol=TOLERANCE,
                                    atol=TOLERANCE, err_msg=key)
+    deep = family in DEEP
     for key in logs:
-        np.testing.assert_allclose(jax[key], tf[key], rtol=TOLERANCE,
-                                   err_msg=key)
-    for key in updates:
-        np.testing.assert_allclose(jax[key], tf[key], rtol=0.0,
-                                   atol=TOLERANCE, err_msg=key)
-    # The step moved nearly every weight (by far more than the tolerance
-    # at most), BatchNorm's moving statistics included.
+        np.testing.assert_allclose(
+            jax[key], tf[key], err_msg=key,
+            rtol=DEEP_TOLERANCE["log"] if deep else TOLERANCE)
+    for key in [] if family in UNDETERMINED_UPDATE else updates:
+        np.testing.assert_allclose(
+            jax[key], tf[key], rtol=0.0, err_msg=key,
+            atol=DEEP_TOLERANCE["update"] if deep else TOLERANCE)
+    # The step moved most weights (by far more than the tolerance at
+    # most), BatchNorm's moving statistics included. Not all: the
+    # multi-scale nets compute finer scales in their last layers that no
+    # exit reads (their weights get no gradient).
     size = np.array([np.abs(tf[key]).max() for key in sorted(updates)])
     np.testing.assert_array_equal(jax["moving"], tf["moving"])
-    assert (size > 0).mean() > 0.9, f"{family}: the step moved little"
+    assert (size > 0).mean() > 0.5, f"{family}: the step moved little"
     assert size.max() > 100 * TOLERANCE
     assert (size[tf["moving"]] > 0).all()
     return tf
