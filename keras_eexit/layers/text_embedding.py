@@ -135,10 +135,12 @@ class TextEmbedding(keras.layers.Layer):
         length = ops.shape(x)[1]
         # `keras.ops` calls throughout (no `+` or `[:]` on variables): the
         # Fisher pass of EWC intercepts them for one-pass per-sample
-        # gradients (`keras_eexit.fisher.per_sample`).
+        # gradients (`keras_eexit.fisher.per_sample`). The variable is
+        # converted before the slice: JAX's `dynamic_slice` takes arrays,
+        # not objects with `__jax_array__`.
+        table = ops.convert_to_tensor(self.position_embeddings)
         positions = ops.cast(
-            ops.slice(self.position_embeddings, (0, 0),
-                      (length, self.hidden_dim)),
+            ops.slice(table, (0, 0), (length, self.hidden_dim)),
             self.compute_dtype,
         )
         segment = ops.cast(self.segment_embedding, self.compute_dtype)
