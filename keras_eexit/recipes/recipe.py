@@ -334,6 +334,10 @@ class Recipe:
             decay_factor=sched["decay_factor"],
             augment=settings["augmentation"], data_dir=data_dir,
             seed=seed, convergence=convergence,
+            # A smoke run's figures are printed in the README: the same
+            # command must give the same digits (TensorFlow's op
+            # determinism; a full run keeps the fast kernels).
+            deterministic=settings["scale"] == "smoke",
             label=arm.label)
 
     def run(self, data_dir=None, out=None, scale="full", **kwargs):
