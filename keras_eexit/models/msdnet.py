@@ -11,7 +11,9 @@ from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import REFERENCE_CONV_INIT
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import make_heads
 from keras_eexit.models.zoo_common import reference_conv_block
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import check_number
@@ -161,6 +163,7 @@ def msdnet_cifar(
     reduction=0.5,
     head_filters=128,
     bn_momentum=BN_MOMENTUM,
+    damping=False,
 ):
     """The Multi-Scale Dense Network (MSDNet) for CIFAR, with its exits.
 
@@ -259,6 +262,13 @@ def msdnet_cifar(
             reference). Defaults to 128.
         bn_momentum: momentum of every batch normalization, a float in
             [0, 1). Defaults to `BN_MOMENTUM` (0.9).
+        damping: if `True`, every exit head (final included) is a
+            `keras_eexit.layers.DampingHead` around the `MSDNetHead`: its
+            linear layer gets one extra output unit standing for no class
+            (the damping paper's damping neuron, "added to the last fully
+            connected layer of each classifier", paper 004, L11), for the
+            damping losses (`Joint(loss="damping" | "power_sqrt")`).
+            Defaults to `False`.
 
     Returns:
         A `MultiExitModel` named `"msdnet_cifar"` with `exits` exits
@@ -289,13 +299,14 @@ def msdnet_cifar(
         growth_factors=growth_factors,
         bottleneck_factors=bottleneck_factors, bottleneck=bottleneck,
         base=base, step=step, step_mode=step_mode, reduction=reduction,
-        head_filters=head_filters, bn_momentum=bn_momentum, stem="cifar")
+        head_filters=head_filters, bn_momentum=bn_momentum, stem="cifar",
+        damping=damping)
 
 
 def build_msdnet(name, *, num_classes, exits, input_shape, channels,
                  growth_rate, growth_factors, bottleneck_factors, bottleneck,
                  base, step, step_mode, reduction, head_filters, bn_momentum,
-                 stem):
+                 stem, damping=False):
     """Checks the arguments of an MSDNet builder and builds the network.
 
     The shared body of `msdnet_cifar` and `msdnet_imagenet` (their
@@ -303,7 +314,8 @@ def build_msdnet(name, *, num_classes, exits, input_shape, channels,
     scale from a 3x3 conv block) or `"imagenet"` (7x7/2 conv block and
     3x3/2 max pooling, so the finest scale is a quarter of the image
     side); `head_filters=None` gives each head as many channels as the
-    coarsest scale it reads (the reference's ImageNet classifier).
+    coarsest scale it reads (the reference's ImageNet classifier);
+    `damping=True` wraps every head in a `DampingHead`.
 
     Returns:
         A `MultiExitModel` named `name`.
@@ -332,6 +344,7 @@ def build_msdnet(name, *, num_classes, exits, input_shape, channels,
     reduction = float(reduction)
     bn_momentum = check_number("bn_momentum", bn_momentum, 0.0, 1.0,
                                high_open=True)
+    check_bool("damping", damping)
     if any(growth_rate * f % 2 for f in growth_factors[1:]):
         raise invalid_value(
             "growth_rate",
@@ -387,6 +400,7 @@ def build_msdnet(name, *, num_classes, exits, input_shape, channels,
             inputs, state if len(state) > 1 else state[0],
             name=f"stage_{k}"))
         filters = head_filters or state[0].shape[-1]
-        heads.append(MSDNetHead(num_classes, filters=filters,
-                                bn_momentum=bn_momentum, name=f"exit_{k}"))
+        heads += make_heads(MSDNetHead, num_classes, 1, start=k,
+                            damping=damping, filters=filters,
+                            bn_momentum=bn_momentum)
     return MultiExitModel(segments, heads, name=name)

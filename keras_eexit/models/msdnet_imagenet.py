@@ -19,6 +19,7 @@ def msdnet_imagenet(
     reduction=0.5,
     head_filters=None,
     bn_momentum=BN_MOMENTUM,
+    damping=False,
 ):
     """The Multi-Scale Dense Network (MSDNet) for ImageNet, with 5 exits.
 
@@ -94,6 +95,11 @@ def msdnet_imagenet(
             Defaults to `None`.
         bn_momentum: momentum of every batch normalization, a float in
             [0, 1). Defaults to `BN_MOMENTUM` (0.9).
+        damping: if `True`, every exit head (final included) is a
+            `keras_eexit.layers.DampingHead` around the `MSDNetHead`, with
+            one extra output unit standing for no class (the damping
+            paper's damping neuron, L11), for `Joint(loss="damping" |
+            "power_sqrt")`. Defaults to `False`.
 
     Returns:
         A `MultiExitModel` named `"msdnet_imagenet"` with `exits` exits
@@ -128,4 +134,5 @@ def msdnet_imagenet(
         growth_factors=growth_factors,
         bottleneck_factors=bottleneck_factors, bottleneck=bottleneck,
         base=base, step=step, step_mode=step_mode, reduction=reduction,
-        head_filters=head_filters, bn_momentum=bn_momentum, stem="imagenet")
+        head_filters=head_filters, bn_momentum=bn_momentum, stem="imagenet",
+        damping=damping)

@@ -10,7 +10,9 @@ from keras_eexit.layers.msdnet_head import MSDNetHead
 from keras_eexit.models.multi_exit_model import MultiExitModel
 from keras_eexit.models.zoo_common import BN_MOMENTUM
 from keras_eexit.models.zoo_common import check_input_shape
+from keras_eexit.models.zoo_common import make_heads
 from keras_eexit.models.zoo_common import reference_conv_block
+from keras_eexit.utils.validation import check_bool
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_num_classes
 from keras_eexit.utils.validation import check_number
@@ -161,6 +163,7 @@ def ranet_cifar(
     reduction=0.5,
     head_filters=128,
     bn_momentum=BN_MOMENTUM,
+    damping=False,
 ):
     """The Resolution Adaptive Network (RANet) for CIFAR, with its exits.
 
@@ -252,6 +255,13 @@ def ranet_cifar(
             reference). Defaults to 128.
         bn_momentum: momentum of every batch normalization, a float in
             [0, 1). Defaults to `BN_MOMENTUM` (0.9).
+        damping: if `True`, every exit head (final included) is a
+            `keras_eexit.layers.DampingHead` around the `MSDNetHead`, with
+            one extra output unit standing for no class (the damping
+            paper's damping neuron, "added to the last fully connected
+            layer of each classifier", paper 004, L11; its RANet table is
+            appendix C.3), for `Joint(loss="damping" | "power_sqrt")`.
+            Defaults to `False`.
 
     Returns:
         A `MultiExitModel` named `"ranet_cifar"` with `exits` exits
@@ -292,6 +302,7 @@ def ranet_cifar(
     reduction = check_fraction("reduction", reduction)
     bn_momentum = check_number("bn_momentum", bn_momentum, 0.0, 1.0,
                                high_open=True)
+    check_bool("damping", damping)
     configured = base_blocks + block_step * (num_scales - 1)
     if (
         isinstance(exits, bool)
@@ -389,6 +400,7 @@ def ranet_cifar(
             inputs[0] if k == 1 else inputs,
             outputs if len(outputs) > 1 else x,
             name=f"stage_{k}"))
-        heads.append(MSDNetHead(num_classes, filters=head_filters,
-                               bn_momentum=bn_momentum, name=f"exit_{k}"))
+        heads += make_heads(MSDNetHead, num_classes, 1, start=k,
+                            damping=damping, filters=head_filters,
+                            bn_momentum=bn_momentum)
     return MultiExitModel(segments, heads, name="ranet_cifar")

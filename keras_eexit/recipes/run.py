@@ -75,9 +75,10 @@ def _check_damping(recipe, model_name):
     if arms and "damping" not in params:
         raise ValueError(
             f"Recipe {recipe.name!r}: arms {arms} train with a damping loss, "
-            f"but zoo model {model_name!r} has no damping heads (no "
-            "`damping` argument); run --scale smoke, or a zoo version whose "
-            "builder takes `damping=True`.")
+            f"but zoo model {model_name!r} has no damping heads (its "
+            "builder takes no `damping` argument); give the builder "
+            "`damping=False` and build a `DampingHead` on every exit when "
+            "it is True, or drop those arms.")
 
 
 def _search(recipe, arm, settings, out, load, data_dir, callbacks,

@@ -1,5 +1,7 @@
 """The model zoo: shapes, names, saving, costs and argument errors."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -51,6 +53,14 @@ def test_registry_lists_every_builder():
         "msdnet_imagenet", "ranet_cifar", "vit_exits",
         "text_transformer_exits",
     ])
+
+
+def test_every_builder_takes_damping_off_by_default():
+    # The damping losses need a damping unit on every exit; every zoo
+    # architecture builds one on request (README, "A multi-exit model").
+    for name, builder in MODELS.items():
+        param = inspect.signature(builder).parameters.get("damping")
+        assert param is not None and param.default is False, name
 
 
 def test_outputs_are_named_logits(zoo_model):

@@ -67,6 +67,49 @@ def test_a_model_the_zoo_lacks_is_refused(monkeypatch, tmp_path):
                           out=str(tmp_path / "out"), verbose=0)
 
 
+DAMPING = [n for n in recipes.names() if n.startswith("damping_")]
+
+
+class _Loaded(Exception):
+    """Raised where a run would start loading data."""
+
+
+@pytest.mark.parametrize("name", DAMPING)
+def test_damping_recipes_pass_the_checks_of_a_full_run(name, monkeypatch,
+                                                        tmp_path):
+    # Their Damping / Power-sqrt / Dynamic arms need damping heads: every
+    # paper architecture (MSDNet, RANet) builds them, so the full run gets
+    # past its checks to loading the data.
+    from keras_eexit.recipes import data as data_lib
+
+    def loader(*args):
+        raise _Loaded
+
+    monkeypatch.setattr(data_lib, "check_data_dir", lambda *args: None)
+    monkeypatch.setattr(data_lib, "loader", loader)
+    recipe = recipes.get(name)
+    assert any(a.regime_params.get("loss") for a in recipe.arms)
+    with pytest.raises(_Loaded):
+        recipes.reproduce(recipe, data_dir=str(tmp_path),
+                          out=str(tmp_path / "out"), verbose=0)
+
+
+def test_a_damping_arm_on_a_model_without_damping_heads_is_refused(
+        monkeypatch, tmp_path):
+    from keras_eexit import models
+    from keras_eexit.recipes import data as data_lib
+
+    def plain_msdnet(num_classes=100, exits=7):
+        return None
+
+    monkeypatch.setattr(data_lib, "check_data_dir", lambda *args: None)
+    monkeypatch.setitem(models.MODELS, "msdnet_cifar", plain_msdnet)
+    with pytest.raises(ValueError, match="no damping heads"):
+        recipes.reproduce("damping_msdnet_cifar100", data_dir=str(tmp_path),
+                          out=str(tmp_path / "out"), verbose=0)
+    assert not (tmp_path / "out").exists()  # refused before writing
+
+
 def _csv_rows(path):
     with open(path, encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -130,10 +173,9 @@ SLOW = [n for n in recipes.names() if n != "kubaty_vit_cifar10"]
 @pytest.mark.parametrize("name", SLOW)
 def test_every_recipe_runs_at_smoke_scale(name, tmp_path):
     recipe = recipes.get(name)
-    if name == "damping_msdnet_imagenet":
-        # The 5-exit ImageNet MSDNet (`msdnet_imagenet`) is built by
-        # another change; its smoke scale runs a CIFAR ResNet stand-in.
-        assert recipe.smoke.model == "cifar_resnet"
+    if name in DAMPING:
+        # The damping paper's networks, narrowed, with damping heads.
+        assert recipe.settings("smoke")["model"] == recipe.model
     summary = recipe.run(scale="smoke", out=str(tmp_path), verbose=0)
     labels = {a.label for a in recipe.arms}
     assert {r["regime"] for r in summary["records"]} == labels
