@@ -7,6 +7,7 @@ from keras_eexit.fisher.empirical_fisher import squared_gradients
 from keras_eexit.losses.labels import sparse_labels
 from keras_eexit.models.train_step import StepContributor
 from keras_eexit.utils.lazy_import import tf
+from keras_eexit.utils.variables import to_numpy
 
 
 class FisherPass(StepContributor):
@@ -84,7 +85,7 @@ class FisherPass(StepContributor):
         store = self.store
         take = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
         if self.num_samples is not None:
-            room = self.num_samples - float(store.count.value)
+            room = self.num_samples - float(to_numpy(store.count))
             take = max(0, min(take, int(room)))
         if take > 0:
             trainable, non_trainable = state[0], state[1]

@@ -2,7 +2,6 @@
 
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_eexit.api import register
@@ -21,6 +20,7 @@ from keras_eexit.models.user_settings import set_trainable_flags
 from keras_eexit.models.user_settings import trainable_flags
 from keras_eexit.utils.lazy_import import is_tf_dataset
 from keras_eexit.utils.validation import invalid_value
+from keras_eexit.utils.variables import to_numpy
 
 
 STATE_SLOTS = ("regime_state", "user_settings", "eexit_snapshot_teacher",
@@ -440,7 +440,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
             self.exit_weights.assign(exit_weights(loss_weights,
                                                   self.num_exits))
         self._loss_weights_config = None if loss_weights is None else [
-            float(w) for w in np.asarray(self.exit_weights.value)]
+            float(w) for w in to_numpy(self.exit_weights)]
         metrics = kwargs.pop("metrics", None)
         if isinstance(metrics, (list, tuple)):
             metrics = {name: list(metrics) for name in self._exit_names}
@@ -753,7 +753,7 @@ class MultiExitModel(TrainerHooks, keras.Model):
             return super().load_weights(filepath, *args, **kwargs)
         variables = list(self.weights) + list(
             [] if self.optimizer is None else self.optimizer.variables)
-        before = [np.asarray(v.value) for v in variables]
+        before = [to_numpy(v) for v in variables]
         failure = None
         try:
             super().load_weights(filepath, *args, **kwargs)

@@ -2,9 +2,9 @@
 
 import contextlib
 
-import numpy as np
 
 from keras_eexit.compat import flatten_layers
+from keras_eexit.utils.variables import to_numpy
 
 
 class UserSettings:
@@ -35,7 +35,7 @@ class UserSettings:
 
     def __init__(self, model):
         self.trainable = trainable_flags(model)
-        self.exit_weights = np.array(model.exit_weights.value)
+        self.exit_weights = to_numpy(model.exit_weights)
         self.learning_rate = float_learning_rate(model.optimizer)
 
     def restore(self, model):

@@ -13,6 +13,7 @@ from keras_eexit.regimes.signature import regime_signature
 from keras_eexit.regimes.state import RegimeState
 from keras_eexit.losses.exit_weights import exit_weights
 from keras_eexit.utils.validation import invalid_value
+from keras_eexit.utils.variables import to_numpy
 
 
 class Regime(keras.callbacks.Callback):
@@ -136,7 +137,7 @@ class Regime(keras.callbacks.Callback):
     def phase_index(self):
         """Index of the active phase (0-based)."""
         state = self._state()
-        return 0 if state is None else int(state.phase_index.value)
+        return 0 if state is None else int(to_numpy(state.phase_index))
 
     @property
     def phase(self):
@@ -291,8 +292,8 @@ class Regime(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         state = self.model.regime_state
         self._run.last_epoch = epoch
-        index = int(state.phase_index.value)
-        start = int(state.phase_start.value)
+        index = int(to_numpy(state.phase_index))
+        start = int(to_numpy(state.phase_start))
         # Fixed-length phases end by epoch count: derived from the absolute
         # epoch, so a run resumed by BackupAndRestore lands in its phase.
         while (
@@ -316,8 +317,8 @@ class Regime(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         state = self.model.regime_state
-        index = int(state.phase_index.value)
-        start = int(state.phase_start.value)
+        index = int(to_numpy(state.phase_index))
+        start = int(to_numpy(state.phase_start))
         phase = self.phases[index]
         if logs is not None:
             logs["phase"] = index
@@ -402,8 +403,8 @@ class Regime(keras.callbacks.Callback):
                     "metrics need `validation_data`)."
                 )
         state = self.model.regime_state
-        best = np.array(state.best.value)
-        wait = np.array(state.wait.value)
+        best = to_numpy(state.best)
+        wait = to_numpy(state.wait)
         first = self._fresh_monitor
         improved = False
         for i, name in enumerate(names):

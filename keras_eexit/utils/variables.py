@@ -1,5 +1,6 @@
 """Copying variable values, safe on every backend."""
 
+import numpy as np
 from keras import ops
 
 
@@ -26,3 +27,29 @@ def assign_copies(targets, sources):
     """
     for target, source in zip(targets, sources):
         target.assign(ops.cast(ops.copy(source), target.dtype))
+
+
+def to_numpy(variable):
+    """A copy of a Keras variable's value as a NumPy array.
+
+    `variable.numpy()` warns on JAX (Keras' `__array__` lacks NumPy 2's
+    `copy` argument), and `np.asarray(variable.value)` warns on TensorFlow,
+    whose value is a `tf.Variable`: this reads each backend's value its own
+    way.
+
+    Args:
+        variable: a `keras.Variable`.
+
+    Returns:
+        A NumPy array.
+
+    Example:
+
+    >>> import keras
+    >>> to_numpy(keras.Variable([1.0, 2.0])).tolist()
+    [1.0, 2.0]
+    """
+    value = variable.value
+    if hasattr(value, "numpy"):  # TensorFlow (and PyTorch on CPU)
+        return np.array(value.numpy())
+    return np.array(value)
