@@ -51,14 +51,19 @@ def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path, capsys,
 @pytest.mark.parametrize("regime,params,epochs", [
     ("two_stage", ["-p", "backbone_epochs=1", "-p", "heads_epochs=1",
                    "-p", "heads=one_by_one"], 3),
-    ("separate", ["-p", "epochs_per_exit=1"], 3),
+    # The regimes themselves run in CI (tests/regimes); these three only
+    # add their parameters' parsing, which the others share.
+    pytest.param("separate", ["-p", "epochs_per_exit=1"], 3,
+                 marks=pytest.mark.slow),
     ("joint", ["--loss", "power_sqrt", "--lam", "0.5", "--dynamic", "0.8",
                "--epochs", "2"], 2),
-    ("sequential", ["-p", "epochs_per_exit=1", "-p", "warmup_epochs=1",
-                    "-p", "objective=current", "--regularizer", "ewc",
-                    "--lam", "10"], 6),  # warm-up, 3 stages, 2 Fishers
-    ("distillation", ["-p", "backbone_epochs=1", "-p", "distill_epochs=1",
-                      "-p", "alpha=0.5"], 3),  # backbone, 2 distills
+    pytest.param("sequential", ["-p", "epochs_per_exit=1", "-p",
+                                "warmup_epochs=1", "-p", "objective=current",
+                                "--regularizer", "ewc", "--lam", "10"], 6,
+                 marks=pytest.mark.slow),  # warm-up, 3 stages, 2 Fishers
+    pytest.param("distillation", ["-p", "backbone_epochs=1", "-p",
+                                  "distill_epochs=1", "-p", "alpha=0.5"], 3,
+                 marks=pytest.mark.slow),  # backbone, 2 distills
 ])
 def test_train_accepts_every_regime_with_parameters(tmp_path, regime,
                                                     params, epochs):

@@ -76,7 +76,8 @@ def _without_timing(report):
     return "\n".join(lines)
 
 
-@pytest.mark.large
+@pytest.mark.slow  # compare skipping finished runs, and a killed train
+# resuming, run in CI (test_compare_writes_report..., test_cli.py)
 def test_killed_comparison_resumes_to_the_same_report(tmp_path, capsys):
     import subprocess
     import sys

@@ -427,7 +427,7 @@ def test_trains_under_mixed():
     assert {v.path for h in model.heads for v in h.weights} <= moved
 
 
-@pytest.mark.large
+@pytest.mark.slow  # L2W learning and damping learning run in CI
 def test_learns_digits_with_power_sqrt_damping():
     # ~15 s on 2 idle CPUs. L2W with the damping paper's power-sqrt loss;
     # seed 0: exits 18.6% / 94.7% / 98.9% (small_cnn's first exit sees a

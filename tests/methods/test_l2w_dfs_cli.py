@@ -10,7 +10,7 @@ from keras_eexit.cli.main import main
 from keras_eexit.layers import PartitionedHead
 
 
-@pytest.mark.large
+@pytest.mark.slow  # the methods CLI runs in CI (test_methods_cli.py)
 def test_compare_and_train_l2w_and_dfs(tmp_path):
     # ~25 s on 2 CPUs: one compare over both methods, one DFS train.
     out = tmp_path / "cmp"
