@@ -17,8 +17,10 @@ def _run(*args):
 
 @pytest.mark.large
 @pytest.mark.parametrize("regime,kill,phase,earlier", [
-    # Teacher snapshot must survive: killed while distilling exit 1.
-    ("distillation", 3, "phase 2/3 'distill_1'", "phase 1/3"),
+    # Teacher snapshot must survive: killed while distilling exit 1 (a
+    # teacher's resume runs in CI in-process: test_regime_checkpoints.py).
+    pytest.param("distillation", 3, "phase 2/3 'distill_1'", "phase 1/3",
+                 marks=pytest.mark.slow),
     # Fisher and anchors must survive: killed in EWC's second stage.
     ("ewc", 3, "phase 4/6 'stage_2'", "phase 3/6"),
 ])
