@@ -38,7 +38,11 @@ pytestmark = pytest.mark.skipif(
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-RUN_WITHOUT_TENSORFLOW = """
+
+def script_without_tensorflow(module):
+    """A Python script that runs pytest on `module` with TensorFlow made
+    unimportable (for a fresh `KERAS_BACKEND=jax` process)."""
+    return """
 import importlib.abc
 import sys
 
@@ -53,9 +57,12 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTensorFlow())
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider",
-                      "tests/backends/test_inference_jax.py"]))
-"""
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", %r]))
+""" % module
+
+
+RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
+    "tests/backends/test_inference_jax.py")
 
 
 def _tensorflow_reference(directory):

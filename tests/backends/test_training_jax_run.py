@@ -14,6 +14,9 @@ import sys
 
 import pytest
 
+from tests.backends.test_inference_jax_run import (
+    script_without_tensorflow)
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None,
     reason="JAX is not installed (`pip install -e .[test]` installs its CPU "
@@ -21,24 +24,8 @@ pytestmark = pytest.mark.skipif(
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-RUN_WITHOUT_TENSORFLOW = """
-import importlib.abc
-import sys
-
-import pytest
-
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ImportError(f"{name} is made unimportable by the test")
-        return None
-
-
-sys.meta_path.insert(0, NoTensorFlow())
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                      "tests/backends/test_training_jax.py"]))
-"""
+RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
+    "tests/backends/test_training_jax.py")
 
 
 def test_training_on_jax_without_tensorflow():
