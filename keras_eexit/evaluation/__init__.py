@@ -8,6 +8,7 @@ with a `DeprecationWarning`. `CRITERIA` is `keras_eexit.criteria.CRITERIA`
 """
 
 from keras_eexit.evaluation.collect import ExitOutputs
+from keras_eexit.evaluation.cost import CostProfile
 from keras_eexit.evaluation.damping_outputs import DampingOutputs
 from keras_eexit.evaluation.damping_outputs import damping_outputs
 from keras_eexit.evaluation.collect import collect
@@ -52,6 +53,7 @@ from keras_eexit.evaluation.dynamics import training_dynamics
 __all__ = [
     "CRITERIA",
     "Comparison",
+    "CostProfile",
     "DampingOutputs",
     "ExitOutputs",
     "PROB_ATOL",

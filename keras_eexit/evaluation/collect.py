@@ -72,6 +72,9 @@ class ExitOutputs:
             convention `collect` counted (both), so that
             `with_convention` can switch without the model; None for
             outputs built by hand.
+        cost_unit: the unit of `flops`: `"FLOPs"`, or `"s"` once a
+            measured `CostProfile` replaced them
+            (`keras_eexit.evaluation.cost.resolve_cost`).
     """
 
     probs: np.ndarray
@@ -82,6 +85,7 @@ class ExitOutputs:
     base_flops: float = None
     flops_convention: str = "keras_eexit"
     costs: dict = None
+    cost_unit: str = "FLOPs"
 
     def with_convention(self, convention):
         """These outputs with `flops`/`base_flops` in another convention.
@@ -90,7 +94,8 @@ class ExitOutputs:
             convention: `"keras_eexit"` or `"fvcore"`.
 
         Returns:
-            An `ExitOutputs` (self when already in `convention`).
+            An `ExitOutputs` (self when already in `convention`), in
+            FLOPs (also when these outputs carried measured seconds).
 
         Raises:
             ValueError: when the outputs do not carry that convention's
@@ -108,7 +113,7 @@ class ExitOutputs:
         return dataclasses.replace(
             self, flops=np.asarray(flops, dtype="int64"),
             base_flops=None if base is None else float(base),
-            flops_convention=convention)
+            flops_convention=convention, cost_unit="FLOPs")
 
     def accuracy(self):
         """Per-exit top-1 accuracy, an array of shape `(num_exits,)`."""

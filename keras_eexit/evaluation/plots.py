@@ -11,6 +11,9 @@ import re
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import FLOPS
+from keras_eexit.evaluation.cost import check_cost
+from keras_eexit.evaluation.cost import display_unit
 from keras_eexit.utils.atomic import atomic_path
 
 
@@ -106,41 +109,70 @@ def _sweep_lists(curves, function):
     return out
 
 
+def _cost_axis(curves, convention, cost):
+    """`(scale, x label)` of the curves' cost unit (one for all): the
+    axis shows costs divided by the scale."""
+    units = {getattr(s, "cost_unit", FLOPS) for sweeps in curves.values()
+             for s in sweeps}
+    if len(units) > 1:
+        raise ValueError(
+            f"tradeoff_plot: the curves mix cost units ({sorted(units)}); "
+            "sweep them all with the same `cost=`.")
+    unit = units.pop()
+    label, scale = display_unit(unit)
+    if unit == FLOPS:
+        detail = (f", {_CONVENTION_NAMES.get(convention, convention)}"
+                  if convention else "")
+        return scale, f"mean compute per sample ({label}{detail})"
+    profile = check_cost(cost)
+    detail = f", {profile.describe()}" if profile is not None else (
+        ", measured")
+    return scale, f"mean latency per sample ({label}{detail})"
+
+
 def tradeoff_plot(curves, path=None, static=None,
                   title="Accuracy vs compute (early exit)", convention=None,
-                  base_flops=None):
-    """FLOPs-vs-accuracy curves with std bands across seeds.
+                  base_flops=None, cost=None):
+    """Cost-vs-accuracy curves with std bands across seeds.
 
     Kubaty et al. fig. 6 style: one line per model/regime (the mean over
     seeds of accuracy against mean MFLOPs per sample along the sweep), a
     ±1 std band over seeds, and each model's static exits as markers.
+    Sweeps made with a measured `CostProfile` (`cost_unit` `"s"`) are
+    drawn against milliseconds per sample; every curve must have the same
+    unit.
 
     Args:
         curves: `{label: Sweep or list of Sweeps}` (one sweep per seed,
             same thresholds), or one `Sweep`; the mean curve is drawn with
             a ±1 std band.
         path: where to write the PNG (atomically), or None.
-        static: optional `{label: (mflops per exit, accuracy per exit)}`
-            drawn as markers (static exits); a label that is a curve's
-            label, or starts with it followed by a space, takes that
-            curve's colour.
+        static: optional `{label: (cost per exit, accuracy per exit)}`
+            drawn as markers (static exits), the cost in the axis' unit
+            (MFLOPs, or ms for measured sweeps); a label that is a
+            curve's label, or starts with it followed by a space, takes
+            that curve's colour.
         title: the axes title.
         convention: the FLOP convention, named in the axis label
             (`"fvcore"`, `"keras_eexit"`), or None.
-        base_flops: the base network's FLOPs per sample; when given,
-            dotted lines mark the 25/50/75/100% budgets of the table.
+        base_flops: the base network's cost per sample, in the curves'
+            unit (FLOPs, or seconds); when given, dotted lines mark the
+            25/50/75/100% budgets of the table.
+        cost: the `CostProfile` measured sweeps were made with: the axis
+            names its runtime, batch size and device.
 
     Returns:
         The matplotlib `Figure` (inspect its axes:
         one line per curve and per static set, one band per curve).
     """
     curves = _sweep_lists(curves, "tradeoff_plot")
+    scale, xlabel = _cost_axis(curves, convention, cost)
     if path is not None:
         check_folder(path)
     figure, axes = _figure()
     colours = {}
     for label, sweeps in curves.items():
-        flops = np.mean([s.mean_flops for s in sweeps], axis=0) / 1e6
+        flops = np.mean([s.mean_flops for s in sweeps], axis=0) / scale
         accuracy = np.array([s.accuracy for s in sweeps]) * 100
         mean = accuracy.mean(0)
         std = accuracy.std(0, ddof=1) if len(sweeps) > 1 else np.zeros_like(
@@ -161,16 +193,14 @@ def tradeoff_plot(curves, path=None, static=None,
                   zorder=3)
     if base_flops:
         for fraction in (0.25, 0.5, 0.75, 1.0):
-            axes.axvline(fraction * base_flops / 1e6, color="grey",
+            axes.axvline(fraction * base_flops / scale, color="grey",
                          linestyle=":", linewidth=0.8, zorder=0)
-            axes.annotate(f"{fraction:.0%}", (fraction * base_flops / 1e6,
+            axes.annotate(f"{fraction:.0%}", (fraction * base_flops / scale,
                                               1.0),
                           xycoords=("data", "axes fraction"),
                           textcoords="offset points", xytext=(2, -10),
                           fontsize="x-small", color="grey")
-    axes.set_xlabel("mean compute per sample (MFLOPs" + (
-        f", {_CONVENTION_NAMES.get(convention, convention)})" if convention
-        else ")"))
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)
     axes.grid(alpha=0.3)

@@ -4,6 +4,8 @@ import dataclasses
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import resolve_cost
+from keras_eexit.evaluation.cost import resolve_cost_vector
 from keras_eexit.utils.deprecation import deprecated_aliases
 from keras_eexit.utils.deprecation import deprecated_module_call
 from keras_eexit.utils.validation import invalid_value
@@ -26,8 +28,10 @@ class Sweep:
             per sweep point, e.g. the budgeted-batch curve of
             `keras_eexit.inference.budgeted_batch_curve`).
         accuracy: `(T,)` top-1 accuracy of the early-exit model.
-        mean_flops: `(T,)` mean FLOPs per sample.
+        mean_flops: `(T,)` mean cost per sample, in `cost_unit` (FLOPs,
+            or measured seconds: `threshold_sweep(..., cost=profile)`).
         exit_ratios: `(T, K)` fraction of samples leaving at each exit.
+        cost_unit: `"FLOPs"` or `"s"` (see `keras_eexit.evaluation.cost`).
     """
 
     criterion: str
@@ -35,6 +39,12 @@ class Sweep:
     accuracy: np.ndarray
     mean_flops: np.ndarray
     exit_ratios: np.ndarray
+    cost_unit: str = "FLOPs"
+
+    @property
+    def mean_cost(self):
+        """`mean_flops` by the name that fits every unit."""
+        return self.mean_flops
 
     @property
     def per_exit(self):
@@ -120,7 +130,8 @@ def _check(probs, labels, flops):
     labels = labels.astype(np.int64)
     probs = given  # scored as given (see keras_eexit.criteria)
     if flops is None:
-        raise invalid_value("flops", "cumulative FLOPs per exit", flops)
+        raise invalid_value("flops", "cumulative FLOPs per exit (or "
+                            "cost=a CostProfile)", flops)
     flops = np.asarray(flops, dtype=np.float64).reshape(-1)
     if flops.shape[0] != probs.shape[0]:
         raise ValueError(
@@ -134,8 +145,8 @@ def _check(probs, labels, flops):
 
 
 def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
-                    thresholds=100):
-    """Accuracy vs mean FLOPs of early exit over a range of thresholds.
+                    thresholds=100, cost=None):
+    """Accuracy vs mean cost of early exit over a range of thresholds.
 
     Vectorised over thresholds and samples (one pass of array work on the
     outputs cached by `collect`): 10,000 samples × 8 exits × 100
@@ -164,6 +175,11 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
             criterion's range (one per sweep point, the same for every
             exit), or an array `(points, K)` of per-exit thresholds (one
             decision rule per row; not for `"static"`).
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile` (seconds per
+            sample; `keras_eexit.inference.measure_costs`), which replaces
+            `flops` (a profile of another model is refused). The sweep's
+            `cost_unit` says which.
 
     Returns:
         A `Sweep`.
@@ -183,7 +199,10 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
                 "from the ExitOutputs: pass `criterion=` and `thresholds=` "
                 "by keyword."
             )
-        probs, labels, flops = probs.probs, probs.labels, probs.flops
+        outputs, unit = resolve_cost(probs, cost)
+        probs, labels, flops = outputs.probs, outputs.labels, outputs.flops
+    else:
+        flops, unit = resolve_cost_vector(flops, np.shape(probs)[0], cost)
     criterion = criteria_lib.get(criterion)
     probs, labels, flops = _check(probs, labels, flops)
     num_exits = probs.shape[0]
@@ -198,7 +217,8 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
     mean_flops = flops[exits].mean(axis=1)
     counts = np.stack([(exits == k).mean(axis=1) for k in range(num_exits)],
                       axis=1)
-    return Sweep(criterion.name, thresholds, accuracy, mean_flops, counts)
+    return Sweep(criterion.name, thresholds, accuracy, mean_flops, counts,
+                 cost_unit=unit)
 
 
 def accuracy_at(result, flops):

@@ -45,6 +45,10 @@ import numbers
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import FLOPS
+from keras_eexit.evaluation.cost import check_cost
+from keras_eexit.evaluation.cost import format_cost
+from keras_eexit.evaluation.cost import resolve_cost
 from keras_eexit.utils.validation import invalid_value
 
 DEFAULT_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
@@ -139,6 +143,55 @@ def _denominator(flops, base_flops):
     return float(base_flops)
 
 
+def _check_budgets(budgets):
+    budgets = tuple(np.asarray(budgets, dtype=np.float64).reshape(-1))
+    if not budgets or not all(np.isfinite(b) and b > 0 for b in budgets):
+        raise invalid_value("budgets", "positive, finite mean costs per "
+                            "sample (in the sweep's unit)", budgets)
+    return budgets
+
+
+def _sweep_unit(result):
+    results = result if isinstance(result, (list, tuple)) else [result]
+    units = {getattr(r, "cost_unit", FLOPS) for r in results}
+    if len(units) > 1:
+        raise ValueError(
+            "The sweeps mix cost units "
+            f"({sorted(units)}): sweep every seed with the same `cost=`.")
+    return units.pop() if units else FLOPS
+
+
+def _limits(result, flops, base_flops, fractions, budgets, cost):
+    """`[(column, limit)]`: the budgets, in the sweep's unit.
+
+    Absolute `budgets` are named with their unit ("3 ms", "12 MFLOPs").
+    Otherwise fractions of the base cost (`_denominator`); with a
+    `CostProfile` (`cost=`) the base is the profile's final exit (the
+    measured path, every internal classifier included) unless
+    `base_flops` is given, and a sweep in another unit is refused.
+    """
+    unit = _sweep_unit(result)
+    if budgets is not None:
+        return [(format_cost(b, unit), b) for b in _check_budgets(budgets)]
+    fractions = _check_fractions(fractions)
+    profile = check_cost(cost)
+    if hasattr(flops, "exit_names"):  # ExitOutputs
+        flops, base_unit = resolve_cost(flops, profile)
+    elif profile is not None:
+        base_unit = "s"
+        if base_flops is None:
+            base_flops = profile.seconds_per_sample[-1]
+    else:
+        base_unit = unit  # arrays and numbers: in the sweep's unit
+    if base_unit != unit:
+        raise ValueError(
+            f"The sweep's costs are in {unit} and the budgets' base in "
+            f"{base_unit}: pass the same `cost=` to threshold_sweep and the "
+            "table.")
+    base = _denominator(flops, base_flops)
+    return [(f"{f:.0%}", f * base) for f in fractions]
+
+
 def _curves(results):
     """`(thresholds-sorted walk, accuracies (S, T), FLOPs (S, T))`.
 
@@ -184,7 +237,8 @@ def _curves(results):
 
 
 def budget_table(result, flops=None, base_flops=None,
-                 fractions=DEFAULT_FRACTIONS, return_std=False):
+                 fractions=DEFAULT_FRACTIONS, return_std=False, cost=None,
+                 budgets=None):
     """Accuracy within fractions of the base network's FLOPs, and "max".
 
     Kubaty et al.'s Table 1 as their code computes it (see the module
@@ -211,6 +265,14 @@ def budget_table(result, flops=None, base_flops=None,
         return_std: also return the standard deviation (ddof = 1) over
             seeds of the accuracy at each cell's threshold (0 for one
             seed, NaN where the cell is NaN).
+        cost: `None` (FLOPs, the papers' table) or the `CostProfile` the
+            sweep was made with (`threshold_sweep(..., cost=profile)`):
+            the fractions are then of the profile's final exit (measured
+            seconds per sample), unless `base_flops` gives the base in
+            seconds. A sweep in another unit than the base is refused.
+        budgets: absolute mean costs per sample in the sweep's unit
+            (seconds or FLOPs) instead of `fractions`; the columns name
+            them with their unit (`"3 ms"`, `"12.5 MFLOPs"`).
 
     Returns:
         A dict `{"25%": acc, "50%": ..., "100%": ..., "max": acc}` (NaN
@@ -233,8 +295,7 @@ def budget_table(result, flops=None, base_flops=None,
             Early-Exit Models](https://github.com/kamadforge/early-exit-benchmark)
             (Table 1; `visualize/cost_vs_table.py`)
     """
-    fractions = _check_fractions(fractions)
-    base = _denominator(flops, base_flops)
+    limits = _limits(result, flops, base_flops, fractions, budgets, cost)
     order, accuracy, mean_flops = _curves(result)
     mean_accuracy = accuracy.mean(0)[order]
     walk = mean_flops.mean(0)[order]
@@ -243,8 +304,7 @@ def budget_table(result, flops=None, base_flops=None,
     else:
         spread = np.zeros_like(mean_accuracy)
     table, stds = {}, {}
-    for key, limit in [(f"{f:.0%}", f * base) for f in fractions] + [
-            ("max", np.inf)]:
+    for key, limit in limits + [("max", np.inf)]:
         index = reference_index(walk, limit)
         table[key] = (float("nan") if index is None
                       else float(mean_accuracy[index]))
@@ -254,7 +314,8 @@ def budget_table(result, flops=None, base_flops=None,
 
 
 def budget_table_per_seed(results, flops=None, base_flops=None,
-                          fractions=DEFAULT_FRACTIONS):
+                          fractions=DEFAULT_FRACTIONS, cost=None,
+                          budgets=None):
     """One budget table per seed, as arrays: the values for statistics.
 
     `budget_table` averages the curves before reading them (the
@@ -266,6 +327,8 @@ def budget_table_per_seed(results, flops=None, base_flops=None,
         flops: see `budget_table`.
         base_flops: see `budget_table`.
         fractions: see `budget_table`.
+        cost: see `budget_table`.
+        budgets: see `budget_table`.
 
     Returns:
         `{column: np.ndarray of per-seed values}` with the columns of
@@ -273,12 +336,13 @@ def budget_table_per_seed(results, flops=None, base_flops=None,
     """
     results = list(results) if isinstance(results, (list, tuple)) else [
         results]
-    tables = [budget_table(r, flops, base_flops, fractions) for r in results]
+    tables = [budget_table(r, flops, base_flops, fractions, cost=cost,
+                           budgets=budgets) for r in results]
     return {key: np.array([t[key] for t in tables]) for key in tables[0]}
 
 
 def best_within_budget(result, flops=None, base_flops=None,
-                       fractions=DEFAULT_FRACTIONS):
+                       fractions=DEFAULT_FRACTIONS, cost=None, budgets=None):
     """The best accuracy of any sweep point within each budget.
 
     Not the reference's reading (`budget_table`): the most accurate
@@ -292,40 +356,48 @@ def best_within_budget(result, flops=None, base_flops=None,
         flops: see `budget_table`.
         base_flops: see `budget_table`.
         fractions: see `budget_table`.
+        cost: see `budget_table`.
+        budgets: see `budget_table`.
 
     Returns:
         A dict `{"25%": acc, ..., "best": acc}` (NaN where nothing fits).
     """
-    fractions = _check_fractions(fractions)
-    base = _denominator(flops, base_flops)
+    limits = _limits(result, flops, base_flops, fractions, budgets, cost)
     _, accuracy, mean_flops = _curves(result)
     accuracy, mean_flops = accuracy.mean(0), mean_flops.mean(0)
     table = {}
-    for fraction in fractions:
-        fits = mean_flops <= fraction * base
-        table[f"{fraction:.0%}"] = (float(accuracy[fits].max())
-                                    if fits.any() else float("nan"))
+    for key, limit in limits:
+        fits = mean_flops <= limit
+        table[key] = (float(accuracy[fits].max()) if fits.any()
+                      else float("nan"))
     table["best"] = float(accuracy.max())
     return table
 
 
-def anytime_table(outputs):
+def anytime_table(outputs, cost=None):
     """Per exit: parameters, FLOPs (also in MFLOPs) and accuracy.
 
     The layout of the damping paper's Table 1 (static exits).
 
     Args:
-        outputs: an `ExitOutputs` from `collect`.
+        outputs: an `ExitOutputs` from `collect` (in FLOPs).
+        cost: optional `CostProfile` of the model: each row also gets its
+            measured cumulative time per sample, `ms`.
 
     Returns:
         A list of dicts with keys `exit`, `params`, `flops`, `mflops`,
-        `accuracy`.
+        (with `cost`: `ms`) and `accuracy`.
     """
     accuracy = outputs.accuracy()
-    return [
-        {"exit": name, "params": int(outputs.params[k]),
-         "flops": int(outputs.flops[k]),
-         "mflops": float(outputs.flops[k]) / 1e6,
-         "accuracy": float(accuracy[k])}
-        for k, name in enumerate(outputs.exit_names)
-    ]
+    measured = None
+    if check_cost(cost) is not None:
+        measured, _ = resolve_cost(outputs, cost)
+    rows = []
+    for k, name in enumerate(outputs.exit_names):
+        row = {"exit": name, "params": int(outputs.params[k]),
+               "flops": int(outputs.flops[k]),
+               "mflops": float(outputs.flops[k]) / 1e6}
+        if measured is not None:
+            row["ms"] = float(measured.flops[k]) * 1e3
+        rows.append({**row, "accuracy": float(accuracy[k])})
+    return rows

@@ -11,6 +11,8 @@ from keras_eexit import criteria
 from keras_eexit.criteria import CRITERIA
 from keras_eexit.export._convert import QUANTIZATIONS
 from keras_eexit.export._convert import LiteRTExportError
+# Registers the "litert" runtime of keras_eexit.inference.measure_costs.
+from keras_eexit.export import litert_costs  # noqa: F401
 from keras_eexit.export.litert_export import MODES
 from keras_eexit.export.litert_export import SIDECAR
 from keras_eexit.export.litert_export import export_litert

@@ -11,8 +11,12 @@
   power-of-two bucket).
 * `export_saved_model` (`saved_model.py`): the same graph as a SavedModel
   serving signature.
+* `measure_costs` (`cost_profile.py`): each exit's measured cumulative
+  cost on a runtime (Keras, SavedModel, LiteRT), a `CostProfile` that
+  every policy, sweep and table takes as `cost=` (budgets in seconds).
 """
 
+from keras_eexit.evaluation.cost import CostProfile
 from keras_eexit.inference.calibration import accuracy_drop_policy
 from keras_eexit.inference.calibration import best_accuracy_curve
 from keras_eexit.inference.calibration import best_accuracy_policy
@@ -22,11 +26,13 @@ from keras_eexit.inference.calibration import budgeted_batch_policy
 from keras_eexit.inference.calibration import budgeted_batch_thresholds
 from keras_eexit.inference.calibration import expected_calibration_error
 from keras_eexit.inference.calibration import fit_temperatures
+from keras_eexit.inference.cost_profile import measure_costs
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.predict import predict_early_exit
 from keras_eexit.inference.saved_model import export_saved_model
 
 __all__ = [
+    "CostProfile",
     "ExitPolicy",
     "accuracy_drop_policy",
     "best_accuracy_curve",
@@ -38,5 +44,6 @@ __all__ = [
     "expected_calibration_error",
     "export_saved_model",
     "fit_temperatures",
+    "measure_costs",
     "predict_early_exit",
 ]

@@ -6,12 +6,19 @@ curve function takes the test outputs separately and only applies the
 thresholds found on validation to them.
 """
 
+import dataclasses
+import functools
+import inspect
 import math
 import warnings
 
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import FLOPS
+from keras_eexit.evaluation.cost import check_budget_value
+from keras_eexit.evaluation.cost import check_cost
+from keras_eexit.evaluation.cost import resolve_cost
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.policy import check_temperatures
 from keras_eexit.inference.policy import scale_probabilities
@@ -34,6 +41,40 @@ makes test calibration worse. For comparison, Guo et al. (2017, "On
 Calibration of Modern Neural Networks", Sec. 5) fit temperatures on 5,000
 (CIFAR) to 25,000 (ImageNet) validation images. A test split may be of any
 size."""
+
+
+def _cost_aware(function):
+    """Labels what `function` returns with the unit of its `cost=`.
+
+    The function resolves `cost=` itself (`resolve_cost`, first lines);
+    this adds the unit afterwards, so the search in its body never deals
+    with units: a returned `Sweep` gets `cost_unit`; a returned
+    `ExitPolicy` chosen on measured seconds gets `cost_unit`, `cost` (the
+    profile in words) and `validation_seconds` in its metadata in place
+    of `validation_flops`.
+    """
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        profile = check_cost(bound.arguments.get("cost"))
+        unit = "s" if profile is not None else getattr(
+            bound.arguments.get("validation"), "cost_unit", FLOPS)
+        result = function(*args, **kwargs)
+        if unit == FLOPS:
+            return result
+        if isinstance(result, ExitPolicy):
+            metadata = dict(result.metadata)
+            if "validation_flops" in metadata:
+                metadata["validation_seconds"] = metadata.pop(
+                    "validation_flops")
+            metadata["cost_unit"] = unit
+            if profile is not None:
+                metadata["cost"] = profile.describe()
+            return dataclasses.replace(result, metadata=metadata)
+        return dataclasses.replace(result, cost_unit=unit)
+    return wrapper
 
 
 def _check_outputs(outputs, argument):
@@ -163,9 +204,10 @@ def _consistent(validation, test):
             "classes. Calibrate on a split of the same task and model.")
 
 
+@_cost_aware
 def budgeted_batch_curve(validation, test, criterion="max_softmax",
-                         p_values=MSDNET_P, temperatures=None):
-    """The budgeted-batch curve: test accuracy vs mean FLOPs (MSDNet).
+                         p_values=MSDNET_P, temperatures=None, cost=None):
+    """The budgeted-batch curve: test accuracy vs mean cost (MSDNet).
 
     For each `p`, thresholds come from `validation` with
     `budgeted_batch_thresholds(q=p / 20)` and are applied to `test`
@@ -179,6 +221,10 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
             `budgeted_batch_thresholds`).
         p_values: MSDNet's 1..39 by default.
         temperatures: optional per-exit temperatures.
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile`
+            (`keras_eexit.inference.measure_costs`): budgets and costs are
+            then seconds per sample.
 
     Returns:
         A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
@@ -187,6 +233,8 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    validation, _ = resolve_cost(validation, cost)
+    test, _ = resolve_cost(test, cost)
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
     _consistent(validation, test)
@@ -199,40 +247,40 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
                  thresholds=rows)
 
 
-def _check_budget(budget, flops):
-    if isinstance(budget, bool) or not isinstance(
-            budget, (int, float, np.number)) or not math.isfinite(budget) \
-            or budget < flops[0]:
-        raise invalid_value(
-            "budget", f"mean FLOPs per sample of at least the first exit's "
-            f"cost ({flops[0]:,.0f})", budget)
-    return float(budget)
+def _check_budget(budget, flops, unit=FLOPS):
+    return check_budget_value(budget, flops, unit)
 
 
+@_cost_aware
 def budgeted_batch_policy(validation, budget, criterion="max_softmax",
-                          temperatures=None, num_q=200):
+                          temperatures=None, num_q=200, cost=None):
     """The budgeted-batch policy whose validation cost fits `budget`.
 
     Scans `num_q` geometric ratios q in [0.01, 4] and keeps the policy
-    with the largest mean validation FLOPs within `budget` (more compute,
+    with the largest mean validation cost within `budget` (more compute,
     usually more accuracy).
 
     Args:
         validation: `ExitOutputs` of the validation split.
-        budget: the target mean FLOPs per sample (at least the first
-            exit's cost).
+        budget: the target mean cost per sample (at least the first
+            exit's cost): FLOPs, or seconds with a measured `cost`.
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         num_q: number of ratios scanned.
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile`
+            (`keras_eexit.inference.measure_costs`): budgets and costs are
+            then seconds per sample.
 
     Returns:
         An `ExitPolicy` (its metadata holds q, the validation accuracy and
         mean FLOPs).
     """
+    validation, unit = resolve_cost(validation, cost)
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
-    _check_budget(budget, flops)
+    _check_budget(budget, flops, unit)
     best = None
     for q in np.geomspace(0.01, 4.0, num_q):
         policy = budgeted_batch_thresholds(validation, float(q), criterion,
@@ -269,8 +317,9 @@ def _per_exit_candidates(criterion, probs, candidates, grid):
         for k in range(probs.shape[0])]
 
 
+@_cost_aware
 def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
-                         temperatures=None, grid=100, passes=4):
+                         temperatures=None, grid=100, passes=4, cost=None):
     """The cheapest per-exit thresholds within `max_drop` of the final exit.
 
     Validation accuracy must stay at least `final exit accuracy -
@@ -288,12 +337,17 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
         temperatures: optional per-exit temperatures.
         grid: threshold candidates per exit (`reference_grid(grid)`).
         passes: coordinate-descent rounds.
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile`
+            (`keras_eexit.inference.measure_costs`): budgets and costs are
+            then seconds per sample.
 
     Returns:
-        An `ExitPolicy` (metadata: target, validation accuracy and FLOPs).
+        An `ExitPolicy` (metadata: target, validation accuracy and cost).
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    validation, _ = resolve_cost(validation, cost)
     validation = _check_outputs(validation, "validation")
     if isinstance(max_drop, bool) or not isinstance(
             max_drop, (int, float, np.floating)) or not 0 <= max_drop <= 1:
@@ -334,8 +388,9 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                                     float(final.mean_flops[0])})
 
 
+@_cost_aware
 def best_accuracy_policy(validation, budget, criterion="max_softmax",
-                         temperatures=None, grid=100, passes=4):
+                         temperatures=None, grid=100, passes=4, cost=None):
     """The per-exit thresholds of highest validation accuracy in a budget.
 
     Where MSDNet's budgeted batch classification fixes how many samples
@@ -352,14 +407,19 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
 
     Args:
         validation: `ExitOutputs` of the validation split.
-        budget: the target mean FLOPs per sample (at least the first
-            exit's cost).
+        budget: the target mean cost per sample (at least the first
+            exit's cost): FLOPs, or seconds with a measured `cost`
+            (`budget=0.003`: 3 ms per sample).
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         grid: size of the threshold grid (`reference_grid(grid)`) and
             number of score quantiles tried per exit.
         passes: coordinate-ascent rounds.
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile`
+            (`keras_eexit.inference.measure_costs`): budgets and costs are
+            then seconds per sample.
 
     Returns:
         An `ExitPolicy` (metadata: budget, validation accuracy and FLOPs).
@@ -369,10 +429,15 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     ```python
     policy = best_accuracy_policy(validation, 0.5 * model.base_flops())
     probs, exit_index, flops = predict_early_exit(model, x, policy=policy)
+    # Within 3 ms per sample, as measured on LiteRT at batch 1:
+    profile = measure_costs(model, runtime="litert", batch_size=1)
+    policy = best_accuracy_policy(validation, 0.003, cost=profile)
     ```
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    validation, unit = resolve_cost(validation, cost)
+    budget = check_budget_value(budget, validation.flops, unit)
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
     budget = _check_budget(budget, flops)
@@ -422,10 +487,11 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
                                 "validation_flops": float(cost)})
 
 
+@_cost_aware
 def best_accuracy_curve(validation, test, budgets=None,
                         criterion="max_softmax", temperatures=None,
-                        grid=100):
-    """Test accuracy vs mean FLOPs of `best_accuracy_policy` over budgets.
+                        grid=100, cost=None):
+    """Test accuracy vs mean cost of `best_accuracy_policy` over budgets.
 
     Thresholds come from `validation` for each budget and are applied to
     `test` (never read to choose them).
@@ -433,12 +499,17 @@ def best_accuracy_curve(validation, test, budgets=None,
     Args:
         validation: `ExitOutputs` of the validation split.
         test: `ExitOutputs` of the test split.
-        budgets: mean FLOPs per sample (default: 39 evenly spaced from the
-            first exit's cost to the last exit's, like MSDNet's 39 points).
+        budgets: mean costs per sample (default: 39 evenly spaced from
+            the first exit's cost to the last exit's, like MSDNet's 39
+            points), in FLOPs or, with a measured `cost`, seconds.
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         grid: threshold candidates per exit.
+        cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
+            as the papers) or a measured `CostProfile`
+            (`keras_eexit.inference.measure_costs`): budgets and costs are
+            then seconds per sample.
 
     Returns:
         A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
@@ -446,6 +517,8 @@ def best_accuracy_curve(validation, test, budgets=None,
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    validation, _ = resolve_cost(validation, cost)
+    test, _ = resolve_cost(test, cost)
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
     _consistent(validation, test)
@@ -563,7 +636,7 @@ def _warn_at_bound(exit_index, temperature, bounds, probs, labels):
 
 
 def budgeted_batch_plot(curve, global_sweep=None, path=None,
-                        title="Budgeted batch classification"):
+                        title="Budgeted batch classification", cost=None):
     """The budgeted-batch curve next to the global-threshold sweep.
 
     Args:
@@ -572,6 +645,7 @@ def budgeted_batch_plot(curve, global_sweep=None, path=None,
             the test split (one threshold for every exit).
         path: PNG path (written atomically), or None.
         title: the axes title.
+        cost: the `CostProfile` of sweeps in seconds (named on the axis).
 
     Returns:
         The matplotlib `Figure`.
@@ -581,4 +655,4 @@ def budgeted_batch_plot(curve, global_sweep=None, path=None,
     curves = {"budgeted batch (validation thresholds)": [curve]}
     if global_sweep is not None:
         curves[f"global {global_sweep.criterion} threshold"] = [global_sweep]
-    return tradeoff_plot(curves, path, title=title)
+    return tradeoff_plot(curves, path, title=title, cost=cost)

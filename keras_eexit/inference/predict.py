@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import check_cost
 from keras_eexit.inference.compaction import EXIT_INDEX
 from keras_eexit.inference.compaction import PROBABILITIES
 from keras_eexit.inference.compaction import EarlyExitGraph
@@ -149,7 +150,8 @@ def _batch_runner(model, policy):
 
 
 def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
-                       temperatures=None, policy=None, batch_size=256):
+                       temperatures=None, policy=None, batch_size=256,
+                       cost=None):
     """Early-exit predictions for a batch, skipping the stages not needed.
 
     Each batch runs stage by stage: after stage `k` the samples its exit
@@ -177,12 +179,16 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
             the softmax).
         policy: an `ExitPolicy` instead of the three arguments above.
         batch_size: batch size for array inputs (an integer >= 1).
+        cost: how the third output counts: `None`/`"flops"` (FLOPs) or a
+            `CostProfile` of this model (measured seconds per sample; a
+            profile of another model is refused).
 
     Returns:
-        A tuple `(probabilities, exit_index, flops)` of NumPy arrays:
+        A tuple `(probabilities, exit_index, cost)` of NumPy arrays:
         `(N, C)` float32 probabilities of the exit each sample took,
-        `(N,)` int 0-based exit indices and `(N,)` int64 cumulative FLOPs
-        spent on each sample (`model.flops_per_exit()` at its exit).
+        `(N,)` int 0-based exit indices and `(N,)` cumulative cost of
+        each sample at its exit: int64 FLOPs (`model.flops_per_exit()`),
+        or float64 seconds per sample with a `CostProfile`.
 
     Example:
 
@@ -193,6 +199,9 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
     """
     policy = as_policy(model.num_exits, thresholds, criterion, temperatures,
                        policy)
+    profile = check_cost(cost)
+    if profile is not None:
+        profile.check_model(model)
     x = _check_inputs(model, x, batch_size)
     run = _batch_runner(model, policy)
     probs, index = [], []
@@ -203,5 +212,7 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
     if not probs:
         raise ValueError("predict_early_exit received no samples.")
     index = np.concatenate(index).astype(np.int64)
+    if profile is not None:
+        return np.concatenate(probs), index, profile.cost_array()[index]
     flops = np.asarray(model.flops_per_exit(), dtype=np.int64)[index]
     return np.concatenate(probs), index, flops
