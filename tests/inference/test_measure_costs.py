@@ -1,0 +1,82 @@
+"""`measure_costs`: a profile measured through the runtime's own calls."""
+
+import numpy as np
+import pytest
+
+from keras_eexit.evaluation import collect
+from keras_eexit.evaluation import threshold_sweep
+from keras_eexit.evaluation.cost import model_signature
+from keras_eexit.inference import measure_costs
+from keras_eexit.inference import predict_early_exit
+from keras_eexit.inference.cost_profile import forced_thresholds
+from keras_eexit.inference.cost_profile import runtimes
+from keras_eexit.inference.predict import _batch_runner
+from keras_eexit.inference.policy import as_policy
+
+QUICK = {"min_repeats": 2, "max_repeats": 3}
+
+
+def _check_profile(profile, model, runtime, batch_size):
+    assert profile.runtime == runtime and profile.batch_size == batch_size
+    assert profile.exit_names == tuple(model.exit_names)
+    assert profile.model_signature == model_signature(model)
+    assert profile.model_name == model.name
+    per_sample = np.asarray(profile.seconds_per_sample)
+    assert np.all(per_sample > 0) and np.all(np.diff(per_sample) >= 0)
+    np.testing.assert_allclose(
+        np.asarray(profile.seconds_per_batch) / batch_size, per_sample)
+    assert profile.device and profile.versions["keras"]
+    assert 2 <= profile.repeats <= 3
+
+
+def test_forced_thresholds_send_every_row_to_one_exit(tiny_model,
+                                                      tiny_data):
+    x, _ = tiny_data
+    for k in range(tiny_model.num_exits):
+        policy = as_policy(tiny_model.num_exits,
+                           forced_thresholds("max_softmax", 3, k))
+        _, index = _batch_runner(tiny_model, policy)(x)
+        assert set(index.tolist()) == {k}
+
+
+def test_keras_profile_and_its_use(tiny_model, tiny_data):
+    x, y = tiny_data
+    profile = measure_costs(tiny_model, batch_size=8, data=(x, y), **QUICK)
+    _check_profile(profile, tiny_model, "keras", 8)
+    _, index, seconds = predict_early_exit(tiny_model, x, 0.5, cost=profile)
+    np.testing.assert_array_equal(
+        seconds, np.asarray(profile.seconds_per_sample)[index])
+    assert threshold_sweep(collect(tiny_model, (x, y)),
+                           cost=profile).cost_unit == "s"
+
+
+def test_a_profile_of_another_model_is_refused(tiny_model, tiny_data,
+                                               model_factory):
+    profile = measure_costs(tiny_model, batch_size=4, **QUICK)
+    other = model_factory(num_exits=2)
+    with pytest.raises(ValueError, match="measured on this model"):
+        predict_early_exit(other, tiny_data[0], 0.5, cost=profile)
+
+
+def test_runtime_and_batch_size_are_checked(tiny_model):
+    assert {"keras", "saved_model", "litert"} <= set(runtimes())
+    with pytest.raises(ValueError, match="Unknown runtime 'tflite'"):
+        measure_costs(tiny_model, runtime="tflite")
+    with pytest.raises(ValueError, match="argument `batch_size`"):
+        measure_costs(tiny_model, batch_size=0)
+
+
+def test_litert_profile_at_batch_one(tiny_model):
+    pytest.importorskip("ai_edge_litert")
+    profile = measure_costs(tiny_model, runtime="litert", num_threads=1,
+                            **QUICK)
+    _check_profile(profile, tiny_model, "litert", 1)
+    assert "LiteRT interpreter, 1 threads" in profile.device
+    assert "ai_edge_litert" in profile.versions
+
+
+@pytest.mark.slow
+def test_saved_model_profile(tiny_model):
+    profile = measure_costs(tiny_model, runtime="saved_model", batch_size=4,
+                            **QUICK)
+    _check_profile(profile, tiny_model, "saved_model", 4)
