@@ -51,6 +51,12 @@ def add_parser(subparsers):
                         help="batch size of the evaluation passes (an "
                         "integer >= 1; it changes speed and memory, not "
                         "the results)")
+    parser.add_argument("--cost", default=None,
+                        help="a cost profile of this model (`keras-eexit "
+                        "profile`): also write latency.md, "
+                        "latency_budget.csv, latency_sweep.csv and "
+                        "latency_tradeoff.png, the sweep and budgets in "
+                        "measured milliseconds per sample")
     parser.add_argument("--out", default="runs/evaluate",
                         help="output directory")
     parser.set_defaults(handler=run)
@@ -79,6 +85,10 @@ def run(args):
     criterion = criteria.get(args.criterion)
     check_positive_int("batch_size", args.batch_size)
     model = load_model(args.model)
+    profile = None
+    if args.cost is not None:
+        profile = evaluation.CostProfile.load(args.cost)
+        profile.check_model(model, argument="--cost")
     kwargs = {"data_dir": args.data_dir}
     if args.num_samples is not None:
         kwargs["num_samples"] = args.num_samples
@@ -106,7 +116,13 @@ def run(args):
     written = reports.write_evaluation_report(
         outputs, result, args.out, name=os.path.basename(args.model),
         dataset=args.dataset, budgeted=budgeted)
-    with open(written["report.md"], encoding="utf-8") as f:
-        print(f.read().split("\n![", 1)[0].rstrip())
+    if profile is not None:
+        written.update(reports.write_latency_report(
+            outputs, result, profile, args.out,
+            name=os.path.basename(args.model), dataset=args.dataset))
+    for report in ("report.md", "latency.md"):
+        if report in written:
+            with open(written[report], encoding="utf-8") as f:
+                print(f.read().split("\n![", 1)[0].rstrip())
     print(f"Wrote {', '.join(written)} to {args.out}")
     return 0

@@ -11,8 +11,8 @@ import importlib
 import signal
 import sys
 
-SUBCOMMANDS = ("train", "evaluate", "compare", "export", "analyze",
-               "reproduce")
+SUBCOMMANDS = ("train", "evaluate", "compare", "export", "profile",
+               "analyze", "reproduce")
 """Sub-command modules, in `--help` order (absent ones are skipped)."""
 
 SETS_UP_DEVICES = ("train", "compare")

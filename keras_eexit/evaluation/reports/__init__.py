@@ -8,6 +8,8 @@
   figures of `comparison_figures`.
 - `evaluation`: `evaluation_report` / `write_evaluation_report`, one model
   (what `keras-eexit evaluate` writes).
+- `latency`: `latency_report` / `write_latency_report`, one model's sweep
+  and budgets in measured time (`keras-eexit evaluate --cost`).
 
 The analyses' report (`keras-eexit analyze`) needs `keras_eexit.analysis`,
 which sits above this package: it is `keras_eexit.analysis.report`.
@@ -33,6 +35,8 @@ from keras_eexit.evaluation.reports.comparison_figures import (
 from keras_eexit.evaluation.reports.evaluation import budget_rows
 from keras_eexit.evaluation.reports.evaluation import evaluation_report
 from keras_eexit.evaluation.reports.evaluation import write_evaluation_report
+from keras_eexit.evaluation.reports.latency import latency_report
+from keras_eexit.evaluation.reports.latency import write_latency_report
 from keras_eexit.evaluation.reports.records import CONVENTION_CAPTIONS
 from keras_eexit.evaluation.reports.records import EFFICIENCY
 from keras_eexit.evaluation.reports.records import RECORD_KEYS
@@ -49,8 +53,8 @@ from keras_eexit.evaluation.reports.text import write_files
 __all__ = [
     "CONVENTION_CAPTIONS", "EFFICIENCY", "RECORD_KEYS", "aggregate",
     "budget_rows", "comparison_figures", "comparison_report", "csv_text",
-    "evaluation_report", "group_records", "json_text", "markdown_table",
-    "reference_budgets", "reference_convention", "run_record",
-    "significance", "write_comparison_report", "write_evaluation_report",
-    "write_files",
+    "evaluation_report", "group_records", "json_text", "latency_report",
+    "markdown_table", "reference_budgets", "reference_convention",
+    "run_record", "significance", "write_comparison_report",
+    "write_evaluation_report", "write_files", "write_latency_report",
 ]
