@@ -62,12 +62,22 @@ echo "FIGURE training throughput (cifar_resnet$DEPTH, $DEVICE): joint $ours step
 "$PYTHON" benchmarks/batched_early_exit.py --batch 256 \
     > "$LOGS/batched_early_exit.txt" 2>&1
 for model in cifar_resnet msdnet_cifar; do
-    line=$(grep -A5 "^$model:" "$LOGS/batched_early_exit.txt" | grep -E "^  speedup measured" || true)
-    if [ -z "$line" ]; then
+    # One line per policy: "<policy>: <speedup>: <% of the FLOPs ratio>,
+    # <% of the measured best at the same decisions> (CPU time ...)".
+    lines=$(awk -v m="$model" '
+        $0 ~ "^" m ":" { inside = 1; next }
+        inside && /^[^ ]/ { inside = 0 }
+        inside && /^  policy / { policy = $2 }
+        inside && /^    speedup measured / {
+            sub(/^ +speedup measured /, ""); print policy ": " $0 }
+    ' "$LOGS/batched_early_exit.txt")
+    if [ -z "$lines" ]; then
         echo "FIGURE missing: no speedup line for $model in $LOGS/batched_early_exit.txt" >&2
         exit 1
     fi
-    echo "FIGURE batched early exit ($model, batch 256, $DEVICE):$(echo "$line" | sed -E 's/^ +speedup//')"
+    while IFS= read -r figure; do
+        echo "FIGURE batched early exit ($model, batch 256, $DEVICE, ${figure%%:*} policy): measured ${figure#*: }"
+    done <<< "$lines"
 done
 
 # 3. Mixed precision: images/s of float32 vs mixed_float16 (GPU) or

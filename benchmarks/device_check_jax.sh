@@ -70,12 +70,22 @@ done
 "$PYTHON" benchmarks/batched_early_exit.py --backend jax "${BATCH[@]}" \
     > "$LOGS/batched_early_exit.txt" 2>&1
 for model in cifar_resnet msdnet_cifar; do
-    line=$(grep -A5 "^$model:" "$LOGS/batched_early_exit.txt" | grep -E "^  speedup measured" || true)
-    if [ -z "$line" ]; then
+    # One line per policy: "<policy>: <speedup>: <% of the FLOPs ratio>,
+    # <% of the measured best at the same decisions> (CPU time ...)".
+    lines=$(awk -v m="$model" '
+        $0 ~ "^" m ":" { inside = 1; next }
+        inside && /^[^ ]/ { inside = 0 }
+        inside && /^  policy / { policy = $2 }
+        inside && /^    speedup measured / {
+            sub(/^ +speedup measured /, ""); print policy ": " $0 }
+    ' "$LOGS/batched_early_exit.txt")
+    if [ -z "$lines" ]; then
         echo "FIGURE missing: no speedup line for $model in $LOGS/batched_early_exit.txt" >&2
         exit 1
     fi
-    echo "FIGURE batched early exit ($model, jax, $DEVICE):$(echo "$line" | sed -E 's/^ +speedup//')"
+    while IFS= read -r figure; do
+        echo "FIGURE batched early exit ($model, jax, $DEVICE, ${figure%%:*} policy): measured ${figure#*: }"
+    done <<< "$lines"
 done
 
 # 3. EWC's Fisher pass (jax.vmap of per-sample gradients) vs one epoch.

@@ -46,6 +46,8 @@ from keras_eexit.evaluation.reports import significance
 from keras_eexit.evaluation.reports import write_comparison_report
 from keras_eexit.evaluation.reports import evaluation_report
 from keras_eexit.evaluation.reports import write_evaluation_report
+from keras_eexit.evaluation.reports import latency_report
+from keras_eexit.evaluation.reports import write_latency_report
 from keras_eexit.evaluation.reports import reference_convention
 from keras_eexit.evaluation.reports import reference_budgets
 from keras_eexit.evaluation.dynamics import training_dynamics
@@ -79,6 +81,7 @@ __all__ = [
     "format_table",
     "gradient_dominance_plot",
     "json_text",
+    "latency_report",
     "markdown_table",
     "mean_std",
     "profiler_flops",
@@ -93,4 +96,5 @@ __all__ = [
     "training_dynamics",
     "write_comparison_report",
     "write_evaluation_report",
+    "write_latency_report",
 ]

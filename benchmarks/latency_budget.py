@@ -1,0 +1,167 @@
+"""Benchmark: policies chosen for a latency budget keep it when served.
+
+Trains a small model (`small_cnn` on scikit-learn's digits, or `cnn1d` on
+MNIST-1D with `--dataset mnist1d`), measures its cost profile on two
+runtimes (`keras_eexit.inference.measure_costs`):
+
+* `keras`: `predict_early_exit`'s compiled graph at batch `--batch`;
+* `litert`: the early-exit LiteRT file through `LiteRTRunner`, batch 1
+  (its `one_row` signature), one interpreter thread;
+
+then, for a grid of latency budgets (`--fractions` of the final exit's
+measured time per sample), picks `best_accuracy_policy(validation,
+budget, cost=profile)` on the VALIDATION split and serves the TEST split
+with it, timing the real mean latency per sample (Keras: the test split
+in batches of `--batch`; LiteRT: `--litert-samples` test samples one per
+call; the median of `--repeats` passes). It prints, per runtime and
+budget: the budget, the profile's prediction on the test split (the mean
+measured cost of the exits the test samples take), the measured mean
+latency, measured / budget, and the test accuracy. Target: measured
+within 10% of the budget on a quiet CPU.
+
+    python benchmarks/latency_budget.py                  # a few minutes
+    python benchmarks/latency_budget.py --dataset mnist1d
+    python benchmarks/latency_budget.py --epochs 1 --batch 32 \\
+        --litert-samples 20 --repeats 1 --max-seconds 2    # smoke run
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_eexit.data import load_arrays  # noqa: E402
+from keras_eexit.evaluation import collect  # noqa: E402
+from keras_eexit.evaluation import threshold_sweep  # noqa: E402
+from keras_eexit.export import LiteRTRunner  # noqa: E402
+from keras_eexit.export import export_litert  # noqa: E402
+from keras_eexit.inference import best_accuracy_policy  # noqa: E402
+from keras_eexit.inference import measure_costs  # noqa: E402
+from keras_eexit.inference.predict import early_exit_function  # noqa: E402
+from keras_eexit.models import get_model  # noqa: E402
+
+MODELS = {"digits": ("small_cnn", (8, 8, 1)), "mnist1d": ("cnn1d", (40, 1))}
+
+
+def train(args):
+    arrays = load_arrays(args.dataset, validation_split=0.25,
+                         seed=args.seed)
+    name, shape = MODELS[args.dataset]
+    keras.utils.set_random_seed(args.seed)
+    model = get_model(name, num_classes=10, input_shape=shape)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(arrays["x_train"], arrays["y_train"], epochs=args.epochs,
+              batch_size=64, verbose=0)
+    return model, arrays
+
+
+def keras_latency(model, x, policy, batch_size, repeats):
+    """Median over `repeats` of the test split's time per sample, served
+    in batches by `predict_early_exit`'s compiled graph."""
+    import tensorflow as tf
+
+    function = early_exit_function(model, policy.criterion)
+    t = tf.constant(policy.threshold_array())
+    temps = tf.constant(policy.temperature_array())
+    batches = [tf.constant(x[i:i + batch_size])
+               for i in range(0, len(x), batch_size)]
+    for batch in batches:  # warm-up: every batch shape traced
+        function(batch, t, temps)["exit_index"].numpy()
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            function(batch, t, temps)["exit_index"].numpy()
+        passes.append((time.perf_counter() - start) / len(x))
+    return statistics.median(passes)
+
+
+def litert_latency(runner, x, policy, repeats):
+    """Median over `repeats` of the time per sample, one sample a call."""
+    thresholds = policy.threshold_array()
+    runner.predict(x[:1], thresholds)
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for row in x:
+            runner.predict(row[None], thresholds)
+        passes.append((time.perf_counter() - start) / len(x))
+    return statistics.median(passes)
+
+
+def report(runtime, profile, validation, test, fractions, serve):
+    final = profile.seconds_per_sample[-1]
+    print(f"{runtime}: {profile.describe()}; exits "
+          + ", ".join(f"{n} {1e3 * s:.3f} ms" for n, s in zip(
+              profile.exit_names, profile.seconds_per_sample))
+          + f" per sample ({profile.repeats} repeats, spread "
+          f"{profile.spread:.1%})")
+    print(f"  {'budget':>10}{'predicted':>11}{'measured':>10}"
+          f"{'measured/budget':>17}{'accuracy':>10}")
+    for fraction in fractions:
+        budget = fraction * final
+        if budget < profile.seconds_per_sample[0]:
+            continue
+        policy = best_accuracy_policy(validation, budget, cost=profile)
+        point = threshold_sweep(test, cost=profile,
+                                thresholds=policy.threshold_array()[None])
+        measured = serve(policy)
+        print(f"  {1e3 * budget:>7.3f} ms{1e3 * point.mean_flops[0]:>8.3f} ms"
+              f"{1e3 * measured:>7.3f} ms{measured / budget:>17.2f}"
+              f"{point.accuracy[0]:>10.4f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=sorted(MODELS),
+                        default="digits")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=256,
+                        help="batch size of the Keras path (profile and "
+                        "serving)")
+    parser.add_argument("--fractions", default="0.5,0.6,0.7,0.8,0.9",
+                        help="budgets as fractions of the final exit's "
+                        "measured time per sample")
+    parser.add_argument("--litert-samples", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="time cap of each profile's repeats")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    fractions = [float(f) for f in args.fractions.split(",")]
+    model, arrays = train(args)
+    validation = collect(model, (arrays["x_val"], arrays["y_val"]))
+    test = collect(model, (arrays["x_test"], arrays["y_test"]))
+    x_test = arrays["x_test"].astype("float32")
+    print(f"{model.name} on {args.dataset}: {args.epochs} epoch(s); test "
+          f"accuracy per exit {np.round(test.accuracy(), 4).tolist()}; "
+          f"validation {len(validation.labels)}, test {len(test.labels)} "
+          "samples")
+    profile = measure_costs(model, runtime="keras", batch_size=args.batch,
+                            data=arrays["x_train"],
+                            max_seconds=args.max_seconds)
+    report("keras (batched)", profile, validation, test, fractions,
+           lambda policy: keras_latency(model, x_test, policy, args.batch,
+                                        args.repeats))
+    profile = measure_costs(model, runtime="litert", batch_size=1,
+                            data=arrays["x_train"], num_threads=1,
+                            max_seconds=args.max_seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_litert(model, tmp, mode="early_exit")
+        runner = LiteRTRunner(tmp, num_threads=1)
+        subset = x_test[:args.litert_samples]
+        sub_test = collect(model, (subset,
+                                   arrays["y_test"][:args.litert_samples]))
+        report("litert (batch 1)", profile, validation, sub_test, fractions,
+               lambda policy: litert_latency(runner, subset, policy,
+                                             args.repeats))
+
+
+if __name__ == "__main__":
+    main()
