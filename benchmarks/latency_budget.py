@@ -107,6 +107,8 @@ def report(runtime, profile, validation, test, fractions, serve):
     for fraction in fractions:
         budget = fraction * final
         if budget < profile.seconds_per_sample[0]:
+            print(f"  {1e3 * budget:>7.3f} ms: below the first exit's "
+                  f"{1e3 * profile.seconds_per_sample[0]:.3f} ms, skipped")
             continue
         policy = best_accuracy_policy(validation, budget, cost=profile)
         point = threshold_sweep(test, cost=profile,
