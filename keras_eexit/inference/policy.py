@@ -156,18 +156,29 @@ class ExitPolicy:
         return criteria_lib.exit_indices(probs, self.criterion,
                                          self.threshold_array()[None])[0]
 
-    def evaluate(self, outputs):
-        """Accuracy, mean FLOPs and exit ratios on an `ExitOutputs`.
+    def evaluate(self, outputs, cost=None):
+        """Accuracy, mean cost and exit ratios on an `ExitOutputs`.
+
+        Args:
+            outputs: the `ExitOutputs` of `collect`.
+            cost: `None` (FLOPs) or a `CostProfile` of the model (mean
+                measured seconds per sample).
 
         Returns:
-            A `keras_eexit.evaluation.Sweep` with one point.
+            A `keras_eexit.evaluation.Sweep` with one point (its
+            `cost_unit` says FLOPs or seconds).
         """
-        from keras_eexit.evaluation import threshold_sweep
+        import dataclasses
 
+        from keras_eexit.evaluation import threshold_sweep
+        from keras_eexit.evaluation.cost import resolve_cost
+
+        outputs, unit = resolve_cost(outputs, cost)
         probs = self.probabilities(outputs.probs)
-        return threshold_sweep(probs, outputs.labels, outputs.flops,
-                               criterion=self.criterion,
-                               thresholds=self.threshold_array()[None])
+        result = threshold_sweep(probs, outputs.labels, outputs.flops,
+                                 criterion=self.criterion,
+                                 thresholds=self.threshold_array()[None])
+        return dataclasses.replace(result, cost_unit=unit)
 
     def _check_exits(self, probs):
         if np.shape(probs)[0] != self.num_exits:

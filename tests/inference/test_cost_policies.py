@@ -21,6 +21,9 @@ def _mean_seconds(policy, validation, profile):
     result = threshold_sweep(probs, validation.labels, cost=profile,
                              criterion=policy.criterion,
                              thresholds=policy.threshold_array()[None])
+    evaluated = policy.evaluate(validation, cost=profile)
+    assert evaluated.cost_unit == "s"
+    assert evaluated.mean_cost[0] == result.mean_flops[0]
     return float(result.mean_flops[0]), float(result.accuracy[0])
 
 
