@@ -7,6 +7,7 @@ from keras_eexit.evaluation import collect
 from keras_eexit.evaluation import threshold_sweep
 from keras_eexit.evaluation.cost import model_signature
 from keras_eexit.inference import measure_costs
+from keras_eexit.inference import cost_profile
 from keras_eexit.inference import predict_early_exit
 from keras_eexit.inference.cost_profile import forced_thresholds
 from keras_eexit.inference.cost_profile import runtimes
@@ -80,3 +81,45 @@ def test_saved_model_profile(tiny_model):
     profile = measure_costs(tiny_model, runtime="saved_model", batch_size=4,
                             **QUICK)
     _check_profile(profile, tiny_model, "saved_model", 4)
+
+
+class FakeClock:
+    """`time.perf_counter` advanced only by the calls being timed."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def call(self, durations):
+        """A call lasting `durations[i]` seconds its i-th time."""
+        count = iter(range(10 ** 6))
+
+        def run():
+            self.now += durations[next(count) % len(durations)]
+        return run
+
+
+def test_time_calls_stops_once_the_repeats_agree(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(cost_profile.time, "perf_counter", clock)
+    steady = [clock.call([0.004]), clock.call([0.010])]
+    medians, rounds, spread = cost_profile.time_calls(steady, min_repeats=4)
+    assert medians == pytest.approx([0.004, 0.010])
+    assert rounds == 4 and spread == pytest.approx(0.0)
+
+
+def test_time_calls_keeps_the_median_and_stops_at_the_cap(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(cost_profile.time, "perf_counter", clock)
+    # Two warm-up runs, then samples alternating 4 ms and 8 ms: the
+    # spread never falls under 5%, so the rounds run to the cap.
+    noisy = clock.call([0.004, 0.004] + [0.004, 0.008] * 10)
+    medians, rounds, spread = cost_profile.time_calls(
+        [noisy], min_repeats=3, max_repeats=7)
+    assert rounds == 7 and spread > 0.05
+    assert medians[0] == pytest.approx(0.004)  # 4 of the 7 samples
+    capped = cost_profile.time_calls([clock.call([0.004, 0.02])],
+                                     max_repeats=50, max_seconds=0.1)
+    assert capped[1] < 50
