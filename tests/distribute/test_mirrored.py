@@ -18,8 +18,9 @@ WORKER = os.path.join(os.path.dirname(__file__), "mirrored_worker.py")
 
 @pytest.mark.large
 @pytest.mark.parametrize("regime", [
-    "joint", "two_stage",
-    # Per-worker regime state again (Fisher, teacher): with `-m slow`.
+    # Joint trains every variable as two_stage's first phase does, and
+    # per-worker regime state again (Fisher, teacher): with `-m slow`.
+    pytest.param("joint", marks=pytest.mark.slow), "two_stage",
     pytest.param("sequential_ewc", marks=pytest.mark.slow),
     pytest.param("distillation", marks=pytest.mark.slow)])
 def test_mirrored_matches_one_device(tmp_path, regime):

@@ -57,8 +57,9 @@ def _run_workers(tmp_path, attempt, regime):
 
 @pytest.mark.large
 @pytest.mark.parametrize("regime", [
-    "joint", "two_stage",
-    # Per-worker regime state again (Fisher, teacher): with `-m slow`.
+    # Joint trains every variable as two_stage's first phase does, and
+    # per-worker regime state again (Fisher, teacher): with `-m slow`.
+    pytest.param("joint", marks=pytest.mark.slow), "two_stage",
     pytest.param("sequential_ewc", marks=pytest.mark.slow),
     pytest.param("distillation", marks=pytest.mark.slow)])
 def test_two_workers_finish_with_identical_weights(tmp_path, regime):

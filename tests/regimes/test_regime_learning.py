@@ -45,8 +45,16 @@ def digits():
     return keras_eexit.data.load_arrays("digits")
 
 
+SLOW = {"sequential", "pretrained_fixed_backbone", "joint_two_stage"}
+"""Variants whose siblings learn in CI: the plain sequential schedule
+(its EWC and LwF runs), the pretrained branch with a fixed backbone (the
+pretrained branch) and the joint + two-stage hybrid (joint + branch)."""
+
+
 @pytest.mark.large
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[pytest.mark.slow] * (n in SLOW))
+    for n in sorted(CASES)])
 def test_regime_learns_digits(name, digits):
     keras.utils.set_random_seed(0)
     model = keras_eexit.models.get_model("small_cnn")
