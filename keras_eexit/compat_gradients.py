@@ -8,7 +8,8 @@ dominance) write the function once with `keras.ops` and
 * TensorFlow: a persistent `tf.GradientTape` (one forward pass, one
   `tape.gradient` per loss, unconnected gradients as zeros);
 * JAX: `jax.vjp` of the function on the values (one forward pass, one
-  pullback per loss);
+  pullback per loss), compiled as one `jax.jit` call (what the function
+  closes over is a constant of that program: one compilation per call);
 * PyTorch: `torch.autograd.grad` on leaf copies of the values (one
   forward pass, the graph kept for every loss);
 * any other backend is refused in one line.
@@ -99,10 +100,15 @@ def _jax(function, values):
     def stacked(values):
         return jnp.stack([jnp.asarray(loss) for loss in function(values)])
 
-    losses, pullback = jax.vjp(stacked, values)
-    basis = jnp.eye(losses.shape[0], dtype=losses.dtype)
-    grads = [[_numpy(g) for g in pullback(row)[0]] for row in basis]
-    return _numpy(losses), grads
+    @jax.jit
+    def losses_and_grads(values):
+        losses, pullback = jax.vjp(stacked, values)
+        basis = jnp.eye(losses.shape[0], dtype=losses.dtype)
+        return losses, [pullback(row)[0] for row in basis]
+
+    losses, grads = losses_and_grads(values)
+    return _numpy(losses), [[_numpy(g) for g in per_loss]
+                            for per_loss in grads]
 
 
 def _torch(function, values):
