@@ -40,10 +40,10 @@ def test_gradient_dominance_measures_without_moving_a_weight():
     model = make_tiny_model()
     x, y = _batch()
     model(x[:1])
-    before = [np.array(w) for w in model.get_weights()]
     # Only the last exit is weighted: its gradient is the whole gradient,
     # the others' are zero (NaN cosines).
     model.exit_weights.assign([0.0, 0.0, 1.0])
+    before = [np.array(w) for w in model.get_weights()]
     dominance = GradientDominance(x, y, every=1, scope="backbone")
     dominance.set_model(model)
     dominance.on_train_batch_end(0)
