@@ -288,9 +288,9 @@ class LossEvaluator:
     `tf.function` on TensorFlow, `jax.jit` on JAX) maps `weight_batch`
     flat weight vectors (`keras.ops.vectorized_map` over `stateless_call`)
     over a fixed-size chunk of the data; chunks are padded to one shape, so
-    the function is traced once. Layers run in inference mode (BatchNorm uses the moving
-    statistics of the weight vector, dropout is off). Damping heads are
-    scored on their class logits.
+    the function is traced once. Layers run in inference mode (BatchNorm
+    uses the moving statistics of the weight vector, dropout is off).
+    Damping heads are scored on their class logits.
 
     Args:
         space: a `WeightSpace`.

@@ -101,10 +101,10 @@ class GradientDominance(keras.callbacks.Callback):
 
     The measurement takes its own gradients (`compat_gradients.
     value_and_grad`: a `tf.GradientTape` on TensorFlow, `jax.vjp` on JAX)
-    on the held batch `(x, y)`, outside the compiled training step, in training mode by
-    default (the gradients the optimizer applies) through
-    `stateless_call`, so training is unchanged (no BatchNorm statistic or
-    dropout seed moves).
+    on the held batch `(x, y)`, outside the compiled training step, in
+    training mode by default (the gradients the optimizer applies)
+    through `stateless_call`, so training is unchanged (no BatchNorm
+    statistic or dropout seed moves).
     At the end of each epoch the latest cosines are written to the logs as
     `grad_cos_exit_1`, ... (so they reach `History`).
 
