@@ -208,6 +208,15 @@ def _auto_batch(model, weight_batch, samples, budget=2**27):
     return int(-(-samples // chunks))
 
 
+def _map_rows(function, weights):
+    """`function` of every row of `weights`, stacked: vectorized
+    (`keras.ops.vectorized_map`), or a loop on PyTorch, whose `vmap`
+    cannot run Keras' convolutions."""
+    if keras.backend.backend() == "torch":
+        return ops.stack([function(row) for row in weights])
+    return ops.vectorized_map(function, weights)
+
+
 def _is_float(variable):
     return "float" in str(variable.dtype)
 
@@ -370,7 +379,7 @@ class LossEvaluator:
                 sums.append(ops.sum(loss * mask))
             return ops.stack(sums)
 
-        return ops.vectorized_map(one, weights)
+        return _map_rows(one, weights)
 
     def _batch_statistics(self, weights, x):
         """Per weight vector, the batch statistics of every recomputed
@@ -389,7 +398,7 @@ class LossEvaluator:
                 ops.reshape(ops.cast(updated[position], "float32"), (-1,))
                 / (1.0 - momentum) for _, position, momentum in self._bn], 0)
 
-        return ops.vectorized_map(one, weights)
+        return _map_rows(one, weights)
 
     def recompute_batchnorm(self, weights):
         """`weights` `(B, P)` with the BatchNorm moving statistics replaced
