@@ -56,7 +56,7 @@ def test_gradient_dominance_measures_without_moving_a_weight():
         np.testing.assert_array_equal(old, new)  # moving statistics too
 
 
-def test_numerical_rank_callback_measures_every_operation():
+def test_numerical_rank_callback_measures_every_segment():
     model = make_tiny_model()
     x, _ = _batch(n=40)
     rank = NumericalRank(x, layers="segments")
