@@ -15,6 +15,7 @@ see `keras_eexit.analysis.directions`).
 
 import dataclasses
 
+import keras
 import numpy as np
 
 from keras_eexit.analysis.directions import random_direction
@@ -132,8 +133,8 @@ def loss_landscape(model, data, resolution=31, span=1.0, seed=0,
     losses = evaluator.affine(theta, np.stack([delta, eta]),
                               np.stack([a.reshape(-1), b.reshape(-1)], 1))
     losses = losses.T.reshape(len(model.exit_names), resolution, resolution)
-    weights = np.asarray(model.exit_weights.numpy(), np.float64).reshape(
-        -1, 1, 1)
+    weights = np.asarray(keras.ops.convert_to_numpy(model.exit_weights),
+                         np.float64).reshape(-1, 1, 1)
     return LossLandscape(coordinates, losses, (weights * losses).sum(0),
                          tuple(model.exit_names), int(seed), distribution,
                          int(len(evaluator.x)), normalization)

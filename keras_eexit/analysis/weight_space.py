@@ -6,8 +6,10 @@ variables (trainable and non-trainable, in the order of
 `model.trainable_variables + model.non_trainable_variables`) to one flat
 vector and back; `LossEvaluator` computes every exit's mean cross-entropy
 for a *batch* of weight vectors in one compiled call
-(`tf.vectorized_map` over `Layer.stateless_call`): no model is rebuilt or
-re-traced per point, and the variables of the model are never changed.
+(`keras.ops.vectorized_map` over `Layer.stateless_call`: a
+`tf.vectorized_map` in a `tf.function` on TensorFlow, a `jax.vmap` under
+`jax.jit` on JAX, `utils/compiled.py`): no model is rebuilt or re-traced
+per point, and the variables of the model are never changed.
 
 BatchNorm moving statistics are weights of the vector like any other
 (`batchnorm="interpolate"`), or, with `batchnorm="recompute"`, recomputed
@@ -20,9 +22,12 @@ import dataclasses
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_eexit import chain
-from keras_eexit.utils.lazy_import import tf
+from keras_eexit.utils.batches import is_batch_stream
+from keras_eexit.utils.batches import iterate_batches
+from keras_eexit.utils.compiled import compile_layers_call
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
 
@@ -178,12 +183,13 @@ class WeightSpace:
         return out
 
     def variable_lists(self, flat):
-        """Tensors for `stateless_call` from a flat tensor (inside TF)."""
-        pieces = {id(s.variable): tf.reshape(flat[s.start:s.stop], s.shape)
+        """Tensors for `stateless_call` from a flat tensor (inside a
+        compiled function)."""
+        pieces = {id(s.variable): ops.reshape(flat[s.start:s.stop], s.shape)
                   for s in self.slots}
 
         def values(variables):
-            return [tf.cast(pieces[id(v)], v.dtype) if id(v) in pieces
+            return [ops.cast(pieces[id(v)], v.dtype) if id(v) in pieces
                     else v.value for v in variables]
 
         return values(self._trainable), values(self._non_trainable)
@@ -200,6 +206,15 @@ def _auto_batch(model, weight_batch, samples, budget=2**27):
     limit = max(16, budget // (4 * largest * weight_batch))
     chunks = -(-samples // limit)
     return int(-(-samples // chunks))
+
+
+def _map_rows(function, weights):
+    """`function` of every row of `weights`, stacked: vectorized
+    (`keras.ops.vectorized_map`), or a loop on PyTorch, whose `vmap`
+    cannot run Keras' convolutions."""
+    if keras.backend.backend() == "torch":
+        return ops.stack([function(row) for row in weights])
+    return ops.vectorized_map(function, weights)
 
 
 def _is_float(variable):
@@ -229,23 +244,27 @@ def as_arrays(data, max_samples=None):
     """`(x, y)` NumPy arrays (integer labels) from arrays or a dataset.
 
     Args:
-        data: a tuple `(x, y)` of arrays, or a `tf.data.Dataset` of
-            `(x, y)` batches.
+        data: a tuple `(x, y)` of arrays, or a `tf.data.Dataset` or
+            `keras.utils.PyDataset` of `(x, y)` batches.
         max_samples: keep at most this many samples (the first ones).
 
     Returns:
         `(x, y)`.
     """
+    unlabelled = ValueError(
+        "The analyses need labelled data: a tf.data.Dataset or "
+        "keras.utils.PyDataset of (x, y) batches, or a tuple (x, y) of "
+        "arrays.")
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = (np.asarray(a) for a in data)
-    elif hasattr(data, "element_spec"):
-        spec = data.element_spec
+    elif is_batch_stream(data):
+        spec = getattr(data, "element_spec", (None, None))
         if not (isinstance(spec, tuple) and len(spec) >= 2):
-            raise ValueError(
-                "The analyses need labelled data: a tf.data.Dataset of "
-                "(x, y) batches, or a tuple (x, y) of arrays.")
+            raise unlabelled
         xs, ys, count = [], [], 0
-        for batch in data:
+        for batch in iterate_batches(data):
+            if not (isinstance(batch, (tuple, list)) and len(batch) >= 2):
+                raise unlabelled
             xs.append(np.asarray(batch[0]))
             ys.append(np.asarray(batch[1]))
             count += len(xs[-1])
@@ -255,8 +274,9 @@ def as_arrays(data, max_samples=None):
             raise ValueError("The data set is empty: nothing to evaluate.")
         x, y = np.concatenate(xs), np.concatenate(ys)
     else:
-        raise invalid_value("data", "a tuple (x, y) of arrays or a "
-                            "tf.data.Dataset of (x, y) batches",
+        raise invalid_value("data", "a tuple (x, y) of arrays, or a "
+                            "tf.data.Dataset or keras.utils.PyDataset of "
+                            "(x, y) batches",
                             type(data).__name__)
     if y.ndim == 2 and y.shape[-1] > 1:
         y = y.argmax(-1)
@@ -273,16 +293,18 @@ def as_arrays(data, max_samples=None):
 class LossEvaluator:
     """Every exit's mean cross-entropy for batches of weight vectors.
 
-    One `tf.function` maps `weight_batch` flat weight vectors (a
-    `tf.vectorized_map` over `stateless_call`) over a fixed-size chunk of
-    the data; chunks are padded to one shape, so the function is traced
-    once. Layers run in inference mode (BatchNorm uses the moving
-    statistics of the weight vector, dropout is off). Damping heads are
-    scored on their class logits.
+    One compiled function (`utils.compiled.compile_layers_call`: a
+    `tf.function` on TensorFlow, `jax.jit` on JAX) maps `weight_batch`
+    flat weight vectors (`keras.ops.vectorized_map` over `stateless_call`)
+    over a fixed-size chunk of the data; chunks are padded to one shape, so
+    the function is traced once. Layers run in inference mode (BatchNorm
+    uses the moving statistics of the weight vector, dropout is off).
+    Damping heads are scored on their class logits.
 
     Args:
         space: a `WeightSpace`.
-        data: `(x, y)` arrays or a `tf.data.Dataset` of `(x, y)` batches.
+        data: `(x, y)` arrays, or a `tf.data.Dataset` or
+            `keras.utils.PyDataset` of `(x, y)` batches.
         weight_batch: weight vectors per compiled call.
         data_batch: samples per compiled call, or `"auto"`: as many as
             keep the largest activation of one call under ~128 MiB (all of
@@ -328,36 +350,36 @@ class LossEvaluator:
         if self._bn:
             self.bn_x = (self.x if batchnorm_data is None
                          else as_arrays(batchnorm_data, max_samples)[0])
-            self._stats = tf.function(self._batch_statistics,
-                                      reduce_retracing=True)
+            self._stats = compile_layers_call(space.model,
+                                              self._batch_statistics)
         model = space.model
         if data_batch == "auto":
             data_batch = _auto_batch(model, self.weight_batch, len(self.x))
         self.data_batch = check_positive_int("data_batch", data_batch)
         self.exit_names = tuple(model.exit_names)
         self._clip = (None if nonnegative is None
-                      else tf.constant(np.asarray(nonnegative, bool)))
-        self._function = tf.function(self._losses, reduce_retracing=True)
+                      else np.asarray(nonnegative, bool))
+        self._function = compile_layers_call(model, self._losses)
 
     def _losses(self, weights, x, y, mask):
         model, space, clip = self.space.model, self.space, self._clip
 
         def one(flat):
             if clip is not None:
-                flat = tf.where(clip, tf.maximum(flat, 0.0), flat)
+                flat = ops.where(clip, ops.maximum(flat, 0.0), flat)
             trainable, non_trainable = space.variable_lists(flat)
             outputs, _ = model.stateless_call(trainable, non_trainable, x,
                                               training=False)
             sums = []
             for head, name in zip(model.heads, model.exit_names):
-                logits = tf.cast(chain.class_logits(head, outputs[name]),
-                                 tf.float32)
-                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=y, logits=logits)
-                sums.append(tf.reduce_sum(loss * mask))
-            return tf.stack(sums)
+                logits = ops.cast(chain.class_logits(head, outputs[name]),
+                                  "float32")
+                loss = ops.sparse_categorical_crossentropy(
+                    y, logits, from_logits=True)
+                sums.append(ops.sum(loss * mask))
+            return ops.stack(sums)
 
-        return tf.vectorized_map(one, weights)
+        return _map_rows(one, weights)
 
     def _batch_statistics(self, weights, x):
         """Per weight vector, the batch statistics of every recomputed
@@ -367,17 +389,16 @@ class LossEvaluator:
         for index, _, _ in self._bn:  # moving statistics start at 0, so
             slot = space.slots[index]  # new = (1 - momentum) · batch value
             keep[slot.start:slot.stop] = 0.0
-        keep = tf.constant(keep)
 
         def one(flat):
             trainable, non_trainable = space.variable_lists(flat * keep)
             _, updated = model.stateless_call(trainable, non_trainable, x,
                                               training=True)
-            return tf.concat([
-                tf.reshape(tf.cast(updated[position], tf.float32), (-1,))
+            return ops.concatenate([
+                ops.reshape(ops.cast(updated[position], "float32"), (-1,))
                 / (1.0 - momentum) for _, position, momentum in self._bn], 0)
 
-        return tf.vectorized_map(one, weights)
+        return _map_rows(one, weights)
 
     def recompute_batchnorm(self, weights):
         """`weights` `(B, P)` with the BatchNorm moving statistics replaced
@@ -388,8 +409,9 @@ class LossEvaluator:
         sums, total = 0.0, 0
         for lo in range(0, len(self.bn_x), self.data_batch):
             x = self.bn_x[lo:lo + self.data_batch]
-            stats = self._stats(tf.constant(weights),
-                                tf.constant(x)).numpy().astype(np.float64)
+            stats = ops.convert_to_numpy(self._stats(
+                ops.convert_to_tensor(weights),
+                ops.convert_to_tensor(x))).astype(np.float64)
             offset = 0
             for index, _, _ in self._bn:  # unbiased variances, as PyTorch
                 slot = self.space.slots[index]
@@ -459,8 +481,7 @@ class LossEvaluator:
                                                     x.dtype)])
                     y = np.concatenate([y, np.zeros(pad, y.dtype)])
                     mask = np.concatenate([mask, np.zeros(pad, np.float32)])
-                total += self._function(tf.constant(chunk), tf.constant(x),
-                                        tf.constant(y),
-                                        tf.constant(mask)).numpy()
+                total += ops.convert_to_numpy(self._function(
+                    *map(ops.convert_to_tensor, (chunk, x, y, mask))))
             out.append(total[:count] / len(self.x))
         return np.concatenate(out)

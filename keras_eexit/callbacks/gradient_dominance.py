@@ -2,8 +2,9 @@
 
 import keras
 import numpy as np
+from keras import ops
 
-from keras_eexit.utils.lazy_import import tf
+from keras_eexit.compat_gradients import value_and_grad
 from keras_eexit.utils.validation import check_choice
 from keras_eexit.utils.validation import check_positive_int
 from keras_eexit.utils.validation import invalid_value
@@ -65,29 +66,30 @@ def exit_gradient_cosines(model, x, y, scope="model", training=True):
     in_scope = {id(v) for part in parts for v in part.trainable_weights}
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
-    variables = [value for v, value in zip(model.trainable_variables,
-                                           trainable) if id(v) in in_scope]
-    if not variables:  # nothing trainable in the scope
+    positions = [i for i, v in enumerate(model.trainable_variables)
+                 if id(v) in in_scope]
+    if not positions:  # nothing trainable in the scope
         return np.full(len(model.exit_names), np.nan)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(variables)
+
+    def weighted_losses(values):
+        full = list(trainable)
+        for position, value in zip(positions, values):
+            full[position] = value
         # The updated non-trainable values (moving statistics) are dropped.
-        out, _ = model.stateless_call(trainable, non_trainable, x,
+        out, _ = model.stateless_call(full, non_trainable, x,
                                       training=training)
-        losses = [
-            tf.cast(model.exit_weights[k], tf.float32) * tf.reduce_mean(
-                tf.cast(per_sample_crossentropy(y, out[name]), tf.float32))
+        return [
+            ops.cast(model.exit_weights[k], "float32") * ops.mean(
+                ops.cast(per_sample_crossentropy(y, out[name]), "float32"))
             for k, name in enumerate(model.exit_names)
         ]
-    flat = []
-    for loss in losses:
-        grads = tape.gradient(
-            loss, variables,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        flat.append(tf.concat(
-            [tf.reshape(tf.cast(g, tf.float32), (-1,)) for g in grads], 0))
-    del tape
-    per_exit = tf.stack(flat).numpy().astype(np.float64)
+
+    _, grads = value_and_grad(weighted_losses,
+                              [trainable[i] for i in positions])
+    per_exit = np.stack([
+        np.concatenate([np.asarray(g, np.float32).reshape(-1)
+                        for g in per_loss]) for per_loss in grads
+    ]).astype(np.float64)
     total = per_exit.sum(0)
     norms = np.linalg.norm(per_exit, axis=1) * np.linalg.norm(total)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -97,11 +99,12 @@ def exit_gradient_cosines(model, x, y, scope="model", training=True):
 class GradientDominance(keras.callbacks.Callback):
     """Logs `exit_gradient_cosines` on a fixed batch every `every` steps.
 
-    The measurement uses its own `tf.GradientTape` on the held batch
-    `(x, y)`, outside the compiled training step, in training mode by
-    default (the gradients the optimizer applies) through
-    `stateless_call`, so training is unchanged (no BatchNorm statistic or
-    dropout seed moves).
+    The measurement takes its own gradients (`compat_gradients.
+    value_and_grad`: a `tf.GradientTape` on TensorFlow, `jax.vjp` on JAX)
+    on the held batch `(x, y)`, outside the compiled training step, in
+    training mode by default (the gradients the optimizer applies)
+    through `stateless_call`, so training is unchanged (no BatchNorm
+    statistic or dropout seed moves).
     At the end of each epoch the latest cosines are written to the logs as
     `grad_cos_exit_1`, ... (so they reach `History`).
 

@@ -226,8 +226,8 @@ def layer_activations(model, x, layers, batch_size=256, reduce=None):
                 f"Layers {sorted(missing)} are not inside the model's "
                 "segments.")
         for n in names:
-            matrix = np.asarray(found[n][-1]).reshape(
-                len(found[n][-1]), -1)
+            matrix = np.asarray(keras.ops.convert_to_numpy(
+                found[n][-1])).reshape(len(found[n][-1]), -1)
             found[n][-1] = reduce(n, matrix) if reduce else matrix
     return {n: np.concatenate(found[n]) for n in names}
 

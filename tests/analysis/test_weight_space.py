@@ -12,6 +12,7 @@ from keras_eexit.analysis import connectivity_plane
 from keras_eexit.analysis import linear_path
 from keras_eexit.analysis import loss_landscape
 from keras_eexit.analysis import random_direction
+from keras_eexit.analysis.weight_space import as_arrays
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +187,28 @@ def test_batchnorm_statistics_recomputed_at_every_point(setup):
     assert np.abs(recomputed.losses[1] - interpolated.losses[1]).max() > 1e-3
     with pytest.raises(ValueError, match="batchnorm"):
         linear_path(model, other, (x, y), batchnorm="reset")
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.batches[index]
+
+
+def test_data_from_a_py_dataset_as_on_other_backends():
+    # What `keras_eexit.data.load` yields on JAX: NumPy batches.
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 5, 10)
+    batches = _Batches([(x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:], y[8:])])
+    got_x, got_y = as_arrays(batches, max_samples=6)
+    np.testing.assert_array_equal(got_x, x[:6])
+    np.testing.assert_array_equal(got_y, y[:6])
+    with pytest.raises(ValueError, match="labelled data"):
+        as_arrays(_Batches([x[:4]]))

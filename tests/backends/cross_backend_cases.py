@@ -256,10 +256,12 @@ def results(directory, kind, *args):
 def run_cases(directory, cases):
     """Runs `cases` (`[kind, *args]` lists), saving each result as
     `<directory>/<backend>/<kind>-<args>.npz`."""
+    from tests.backends.cross_backend_analyses import analyses
+
     out = pathlib.Path(directory) / keras.backend.backend()
     out.mkdir(exist_ok=True)
     functions = {"one_step": one_step, "fisher": fisher,
-                 "sequential": sequential}
+                 "sequential": sequential, "analyses": analyses}
     for kind, *args in cases:
         result = functions[kind](directory, *args)
         np.savez(out / f"{case_name(kind, *args)}.npz", **result)

@@ -10,8 +10,9 @@ included) must agree to 1e-5. The regime objectives that need no regime
 state (damping, power-sqrt with dynamic weights, distillation from the
 final exit, selective cross-entropy) run on the small CNN (`slow`:
 power-sqrt on a ResNet with BatchNorm too); EWC and LwF are
-`test_cross_backend_regimes.py`'s. `SLOW` says which families are
-`slow` and why.
+`test_cross_backend_regimes.py`'s. The same JAX subprocess runs the
+analyses on the small CNN (`cross_backend_analyses.py`). `SLOW` says
+which families are `slow` and why.
 """
 
 import importlib.util
@@ -22,6 +23,7 @@ import pytest
 
 from keras_eexit.models import text_transformer
 from tests.backends import cross_backend_cases as cases
+from tests.backends.cross_backend_analyses import check_analyses
 
 pytestmark = [
     pytest.mark.skipif(
@@ -79,6 +81,7 @@ def fast_runs(tmp_path_factory):
             for family in _available(FAST)]
     todo += [["one_step", family, objective]
              for family, objective in OBJECTIVES]
+    todo += [["analyses", "small_cnn"]]
     return _run(tmp_path_factory, todo)
 
 
@@ -141,6 +144,10 @@ def test_regime_objectives_agree(fast_runs, family, objective):
     tf = _check_one_step(fast_runs, family, objective)
     if objective == "distillation":
         assert tf["log_distillation_loss"] > 0
+
+
+def test_analyses_agree(fast_runs):
+    check_analyses(fast_runs, "small_cnn")
 
 
 @pytest.mark.slow

@@ -39,8 +39,8 @@ pytestmark = pytest.mark.skipif(
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def script_without_tensorflow(module):
-    """A Python script that runs pytest on `module` with TensorFlow made
+def script_without_tensorflow(*modules):
+    """A Python script that runs pytest on `modules` with TensorFlow made
     unimportable (for a fresh `KERAS_BACKEND=jax` process)."""
     return """
 import importlib.abc
@@ -57,8 +57,8 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTensorFlow())
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", %r]))
-""" % module
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *%r]))
+""" % (list(modules),)
 
 
 RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(

@@ -1,9 +1,13 @@
-"""Runs `test_training_jax.py` on JAX, with TensorFlow made unimportable.
+"""Runs `test_training_jax.py` and `test_analysis_jax.py` on JAX, with
+TensorFlow made unimportable.
 
 The backend is fixed when Keras is first imported, so the JAX training
 checks run in a fresh Python (`KERAS_BACKEND=jax`) whose import system
 refuses `tensorflow`: every regime, EWC's Fisher pass, resume and failure
-handling must work there without it.
+handling, and the analyses (gradient dominance, ranks, mutual
+information, landscapes, paths, the plane, `keras-eexit analyze`) must
+work there without it. One process for both: the analyses reuse the
+compilations of the training checks.
 """
 
 import importlib.util
@@ -25,7 +29,8 @@ pytestmark = pytest.mark.skipif(
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
-    "tests/backends/test_training_jax.py")
+    "tests/backends/test_training_jax.py",
+    "tests/backends/test_analysis_jax.py")
 
 
 def test_training_on_jax_without_tensorflow():
