@@ -15,6 +15,7 @@ from keras_eexit import criteria as criteria_lib
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.policy import check_temperatures
 from keras_eexit.inference.policy import scale_probabilities
+from keras_eexit.inference.threshold_search import search_thresholds
 from keras_eexit.utils.validation import invalid_value
 
 MSDNET_P = tuple(range(1, 40))
@@ -335,20 +336,22 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
 
 
 def best_accuracy_policy(validation, budget, criterion="max_softmax",
-                         temperatures=None, grid=100, passes=4):
+                         temperatures=None, search="per_exit"):
     """The per-exit thresholds of highest validation accuracy in a budget.
 
     Where MSDNet's budgeted batch classification fixes how many samples
     each exit takes (a geometric schedule, `budgeted_batch_policy`), this
-    searches the thresholds themselves: it starts from the single
-    threshold of a `grid`-point sweep with the highest validation accuracy
-    whose mean validation FLOPs fit `budget`, then changes one exit's
-    threshold at a time (coordinate ascent, `passes` rounds; candidates:
-    the grid and `grid` quantiles of the exit's validation scores),
-    keeping a change that raises validation accuracy (or keeps it for
-    less compute) within the budget. On validation it is never below
-    the global threshold; a network with a weak early exit (which the
-    geometric schedule must feed) gains most.
+    searches the thresholds themselves
+    (`keras_eexit.inference.threshold_search.search_thresholds`): from the
+    exact best global threshold within the budget (every distinct
+    validation score tried), Lagrangian proposals and coordinate ascent
+    over every validation score at each exit, keeping a change that
+    raises validation accuracy (or keeps it for less compute) within the
+    budget. On validation it is never below the best global threshold,
+    and strictly above it whenever one exit's threshold alone can do
+    better; a network with a weak early exit (which the geometric
+    schedule must feed) gains most. Our extension of MSDNet's calibration
+    (docs/serving.md), not a paper's procedure.
 
     Args:
         validation: `ExitOutputs` of the validation split.
@@ -357,12 +360,13 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
-        grid: size of the threshold grid (`reference_grid(grid)`) and
-            number of score quantiles tried per exit.
-        passes: coordinate-ascent rounds.
+        search: `"per_exit"` (the search above) or `"global"` (the best
+            single threshold within the budget, the same at every exit:
+            the reference the per-exit search is measured against).
 
     Returns:
-        An `ExitPolicy` (metadata: budget, validation accuracy and FLOPs).
+        An `ExitPolicy` (metadata: budget, search, validation accuracy and
+        FLOPs, and the best global threshold's).
 
     Example:
 
@@ -378,53 +382,29 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     budget = _check_budget(budget, flops)
     crit = _continuous(criterion)
     probs = scale_probabilities(validation.probs, temperatures)
-    labels = validation.labels
-    num_exits = probs.shape[0]
-    candidates = crit.sweep_values(grid, num_exits)
-    limit = budget * (1 + 1e-12)
-
-    def best_row(rows):
-        result = sweep(probs, labels, flops, crit.name, rows)
-        fits = result.mean_flops <= limit
-        # Highest accuracy, then lowest cost, among the rows that fit.
-        order = np.lexsort((result.mean_flops, -result.accuracy))
-        order = order[fits[order]]
-        if not order.size:
-            return None
-        j = order[0]
-        return rows[j], result.accuracy[j], result.mean_flops[j]
-
-    rows = np.repeat(candidates[:, None], num_exits, axis=1)
-    found = best_row(rows)
-    if found is None:  # every sample at exit 1 still fits (checked above)
-        rows = np.full((1, num_exits), _eager(crit, num_exits), np.float32)
-        found = best_row(rows)
-    current, accuracy, cost = found
-    current = np.array(current, np.float32)
-    per_exit = _per_exit_candidates(crit, probs, candidates, grid)
-    for _ in range(passes):
-        improved = False
-        for k in range(num_exits - 1):
-            rows = np.repeat(current[None], len(per_exit[k]), 0)
-            rows[:, k] = per_exit[k]
-            row, row_accuracy, row_cost = best_row(rows)
-            if row_accuracy > accuracy or (row_accuracy == accuracy
-                                           and row_cost < cost - 1e-9):
-                current, accuracy, cost = row.copy(), row_accuracy, row_cost
-                improved = True
-        if not improved:
-            break
-    current[-1] = _eager(crit, num_exits)  # the last takes everyone
-    return ExitPolicy(crit.name, current, temperatures=temperatures,
+    labels = np.asarray(validation.labels).reshape(-1)
+    found = search_thresholds(crit.scores(probs),
+                              probs.argmax(-1) == labels[None], flops,
+                              budget, crit, search=search)
+    result = sweep(probs, labels, flops, crit.name, found.thresholds[None])
+    return ExitPolicy(crit.name, found.thresholds, temperatures=temperatures,
                       metadata={"method": "best_accuracy",
+                                "search": search,
                                 "budget": budget,
-                                "validation_accuracy": float(accuracy),
-                                "validation_flops": float(cost)})
+                                "validation_accuracy":
+                                    float(result.accuracy[0]),
+                                "validation_flops":
+                                    float(result.mean_flops[0]),
+                                "global_threshold": found.global_threshold,
+                                "global_validation_accuracy":
+                                    found.global_accuracy,
+                                "global_validation_flops":
+                                    found.global_cost})
 
 
 def best_accuracy_curve(validation, test, budgets=None,
                         criterion="max_softmax", temperatures=None,
-                        grid=100):
+                        search="per_exit"):
     """Test accuracy vs mean FLOPs of `best_accuracy_policy` over budgets.
 
     Thresholds come from `validation` for each budget and are applied to
@@ -438,7 +418,7 @@ def best_accuracy_curve(validation, test, budgets=None,
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
-        grid: threshold candidates per exit.
+        search: `"per_exit"` or `"global"` (see `best_accuracy_policy`).
 
     Returns:
         A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
@@ -454,7 +434,7 @@ def best_accuracy_curve(validation, test, budgets=None,
         budgets = np.linspace(flops[0], flops[-1], len(MSDNET_P))
     rows = np.stack([
         best_accuracy_policy(validation, float(b), criterion, temperatures,
-                             grid).threshold_array()
+                             search).threshold_array()
         for b in np.asarray(budgets, dtype=np.float64).reshape(-1)])
     probs = scale_probabilities(test.probs, temperatures)
     return sweep(probs, test.labels, test.flops, criterion=criterion,
