@@ -335,8 +335,22 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                                     float(final.mean_flops[0])})
 
 
+def _warn_search_arguments(**given):
+    """`grid=`/`passes=` of the former grid search: accepted for one
+    release, with no effect (the search tries every validation score)."""
+    for name, value in given.items():
+        if value is not None:
+            warnings.warn(
+                f"`{name}=` of best_accuracy_policy/best_accuracy_curve is "
+                "deprecated and has no effect: the search tries every "
+                "validation score at every exit (keras_eexit.inference."
+                "search_thresholds). Remove the argument.",
+                DeprecationWarning, stacklevel=3)
+
+
 def best_accuracy_policy(validation, budget, criterion="max_softmax",
-                         temperatures=None, search="per_exit"):
+                         temperatures=None, search="per_exit", grid=None,
+                         passes=None):
     """The per-exit thresholds of highest validation accuracy in a budget.
 
     Where MSDNet's budgeted batch classification fixes how many samples
@@ -363,6 +377,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
         search: `"per_exit"` (the search above) or `"global"` (the best
             single threshold within the budget, the same at every exit:
             the reference the per-exit search is measured against).
+        grid, passes: deprecated, no effect (the former grid search's).
 
     Returns:
         An `ExitPolicy` (metadata: budget, search, validation accuracy and
@@ -377,6 +392,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    _warn_search_arguments(grid=grid, passes=passes)
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
     budget = _check_budget(budget, flops)
@@ -404,7 +420,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
 
 def best_accuracy_curve(validation, test, budgets=None,
                         criterion="max_softmax", temperatures=None,
-                        search="per_exit"):
+                        search="per_exit", grid=None):
     """Test accuracy vs mean FLOPs of `best_accuracy_policy` over budgets.
 
     Thresholds come from `validation` for each budget and are applied to
@@ -419,6 +435,7 @@ def best_accuracy_curve(validation, test, budgets=None,
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
         search: `"per_exit"` or `"global"` (see `best_accuracy_policy`).
+        grid: deprecated, no effect.
 
     Returns:
         A `keras_eexit.evaluation.Sweep` whose `thresholds` are the
@@ -426,6 +443,7 @@ def best_accuracy_curve(validation, test, budgets=None,
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    _warn_search_arguments(grid=grid)
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
     _consistent(validation, test)

@@ -213,3 +213,51 @@ def test_curve_compares_per_exit_and_global_on_the_same_budgets():
     assert np.all(per_exit.mean_flops <= budgets * (1 + 1e-12))
     on_test = best_accuracy_curve(validation, test, budgets)
     np.testing.assert_array_equal(on_test.thresholds, per_exit.thresholds)
+
+
+def test_grid_and_passes_are_deprecated_without_effect():
+    outputs = _outputs(4, costs=[100, 200, 300])
+    expected = best_accuracy_policy(outputs, 250.0)
+    with pytest.warns(DeprecationWarning, match="`grid=` of best_accuracy"):
+        assert best_accuracy_policy(outputs, 250.0, grid=20) == expected
+    with pytest.warns(DeprecationWarning, match="`passes=`"):
+        best_accuracy_policy(outputs, 250.0, passes=2)
+    with pytest.warns(DeprecationWarning, match="`grid=`"):
+        best_accuracy_curve(outputs, outputs, [250.0], grid=20)
+
+
+def _exhaustive(scores, correct, costs, budget, criterion):
+    """(correct count, -cost sum) of the best rule over every per-exit
+    combination of cuts (tiny problems only)."""
+    import itertools
+
+    criterion = criteria.get(criterion)
+    k, n = scores.shape
+    best = None
+    for row in itertools.product(*(_cuts(criterion, s, k)
+                                   for s in scores[:-1])):
+        rule = np.array([*row, criterion.eager_threshold(k)], np.float32)
+        accept = criterion.accepts(scores, rule[:, None])
+        accept[-1] = True
+        exits = accept.argmax(0)
+        cost = costs[exits].sum()
+        if cost <= budget * n * (1 + 1e-12):
+            key = (int(correct[exits, np.arange(n)].sum()), -cost)
+            best = key if best is None or key > best else best
+    return best
+
+
+def test_reaches_the_exhaustive_optimum_on_tiny_problems():
+    rng = np.random.default_rng(0)
+    for case in range(60):
+        k, n = int(rng.integers(2, 4)), int(rng.integers(3, 8))
+        scores = rng.choice(np.float32([0.3, 0.5, 0.7, 0.9, 1.0]), (k, n)) \
+            if case % 2 else rng.random((k, n)).astype(np.float32)
+        correct = rng.random((k, n)) < 0.6
+        costs = np.cumsum(rng.integers(1, 4, k)).astype(float)
+        budget = float(rng.uniform(costs[0], costs[-1]))
+        criterion = ("max_softmax", "entropy")[case % 3 == 0]
+        found = search_thresholds(scores, correct, costs, budget, criterion)
+        count, cost = _exhaustive(scores, correct, costs, budget, criterion)
+        assert round(found.accuracy * n) == count
+        assert found.mean_cost * n == pytest.approx(-cost)
