@@ -18,7 +18,7 @@ The search (`search_thresholds`):
    with at most K - 1 steps; difference arrays over every distinct
    validation score give the accuracy and cost of every global threshold
    in O(NK log NK). The most accurate one within the budget (then the
-   cheapest) is the starting point and the guarantee: the result is
+   costliest) is the starting point and the guarantee: the result is
    never less accurate on validation.
 2. **Lagrangian proposals.** For multipliers λ (accuracy traded for
    cost; `LAGRANGE_MULTIPLIERS`, then `BISECTIONS` halvings where the
@@ -28,7 +28,8 @@ The search (`search_thresholds`):
    cannot do from a point where the budget is spent.
 3. **Constrained refinement.** From the global start and each proposal
    that fits, coordinate ascent on accuracy within the budget (a change
-   is kept when it is more accurate, or as accurate and cheaper). The
+   is kept when it is more accurate, or as accurate and costlier within
+   the budget). The
    best result then also tries moves of two exits at once (one exit at
    `PAIR_LEVELS` score quantiles, the other searched exactly), each
    followed by coordinate ascent, until neither improves it. The result
@@ -38,7 +39,12 @@ The search (`search_thresholds`):
    optimum of an exhaustive search: `tests/inference/
    test_threshold_search.py`.)
 
-Everything is deterministic (fixed multipliers, first-best ties).
+Between equally accurate rules the search spends more of the budget, as
+Kubaty et al.'s budget table (the last sweep point within the budget) and
+`budgeted_batch_policy` (the costliest schedule within it) do: validation
+accuracy ties on a plateau, and on unseen data more compute is usually
+more accurate. Everything is deterministic (fixed multipliers, first-best
+ties).
 
 This extends, as our own procedure (no paper defines it), the
 calibrations of MSDNet (Huang et al. 2018, budgeted batch classification:
@@ -225,14 +231,14 @@ def _ascend(rules, theta, choose):
 
 
 def _within(limit):
-    """The constrained step: most accurate, then cheapest, in budget."""
+    """The constrained step: most accurate, then costliest, in budget."""
     def choose(correct, cost, current):
-        order = np.lexsort((cost, -correct))
+        order = np.lexsort((-cost, -correct))
         order = order[cost[order] <= limit]
         best = order[0]
         better = correct[best] > correct[current] or (
             correct[best] == correct[current]
-            and cost[best] < cost[current] * (1 - _RELATIVE))
+            and cost[best] > cost[current] * (1 + _RELATIVE))
         return int(best) if better else current
     return choose
 
@@ -283,9 +289,9 @@ def _proposals(rules, values, right, spent, limit):
 
 def _better(found, cost, than):
     """Whether `(found, cost)` beats `than`: more correct, or as many
-    for less cost."""
+    with more of the budget spent."""
     return found > than[0] or (found == than[0]
-                               and cost < than[1] * (1 - _RELATIVE))
+                               and cost > than[1] * (1 + _RELATIVE))
 
 
 def _pair_moves(rules, theta, limit):
@@ -314,7 +320,7 @@ def _pair_moves(rules, theta, limit):
                     fits = np.flatnonzero(cost <= limit)
                     if not fits.size:
                         continue
-                    pick = fits[np.lexsort((cost[fits], -correct[fits]))[0]]
+                    pick = fits[np.lexsort((-cost[fits], -correct[fits]))[0]]
                     if _better(correct[pick], cost[pick], best):
                         best = (correct[pick], cost[pick])
                         move = (i, level, j, pick)
@@ -362,8 +368,8 @@ def search_thresholds(scores, correct, costs, budget,
     less accurate than the best global threshold, is strictly more
     accurate whenever changing one exit's threshold from the global start
     can raise the accuracy within the budget, and stops at a point that no
-    single exit's threshold can improve. Ties go to the cheaper rule, then
-    to the first found: the search is deterministic. An extension of ours
+    single exit's threshold can improve. Ties go to the costlier rule
+    within the budget, then to the first found: the search is deterministic. An extension of ours
     of MSDNet's budgeted-batch calibration and of BranchyNet/SDN per-exit
     thresholds (not a paper's procedure).
 
@@ -417,7 +423,7 @@ def search_thresholds(scores, correct, costs, budget,
                                float(costs[0]))
     limit = budget * num_samples * (1 + _RELATIVE)
     values, right, spent = rules.global_totals()
-    order = np.lexsort((spent, -right))
+    order = np.lexsort((-spent, -right))
     fitting = order[spent[order] <= limit]
     if not fitting.size:
         raise invalid_value(
@@ -425,7 +431,7 @@ def search_thresholds(scores, correct, costs, budget,
             f"eager {criterion.name!r} rule ({spent.min() / num_samples:.6g}"
             "; its eager threshold lets some samples past exit 1)", budget)
     start = rules.global_theta(values[fitting[0]])
-    best = (right[fitting[0]], -spent[fitting[0]])
+    best = (right[fitting[0]], spent[fitting[0]])
     global_threshold = float(values[fitting[0]] * rules.sign)
     theta = start
     if search == "per_exit":
@@ -436,8 +442,8 @@ def search_thresholds(scores, correct, costs, budget,
         for candidate in starts:
             candidate = _ascend(rules, candidate, _within(limit))
             found, cost = rules.totals(candidate)
-            if (found, -cost) > best:
-                theta, best = candidate, (found, -cost)
+            if _better(found, cost, best):
+                theta, best = candidate, (found, cost)
         theta = _pair_moves(rules, theta, limit)
     found, cost = rules.totals(theta)
     thresholds = rules.thresholds(theta)

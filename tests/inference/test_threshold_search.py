@@ -56,11 +56,12 @@ def _best_global(outputs, budget, criterion, temperatures=None):
                             criterion.name, cuts)
     fits = every.mean_flops <= budget * (1 + 1e-12)
     best = every.accuracy[fits].max()
-    return best, every.mean_flops[fits & (every.accuracy == best)].min()
+    return best, every.mean_flops[fits & (every.accuracy == best)].max()
 
 
 def _assert_coordinate_optimal(policy, outputs, budget):
-    """No single exit's threshold, set to any cut, does better in budget."""
+    """No single exit's threshold, set to any cut, does better in budget
+    (more accurate, or as accurate with more of the budget spent)."""
     criterion = criteria.get(policy.criterion)
     probs = policy.probabilities(outputs.probs)
     k = probs.shape[0]
@@ -75,8 +76,8 @@ def _assert_coordinate_optimal(policy, outputs, budget):
         fits = result.mean_flops <= budget * (1 + 1e-12)
         assert result.accuracy[fits].max() <= own.accuracy[0] + 1e-12
         same = fits & (result.accuracy >= own.accuracy[0] - 1e-12)
-        assert result.mean_flops[same].min() >= (
-            own.mean_flops[0] * (1 - 1e-9))
+        assert result.mean_flops[same].max() <= (
+            own.mean_flops[0] * (1 + 1e-9))
 
 
 @settings(max_examples=25, deadline=None)
@@ -93,7 +94,7 @@ def test_never_below_the_best_global_threshold(seed, k, fraction, criterion):
     accuracy, cost = _best_global(outputs, budget, criterion)
     assert result.accuracy[0] >= accuracy
     if result.accuracy[0] == accuracy:
-        assert result.mean_flops[0] <= cost * (1 + 1e-12)
+        assert result.mean_flops[0] >= cost * (1 - 1e-12)
     assert policy.metadata["validation_accuracy"] == result.accuracy[0]
     assert policy.metadata["validation_flops"] == result.mean_flops[0]
     assert policy.metadata["global_validation_accuracy"] == pytest.approx(
@@ -227,8 +228,9 @@ def test_grid_and_passes_are_deprecated_without_effect():
 
 
 def _exhaustive(scores, correct, costs, budget, criterion):
-    """(correct count, -cost sum) of the best rule over every per-exit
-    combination of cuts (tiny problems only)."""
+    """(correct count, cost sum) of the best rule over every per-exit
+    combination of cuts (most correct, then costliest; tiny problems
+    only)."""
     import itertools
 
     criterion = criteria.get(criterion)
@@ -242,7 +244,7 @@ def _exhaustive(scores, correct, costs, budget, criterion):
         exits = accept.argmax(0)
         cost = costs[exits].sum()
         if cost <= budget * n * (1 + 1e-12):
-            key = (int(correct[exits, np.arange(n)].sum()), -cost)
+            key = (int(correct[exits, np.arange(n)].sum()), cost)
             best = key if best is None or key > best else best
     return best
 
@@ -260,4 +262,4 @@ def test_reaches_the_exhaustive_optimum_on_tiny_problems():
         found = search_thresholds(scores, correct, costs, budget, criterion)
         count, cost = _exhaustive(scores, correct, costs, budget, criterion)
         assert round(found.accuracy * n) == count
-        assert found.mean_cost * n == pytest.approx(-cost)
+        assert found.mean_cost * n == pytest.approx(cost)
