@@ -31,6 +31,7 @@ building its training graph on a CPU).
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,9 +47,9 @@ from keras_eexit.models import get_model  # noqa: E402
 
 MODELS = {
     # data set, builder arguments, default epochs
-    "cnn1d": ("mnist1d", {"width": 32}, 12),
-    "cifar_resnet": ("digits", {"depth": 20}, 6),
-    "msdnet_cifar": ("digits", {"exits": 4, "channels": 12}, 4),
+    "cnn1d": ("mnist1d", {"width": 32}, 10),
+    "cifar_resnet": ("digits", {"depth": 20}, 5),
+    "msdnet_cifar": ("digits", {"exits": 4, "channels": 12}, 1),
 }
 
 
@@ -81,14 +82,16 @@ def train(name, arrays, epochs, seed):
 
 
 def compare(name, arrays, epochs, args):
+    start = time.perf_counter()
     model = train(name, arrays, epochs, args.seed)
+    trained = time.perf_counter() - start
     validation = collect(model, (arrays["x_val"], arrays["y_val"]))
     test = collect(model, (arrays["x_test"], arrays["y_test"]))
     base = float(model.base_flops())
     flops = validation.flops.astype(float)
     budgets = np.linspace(flops[0], flops[-1], args.points + 2)[1:-1]
-    print(f"\n{name} on {MODELS[name][0]}: {epochs} epochs, seed "
-          f"{args.seed}; {len(validation.labels)} validation / "
+    print(f"\n{name} on {MODELS[name][0]}: {epochs} epochs ({trained:.0f} s)"
+          f", seed {args.seed}; {len(validation.labels)} validation / "
           f"{len(test.labels)} test samples; test accuracy per exit "
           f"{np.round(test.accuracy(), 3).tolist()}; FLOPs per exit / base "
           f"{np.round(flops / base, 3).tolist()}")
@@ -129,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs of every model (default: "
-                        "cnn1d 12, cifar_resnet 6, msdnet_cifar 4)")
+                        "cnn1d 10, cifar_resnet 5, msdnet_cifar 1)")
     parser.add_argument("--points", type=int, default=9,
                         help="budgets between exit 1's cost and the last "
                         "exit's")
