@@ -361,11 +361,12 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     validation score tried), Lagrangian proposals, coordinate ascent over
     every validation score at each exit and moves of two exits at once,
     keeping a change that raises validation accuracy (or keeps it with
-    more of the budget spent) within the budget. On validation it is never below the best global threshold,
-    and strictly above it whenever one exit's threshold alone can do
-    better; a network with a weak early exit (which the geometric
-    schedule must feed) gains most. Our extension of MSDNet's calibration
-    (docs/serving.md), not a paper's procedure.
+    more of the budget spent) within the budget. On validation it is
+    never below the best global threshold, and strictly above it whenever
+    one exit's threshold alone can do better; a network with a weak early
+    exit (which the geometric schedule must feed) gains most. Our
+    extension of MSDNet's calibration (docs/serving.md), not a paper's
+    procedure.
 
     Args:
         validation: `ExitOutputs` of the validation split.

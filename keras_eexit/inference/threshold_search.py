@@ -369,9 +369,10 @@ def search_thresholds(scores, correct, costs, budget,
     accurate whenever changing one exit's threshold from the global start
     can raise the accuracy within the budget, and stops at a point that no
     single exit's threshold can improve. Ties go to the costlier rule
-    within the budget, then to the first found: the search is deterministic. An extension of ours
-    of MSDNet's budgeted-batch calibration and of BranchyNet/SDN per-exit
-    thresholds (not a paper's procedure).
+    within the budget, then to the first found: the search is
+    deterministic. An extension of ours of MSDNet's budgeted-batch
+    calibration and of BranchyNet/SDN per-exit thresholds (not a paper's
+    procedure).
 
     Args:
         scores: `(K, N)` scores of every exit (`criterion.scores` of the
