@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from keras_eexit import criteria
 from keras_eexit.evaluation import ExitOutputs
 from keras_eexit.evaluation import threshold_sweep
+from keras_eexit.inference import ExitPolicy
 from keras_eexit.inference import best_accuracy_curve
 from keras_eexit.inference import best_accuracy_policy
 from keras_eexit.inference import search_thresholds
@@ -115,7 +116,7 @@ def test_global_search_is_the_exact_best_single_threshold():
             _best_global(outputs, budget, "max_softmax"))
 
 
-def test_strictly_better_where_one_exit_should_take_no_one():
+def test_strictly_better_where_one_exit_should_take_no_one(tmp_path):
     # Exit 1 is confident about every sample and right about half of
     # them; exit 2 is right about all. One threshold either sends everyone
     # out at exit 1 (50%) or, over the budget, past exit 2 to exit 3.
@@ -137,6 +138,8 @@ def test_strictly_better_where_one_exit_should_take_no_one():
     assert policy.metadata["global_validation_accuracy"] == 0.5
     global_policy = best_accuracy_policy(outputs, 200.0, search="global")
     assert global_policy.evaluate(outputs).accuracy[0] == 0.5
+    policy.save(tmp_path / "policy.json")  # the metadata is plain JSON
+    assert ExitPolicy.load(tmp_path / "policy.json") == policy
 
 
 def test_coordinate_optimal_over_every_score_on_larger_splits():
