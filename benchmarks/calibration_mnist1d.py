@@ -3,12 +3,12 @@
 Trains `cnn1d` (4 exits) jointly on MNIST-1D (generated offline) and
 compares, on the TEST split, three ways of trading accuracy for compute:
 
+* the best-accuracy curve (the policy keras-eexit leads with): for 39
+  budgets, the per-exit thresholds of highest VALIDATION accuracy within
+  the budget (`keras_eexit.inference.best_accuracy_curve`);
 * the budgeted-batch curve (MSDNet's `adaptive_inference.py`, p = 1..39):
   per-exit max-softmax thresholds read from the VALIDATION confidences for
   a geometric exit schedule (`keras_eexit.inference.budgeted_batch_curve`);
-* the best-accuracy curve: for 39 budgets, the per-exit thresholds of
-  highest VALIDATION accuracy within the budget
-  (`keras_eexit.inference.best_accuracy_curve`);
 * the global-threshold sweep: one max-softmax threshold for every exit,
   100 values (`keras_eexit.evaluation.sweep`), read on the test split
   itself (each point is an honest test result of one rule; the usual way
@@ -79,10 +79,10 @@ def run(seed, args, arrays):
     global_sweep = threshold_sweep(test, criterion="max_softmax",
                                    thresholds=100)
     curves = {
-        "budgeted batch (MSDNet's geometric schedule, p = 1..39)":
-            budgeted_batch_curve(validation, test),
         "best accuracy within a budget (39 budgets, exit 1 to exit K)":
             best_accuracy_curve(validation, test),
+        "budgeted batch (MSDNet's geometric schedule, p = 1..39)":
+            budgeted_batch_curve(validation, test),
     }
     base = float(model.base_flops())
     print(f"\nseed {seed}: test accuracy per exit "

@@ -10,11 +10,14 @@ def add_parser(subparsers):
     `keras-eexit evaluate --model PATH --dataset NAME [--criterion C]
     [--thresholds N] [--out DIR]` runs the saved model once over the test
     split and writes, atomically, into `--out`: `report.md` (per-exit table,
-    budget table, budgeted-batch curve), `exits.csv`, `budget.csv`,
-    `sweep.csv`, `budgeted_batch.csv`, `evaluation.json`, `tradeoff.png`,
-    `exit_ratios.png` and `budgeted_batch.png`. The budgeted-batch curve
-    (MSDNet's protocol) reads its thresholds from the validation split and
-    ranks samples by the chosen criterion's score when it is continuous
+    budget table, best-accuracy and budgeted-batch curves), `exits.csv`,
+    `budget.csv`, `sweep.csv`, `best_accuracy.csv`, `budgeted_batch.csv`,
+    `evaluation.json`, `tradeoff.png`, `exit_ratios.png`,
+    `best_accuracy.png` and `budgeted_batch.png`. Both curves read their
+    thresholds from the validation split: the best-accuracy curve (the
+    per-exit search, `keras_eexit.inference.best_accuracy_curve`) first,
+    then MSDNet's budgeted batch (the paper's protocol). They rank samples
+    by the chosen criterion's score when it is continuous
     (`Criterion.continuous`), by max-softmax otherwise (patience, static;
     the report names the criterion it used).
 
@@ -97,25 +100,29 @@ def run(args):
     outputs = evaluation.collect(model, splits.test)
     result = evaluation.threshold_sweep(outputs, criterion=args.criterion,
                                         thresholds=args.thresholds)
-    # Budgeted batch classification: thresholds from the validation split,
-    # samples ranked by a continuous score (the criterion's if it has one).
+    # Calibrated curves, thresholds from the validation split and samples
+    # ranked by a continuous score (the criterion's if it has one): the
+    # best-accuracy search first (the default policy), then MSDNet's
+    # budgeted batch (the paper's procedure).
     validation = evaluation.collect(model, splits.validation)
-    budgeted = None
+    curves = {"best_accuracy": None, "budgeted": None}
     minimum = inference.calibration.MIN_CALIBRATION_SAMPLES
     if len(validation.labels) >= minimum:
-        budgeted = inference.budgeted_batch_curve(
-            validation, outputs, criterion=(
-                criterion if criterion.continuous else criteria.DEFAULT))
+        ranked = criterion if criterion.continuous else criteria.DEFAULT
+        curves = {"best_accuracy": inference.best_accuracy_curve(
+                      validation, outputs, criterion=ranked),
+                  "budgeted": inference.budgeted_batch_curve(
+                      validation, outputs, criterion=ranked)}
     else:
         print(f"keras-eexit: warning: the validation split has "
               f"{len(validation.labels)} samples, fewer than the "
               f"{minimum} that "
-              "calibrating thresholds needs: the budgeted-batch curve is "
-              "left out.", file=sys.stderr)
+              "calibrating thresholds needs: the best-accuracy and "
+              "budgeted-batch curves are left out.", file=sys.stderr)
     # Tables, captions and plots in Kubaty et al.'s (fvcore) convention.
     written = reports.write_evaluation_report(
         outputs, result, args.out, name=os.path.basename(args.model),
-        dataset=args.dataset, budgeted=budgeted)
+        dataset=args.dataset, **curves)
     if profile is not None:
         written.update(reports.write_latency_report(
             outputs, result, profile, args.out,

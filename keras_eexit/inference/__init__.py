@@ -4,7 +4,10 @@
   per-exit temperatures, saved as JSON.
 * `calibration.py`: thresholds and temperatures read from a VALIDATION
   split (budgeted batch classification as MSDNet, a target accuracy drop,
-  temperature scaling with ECE).
+  temperature scaling with ECE, the best accuracy within a budget).
+* `search_thresholds` (`threshold_search.py`): the per-exit threshold
+  search behind `best_accuracy_policy`, on scores, correctness and a
+  cumulative cost per exit in any unit (pure NumPy).
 * `predict_early_exit` (`predict.py`): batched early exit by compaction
   (`compaction.py`, the TensorFlow graph shared with the exports;
   `compaction_jax.py` on the JAX backend, stages compiled per
@@ -30,10 +33,13 @@ from keras_eexit.inference.cost_profile import measure_costs
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.predict import predict_early_exit
 from keras_eexit.inference.saved_model import export_saved_model
+from keras_eexit.inference.threshold_search import ThresholdSearch
+from keras_eexit.inference.threshold_search import search_thresholds
 
 __all__ = [
     "CostProfile",
     "ExitPolicy",
+    "ThresholdSearch",
     "accuracy_drop_policy",
     "best_accuracy_curve",
     "best_accuracy_policy",
@@ -46,4 +52,5 @@ __all__ = [
     "fit_temperatures",
     "measure_costs",
     "predict_early_exit",
+    "search_thresholds",
 ]

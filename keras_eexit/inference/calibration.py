@@ -22,6 +22,7 @@ from keras_eexit.evaluation.cost import resolve_cost
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.policy import check_temperatures
 from keras_eexit.inference.policy import scale_probabilities
+from keras_eexit.inference.threshold_search import search_thresholds
 from keras_eexit.utils.validation import invalid_value
 
 MSDNET_P = tuple(range(1, 40))
@@ -50,8 +51,9 @@ def _cost_aware(function):
     this adds the unit afterwards, so the search in its body never deals
     with units: a returned `Sweep` gets `cost_unit`; a returned
     `ExitPolicy` chosen on measured seconds gets `cost_unit`, `cost` (the
-    profile in words) and `validation_seconds` in its metadata in place
-    of `validation_flops`.
+    profile in words), `validation_seconds` and
+    `global_validation_seconds` in its metadata in place of the `_flops`
+    keys.
     """
     signature = inspect.signature(function)
 
@@ -66,9 +68,10 @@ def _cost_aware(function):
             return result
         if isinstance(result, ExitPolicy):
             metadata = dict(result.metadata)
-            if "validation_flops" in metadata:
-                metadata["validation_seconds"] = metadata.pop(
-                    "validation_flops")
+            for key in ("validation_flops", "global_validation_flops"):
+                if key in metadata:
+                    metadata[key.replace("_flops", "_seconds")] = (
+                        metadata.pop(key))
             metadata["cost_unit"] = unit
             if profile is not None:
                 metadata["cost"] = profile.describe()
@@ -388,22 +391,39 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                                     float(final.mean_flops[0])})
 
 
+def _warn_search_arguments(**given):
+    """`grid=`/`passes=` of the former grid search: accepted for one
+    release, with no effect (the search tries every validation score)."""
+    for name, value in given.items():
+        if value is not None:
+            warnings.warn(
+                f"`{name}=` of best_accuracy_policy/best_accuracy_curve is "
+                "deprecated and has no effect: the search tries every "
+                "validation score at every exit (keras_eexit.inference."
+                "search_thresholds). Remove the argument.",
+                DeprecationWarning, stacklevel=3)
+
+
 @_cost_aware
 def best_accuracy_policy(validation, budget, criterion="max_softmax",
-                         temperatures=None, grid=100, passes=4, cost=None):
+                         temperatures=None, search="per_exit", grid=None,
+                         passes=None, cost=None):
     """The per-exit thresholds of highest validation accuracy in a budget.
 
     Where MSDNet's budgeted batch classification fixes how many samples
     each exit takes (a geometric schedule, `budgeted_batch_policy`), this
-    searches the thresholds themselves: it starts from the single
-    threshold of a `grid`-point sweep with the highest validation accuracy
-    whose mean validation FLOPs fit `budget`, then changes one exit's
-    threshold at a time (coordinate ascent, `passes` rounds; candidates:
-    the grid and `grid` quantiles of the exit's validation scores),
-    keeping a change that raises validation accuracy (or keeps it for
-    less compute) within the budget. On validation it is never below
-    the global threshold; a network with a weak early exit (which the
-    geometric schedule must feed) gains most.
+    searches the thresholds themselves
+    (`keras_eexit.inference.threshold_search.search_thresholds`): from the
+    exact best global threshold within the budget (every distinct
+    validation score tried), Lagrangian proposals, coordinate ascent over
+    every validation score at each exit and moves of two exits at once,
+    keeping a change that raises validation accuracy (or keeps it with
+    more of the budget spent) within the budget. On validation it is
+    never below the best global threshold, and strictly above it whenever
+    one exit's threshold alone can do better; a network with a weak early
+    exit (which the geometric schedule must feed) gains most. Our
+    extension of MSDNet's calibration (docs/serving.md), not a paper's
+    procedure.
 
     Args:
         validation: `ExitOutputs` of the validation split.
@@ -413,16 +433,18 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
-        grid: size of the threshold grid (`reference_grid(grid)`) and
-            number of score quantiles tried per exit.
-        passes: coordinate-ascent rounds.
+        search: `"per_exit"` (the search above) or `"global"` (the best
+            single threshold within the budget, the same at every exit:
+            the reference the per-exit search is measured against).
+        grid, passes: deprecated, no effect (the former grid search's).
         cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
             as the papers) or a measured `CostProfile`
             (`keras_eexit.inference.measure_costs`): budgets and costs are
             then seconds per sample.
 
     Returns:
-        An `ExitPolicy` (metadata: budget, validation accuracy and FLOPs).
+        An `ExitPolicy` (metadata: budget, search, validation accuracy and
+        FLOPs, and the best global threshold's).
 
     Example:
 
@@ -436,6 +458,7 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    _warn_search_arguments(grid=grid, passes=passes)
     validation, unit = resolve_cost(validation, cost)
     budget = check_budget_value(budget, validation.flops, unit)
     validation = _check_outputs(validation, "validation")
@@ -443,54 +466,30 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     budget = _check_budget(budget, flops)
     crit = _continuous(criterion)
     probs = scale_probabilities(validation.probs, temperatures)
-    labels = validation.labels
-    num_exits = probs.shape[0]
-    candidates = crit.sweep_values(grid, num_exits)
-    limit = budget * (1 + 1e-12)
-
-    def best_row(rows):
-        result = sweep(probs, labels, flops, crit.name, rows)
-        fits = result.mean_flops <= limit
-        # Highest accuracy, then lowest cost, among the rows that fit.
-        order = np.lexsort((result.mean_flops, -result.accuracy))
-        order = order[fits[order]]
-        if not order.size:
-            return None
-        j = order[0]
-        return rows[j], result.accuracy[j], result.mean_flops[j]
-
-    rows = np.repeat(candidates[:, None], num_exits, axis=1)
-    found = best_row(rows)
-    if found is None:  # every sample at exit 1 still fits (checked above)
-        rows = np.full((1, num_exits), _eager(crit, num_exits), np.float32)
-        found = best_row(rows)
-    current, accuracy, cost = found
-    current = np.array(current, np.float32)
-    per_exit = _per_exit_candidates(crit, probs, candidates, grid)
-    for _ in range(passes):
-        improved = False
-        for k in range(num_exits - 1):
-            rows = np.repeat(current[None], len(per_exit[k]), 0)
-            rows[:, k] = per_exit[k]
-            row, row_accuracy, row_cost = best_row(rows)
-            if row_accuracy > accuracy or (row_accuracy == accuracy
-                                           and row_cost < cost - 1e-9):
-                current, accuracy, cost = row.copy(), row_accuracy, row_cost
-                improved = True
-        if not improved:
-            break
-    current[-1] = _eager(crit, num_exits)  # the last takes everyone
-    return ExitPolicy(crit.name, current, temperatures=temperatures,
+    labels = np.asarray(validation.labels).reshape(-1)
+    found = search_thresholds(crit.scores(probs),
+                              probs.argmax(-1) == labels[None], flops,
+                              budget, crit, search=search)
+    result = sweep(probs, labels, flops, crit.name, found.thresholds[None])
+    return ExitPolicy(crit.name, found.thresholds, temperatures=temperatures,
                       metadata={"method": "best_accuracy",
+                                "search": search,
                                 "budget": budget,
-                                "validation_accuracy": float(accuracy),
-                                "validation_flops": float(cost)})
+                                "validation_accuracy":
+                                    float(result.accuracy[0]),
+                                "validation_flops":
+                                    float(result.mean_flops[0]),
+                                "global_threshold": found.global_threshold,
+                                "global_validation_accuracy":
+                                    found.global_accuracy,
+                                "global_validation_flops":
+                                    found.global_cost})
 
 
 @_cost_aware
 def best_accuracy_curve(validation, test, budgets=None,
                         criterion="max_softmax", temperatures=None,
-                        grid=100, cost=None):
+                        search="per_exit", grid=None, cost=None):
     """Test accuracy vs mean cost of `best_accuracy_policy` over budgets.
 
     Thresholds come from `validation` for each budget and are applied to
@@ -505,7 +504,8 @@ def best_accuracy_curve(validation, test, budgets=None,
         criterion: a criterion with a continuous score (see
             `budgeted_batch_thresholds`).
         temperatures: optional per-exit temperatures.
-        grid: threshold candidates per exit.
+        search: `"per_exit"` or `"global"` (see `best_accuracy_policy`).
+        grid: deprecated, no effect.
         cost: what an exit costs: `None`/`"flops"` (FLOPs, the default,
             as the papers) or a measured `CostProfile`
             (`keras_eexit.inference.measure_costs`): budgets and costs are
@@ -517,6 +517,7 @@ def best_accuracy_curve(validation, test, budgets=None,
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
+    _warn_search_arguments(grid=grid)
     validation, _ = resolve_cost(validation, cost)
     test, _ = resolve_cost(test, cost)
     validation = _check_outputs(validation, "validation")
@@ -527,7 +528,7 @@ def best_accuracy_curve(validation, test, budgets=None,
         budgets = np.linspace(flops[0], flops[-1], len(MSDNET_P))
     rows = np.stack([
         best_accuracy_policy(validation, float(b), criterion, temperatures,
-                             grid).threshold_array()
+                             search).threshold_array()
         for b in np.asarray(budgets, dtype=np.float64).reshape(-1)])
     probs = scale_probabilities(test.probs, temperatures)
     return sweep(probs, test.labels, test.flops, criterion=criterion,

@@ -207,10 +207,10 @@ CALIBRATIONS = {
         lambda v: inference.budgeted_batch_curve(v, _validation(100)),
     "accuracy_drop_policy": lambda v: inference.accuracy_drop_policy(v),
     "best_accuracy_policy":
-        lambda v: inference.best_accuracy_policy(v, 20, grid=10),
+        lambda v: inference.best_accuracy_policy(v, 20),
     "best_accuracy_curve":
         lambda v: inference.best_accuracy_curve(v, _validation(100),
-                                                budgets=[20], grid=10),
+                                                budgets=[20]),
     "fit_temperatures": lambda v: inference.fit_temperatures(v),
 }
 

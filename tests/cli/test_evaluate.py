@@ -65,6 +65,7 @@ def test_evaluate_writes_all_files(untrained_model, tmp_path, capsys,
                  "digits", "--criterion", criterion, "--thresholds", "11",
                  "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "best_accuracy.csv", "best_accuracy.png",
         "budget.csv", "budgeted_batch.csv", "budgeted_batch.png",
         "evaluation.json", "exit_ratios.png", "exits.csv", "report.md",
         "sweep.csv", "tradeoff.png"]
@@ -126,6 +127,28 @@ def test_evaluate_reports_the_budgeted_batch_curve(untrained_model, tmp_path):
     assert (out / "budgeted_batch.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_leads_with_the_best_accuracy_curve(untrained_model,
+                                                     tmp_path):
+    # The per-exit search is the first calibrated curve of the report;
+    # MSDNet's budgeted batch follows under its own name.
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(untrained_model), "--dataset",
+                 "digits", "--thresholds", "20", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    best = report.index("## Best accuracy within a budget (max_softmax, "
+                        "thresholds from the validation split)")
+    assert best < report.index("## Budgeted batch classification")
+    assert "![best accuracy](best_accuracy.png)" in report
+    rows = list(csv.DictReader(io.StringIO(
+        (out / "best_accuracy.csv").read_text())))
+    assert len(rows) == 39
+    assert all(float(r["threshold_exit_3"]) == 0.0 for r in rows)
+    curve = _strict_json((out / "evaluation.json").read_text())[
+        "best_accuracy"]
+    assert len(curve["accuracy"]) == 39 and len(curve["thresholds"][0]) == 3
+    assert (out / "best_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_evaluate_batch_size_has_help_and_default(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
@@ -139,7 +162,7 @@ def test_evaluate_batch_size_has_help_and_default(capsys):
 def test_evaluate_leaves_out_the_curve_on_a_tiny_validation_split(
         tmp_path, capsys):
     # MNIST-1D of 100 samples: 8 validation samples, too few to calibrate
-    # thresholds; the report is written without the budgeted-batch curve.
+    # thresholds; the report is written without the calibrated curves.
     from keras_eexit.models import get_model
 
     model = get_model("cnn1d", width=4, num_classes=10)
@@ -154,5 +177,6 @@ def test_evaluate_leaves_out_the_curve_on_a_tiny_validation_split(
         "30 that calibrating thresholds needs" in err
     assert (out / "report.md").exists()
     assert not (out / "budgeted_batch.csv").exists()
-    assert "budgeted_batch" not in json.loads(
-        (out / "evaluation.json").read_text())
+    assert not (out / "best_accuracy.csv").exists()
+    summary = json.loads((out / "evaluation.json").read_text())
+    assert "budgeted_batch" not in summary and "best_accuracy" not in summary

@@ -78,8 +78,7 @@ def _policies(name, validation, test):
                                                 num_q=20),
         "accuracy_drop": accuracy_drop_policy(validation, 0.05, name,
                                               grid=20, passes=1),
-        "best_accuracy": best_accuracy_policy(validation, budget, name,
-                                              grid=20, passes=1),
+        "best_accuracy": best_accuracy_policy(validation, budget, name),
         # Per-exit thresholds just off the test scores' medians.
         "hand": ExitPolicy(name, np.median(
             criteria.get(name).scores(test.probs), axis=1).astype(

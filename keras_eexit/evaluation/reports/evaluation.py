@@ -2,8 +2,10 @@
 
 What `keras-eexit evaluate` writes: the static exits, the budget table
 (Kubaty et al.'s reading, with the caption stating the FLOP convention and
-the denominator), the sweep and, when given, the budgeted-batch curve next
-to the sweep. `evaluation_report` renders the texts, each section by one
+the denominator), the sweep and, when given, the calibrated curves next
+to the sweep: the best-accuracy curve (per-exit thresholds searched on
+the validation split, what keras-eexit leads with) and MSDNet's
+budgeted-batch curve. `evaluation_report` renders the texts, each section by one
 small function; `write_evaluation_report` writes them with the figures.
 FLOPs are reported in Kubaty et al.'s (fvcore) convention whenever the
 outputs carry it (`records.reference_convention`).
@@ -39,6 +41,16 @@ BUDGETED_BATCH_PROTOCOL = (
     "validation samples, most confident first; those per-exit thresholds "
     "are applied to the test split. `budget` is the mean FLOPs as a "
     "fraction of the base network's; ")
+
+
+BEST_ACCURACY_PROTOCOL = (
+    "keras-eexit's per-exit threshold search "
+    "(`keras_eexit.inference.best_accuracy_curve`): for each of 39 mean-"
+    "FLOPs budgets from the first exit's cost to the last exit's, the "
+    "per-exit thresholds of highest validation accuracy within the budget "
+    "(never below the best single threshold on validation), applied to the "
+    "test split. `budget` is the mean FLOPs as a fraction of the base "
+    "network's; ")
 
 
 def budget_rows(budget):
@@ -102,40 +114,40 @@ def _budget(result, outputs, budget):
             "![exit ratios](exit_ratios.png)", ""]
 
 
-def _budgeted_rows(budgeted, result, outputs):
-    """The budgeted-batch curve's rows, with the sweep at the same cost."""
+def _curve_rows(curve, result, outputs):
+    """A calibrated curve's rows, with the sweep at the same cost."""
     base = getattr(outputs, "base_flops", None)
-    versus = accuracy_at(result, budgeted.mean_flops)
+    versus = accuracy_at(result, curve.mean_flops)
     rows = []
-    for j, (cost, accuracy) in enumerate(zip(budgeted.mean_flops,
-                                             budgeted.accuracy)):
+    for j, (cost, accuracy) in enumerate(zip(curve.mean_flops,
+                                             curve.accuracy)):
         rows.append({
             "point": j + 1, "mflops": float(cost) / 1e6,
             "budget": (float(cost) / base if base else None),
             "accuracy": float(accuracy),
             "global_sweep_accuracy": number(versus[j]),
             **{f"threshold_{n}": float(t) for n, t in zip(
-                outputs.exit_names, budgeted.thresholds[j])},
+                outputs.exit_names, curve.thresholds[j])},
             **{f"ratio_{n}": float(r) for n, r in zip(
-                outputs.exit_names, budgeted.exit_ratios[j])}})
+                outputs.exit_names, curve.exit_ratios[j])}})
     return rows, versus
 
 
-def _budgeted_section(budgeted, result, rows, versus):
-    """The budgeted-batch curve next to the global sweep."""
+def _curve_section(title, protocol, image, curve, result, versus, rows):
+    """A calibrated curve next to the global sweep."""
     known = np.isfinite(versus)
-    above = int(np.sum(budgeted.accuracy[known] >= versus[known]))
+    above = int(np.sum(curve.accuracy[known] >= versus[known]))
     return [
-        f"## Budgeted batch classification ({budgeted.criterion}, "
-        "thresholds from the validation split)", "",
-        f"{BUDGETED_BATCH_PROTOCOL}`global_sweep_accuracy` is the "
+        f"## {title} ({curve.criterion}, thresholds from the validation "
+        "split)", "",
+        f"{protocol}`global_sweep_accuracy` is the "
         f"{result.criterion} sweep above at the same mean FLOPs (straight "
         "lines between its points; n/a outside its range). The curve is "
         f"on or above the sweep at {above} of {int(known.sum())} points.",
         "",
         _mflops_table(rows, ["point", "mflops", "budget", "accuracy",
                              "global_sweep_accuracy"]), "",
-        "![budgeted batch](budgeted_batch.png)", ""]
+        f"![{image[:-4].replace('_', ' ')}]({image})", ""]
 
 
 def _sweep_rows(result, outputs):
@@ -153,7 +165,7 @@ def _curve(result):
             "exit_ratios": result.exit_ratios}
 
 
-def _summary(outputs, result, budgeted, name, dataset, rows, budget):
+def _summary(outputs, result, curves, name, dataset, rows, budget):
     """The content of `evaluation.json`."""
     summary = {
         "model": name, "dataset": dataset,
@@ -162,30 +174,45 @@ def _summary(outputs, result, budgeted, name, dataset, rows, budget):
                                     "keras_eexit"),
         "base_flops": getattr(outputs, "base_flops", None),
         "exits": rows, "budget": budget, **_curve(result)}
-    if budgeted is not None:
-        summary["budgeted_batch"] = _curve(budgeted)
+    for key, curve in curves.items():
+        if curve is not None:
+            summary[key] = _curve(curve)
     return summary
 
 
-def _in_reference_convention(outputs, result, budgeted):
-    """The three in Kubaty et al.'s convention (see the module doc)."""
-    if budgeted is not None:
-        budgeted = reference_convention(outputs, budgeted)[1]
+def _in_reference_convention(outputs, result, curves):
+    """The outputs, the sweep and the calibrated curves in Kubaty et al.'s
+    convention (see the module doc)."""
+    curves = {key: None if curve is None else reference_convention(
+        outputs, curve)[1] for key, curve in curves.items()}
     outputs, result = reference_convention(outputs, result)
-    return outputs, result, budgeted
+    return outputs, result, curves
 
 
-def _render(outputs, result, budgeted, name, dataset):
+CURVES = {
+    # key (file stem and JSON key): section title, protocol text
+    "best_accuracy": ("Best accuracy within a budget",
+                      BEST_ACCURACY_PROTOCOL),
+    "budgeted_batch": ("Budgeted batch classification",
+                       BUDGETED_BATCH_PROTOCOL),
+}
+"""The calibrated curves a report can show, in the order it shows them."""
+
+
+def _render(outputs, result, curves, name, dataset):
     """`evaluation_report` of outputs already in the reported convention."""
     rows = anytime_table(outputs)
     budget = budget_table(result, outputs)
     lines = [*_header(outputs, name, dataset), *_static_exits(rows),
              *_budget(result, outputs, budget)]
     files = {}
-    if budgeted is not None:
-        curve_rows, versus = _budgeted_rows(budgeted, result, outputs)
-        lines += _budgeted_section(budgeted, result, curve_rows, versus)
-        files["budgeted_batch.csv"] = csv_text(curve_rows)
+    for key, (title, protocol) in CURVES.items():
+        if curves.get(key) is None:
+            continue
+        curve_rows, versus = _curve_rows(curves[key], result, outputs)
+        lines += _curve_section(title, protocol, f"{key}.png", curves[key],
+                                result, versus, curve_rows)
+        files[f"{key}.csv"] = csv_text(curve_rows)
     return {
         "report.md": "\n".join(lines),
         "exits.csv": csv_text(rows),
@@ -193,12 +220,12 @@ def _render(outputs, result, budgeted, name, dataset):
         "sweep.csv": csv_text(_sweep_rows(result, outputs)),
         **files,
         "evaluation.json": json_text(_summary(
-            outputs, result, budgeted, name, dataset, rows, budget)),
+            outputs, result, curves, name, dataset, rows, budget)),
     }
 
 
 def evaluation_report(outputs, result, name="model", dataset=None,
-                      budgeted=None):
+                      budgeted=None, best_accuracy=None):
     """The Markdown, CSV and JSON texts of one evaluated model.
 
     Args:
@@ -210,10 +237,14 @@ def evaluation_report(outputs, result, name="model", dataset=None,
         budgeted: optional budgeted-batch curve on the same outputs (the
             `Sweep` of `keras_eexit.inference.budgeted_batch_curve`:
             per-exit thresholds from a validation split, no temperatures).
+        best_accuracy: optional best-accuracy curve on the same outputs
+            (the `Sweep` of `keras_eexit.inference.best_accuracy_curve`),
+            shown first.
 
     Returns:
         `{file name: text}` for `report.md`, `exits.csv`, `budget.csv`,
-        `sweep.csv` and `evaluation.json` (and `budgeted_batch.csv`).
+        `sweep.csv` and `evaluation.json` (and `best_accuracy.csv`,
+        `budgeted_batch.csv`).
 
     Example:
 
@@ -224,16 +255,18 @@ def evaluation_report(outputs, result, name="model", dataset=None,
     print(files["report.md"])
     ```
     """
-    return _render(*_in_reference_convention(outputs, result, budgeted),
+    curves = {"best_accuracy": best_accuracy, "budgeted_batch": budgeted}
+    return _render(*_in_reference_convention(outputs, result, curves),
                    name, dataset)
 
 
-def _figures(outputs, result, budgeted, out_dir, name, dataset):
-    """Draws the trade-off, exit-ratio and budgeted-batch figures."""
+def _figures(outputs, result, curves, out_dir, name, dataset):
+    """Draws the trade-off and exit-ratio figures, and one per calibrated
+    curve (next to the global sweep)."""
     rows = anytime_table(outputs)
     where = f" on {dataset}" if dataset else ""
     paths = {key: os.path.join(out_dir, key) for key in (
-        "tradeoff.png", "exit_ratios.png", "budgeted_batch.png")}
+        "tradeoff.png", "exit_ratios.png")}
     plots.tradeoff_plot(
         {name: [result]}, paths["tradeoff.png"],
         static={f"{name} static exits": ([r["mflops"] for r in rows],
@@ -243,20 +276,22 @@ def _figures(outputs, result, budgeted, out_dir, name, dataset):
     plots.exit_ratio_plot(
         result, list(outputs.exit_names), paths["exit_ratios.png"],
         title=f"{name}{where}: share of samples per exit")
-    if budgeted is None:
-        del paths["budgeted_batch.png"]
-        return paths
-    plots.tradeoff_plot(
-        {"budgeted batch (validation thresholds)": [budgeted],
-         f"global {result.criterion} threshold": [result]},
-        paths["budgeted_batch.png"],
-        title=f"{name}{where}: budgeted batch classification",
-        convention=outputs.flops_convention, base_flops=outputs.base_flops)
+    for key, (title, _) in CURVES.items():
+        if curves.get(key) is None:
+            continue
+        paths[f"{key}.png"] = os.path.join(out_dir, f"{key}.png")
+        label = key.replace("_", " ")
+        plots.tradeoff_plot(
+            {f"{label} (validation thresholds)": [curves[key]],
+             f"global {result.criterion} threshold": [result]},
+            paths[f"{key}.png"], title=f"{name}{where}: {title[0].lower()}"
+            f"{title[1:]}", convention=outputs.flops_convention,
+            base_flops=outputs.base_flops)
     return paths
 
 
 def write_evaluation_report(outputs, result, out_dir, name="model",
-                            dataset=None, budgeted=None):
+                            dataset=None, budgeted=None, best_accuracy=None):
     """Writes `evaluation_report`'s files and its plots atomically.
 
     Args:
@@ -266,12 +301,15 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
         name: the model's name in headings.
         dataset: the data set's name, or None.
         budgeted: optional budgeted-batch curve (see `evaluation_report`).
+        best_accuracy: optional best-accuracy curve (see
+            `evaluation_report`).
 
     Returns:
         `{file name: path}` of everything written: `report.md`,
         `exits.csv`, `budget.csv`, `sweep.csv`, `evaluation.json`,
-        `tradeoff.png`, `exit_ratios.png` (with `budgeted`, also
-        `budgeted_batch.csv` and `budgeted_batch.png`: the curve next to
+        `tradeoff.png`, `exit_ratios.png` (with `best_accuracy`, also
+        `best_accuracy.csv` and `best_accuracy.png`; with `budgeted`,
+        `budgeted_batch.csv` and `budgeted_batch.png`: each curve next to
         the sweep).
 
     Example:
@@ -282,10 +320,11 @@ def write_evaluation_report(outputs, result, out_dir, name="model",
                             name="resnet20", dataset="cifar10")
     ```
     """
-    outputs, result, budgeted = _in_reference_convention(outputs, result,
-                                                         budgeted)
-    written = write_files(out_dir, _render(outputs, result, budgeted, name,
+    curves = {"best_accuracy": best_accuracy, "budgeted_batch": budgeted}
+    outputs, result, curves = _in_reference_convention(outputs, result,
+                                                       curves)
+    written = write_files(out_dir, _render(outputs, result, curves, name,
                                            dataset))
-    written.update(_figures(outputs, result, budgeted, out_dir, name,
+    written.update(_figures(outputs, result, curves, out_dir, name,
                             dataset))
     return written
