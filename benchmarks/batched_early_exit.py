@@ -55,20 +55,11 @@ the untimed warm-up call; training there needs `fit` on JAX.
 import argparse
 import functools
 import os
-import sys
 import time
 
+import backend_flag  # noqa: E402
 
-def _backend_from_argv(argv):
-    """`--backend`'s value, read before Keras is imported (Keras fixes its
-    backend at import)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--backend", choices=("tensorflow", "jax"),
-                        default="tensorflow")
-    return parser.parse_known_args(argv)[0].backend
-
-
-os.environ["KERAS_BACKEND"] = _backend_from_argv(sys.argv[1:])
+backend_flag.select_from_argv()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402

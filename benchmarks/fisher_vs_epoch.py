@@ -16,22 +16,13 @@ Usage:
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import backend_flag  # noqa: E402
 
-def _backend_from_argv(argv):
-    """`--backend`'s value, read before Keras is imported."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--backend", choices=("tensorflow", "jax"),
-                        default=os.environ.get("KERAS_BACKEND",
-                                               "tensorflow"))
-    return parser.parse_known_args(argv)[0].backend
-
-
-os.environ["KERAS_BACKEND"] = _backend_from_argv(sys.argv[1:])
+backend_flag.select_from_argv()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
