@@ -84,6 +84,34 @@ def test_every_regime_trains_exactly_what_each_phase_names(name):
     assert np.all(np.isfinite(history.history["loss"]))
 
 
+def test_frozen_backbone_keeps_adams_slots_bit_for_bit():
+    """Without the regimes' optimizer reset between phases, the backbone
+    enters the heads phase with non-zero Adam moments: an update of every
+    variable the optimizer knows (zero gradients for the frozen ones)
+    would still move them."""
+    x, y = _data(32)
+    model = _model(keras.optimizers.Adam(1e-2))
+    weights, slots = WeightRecorder(), SlotRecorder()
+    seen = {}
+
+    class Moments(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kernel = self.model.segments[0].weights[0]
+            seen[epoch] = [to_numpy(s) for s in optimizer_slots(
+                self.model.optimizer, kernel).values()]
+
+    model.fit(x, y, batch_size=16, verbose=0, shuffle=False,
+              callbacks=[regimes.TwoStage(2, 2, reset_optimizer=False,
+                                          verbose=False),
+                         weights, slots, Moments()])
+    assert weights.changed[0] == ({1, 2, 3}, {3})
+    assert all(np.abs(s).max() > 0 for s in seen[1])
+    for epoch in (2, 3):
+        assert weights.changed[epoch] == (set(), {1, 2})
+        assert slots.changed[epoch] == (set(), {1, 2})
+    assert all(layer.trainable for layer in model.segments + model.heads)
+
+
 def test_an_update_differentiates_the_trainable_variables_only():
     """Keras' own PyTorch step calls `loss.backward()`, which leaves
     `.grad` on every tensor the loss reads; here none is left, frozen,
@@ -120,6 +148,22 @@ def test_training_learns_and_evaluate_matches_predict():
         accuracy = float(np.mean(np.argmax(logits[name], -1) == y))
         assert after[f"{name}_accuracy"] == pytest.approx(accuracy,
                                                           abs=1e-6)
+
+
+def test_a_trained_model_saves_and_loads_without_tensorflow(tmp_path):
+    from keras_eexit.models import load_model
+
+    x, y = _data(32)
+    model = _model()
+    model.fit(x, y, batch_size=16, verbose=0,
+              callbacks=[regimes.TwoStage(1, 1, verbose=False)])
+    model.save(tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+    for name, logits in model.predict(x, verbose=0).items():
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0)[name],
+                                      logits)
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(
+        model.evaluate(x, y, verbose=0))
 
 
 def test_a_failing_step_leaves_the_model_whole_and_trainable():
