@@ -26,6 +26,7 @@ Only public `torch` and Keras APIs are used here (`keras.StatelessScope`,
 through `compat.update_loss_tracker`.
 """
 
+import functools
 import warnings
 
 import keras
@@ -87,6 +88,12 @@ def train_step(model, data):
 
     Returns:
         The metrics' logs.
+
+    Example:
+
+    ```python
+    logs = train_step(model, (x, {"exit_1": y, "exit_2": y}))
+    ```
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
 
@@ -168,17 +175,20 @@ def rescale_gradient(x, scale):
 
     Returns:
         A tensor equal to `x`.
+
+    Example:
+
+    ```python
+    v = torch.tensor(2.0, requires_grad=True)
+    torch.autograd.grad(rescale_gradient(v, 0.5) * 3.0, v)  # (1.5,)
+    ```
     """
     return _rescale_function().apply(x, float(scale))
 
 
-_RESCALE = []
-
-
+@functools.cache
 def _rescale_function():
-    """The `torch.autograd.Function` class, defined once torch is used."""
-    if _RESCALE:
-        return _RESCALE[0]
+    """The `torch.autograd.Function` class (torch imported on first use)."""
     import torch
 
     class RescaleGradient(torch.autograd.Function):
@@ -191,7 +201,6 @@ def _rescale_function():
         def backward(ctx, upstream):
             return upstream * ctx.scale, None
 
-    _RESCALE.append(RescaleGradient)
     return RescaleGradient
 
 

@@ -257,6 +257,18 @@ def test_gradient_equilibrium_averages_exit_gradients_on_torch():
     assert not np.allclose(with_ge[0], np.sum(
         [per_exit[j][0] for j in range(3)], axis=0), rtol=1e-3)
     model.gradient_equilibrium = False
+    # And in `fit`, installed by the regime for its phase.
+    plans = []
+
+    class Plan(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            plans.append(self.model.train_step_plan())
+
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                        callbacks=[regimes.Joint(gradient_equilibrium=True,
+                                                 verbose=False), Plan()])
+    assert plans == [["1. gradients: GradientEquilibrium"]]
+    assert np.isfinite(history.history["loss"][0])
 
 
 @pytest.mark.parametrize("name", ["sdn", "pbee", "gpf", "dfs"])
