@@ -60,7 +60,8 @@ class SlotRecorder(keras.callbacks.Callback):
             for before, now in zip(self._before, after)))
 
 
-@pytest.mark.parametrize("name", sorted(REGIMES))
+@pytest.mark.parametrize(
+    "name", sorted(set(REGIMES) - {"disjoint"}))  # `two_stage`'s class
 def test_every_regime_trains_exactly_what_each_phase_names(name):
     x, y = _data(32)
     model = make_tiny_model()
