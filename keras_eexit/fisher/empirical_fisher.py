@@ -125,7 +125,8 @@ def empirical_fisher(model, data, exit, num_samples=None, per_batch=False):
             "The empirical Fisher needs training samples, but the data set "
             "gave none."
         )
-    return {v.path: (np.asarray(t, "float64") / seen).astype("float32")
+    return {v.path: (keras.ops.convert_to_numpy(t).astype("float64")
+                     / seen).astype("float32")
             for v, t in zip(variables, totals)}
 
 
@@ -133,22 +134,26 @@ _STEPS = weakref.WeakKeyDictionary()
 
 
 def _step(model, exit, per_batch):
-    """`(x, y) -> squared gradient sums`: TensorFlow's traced function, or
-    the JAX one (`per_sample_jax`, `jax.vmap` of the gradient)."""
-    if keras.backend.backend() == "jax":
-        from keras_eexit.fisher import per_sample_jax
+    """`(x, y) -> squared gradient sums`: TensorFlow's traced function, the
+    JAX one (`per_sample_jax`, `jax.vmap` of the gradient) or PyTorch's
+    (`torch_training`, a backward pass per sample)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _compiled_step(model, exit, per_batch)
+    if backend == "jax":
+        from keras_eexit.fisher.per_sample_jax import squared_gradient_sums
+    else:
+        from keras_eexit.torch_training import squared_gradient_sums
+    variables = fisher_variables(model, exit)
 
-        variables = fisher_variables(model, exit)
+    def step(x, y):
+        x = keras.tree.map_structure(np.asarray, x)
+        y = keras.ops.convert_to_numpy(sparse_labels(
+            np.asarray(y), model.num_classes, "the model"))
+        return squared_gradient_sums(model, exit, variables, x, y,
+                                     per_batch=per_batch)
 
-        def step(x, y):
-            x = keras.tree.map_structure(np.asarray, x)
-            y = np.asarray(sparse_labels(np.asarray(y), model.num_classes,
-                                         "the model"))
-            return per_sample_jax.squared_gradient_sums(
-                model, exit, variables, x, y, per_batch=per_batch)
-
-        return step
-    return _compiled_step(model, exit, per_batch)
+    return step
 
 
 def _compiled_step(model, exit, per_batch):

@@ -35,7 +35,7 @@ class FisherPass(StepContributor):
     roles = ("step",)
     replaces = ("step", "loss", "gradients")
     incompatible = ("batch",)
-    backends = ("tensorflow", "jax")
+    backends = ("tensorflow", "jax", "torch")
     eager_on_jax = True
 
     def __init__(self, model, exit, store, num_samples=None):
@@ -52,6 +52,8 @@ class FisherPass(StepContributor):
 
         `update` (a model update) is never called: nothing trains.
         """
+        if keras.backend.backend() == "torch":
+            return self._run_eagerly(model, batch)
         x, y, _ = batch
         labels = y[model.exit_names[0]]
         store = self.store
@@ -81,6 +83,31 @@ class FisherPass(StepContributor):
         (`per_sample_jax`), at the weights of the trainer's `state`."""
         from keras_eexit.fisher import per_sample_jax
 
+        trainable, non_trainable = state[0], state[1]
+        values = {id(v): value for v, value in zip(
+            model.trainable_variables + model.non_trainable_variables,
+            list(trainable) + list(non_trainable))}
+
+        def squares(variables, x, labels):
+            return per_sample_jax.squared_gradient_sums(
+                model, self.exit, variables, x, labels, values=values)
+
+        return self._accumulate(model, batch, squares), state
+
+    def _run_eagerly(self, model, batch):
+        """The PyTorch step: the same sums, one backward pass per sample
+        (`torch_training.squared_gradient_sums`)."""
+        from keras_eexit import torch_training
+
+        def squares(variables, x, labels):
+            return torch_training.squared_gradient_sums(
+                model, self.exit, variables, x, labels)
+
+        return self._accumulate(model, batch, squares)
+
+    def _accumulate(self, model, batch, squares):
+        """Adds `squares(variables, x, labels)` of the batch's first
+        samples (up to `num_samples` in all) to the store, eagerly."""
         x, y, _ = batch
         store = self.store
         take = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
@@ -88,17 +115,12 @@ class FisherPass(StepContributor):
             room = self.num_samples - float(to_numpy(store.count))
             take = max(0, min(take, int(room)))
         if take > 0:
-            trainable, non_trainable = state[0], state[1]
-            values = {id(v): value for v, value in zip(
-                model.trainable_variables + model.non_trainable_variables,
-                list(trainable) + list(non_trainable))}
             labels = sparse_labels(y[model.exit_names[0]][:take],
                                    model.num_classes, "the model")
-            squares = per_sample_jax.squared_gradient_sums(
-                model, self.exit, [store.protected[i] for i in self.slots],
-                keras.tree.map_structure(lambda t: t[:take], x), labels,
-                values=values)
-            for i, value in zip(self.slots, squares):
+            values = squares(
+                [store.protected[i] for i in self.slots],
+                keras.tree.map_structure(lambda t: t[:take], x), labels)
+            for i, value in zip(self.slots, values):
                 store.sums[i].assign_add(value)
             store.count.assign_add(float(take))
-        return {"fisher_samples": store.count.value}, state
+        return {"fisher_samples": store.count.value}

@@ -8,7 +8,8 @@ from keras_eexit.utils.lazy_import import tf
 def rescale_gradient(x, scale):
     """Returns `x`; the gradient flowing back through it is scaled by `scale`.
 
-    TensorFlow's `tf.custom_gradient`, or JAX's `jax.custom_vjp`.
+    TensorFlow's `tf.custom_gradient`, JAX's `jax.custom_vjp`, or a
+    `torch.autograd.Function` (`keras_eexit.torch_training`).
     Used by gradient equilibrium (Li et al., "Improved Techniques for
     Training Adaptive Deep Networks", ICCV 2019).
 
@@ -28,8 +29,13 @@ def rescale_gradient(x, scale):
     1.5
     """
 
-    if keras.backend.backend() == "jax":
+    backend = keras.backend.backend()
+    if backend == "jax":
         return _jax_rescale(x, float(scale))
+    if backend == "torch":
+        from keras_eexit import torch_training
+
+        return torch_training.rescale_gradient(x, scale)
 
     @tf.custom_gradient
     def _identity(t):

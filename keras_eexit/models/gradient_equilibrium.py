@@ -25,7 +25,7 @@ class GradientEquilibrium(StepContributor):
     """
 
     roles = ("gradients",)
-    backends = ("tensorflow", "jax")
+    backends = ("tensorflow", "jax", "torch")
 
     def stage_call(self, model, call):
         from keras_eexit.layers.gradient_rescale import rescale_gradient

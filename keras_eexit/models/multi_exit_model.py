@@ -704,8 +704,15 @@ class MultiExitModel(TrainerHooks, keras.Model):
         """Keras' own train step on a batch with one label per exit.
 
         What an update of the train step is without a `"loss"`
-        contributor (see `TrainStep.update`).
+        contributor (see `TrainStep.update`). On PyTorch, the same steps
+        with gradients of the trainable variables only
+        (`torch_training.train_step`: Keras' own writes `.grad` of every
+        tensor the loss reads).
         """
+        if keras.backend.backend() == "torch":
+            from keras_eexit import torch_training
+
+            return torch_training.train_step(self, data)
         return super().train_step(data)
 
     def test_step(self, *args):
@@ -733,7 +740,8 @@ class MultiExitModel(TrainerHooks, keras.Model):
         averaged over every replica of every worker into scalars again, as
         one device would log.
         """
-        if not in_multi_worker_mode(self.distribute_strategy):
+        if (keras.backend.backend() != "tensorflow"
+                or not in_multi_worker_mode(self.distribute_strategy)):
             return logs
         return keras.tree.map_structure(
             lambda v: ops.reshape(v, (1,))
@@ -832,13 +840,13 @@ class _AttachedValues:
     is traced, and kept as a constant. A JAX value is immutable, so a new
     value is a new object: a step traced before any of them was written
     differs from this key and is traced again. (The regime's own counters
-    are not read by a step.) TensorFlow's traced step reads every variable
-    when it runs (the key is then empty).
+    are not read by a step.) TensorFlow's traced step and PyTorch's eager
+    one read every variable when they run (the key is then empty).
     """
 
     def __init__(self, model):
         self.values = []
-        if keras.backend.backend() == "tensorflow":
+        if keras.backend.backend() != "jax":
             return
         state = model.regime_state
         read = [model.eexit_snapshot_teacher, model.eexit_fisher_store]
@@ -865,24 +873,23 @@ class _Replacing:
         self.store[key] = self.values.get(id(value), value)
 
 
-TRAINING_BACKENDS = ("tensorflow", "jax")
+TRAINING_BACKENDS = ("tensorflow", "jax", "torch")
 """The Keras backends `fit` and `evaluate` run on (models/jax_step.py is
-the JAX step)."""
+the JAX step, keras_eexit/torch_training.py PyTorch's pieces)."""
 
 
 def _check_training_backend(what):
-    """Refuses `fit`/`evaluate` on a backend without a train step here.
-
-    On PyTorch Keras would fail deep inside its trainer; building,
-    calling, `predict` and `.keras` save/load work on every backend.
-    """
+    """Refuses `fit`/`evaluate` on a backend without a train step here
+    (NumPy, OpenVINO: Keras would fail deep inside its trainer); building,
+    calling, `predict` and `.keras` save/load work on every backend."""
     backend = keras.backend.backend()
     if backend not in TRAINING_BACKENDS:
         raise NotImplementedError(
-            f"MultiExitModel.{what} runs on the TensorFlow and JAX backends; "
-            f"received KERAS_BACKEND={backend!r}. Train and evaluate with "
-            "KERAS_BACKEND=jax or tensorflow; on this backend the model can "
-            "be built, called, used in `predict` and saved or loaded."
+            f"MultiExitModel.{what} runs on the TensorFlow, JAX and PyTorch "
+            f"backends; received KERAS_BACKEND={backend!r}. Train and "
+            "evaluate with KERAS_BACKEND=tensorflow, jax or torch; on this "
+            "backend the model can be built, called, used in `predict` and "
+            "saved or loaded."
         )
 
 

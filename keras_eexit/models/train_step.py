@@ -341,11 +341,16 @@ class TrainStep:
 
 
 def _apply_gradients(model, loss_fn, batch):
-    """Differentiates `loss_fn` and applies the optimizer (TensorFlow).
+    """Differentiates `loss_fn` and applies the optimizer (TensorFlow, or
+    `torch_training.apply_gradients` on PyTorch).
 
     The one backend-specific piece of an update: Keras' train step without
     its forward pass and loss.
     """
+    if keras.backend.backend() == "torch":
+        from keras_eexit import torch_training
+
+        return torch_training.apply_gradients(model, loss_fn, batch.x)
     import tensorflow as tf
 
     from keras_eexit.compat import update_loss_tracker

@@ -33,9 +33,10 @@ def to_numpy(variable):
     """A copy of a Keras variable's value as a NumPy array.
 
     `variable.numpy()` warns on JAX (Keras' `__array__` lacks NumPy 2's
-    `copy` argument), and `np.asarray(variable.value)` warns on TensorFlow,
-    whose value is a `tf.Variable`: this reads each backend's value its own
-    way.
+    `copy` argument), `np.asarray(variable.value)` warns on TensorFlow,
+    whose value is a `tf.Variable`, and PyTorch refuses `.numpy()` of a
+    tensor that requires a gradient: this reads each backend's value its
+    own way.
 
     Args:
         variable: a `keras.Variable`.
@@ -50,6 +51,8 @@ def to_numpy(variable):
     [1.0, 2.0]
     """
     value = variable.value
-    if hasattr(value, "numpy"):  # TensorFlow (and PyTorch on CPU)
+    if hasattr(value, "detach"):  # PyTorch (a parameter, maybe on a GPU)
+        return np.array(value.detach().cpu().numpy())
+    if hasattr(value, "numpy"):  # TensorFlow
         return np.array(value.numpy())
     return np.array(value)

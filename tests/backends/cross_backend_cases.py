@@ -1,12 +1,16 @@
-"""Training cases that run the same way on TensorFlow and JAX.
+"""Training cases that run the same way on TensorFlow, JAX and PyTorch.
 
 The backend is fixed when Keras is first imported, so a cross-backend
 test saves initial weights and batches from its (TensorFlow) process
 (`prepare`), runs `python -m tests.backends.cross_backend_cases` once
-with `KERAS_BACKEND=jax` over every case (`run_cases`), runs the same
-cases in its own process and compares the two sets of results. Every
-case starts from the saved weights, so the two runs see equal weights
-and equal data; each result is a flat `{name: array}` saved as `.npz`.
+with `KERAS_BACKEND=jax` (or `torch`) over every case (`run_cases`),
+runs the same cases in its own process and compares the two sets of
+results. Every case starts from the saved weights, so the two runs see
+equal weights and equal data; each result is a flat `{name: array}`
+saved as `.npz`. A directory holds one comparison: `run_on_both` notes
+there which backend the other side ran, and `results` reads it, so the
+checks of `test_cross_backend.py` and `test_cross_backend_regimes.py`
+serve every backend (`test_cross_backend_torch.py`).
 
 Cases:
 
@@ -151,8 +155,8 @@ def one_step(directory, family, objective):
     each weight's change (`update_<i>`, in `model.weights` order) and
     which weights are moving statistics (`moving`)."""
     model, x, y = _load(directory, family)
-    result = {f"logits_{name}": np.asarray(value) for name, value in
-              model(x, training=False).items()}
+    result = {f"logits_{name}": keras.ops.convert_to_numpy(value)
+              for name, value in model(x, training=False).items()}
     before = model.get_weights()
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
     model.set_objective(OBJECTIVES[objective]())
@@ -223,14 +227,17 @@ def sequential(directory, regularizer):
     return result
 
 
-def run_on_both(directory, cases, timeout=900):
-    """Runs `cases` in one JAX subprocess and in this (TensorFlow)
-    process at the same time; their results go to `directory`."""
+def run_on_both(directory, cases, timeout=900, backend="jax"):
+    """Runs `cases` in one subprocess on `backend` (`"jax"` or
+    `"torch"`, on CPU) and in this (TensorFlow) process at the same time;
+    their results go to `directory`, which notes `backend`."""
     root = pathlib.Path(__file__).resolve().parents[2]
     path = [str(root)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(path)}
-    log = pathlib.Path(directory) / "jax.log"
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
+           "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(path)}
+    (pathlib.Path(directory) / OTHER_BACKEND).write_text(backend)
+    log = pathlib.Path(directory) / f"{backend}.log"
     with open(log, "w") as stream:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.backends.cross_backend_cases",
@@ -246,11 +253,19 @@ def run_on_both(directory, cases, timeout=900):
     assert process.returncode == 0, log.read_text()[-4000:]
 
 
+OTHER_BACKEND = "other_backend.txt"
+"""The file of a results directory naming the backend compared with
+TensorFlow there."""
+
+
 def results(directory, kind, *args):
-    """`(tensorflow, jax)` results of a case, as `{name: array}`."""
+    """`(tensorflow, other)` results of a case, as `{name: array}`: the
+    other backend is the one `run_on_both` ran in `directory`."""
+    directory = pathlib.Path(directory)
+    other = (directory / OTHER_BACKEND).read_text()
     name = f"{case_name(kind, *args)}.npz"
-    return tuple(dict(np.load(pathlib.Path(directory) / backend / name))
-                 for backend in ("tensorflow", "jax"))
+    return tuple(dict(np.load(directory / backend / name))
+                 for backend in ("tensorflow", other))
 
 
 def run_cases(directory, cases):
