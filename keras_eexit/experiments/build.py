@@ -28,7 +28,8 @@ def builder_kwargs(model_name, info, head, damping):
     """The zoo builder's arguments for a data set and the head options.
 
     Builders differ: most take `input_shape`, the ViT takes `image_size`
-    and `channels`, and the paper architectures (MSDNet, RANet, ViT) have
+    and `channels`, the text transformer `sequence_length`, and the paper
+    architectures (MSDNet, RANet, ViT) have
     their own exit heads. An option a builder cannot honour is an error,
     never silently dropped.
 
@@ -50,6 +51,8 @@ def builder_kwargs(model_name, info, head, damping):
         kwargs["input_shape"] = shape
     elif "image_size" in params and len(shape) == 3 and shape[0] == shape[1]:
         kwargs.update(image_size=shape[0], channels=shape[2])
+    elif "sequence_length" in params and len(shape) == 1:
+        kwargs["sequence_length"] = shape[0]  # token ids (text models)
     else:
         raise ValueError(
             f"Model {model_name!r} cannot take this data set's inputs of "
