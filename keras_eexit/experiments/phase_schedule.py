@@ -2,7 +2,7 @@
 
 Kubaty et al. search a learning rate for each phase (sec. 4,
 `002_e4776b2edd439007.txt` L271) and train their EfficientNet and BERT
-set-ups "with cosine scheduler" (appendix D.3, D.4, L816 and L822). In
+set-ups "with cosine scheduler" (appendix D.3, D.4, L818 and L822). In
 the authors' code (kamadforge/early-exit-benchmark, `train.py`) every
 phase is its own run with a fresh `CosineAnnealingLR` stepped after every
 batch, `T_max` = epochs × batches − 1 and `eta_min` 0: the phase's own rate

@@ -199,3 +199,17 @@ def test_every_recipe_runs_at_smoke_scale(name, tmp_path):
 
 def test_ci_smoke_recipes_exist():
     assert set(CI_SMOKE) <= set(recipes.names())
+
+
+def test_epochs_per_phase_caps_every_phase():
+    # The BERT recipes (appendix D.4): each phase its own 5 epochs; the
+    # CIFAR recipes split their budget over the phases.
+    bert = recipes.get("kubaty_bert_sst2")
+    config = bert.config(bert.arms[0], 0, bert.settings("full"))
+    assert config.convergence.max_epochs == 5
+    assert config.schedule == "cosine"
+    resnet = recipes.get("kubaty_resnet34_cifar10")
+    config = resnet.config(resnet.arms[0], 0, resnet.settings("full"))
+    assert config.convergence.max_epochs is None
+    with pytest.raises(ValueError, match="early_stopping"):
+        dataclasses.replace(bert, early_stopping=None)
