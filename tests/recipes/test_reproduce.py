@@ -213,3 +213,15 @@ def test_epochs_per_phase_caps_every_phase():
     assert config.convergence.max_epochs is None
     with pytest.raises(ValueError, match="early_stopping"):
         dataclasses.replace(bert, early_stopping=None)
+
+
+def test_an_out_with_runs_of_other_settings_is_refused(tmp_path):
+    # Its finished runs would otherwise be read back as this recipe's.
+    settings = recipes.get("rahmath_vgg_cifar10").settings("smoke")
+    settings["model_params"] = {"width": 4}
+    settings["seeds"] = [7]
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=r"\(model_params differ\)"):
+        recipes.reproduce("rahmath_vgg_cifar10", scale="smoke",
+                          out=str(tmp_path), verbose=0)
+    assert not (tmp_path / "runs").exists()
