@@ -239,9 +239,10 @@ class Recipe:
             A dict with the keys `recipe`, `title`, `paper`, `experiment`,
             `scale`, `dataset`, `model`, `model_params`, `regimes`,
             `methods`, `optimizer`, `schedule`, `batch_size`, `epochs`,
-            `epochs_per_phase`, `early_stopping`, `lr_search`, `seeds`, `augmentation`,
-            `validation_split`, `evaluation`, `statistics`, `sources`,
-            `deviations` (and `warning` for a smoke run).
+            `epochs_per_phase`, `early_stopping`, `lr_search`, `seeds`,
+            `augmentation`, `validation_split`, `evaluation`,
+            `statistics`, `sources`, `deviations` (and `warning` for a
+            smoke run).
         """
         check_choice("scale", scale, SCALES)
         smoke = scale == "smoke"
