@@ -118,3 +118,26 @@ def test_cosine_decays_each_phase_from_its_own_rate():
 def test_bad_optimizer_settings_fail_at_once(changes, argument):
     with pytest.raises(ValueError, match=argument):
         ExperimentConfig(**changes)
+
+
+def test_phase_cosine_resumes_on_the_same_curve():
+    # A run resumed in its second phase (epoch 3, phase started at epoch 2)
+    # continues that phase's curve from the regime state alone.
+    import types
+
+    from keras_eexit.experiments.phase_schedule import PhaseCosineDecay
+
+    regime = regimes.get_regime("two_stage", backbone_epochs=2,
+                                heads_epochs=3, heads_learning_rate=0.05)
+    state = types.SimpleNamespace(phase_index=keras.Variable(1),
+                                  phase_start=keras.Variable(2))
+    optimizer = keras.optimizers.SGD(0.1)
+    model = types.SimpleNamespace(regime_state=state, num_exits=3,
+                                  optimizer=optimizer)
+    schedule = PhaseCosineDecay(regime, 0.1, steps_per_epoch=4, epochs=5)
+    schedule.set_model(model)
+    schedule.on_epoch_begin(3)
+    schedule.on_train_batch_begin(2)
+    t, total = 4 + 2, 3 * 4 - 1
+    expected = 0.05 * (1 + math.cos(math.pi * t / total)) / 2
+    assert float(optimizer.learning_rate) == pytest.approx(expected)
