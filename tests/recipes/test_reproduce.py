@@ -167,10 +167,9 @@ def test_smoke_run_killed_in_its_second_run_resumes_there(tmp_path):
 
 
 # Every recipe runs end to end at smoke scale in the suite. CI runs the
-# cheapest (the BERT set-up: three arms of a 2-layer text transformer,
-# about 35 s of CPU; it also runs the cosine per phase); kubaty_vit_cifar10
-# runs in CI above, two arms killed and resumed. The others, 35-55 s of
-# CPU each (the Rahmath recipes: eight arms), are marked slow.
+# cheapest (the BERT set-up: three arms of a 2-layer text transformer; it
+# also runs the cosine per phase); kubaty_vit_cifar10 runs in CI above,
+# two arms killed and resumed. The others (up to twelve arms) are slow.
 CI_SMOKE = ("kubaty_bert_sst2",)
 SMOKE = [pytest.param(n, marks=() if n in CI_SMOKE else pytest.mark.slow)
          for n in recipes.names()]
