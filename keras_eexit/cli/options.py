@@ -68,7 +68,9 @@ def add_training_options(parser, dataset="digits", epochs_help=None,
                         help="Adam's learning rate (> 0)")
     parser.add_argument("--schedule", default=d(defaults.DEFAULT_SCHEDULE),
                         choices=defaults.SCHEDULES,
-                        help="learning-rate schedule over the run")
+                        help="learning-rate schedule over the run (cosine: "
+                        "over each phase from its own rate where the "
+                        "regime's phases set their own rates)")
     parser.add_argument("--num-samples", type=int, default=d(None),
                         help="size of generated data sets (mnist1d; "
                         "default: its standard size)")

@@ -28,7 +28,8 @@ def builder_kwargs(model_name, info, head, damping):
     """The zoo builder's arguments for a data set and the head options.
 
     Builders differ: most take `input_shape`, the ViT takes `image_size`
-    and `channels`, and the paper architectures (MSDNet, RANet, ViT) have
+    and `channels`, the text transformer `sequence_length`, and the paper
+    architectures (MSDNet, RANet, ViT) have
     their own exit heads. An option a builder cannot honour is an error,
     never silently dropped.
 
@@ -50,6 +51,8 @@ def builder_kwargs(model_name, info, head, damping):
         kwargs["input_shape"] = shape
     elif "image_size" in params and len(shape) == 3 and shape[0] == shape[1]:
         kwargs.update(image_size=shape[0], channels=shape[2])
+    elif "sequence_length" in params and len(shape) == 1:
+        kwargs["sequence_length"] = shape[0]  # token ids (text models)
     else:
         raise ValueError(
             f"Model {model_name!r} cannot take this data set's inputs of "
@@ -146,24 +149,36 @@ def fit_epochs(config, regime, num_exits):
     return regime.epochs_for(num_exits) or config.budget
 
 
+def per_phase_rates(regime, num_exits):
+    """Whether a phase of `regime` sets its own learning rate."""
+    return any(p.learning_rate for p in regime.phases_for(num_exits))
+
+
 def learning_rate(config, regime, num_exits, steps_per_epoch, epochs):
     """The optimizer's learning rate: a float or a Keras schedule.
 
     `"cosine"` decays over the whole run
     (`keras.optimizers.schedules.CosineDecay`), `"multistep"` multiplies the
     rate by `decay_factor` after each epoch of `milestones`
-    (`PiecewiseConstantDecay`). A decaying schedule needs a regime that
-    sets no per-phase learning rate (a phase assigns a float rate).
+    (`PiecewiseConstantDecay`). Under a regime whose phases set their own
+    rates, `"cosine"` is a float here and `schedule_callbacks` decays each
+    phase from its own rate over its own epochs (Kubaty et al., appendix
+    D.3-D.4); `"multistep"` is refused there: no paper combines them, and
+    whether its milestones count from the run's or each phase's start
+    would be our guess.
     """
     import keras
 
     rate = config.learning_rate
     if config.schedule == "constant":
         return rate
-    if any(p.learning_rate for p in regime.phases_for(num_exits)):
+    if per_phase_rates(regime, num_exits):
+        if config.schedule == "cosine":
+            return rate
         raise ValueError(
             f"--schedule {config.schedule} cannot be combined with a regime "
-            "that sets per-phase learning rates; use --schedule constant."
+            "that sets per-phase learning rates (no paper does: milestones "
+            "per phase are undefined); use --schedule constant or cosine."
         )
     if steps_per_epoch <= 0:
         return rate
@@ -175,6 +190,22 @@ def learning_rate(config, regime, num_exits, steps_per_epoch, epochs):
               for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries,
                                                             values)
+
+
+def schedule_callbacks(config, regime, num_exits, steps_per_epoch, epochs):
+    """The callbacks the learning-rate schedule needs (after the regime).
+
+    Returns:
+        `[PhaseCosineDecay]` for `"cosine"` under a regime with per-phase
+        rates (each phase its own cosine decay), else `[]`.
+    """
+    from keras_eexit.experiments.phase_schedule import PhaseCosineDecay
+
+    if config.schedule != "cosine" or not per_phase_rates(regime,
+                                                          num_exits):
+        return []
+    return [PhaseCosineDecay(regime, config.learning_rate, steps_per_epoch,
+                             epochs)]
 
 
 def make_optimizer(config, rate):

@@ -92,8 +92,10 @@ class ExperimentConfig:
         learning_rate: the optimizer's learning rate (a number > 0).
         schedule: `"constant"`, `"cosine"` (cosine decay over the run) or
             `"multistep"` (the rate times `decay_factor` at each epoch of
-            `milestones`); a decaying schedule needs a regime that sets no
-            per-phase learning rate.
+            `milestones`); under a regime whose phases set their own
+            rates, `"cosine"` decays each phase from its own rate over its
+            own epochs (`experiments.phase_schedule`) and `"multistep"` is
+            refused.
         optimizer: `"adam"` (the default), `"adamw"` or `"sgd"`
             (`keras.optimizers.Adam` / `AdamW` / `SGD`).
         momentum: SGD's momentum.

@@ -122,14 +122,15 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             regime = build.build_regime(config, model.num_exits,
                                         verbose=verbose > 0)
             epochs = build.fit_epochs(config, regime, model.num_exits)
-            build.compile_model(model, config, regime,
-                                count_batches(splits.train), epochs)
+            steps = count_batches(splits.train)
+            build.compile_model(model, config, regime, steps, epochs)
         plan = regimes.plan_text(regime, model.num_exits, epochs,
                                  budget=config.budget)
         log(f"Configuration: {config.describe()}.")
         log(f"Plan ({model.num_exits} exits): {plan}.")
         monitor = ResourceMonitor()
-        fit_callbacks = [regime, monitor]
+        fit_callbacks = [regime, *build.schedule_callbacks(
+            config, regime, model.num_exits, steps, epochs), monitor]
         history_file = None
         if run_dir is not None:
             if not resume:

@@ -6,8 +6,15 @@
   by `keras_eexit.data.cifar_archive.load_cifar`, or a prepared TFDS
   directory;
 * any other name: a prepared TFDS directory (`keras_eexit.data.load`);
-* `"synthetic_images"` (`--scale smoke`): seeded class-conditional images
-  of the recipe's smoke shape.
+* `"glue/sst2"`: the prepared TFDS set (GLUE's test labels are hidden, so
+  its validation split is the test split); `"20newsgroups"` (not in TFDS):
+  the `20news-bydate.tar.gz` archive or its extracted
+  `20news-bydate-train/` and `20news-bydate-test/` folders. Both are
+  tokenised with a word vocabulary of the training texts
+  (`keras_eexit.data.text_vocab`);
+* `"synthetic_images"` / `"synthetic_tokens"` (`--scale smoke`): seeded
+  class-conditional images, or token sequences, of the recipe's smoke
+  shape.
 
 `check_data_dir` runs before anything is trained, so a missing data set
 fails at once with how to prepare it.
@@ -22,6 +29,9 @@ CIFAR_FILES = {
     "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python"),
 }
 SYNTHETIC = "synthetic_images"
+SYNTHETIC_TOKENS = "synthetic_tokens"
+NEWSGROUPS = ("20news-bydate.tar.gz", "20news-bydate-train")
+TEXT_SETS = ("glue/sst2", "20newsgroups")
 
 
 def _cifar_archive(name, data_dir):
@@ -29,6 +39,11 @@ def _cifar_archive(name, data_dir):
         if os.path.exists(os.path.join(data_dir, entry)):
             return True
     return False
+
+
+def _newsgroups_archive(data_dir):
+    return any(os.path.exists(os.path.join(data_dir, entry))
+               for entry in NEWSGROUPS)
 
 
 def _tfds_prepared(name, data_dir):
@@ -43,6 +58,10 @@ def how_to_prepare(name):
                 "from https://www.cs.toronto.edu/~kriz/cifar.html in it, or "
                 f"prepare the TFDS set there on a machine with internet "
                 f"(`tfds build {name} --data_dir DIR`)")
+    if name == "20newsgroups":
+        return ("put 20news-bydate.tar.gz (or its extracted "
+                "20news-bydate-train/ and 20news-bydate-test/) from "
+                "http://qwone.com/~jason/20Newsgroups/ in it")
     return (f"prepare the TFDS set there on a machine with internet "
             f"(`tfds build {name} --data_dir DIR`) and copy the directory")
 
@@ -58,7 +77,7 @@ def check_data_dir(name, data_dir):
         ValueError: one line naming the data set, the directory and how
             to prepare it.
     """
-    if name == SYNTHETIC:
+    if name in (SYNTHETIC, SYNTHETIC_TOKENS):
         return
     if data_dir is None:
         raise ValueError(
@@ -69,8 +88,8 @@ def check_data_dir(name, data_dir):
         raise ValueError(
             f"Data directory {data_dir!r} does not exist: create it and "
             f"{how_to_prepare(name)}.")
-    if not (_cifar_archive(name, data_dir) or _tfds_prepared(name,
-                                                             data_dir)):
+    if not (_cifar_archive(name, data_dir) or _tfds_prepared(name, data_dir)
+            or (name == "20newsgroups" and _newsgroups_archive(data_dir))):
         raise ValueError(
             f"Data set {name!r} is not in {data_dir!r}: "
             f"{how_to_prepare(name)}.")
@@ -107,6 +126,122 @@ def synthetic_arrays(input_shape, num_classes, num_train, seed):
                      ("test", num_train // 4)):
         out[f"x_{split}"], out[f"y_{split}"] = draw(n)
     return out
+
+
+def synthetic_tokens(sequence_length, num_classes, vocabulary_size,
+                     num_train, seed):
+    """Seeded class-conditional token sequences (`[CLS]`, then tokens).
+
+    Each class draws most of its tokens from its own slice of the
+    vocabulary and the rest uniformly, so the classes can be learnt.
+
+    Args:
+        sequence_length: tokens per example, `[CLS]` (id 2) first.
+        num_classes: classes.
+        vocabulary_size: token ids `< vocabulary_size` (ids 0-3 are the
+            special tokens, `keras_eexit.data.text_vocab`).
+        num_train: training examples (validation and test: a quarter).
+        seed: the seed.
+
+    Returns:
+        `{"x_train", "y_train", "x_val", ...}`, `int32` ids and labels.
+    """
+    rng = np.random.default_rng(seed)
+    words = np.arange(4, vocabulary_size)
+    slices = np.array_split(words, num_classes)
+
+    def draw(n):
+        y = np.arange(n) % num_classes
+        rng.shuffle(y)
+        x = rng.choice(words, size=(n, sequence_length))
+        own = rng.random((n, sequence_length)) < 0.5
+        for c in range(num_classes):
+            rows = y == c
+            x[rows] = np.where(own[rows], rng.choice(
+                slices[c], size=(rows.sum(), sequence_length)), x[rows])
+        x[:, 0] = 2  # [CLS]
+        return x.astype("int32"), y.astype("int32")
+
+    out = {}
+    for split, n in (("train", num_train), ("val", num_train // 4),
+                     ("test", num_train // 4)):
+        out[f"x_{split}"], out[f"y_{split}"] = draw(n)
+    return out
+
+
+def _newsgroups_texts(data_dir):
+    """`{"train": (texts, labels), "test": ...}` of the bydate archive."""
+    import tarfile
+
+    folders = {"train": {}, "test": {}}
+    tar_path = os.path.join(data_dir, NEWSGROUPS[0])
+    if os.path.isdir(os.path.join(data_dir, NEWSGROUPS[1])):
+        for split in folders:
+            root = os.path.join(data_dir, f"20news-bydate-{split}")
+            for group in sorted(os.listdir(root)):
+                for file in sorted(os.listdir(os.path.join(root, group))):
+                    with open(os.path.join(root, group, file), "rb") as f:
+                        folders[split].setdefault(group, []).append(f.read())
+    else:
+        with tarfile.open(tar_path) as tar:
+            for member in sorted(tar.getmembers(), key=lambda m: m.name):
+                parts = member.name.strip("./").split("/")
+                if not member.isfile() or len(parts) != 3:
+                    continue
+                split = parts[0].rsplit("-", 1)[-1]
+                folders[split].setdefault(parts[1], []).append(
+                    tar.extractfile(member).read())
+    groups = sorted(folders["train"])
+    out = {}
+    for split, by_group in folders.items():
+        texts = [t.decode("latin-1") for g in groups for t in by_group[g]]
+        labels = [i for i, g in enumerate(groups) for _ in by_group[g]]
+        out[split] = (texts, labels)
+    return out
+
+
+def _tfds_texts(name, data_dir):
+    """`{"train": ..., "test": ...}` of a prepared TFDS text set (GLUE's
+    test labels are hidden: its validation split is the test split)."""
+    import tensorflow_datasets as tfds
+
+    out = {}
+    for split, tfds_split in (("train", "train"), ("test", "validation")):
+        ds = tfds.load(name, split=tfds_split, data_dir=data_dir,
+                       download=False)
+        texts, labels = [], []
+        for example in tfds.as_numpy(ds):
+            texts.append(example["sentence"].decode("utf-8"))
+            labels.append(int(example["label"]))
+        out[split] = (texts, labels)
+    return out
+
+
+def _text_arrays(name, data_dir, recipe, split_seed):
+    """Token ids of a text set: a word vocabulary of the training split's
+    texts (as large as the model's), `[CLS]` ... `[SEP]`, padded."""
+    from keras_eexit.data.text_vocab import TextVocabulary
+
+    texts = (_newsgroups_texts(data_dir) if name == "20newsgroups"
+             else _tfds_texts(name, data_dir))
+    train_texts, train_labels = texts["train"]
+    order = np.random.default_rng(split_seed).permutation(len(train_texts))
+    n_val = int(round(len(train_texts) * recipe.validation_split))
+    val, train = order[:n_val], order[n_val:]
+    vocab = TextVocabulary.from_texts(
+        [train_texts[i] for i in train],
+        max_size=recipe.model_params["vocabulary_size"])
+    length = recipe.input_shape[0]
+
+    def ids(all_texts, rows):
+        return vocab.tokenize([all_texts[i] for i in rows], length)
+
+    y = np.asarray(train_labels, "int32")
+    test_texts, test_labels = texts["test"]
+    return {"x_train": ids(train_texts, train), "y_train": y[train],
+            "x_val": ids(train_texts, val), "y_val": y[val],
+            "x_test": ids(test_texts, range(len(test_texts))),
+            "y_test": np.asarray(test_labels, "int32")}
 
 
 def _cifar_arrays(name, data_dir, validation_split, split_seed):
@@ -191,11 +326,21 @@ def loader(recipe, settings, data_dir):
     def load(config):
         from keras_eexit import data
 
+        s = recipe.smoke
         if name == SYNTHETIC:
-            s = recipe.smoke
             arrays = cache.setdefault("arrays", synthetic_arrays(
                 s.input_shape, s.num_classes, s.num_samples, seed=1234))
             return splits_from_arrays(name, arrays, s.num_classes, config)
+        if name == SYNTHETIC_TOKENS:
+            arrays = cache.setdefault("arrays", synthetic_tokens(
+                s.input_shape[0], s.num_classes,
+                s.model_params["vocabulary_size"], s.num_samples, seed=1234))
+            return splits_from_arrays(name, arrays, s.num_classes, config)
+        if name in TEXT_SETS:
+            arrays = cache.setdefault("arrays", _text_arrays(
+                name, data_dir, recipe, split_seed=42))
+            return splits_from_arrays(name, arrays, recipe.num_classes,
+                                      config)
         if _cifar_archive(name, data_dir):
             arrays = cache.setdefault("arrays", _cifar_arrays(
                 name, data_dir, recipe.validation_split, split_seed=42))

@@ -130,7 +130,8 @@ class Smoke:
     """How `--scale smoke` shrinks a recipe (every change is listed).
 
     Args:
-        input_shape: the synthetic images' shape.
+        input_shape: the synthetic images' shape, or `(length,)` for
+            token sequences (ids below `model_params["vocabulary_size"]`).
         num_classes: the synthetic classes.
         model: the zoo model (default: the recipe's).
         model_params: its builder's arguments.
@@ -189,9 +190,9 @@ class Recipe:
         paper_tables: the paper's numbers (`PaperTable`s).
         deviations: every way the code differs from the paper's set-up.
         smoke: the `Smoke` scale.
-        requires: zoo models the recipe needs that may be missing (built
-            elsewhere); a smoke run replaces a missing one by
-            `smoke.model`.
+        epochs_per_phase: `epochs` caps every phase, not the whole run
+            (each phase is its own training run of at most `epochs`, as in
+            the authors' code); needs `early_stopping`.
     """
 
     name: str
@@ -219,6 +220,13 @@ class Recipe:
     paper_tables: tuple = ()
     deviations: tuple = ()
     smoke: Smoke = Smoke()
+    epochs_per_phase: bool = False
+
+    def __post_init__(self):
+        if self.epochs_per_phase and self.early_stopping is None:
+            raise ValueError(
+                f"Recipe {self.name!r}: epochs_per_phase=True caps each "
+                "phase through early stopping; give early_stopping too.")
 
     # ---------------------------------------------------------- resolve
     def settings(self, scale="full"):
@@ -231,9 +239,10 @@ class Recipe:
             A dict with the keys `recipe`, `title`, `paper`, `experiment`,
             `scale`, `dataset`, `model`, `model_params`, `regimes`,
             `methods`, `optimizer`, `schedule`, `batch_size`, `epochs`,
-            `early_stopping`, `lr_search`, `seeds`, `augmentation`,
-            `validation_split`, `evaluation`, `statistics`, `sources`,
-            `deviations` (and `warning` for a smoke run).
+            `epochs_per_phase`, `early_stopping`, `lr_search`, `seeds`,
+            `augmentation`, `validation_split`, `evaluation`,
+            `statistics`, `sources`, `deviations` (and `warning` for a
+            smoke run).
         """
         check_choice("scale", scale, SCALES)
         smoke = scale == "smoke"
@@ -259,7 +268,9 @@ class Recipe:
         deviations = list(self.deviations)
         if smoke:
             deviations = [
-                f"smoke scale: synthetic images of shape "
+                f"smoke scale: synthetic "
+                f"{'token sequences' if len(s.input_shape) == 1 else 'images'}"
+                f" of shape "
                 f"{list(s.input_shape)} with {s.num_classes} classes "
                 f"instead of {self.dataset}",
                 f"smoke scale: model {model} {model_params}",
@@ -273,7 +284,9 @@ class Recipe:
             "paper": self.paper,
             "experiment": self.experiment,
             "scale": scale,
-            "dataset": "synthetic_images" if smoke else self.dataset,
+            "dataset": (("synthetic_tokens" if len(s.input_shape) == 1
+                         else "synthetic_images") if smoke
+                        else self.dataset),
             "input_shape": list(s.input_shape if smoke
                                 else self.input_shape),
             "num_classes": s.num_classes if smoke else self.num_classes,
@@ -287,6 +300,7 @@ class Recipe:
             "schedule": schedule,
             "batch_size": s.batch_size if smoke else self.batch_size,
             "epochs": s.epochs if smoke else self.epochs,
+            "epochs_per_phase": self.epochs_per_phase,
             "early_stopping": early,
             "lr_search": lr_search,
             "seeds": list(s.seeds if smoke else self.seeds),
@@ -319,7 +333,9 @@ class Recipe:
         opt, sched = settings["optimizer"], settings["schedule"]
         early = settings["early_stopping"]
         convergence = None if early is None else Convergence(
-            patience=early["patience"], monitor=early["monitor"])
+            patience=early["patience"], monitor=early["monitor"],
+            max_epochs=(settings["epochs"] if settings["epochs_per_phase"]
+                        else None))
         params = {**arm.regime_params, **(learning_rates or {})}
         return ExperimentConfig(
             dataset=settings["dataset"], model=settings["model"],

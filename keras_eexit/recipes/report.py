@@ -134,7 +134,9 @@ def _markdown(recipe, settings, rows, rates, search):
         f"- optimizer: {settings['optimizer']}",
         f"- schedule: {settings['schedule']}",
         f"- batch size {settings['batch_size']}, at most "
-        f"{settings['epochs']} epochs, early stopping "
+        f"{settings['epochs']} epochs"
+        f"{' per phase' if settings.get('epochs_per_phase') else ''}, "
+        "early stopping "
         f"{settings['early_stopping']}",
         f"- augmentation: {settings['augmentation']}",
         f"- seeds: {settings['seeds']}",

@@ -113,6 +113,26 @@ def _search(recipe, arm, settings, out, load, data_dir, callbacks,
     return chosen, table
 
 
+def _check_same_settings(recipe, settings, out):
+    """Refuses an `out` that holds runs of other settings: its finished
+    runs would be read back as this recipe's (another seed list is fine:
+    the seeds' runs have their own directories)."""
+    path = os.path.join(out, "settings.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        previous = json.load(f)
+    now = json.loads(json.dumps(settings))
+    changed = sorted(k for k in set(previous) | set(now)
+                     if k != "seeds" and previous.get(k) != now.get(k))
+    if changed:
+        raise ValueError(
+            f"{out} holds runs of recipe {previous.get('recipe')!r} with "
+            f"other settings ({', '.join(changed)} differ) than "
+            f"{recipe.name!r} at scale {settings['scale']!r} now: choose "
+            "another --out, or delete it to start over.")
+
+
 def reproduce(recipe, data_dir=None, out=None, scale="full", seeds=None,
               verbose=2, callbacks=(), log=None, report=True):
     """Runs a recipe: its learning-rate search, every arm × seed, report.
@@ -135,8 +155,9 @@ def reproduce(recipe, data_dir=None, out=None, scale="full", seeds=None,
         candidate's validation score) and `files` (the report's paths).
 
     Raises:
-        ValueError: for an unknown recipe or scale, a missing data set or
-            a model this installation lacks, before anything is trained.
+        ValueError: for an unknown recipe or scale, a missing data set, a
+            model this installation lacks, or an `out` holding runs of
+            other settings, before anything is trained.
 
     Example:
 
@@ -170,6 +191,7 @@ def reproduce(recipe, data_dir=None, out=None, scale="full", seeds=None,
             f"{recipe.smoke.model!r}.")
     _check_damping(recipe, settings["model"])
     out = out or os.path.join("runs", "reproduce", f"{recipe.name}-{scale}")
+    _check_same_settings(recipe, settings, out)
     os.makedirs(out, exist_ok=True)
     write_text(os.path.join(out, "settings.json"),
                json.dumps(settings, indent=2))

@@ -161,10 +161,12 @@ CLI_CASES = {
     "regime param of another regime": (["train", "--regime", "mixed", "-p",
                                         "epochs_per_exit=2"],
                                        "Valid parameters"),
-    "cosine with per-phase rates": (["train", "--epochs", "1", "--schedule",
-                                     "cosine", "--regime", "branch_wise",
-                                     "-p", "learning_rate=0.01"],
-                                    "--schedule constant"),
+    # Cosine decays each phase from its own rate; multistep is refused.
+    "multistep with per-phase rates": (["train", "--epochs", "1",
+                                        "--schedule", "multistep",
+                                        "--regime", "branch_wise",
+                                        "-p", "learning_rate=0.01"],
+                                       "--schedule constant or cosine"),
 }
 
 

@@ -1,10 +1,13 @@
 """The optimiser options the recipes need: SGD / AdamW, weight decay,
 clipnorm, multi-step schedules; the defaults stay Adam at a constant rate."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
 
+from keras_eexit import experiments
 from keras_eexit import regimes
 from keras_eexit.experiments import ExperimentConfig
 from keras_eexit.experiments import build
@@ -59,14 +62,47 @@ def test_multistep_schedule_multiplies_at_each_milestone():
     assert ExperimentConfig.from_dict(config.to_dict()) == config
 
 
-def test_decaying_schedules_refuse_per_phase_rates():
+def test_multistep_refuses_per_phase_rates():
     regime = regimes.regime_for_budget("two_stage", 4, 3,
                                        backbone_learning_rate=0.1)
-    for schedule, extra in (("cosine", {}),
-                            ("multistep", {"milestones": (2,)})):
-        config = ExperimentConfig(schedule=schedule, **extra)
-        with pytest.raises(ValueError, match=f"--schedule {schedule}"):
-            build.learning_rate(config, regime, 3, 10, 4)
+    config = ExperimentConfig(schedule="multistep", milestones=(2,))
+    with pytest.raises(ValueError, match="--schedule multistep cannot"):
+        build.learning_rate(config, regime, 3, 10, 4)
+
+
+class _Rates(keras.callbacks.Callback):
+    """The learning rate each training batch ran with."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+def test_cosine_decays_each_phase_from_its_own_rate():
+    # Kubaty et al.'s D.3/D.4 set-ups: a cosine schedule with a rate
+    # searched per phase; each phase starts at its own rate and decays
+    # over its own epochs (the authors' CosineAnnealingLR per run).
+    config = ExperimentConfig(
+        dataset="digits", regime="two_stage", optimizer="sgd",
+        regime_params={"backbone_epochs": 2, "heads_epochs": 1,
+                       "backbone_learning_rate": 0.2,
+                       "heads_learning_rate": 0.05},
+        schedule="cosine", learning_rate=0.2, epochs=3, batch_size=512)
+    rates = _Rates()
+    experiments.run(config, verbose=0, callbacks=[rates])
+    n = len(rates.rates) // 3  # batches per epoch
+    assert n >= 2 and len(rates.rates) == 3 * n
+    backbone, heads = rates.rates[:2 * n], rates.rates[2 * n:]
+
+    def cosine(rate, steps):
+        return [rate * (1 + math.cos(math.pi * t / (steps - 1))) / 2
+                for t in range(steps)]
+
+    np.testing.assert_allclose(backbone, cosine(0.2, 2 * n), atol=1e-7)
+    np.testing.assert_allclose(heads, cosine(0.05, n), atol=1e-7)
 
 
 @pytest.mark.parametrize("changes,argument", [
@@ -82,3 +118,26 @@ def test_decaying_schedules_refuse_per_phase_rates():
 def test_bad_optimizer_settings_fail_at_once(changes, argument):
     with pytest.raises(ValueError, match=argument):
         ExperimentConfig(**changes)
+
+
+def test_phase_cosine_resumes_on_the_same_curve():
+    # A run resumed in its second phase (epoch 3, phase started at epoch 2)
+    # continues that phase's curve from the regime state alone.
+    import types
+
+    from keras_eexit.experiments.phase_schedule import PhaseCosineDecay
+
+    regime = regimes.get_regime("two_stage", backbone_epochs=2,
+                                heads_epochs=3, heads_learning_rate=0.05)
+    state = types.SimpleNamespace(phase_index=keras.Variable(1),
+                                  phase_start=keras.Variable(2))
+    optimizer = keras.optimizers.SGD(0.1)
+    model = types.SimpleNamespace(regime_state=state, num_exits=3,
+                                  optimizer=optimizer)
+    schedule = PhaseCosineDecay(regime, 0.1, steps_per_epoch=4, epochs=5)
+    schedule.set_model(model)
+    schedule.on_epoch_begin(3)
+    schedule.on_train_batch_begin(2)
+    t, total = 4 + 2, 3 * 4 - 1
+    expected = 0.05 * (1 + math.cos(math.pi * t / total)) / 2
+    assert float(optimizer.learning_rate) == pytest.approx(expected)

@@ -166,11 +166,16 @@ def test_smoke_run_killed_in_its_second_run_resumes_there(tmp_path):
     assert (tmp_path / "vit" / "comparison" / "report.md").is_file()
 
 
-SLOW = [n for n in recipes.names() if n != "kubaty_vit_cifar10"]
+# Every recipe runs end to end at smoke scale in the suite. CI runs the
+# cheapest (the BERT set-up: three arms of a 2-layer text transformer; it
+# also runs the cosine per phase); kubaty_vit_cifar10 runs in CI above,
+# two arms killed and resumed. The others (up to twelve arms) are slow.
+CI_SMOKE = ("kubaty_bert_sst2",)
+SMOKE = [pytest.param(n, marks=() if n in CI_SMOKE else pytest.mark.slow)
+         for n in recipes.names()]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SLOW)
+@pytest.mark.parametrize("name", SMOKE)
 def test_every_recipe_runs_at_smoke_scale(name, tmp_path):
     recipe = recipes.get(name)
     if name in DAMPING:
@@ -181,8 +186,42 @@ def test_every_recipe_runs_at_smoke_scale(name, tmp_path):
     assert {r["regime"] for r in summary["records"]} == labels
     rows = _csv_rows(summary["files"]["csv"])
     assert {r["arm"] for r in rows} == labels
+    assert all(r["differs"].startswith("SMOKE") for r in rows)
     ours = {r["column"] for r in rows}
     if any(set(t.columns) & ours and set(t.rows) & {a.row for a in
                                                    recipe.arms}
            for t in recipe.paper_tables):
         assert any(r["paper"] for r in rows)  # transcribed cells matched
+    comparison = (tmp_path / "comparison" / "report.md").read_text()
+    for label in labels:
+        assert f"| {label} |" in comparison, label
+
+
+def test_ci_smoke_recipes_exist():
+    assert set(CI_SMOKE) <= set(recipes.names())
+
+
+def test_epochs_per_phase_caps_every_phase():
+    # The BERT recipes (appendix D.4): each phase its own 5 epochs; the
+    # CIFAR recipes split their budget over the phases.
+    bert = recipes.get("kubaty_bert_sst2")
+    config = bert.config(bert.arms[0], 0, bert.settings("full"))
+    assert config.convergence.max_epochs == 5
+    assert config.schedule == "cosine"
+    resnet = recipes.get("kubaty_resnet34_cifar10")
+    config = resnet.config(resnet.arms[0], 0, resnet.settings("full"))
+    assert config.convergence.max_epochs is None
+    with pytest.raises(ValueError, match="early_stopping"):
+        dataclasses.replace(bert, early_stopping=None)
+
+
+def test_an_out_with_runs_of_other_settings_is_refused(tmp_path):
+    # Its finished runs would otherwise be read back as this recipe's.
+    settings = recipes.get("rahmath_vgg_cifar10").settings("smoke")
+    settings["model_params"] = {"width": 4}
+    settings["seeds"] = [7]
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=r"\(model_params differ\)"):
+        recipes.reproduce("rahmath_vgg_cifar10", scale="smoke",
+                          out=str(tmp_path), verbose=0)
+    assert not (tmp_path / "runs").exists()
