@@ -67,6 +67,9 @@ def _common_sources():
             "(early_stopping_patience = 50)"),
         "epochs": code(1000, f"{CODE}/scripts/sdn_example.py (epochs = "
                        "1000, ended by early stopping)"),
+        "epochs_per_phase": code(True, f"{CODE}/train.py (each phase is "
+                                 "its own run of `epochs`, ended by its "
+                                 "own early stopping)"),
         "lr_search": paper(
             "per phase", f"{PAPER}:L271",
             "select the optimal one for each phase"),
@@ -115,7 +118,8 @@ def _resnet(dataset, classes, augmentation_note):
                       "head": "sdn_pool"},
         arms=_arms(RESNET_GRID, RESNET_GRID),
         optimizer={"name": "sgd", "learning_rate": RESNET_GRID[0]},
-        batch_size=125, epochs=1000, seeds=(0, 1, 2),
+        batch_size=125, epochs=1000,
+        epochs_per_phase=True, seeds=(0, 1, 2),
         early_stopping={"monitor": "val_accuracy", "patience": 50},
         augmentation="flip_crop", sources=sources,
         deviations=(
@@ -170,7 +174,8 @@ def _vit():
                       "exits_after": (2, 3, 4, 5, 6, 7)},
         optimizer={"name": "adamw", "learning_rate": VIT_BACKBONE_RATE,
                    "weight_decay": 0.0},
-        batch_size=128, epochs=1000, seeds=(0, 1, 2),
+        batch_size=128, epochs=1000,
+        epochs_per_phase=True, seeds=(0, 1, 2),
         early_stopping={"monitor": "val_accuracy", "patience": 50},
         augmentation="flip_crop", sources=sources,
         deviations=(
@@ -239,7 +244,8 @@ def _msdnet():
         model="msdnet_cifar", model_params={"exits": 7},
         arms=_arms(RESNET_GRID, RESNET_GRID),
         optimizer={"name": "sgd", "learning_rate": RESNET_GRID[0]},
-        batch_size=125, epochs=1000, seeds=(0, 1, 2),
+        batch_size=125, epochs=1000,
+        epochs_per_phase=True, seeds=(0, 1, 2),
         early_stopping={"monitor": "val_accuracy", "patience": 50},
         augmentation="flip_crop", sources=sources,
         deviations=(

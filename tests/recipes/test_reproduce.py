@@ -202,14 +202,20 @@ def test_ci_smoke_recipes_exist():
 
 
 def test_epochs_per_phase_caps_every_phase():
-    # The BERT recipes (appendix D.4): each phase its own 5 epochs; the
-    # CIFAR recipes split their budget over the phases.
+    # Kubaty et al.'s recipes (the authors' train.py): each phase its own
+    # `epochs` (BERT, appendix D.4: 5; CIFAR: 1000); Zniber et al.'s split
+    # their budget over the phases.
     bert = recipes.get("kubaty_bert_sst2")
     config = bert.config(bert.arms[0], 0, bert.settings("full"))
     assert config.convergence.max_epochs == 5
     assert config.schedule == "cosine"
-    resnet = recipes.get("kubaty_resnet34_cifar10")
-    config = resnet.config(resnet.arms[0], 0, resnet.settings("full"))
+    for name in ("kubaty_resnet34_cifar10", "kubaty_vit_cifar10",
+                 "kubaty_msdnet_cifar100", "kubaty_methods_vit_cifar10"):
+        recipe = recipes.get(name)
+        config = recipe.config(recipe.arms[0], 0, recipe.settings("full"))
+        assert config.convergence.max_epochs == 1000, name
+    zniber = recipes.get("zniber_resnet34_cifar100")
+    config = zniber.config(zniber.arms[0], 0, zniber.settings("full"))
     assert config.convergence.max_epochs is None
     with pytest.raises(ValueError, match="early_stopping"):
         dataclasses.replace(bert, early_stopping=None)
