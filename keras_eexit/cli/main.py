@@ -11,6 +11,8 @@ import importlib
 import signal
 import sys
 
+from keras_eexit.utils import interrupts
+
 SUBCOMMANDS = ("train", "evaluate", "compare", "export", "profile",
                "analyze", "reproduce")
 """Sub-command modules, in `--help` order (absent ones are skipped)."""
@@ -21,11 +23,8 @@ strategy (multi-worker above all) must be made before the first device
 operation. Every other sub-command has its devices set up, quietly, first."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so runs stop the same way."""
-
-    signal_name = "SIGTERM"
-    exit_code = 128 + signal.SIGTERM
+Terminated = interrupts.Terminated
+"""SIGTERM, raised like Ctrl-C so runs stop the same way."""
 
 
 def _modules():
@@ -75,10 +74,6 @@ def _initialize_devices_quietly():
         native_logs.initialize_devices()
 
 
-def _on_sigterm(number, frame):
-    raise Terminated()
-
-
 def main(argv=None):
     """Entry point of the `keras-eexit` console script.
 
@@ -93,9 +88,14 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv[argv.index(args.command) + 1:]
-    previous = None
+    previous = {}
+    interrupts.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Both recorded, so a run whose interrupt native code swallowed
+        # stops at its next batch (`utils.interrupts`).
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number,
+                                             interrupts.handle_signal)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
@@ -110,14 +110,15 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
+        interrupts.clear()
         detail = f": {interrupt.args[0]}" if interrupt.args else ""
         print(f"\nkeras-eexit: interrupted "
               f"({getattr(interrupt, 'signal_name', 'Ctrl-C')}){detail}.",
               file=sys.stderr)
         return getattr(interrupt, "exit_code", 130)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

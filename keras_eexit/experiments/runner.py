@@ -11,6 +11,7 @@ import os
 import time
 
 from keras_eexit.experiments import build
+from keras_eexit.experiments.interrupt_check import RaisePendingInterrupt
 from keras_eexit.experiments.progress import EpochLine
 from keras_eexit.experiments.run_dir import HistoryFile
 from keras_eexit.experiments.run_dir import RunDirectory
@@ -145,7 +146,7 @@ def run(config, out=None, resume=False, verbose=2, callbacks=(),
             fit_callbacks.append(StopOnNonFinite())
         if verbose == 2:
             fit_callbacks.append(EpochLine(regime))
-        fit_callbacks += list(callbacks)
+        fit_callbacks += [*callbacks, RaisePendingInterrupt()]
         start = time.perf_counter()
         try:
             history = model.fit(

@@ -159,7 +159,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.large
+@pytest.mark.slow  # two workers' identical weights: tests/distribute/
+# test_multiworker.py; the supervised CLI's start: tests/cli/test_signals.py
 def test_multiworker_run_with_two_local_workers(tmp_path):
     out = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
