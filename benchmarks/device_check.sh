@@ -48,15 +48,21 @@ pick() {  # pick LOG PATTERN
     echo "$line"
 }
 
-# 1. Training throughput: MultiExitModel.fit (Joint) vs the plain Keras
-#    functional twin, cifar_resnet(56) on a GPU (20 on a CPU), fastest epoch.
-"$PYTHON" benchmarks/joint_throughput.py --model cifar_resnet \
-    --depth "$DEPTH" "${JOINT[@]}" \
-    > "$LOGS/joint_throughput.txt" 2>&1
-ratio=$(pick "$LOGS/joint_throughput.txt" "^ratio ours/plain")
-ours=$(pick "$LOGS/joint_throughput.txt" "^ +ours:" | sed -E 's/.*\((.*) steps\/s\)/\1/')
-plain=$(pick "$LOGS/joint_throughput.txt" "^ +plain:" | sed -E 's/.*\((.*) steps\/s\)/\1/')
-echo "FIGURE training throughput (cifar_resnet$DEPTH, $DEVICE): joint $ours steps/s, plain Keras $plain steps/s; $ratio"
+# 1. Training throughput, float32 and mixed precision (mixed_float16 on a
+#    GPU, mixed_bfloat16 on a CPU): MultiExitModel.fit (Joint) vs the plain
+#    Keras functional twin, cifar_resnet(56) on a GPU (20 on a CPU) at
+#    CIFAR shape on synthetic data, fastest epoch.
+if [ "$DEVICE" = "CPU" ]; then POLICY=mixed_bfloat16; else POLICY=mixed_float16; fi
+for policy in float32 "$POLICY"; do
+    log="$LOGS/joint_throughput_$policy.txt"
+    "$PYTHON" benchmarks/joint_throughput.py --model cifar_resnet \
+        --depth "$DEPTH" --dtype-policy "$policy" "${JOINT[@]}" \
+        > "$log" 2>&1
+    ratio=$(pick "$log" "^ratio ours/plain")
+    ours=$(pick "$log" "^ +ours:" | sed -E 's/.*, ([0-9]+) images\/s\)/\1/')
+    plain=$(pick "$log" "^ +plain:" | sed -E 's/.*, ([0-9]+) images\/s\)/\1/')
+    echo "FIGURE training throughput (cifar_resnet$DEPTH, $policy, $DEVICE): multi-exit fit $ours images/s, plain Keras fit $plain images/s; $ratio"
+done
 
 # 2. Batched early exit: compaction vs the plain forward pass, batch 256.
 "$PYTHON" benchmarks/batched_early_exit.py --batch 256 \
