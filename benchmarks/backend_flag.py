@@ -12,20 +12,22 @@ import os
 import sys
 
 CHOICES = ("tensorflow", "jax")
+"""The backends every benchmark takes (a script may take more)."""
 
 
-def select_from_argv(argv=None):
+def select_from_argv(argv=None, choices=CHOICES):
     """Sets `KERAS_BACKEND` from `--backend` (default: the environment's,
     else TensorFlow) and returns it; other arguments are left alone.
 
     Args:
         argv: the arguments (default `sys.argv[1:]`).
+        choices: the backends the script takes.
 
     Returns:
         The selected backend name.
     """
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--backend", choices=CHOICES,
+    parser.add_argument("--backend", choices=choices,
                         default=os.environ.get("KERAS_BACKEND",
                                                "tensorflow"))
     args = sys.argv[1:] if argv is None else argv

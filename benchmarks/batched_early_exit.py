@@ -43,13 +43,17 @@ measured best on CPU; the gap between the two references is the device's
 `--backend jax` runs the same comparison on Keras' JAX backend (set
 before Keras is imported): the full pass and the stages alone are
 `jax.jit` programs, and early exit is `predict_early_exit`'s JAX runner
-(`keras_eexit/inference/compaction_jax.py`: each stage compiled per bucket
+(`keras_eexit/inference/compaction_host.py`: each stage compiled per bucket
 size, decisions on the host between stages). The compilations happen in
 the untimed warm-up call; training there needs `fit` on JAX.
+`--backend torch` runs it on PyTorch: every pass eager under
+`torch.no_grad()`, early exit the same runner on exactly the continuing
+rows.
 
     python benchmarks/batched_early_exit.py              # a few minutes
     python benchmarks/batched_early_exit.py --models cifar_resnet
     python benchmarks/batched_early_exit.py --backend jax
+    python benchmarks/batched_early_exit.py --backend torch
 """
 
 import argparse
@@ -59,7 +63,8 @@ import time
 
 import backend_flag  # noqa: E402
 
-backend_flag.select_from_argv()
+BACKENDS = backend_flag.CHOICES + ("torch",)
+backend_flag.select_from_argv(choices=BACKENDS)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -73,7 +78,7 @@ from keras_eexit.inference import best_accuracy_policy  # noqa: E402
 from keras_eexit.inference import budgeted_batch_policy  # noqa: E402
 from keras_eexit.inference import predict_early_exit  # noqa: E402
 from keras_eexit.inference.predict import early_exit_function  # noqa: E402
-from keras_eexit.inference.predict import jax_early_exit  # noqa: E402
+from keras_eexit.inference.predict import host_early_exit  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
 from keras_eexit.utils.compiled import compile_layers_call  # noqa: E402
 
@@ -112,8 +117,8 @@ def early_exit_call(model, policy):
     """`call(batch) -> exit indices`: the backend's compiled early exit,
     without `predict_early_exit`'s input checks."""
     t = policy.threshold_array()
-    if keras.backend.backend() == "jax":
-        runner = jax_early_exit(model)
+    if keras.backend.backend() in ("jax", "torch"):
+        runner = host_early_exit(model)
         return lambda batch: runner(batch, policy.criterion, t,
                                     policy.temperatures)["exit_index"]
     function = early_exit_function(model, policy.criterion)
@@ -129,6 +134,10 @@ def device_name():
         import jax
 
         return jax.devices()[0].platform.upper()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return "GPU" if torch.cuda.is_available() else "CPU"
     import tensorflow as tf
 
     return tf.config.list_logical_devices()[-1].device_type
@@ -275,7 +284,7 @@ def main(argv=None):
                         "network's")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+    parser.add_argument("--backend", choices=BACKENDS,
                         default="tensorflow",
                         help="Keras backend (set before Keras is imported)")
     args = parser.parse_args(argv)

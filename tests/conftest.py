@@ -93,3 +93,39 @@ class WeightRecorder(keras.callbacks.Callback):
 @pytest.fixture
 def recorder():
     return WeightRecorder()
+
+
+def shared_directory(tmp_path_factory, name, compute):
+    """A directory `compute(directory)` fills once per test session.
+
+    pytest-xdist's workers each set up a module-scoped fixture for the
+    tests they run, and `--dist worksteal` may split a module between
+    them: an expensive fixture (a JAX or PyTorch subprocess) would then
+    run twice. Its results go to a directory every worker of the session
+    sees instead: the first worker to need it computes it under a file
+    lock, the others wait for it and read it. A failed `compute` leaves
+    no result, so the next worker tries again (and fails the same way).
+
+    Args:
+        tmp_path_factory: pytest's fixture.
+        name: the directory's name, unique in the session.
+        compute: `compute(directory)`, writing its results there.
+
+    Returns:
+        The `pathlib.Path` of the filled directory.
+    """
+    import fcntl
+    import shutil
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's, shared by its workers
+    directory, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            compute(directory)
+            done.touch()
+    return directory

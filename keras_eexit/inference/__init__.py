@@ -10,8 +10,8 @@
   cumulative cost per exit in any unit (pure NumPy).
 * `predict_early_exit` (`predict.py`): batched early exit by compaction
   (`compaction.py`, the TensorFlow graph shared with the exports;
-  `compaction_jax.py` on the JAX backend, stages compiled per
-  power-of-two bucket).
+  `compaction_host.py` on JAX, stages compiled per power-of-two
+  bucket, and on PyTorch, eager).
 * `export_saved_model` (`saved_model.py`): the same graph as a SavedModel
   serving signature.
 * `measure_costs` (`cost_profile.py`): each exit's measured cumulative

@@ -19,7 +19,7 @@ from keras_eexit.utils.lazy_import import is_tf_dataset
 from keras_eexit.utils.validation import invalid_value
 
 _FUNCTIONS = weakref.WeakKeyDictionary()
-_JAX_RUNNERS = weakref.WeakKeyDictionary()
+_HOST_RUNNERS = weakref.WeakKeyDictionary()
 
 
 def early_exit_function(model, criterion, observe=None):
@@ -98,8 +98,8 @@ def _check_inputs(model, x, batch_size):
     return x.astype(model.input_dtype)
 
 
-def jax_early_exit(model, observe=None):
-    """The `JaxEarlyExit` runner of `model` (JAX backend).
+def host_early_exit(model, observe=None):
+    """The `HostEarlyExit` runner of `model` (JAX and PyTorch backends).
 
     One runner per model, cached while the model lives, so its compiled
     stages (one per bucket size) serve every later call, whatever the
@@ -107,18 +107,18 @@ def jax_early_exit(model, observe=None):
 
     Args:
         model: a built `MultiExitModel`.
-        observe: see `JaxEarlyExit` (bypasses the cache).
+        observe: see `HostEarlyExit` (bypasses the cache).
 
     Returns:
-        A `keras_eexit.inference.compaction_jax.JaxEarlyExit`.
+        A `keras_eexit.inference.compaction_host.HostEarlyExit`.
     """
-    from keras_eexit.inference.compaction_jax import JaxEarlyExit
+    from keras_eexit.inference.compaction_host import HostEarlyExit
 
     if observe is not None:
-        return JaxEarlyExit(model, observe=observe)
-    if model not in _JAX_RUNNERS:
-        _JAX_RUNNERS[model] = JaxEarlyExit(model)
-    return _JAX_RUNNERS[model]
+        return HostEarlyExit(model, observe=observe)
+    if model not in _HOST_RUNNERS:
+        _HOST_RUNNERS[model] = HostEarlyExit(model)
+    return _HOST_RUNNERS[model]
 
 
 def _batch_runner(model, policy):
@@ -136,8 +136,8 @@ def _batch_runner(model, policy):
                            t, temps)
             return out[PROBABILITIES].numpy(), out[EXIT_INDEX].numpy()
         return run
-    if backend == "jax":
-        runner = jax_early_exit(model)
+    if backend in ("jax", "torch"):
+        runner = host_early_exit(model)
         t = policy.threshold_array()
 
         def run(batch):
@@ -145,8 +145,8 @@ def _batch_runner(model, policy):
             out = runner(batch, policy.criterion, t, policy.temperatures)
             return out[PROBABILITIES], out[EXIT_INDEX]
         return run
-    raise invalid_value("KERAS_BACKEND", "'tensorflow' or 'jax' for "
-                        "predict_early_exit", backend)
+    raise invalid_value("KERAS_BACKEND", "'tensorflow', 'jax' or 'torch' "
+                        "for predict_early_exit", backend)
 
 
 def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
@@ -159,12 +159,14 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
     gathered down to them) enter stage `k + 1`. On TensorFlow the batch
     runs inside one `tf.function` (`compaction.py`); on JAX each stage is
     an XLA program compiled per bucket size (the continuing rows padded
-    to a power of two, `compaction_jax.py`) and decisions are made
+    to a power of two), on PyTorch an eager call on exactly the
+    continuing rows (`compaction_host.py`); on both, decisions are made
     between stages with the criterion's NumPy form. The decision rule is
     `keras_eexit.criteria`'s, the same as
     `keras_eexit.evaluation.threshold_sweep` for the same thresholds: on the
     probabilities of `evaluation.collect` the two give the same exits (the
-    tests check it on every zoo family, and every criterion on JAX).
+    tests check it on every zoo family, and every criterion on JAX and
+    PyTorch).
 
     Args:
         model: a built `MultiExitModel`.

@@ -11,7 +11,8 @@ backend-specific piece is here:
   trained after the first call is never run with its old weights (a
   closure over the variables would bake them into the XLA program as
   constants). XLA compiles once per input shape;
-* any other backend: the function itself (eager).
+* PyTorch: the function itself, eager, under `torch.no_grad()` (no
+  autograd graph is recorded for inference).
 
 Example:
 
@@ -43,6 +44,13 @@ def compile_layers_call(owner, function):
         import tensorflow as tf
 
         return tf.function(function, reduce_retracing=True)
+    if backend == "torch":
+        import torch
+
+        def no_grad(*args):
+            with torch.no_grad():
+                return function(*args)
+        return no_grad
     if backend != "jax":
         return function
     import jax

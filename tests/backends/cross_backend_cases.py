@@ -18,6 +18,9 @@ Cases:
   step (whole batch, plain SGD) under an objective: the step's logs
   (the compiled loss, per exit and per term) and how it moved every
   weight (trainable ones, and BatchNorm's moving statistics);
+* `flops`: a zoo model's cumulative FLOPs per exit in both conventions,
+  and which counter gave them (the TF graph's on TensorFlow, the
+  analytic counter elsewhere);
 * `fisher`: `empirical_fisher` of every exit, per sample and per batch;
 * `sequential`: a `SequentialRegime` with EWC or LwF on digits: which
   segments and heads each epoch changed, the epoch logs, final weights.
@@ -170,6 +173,20 @@ def one_step(directory, family, objective):
     return result
 
 
+def flops(directory, family):
+    """Cumulative FLOPs per exit in both conventions
+    (`{"<convention>": array}`) and `tf_graph`, whether the TF-graph
+    counter gave them."""
+    from keras_eexit.models import costs
+
+    model, _, _ = _load(directory, family)
+    result = {convention: np.asarray(
+        costs.compute_stage_costs(model, convention).cumulative_flops())
+        for convention in ("keras_eexit", "fvcore")}
+    result["tf_graph"] = np.asarray(costs.uses_tensorflow_graph())
+    return result
+
+
 def fisher(directory, family):
     """`empirical_fisher` of every exit on two batches, per sample and per
     batch (`{"<mode>_exit<k>_<i>": array}`, i-th protected variable)."""
@@ -275,7 +292,7 @@ def run_cases(directory, cases):
 
     out = pathlib.Path(directory) / keras.backend.backend()
     out.mkdir(exist_ok=True)
-    functions = {"one_step": one_step, "fisher": fisher,
+    functions = {"one_step": one_step, "flops": flops, "fisher": fisher,
                  "sequential": sequential, "analyses": analyses}
     for kind, *args in cases:
         result = functions[kind](directory, *args)

@@ -11,7 +11,9 @@ state (damping, power-sqrt with dynamic weights, distillation from the
 final exit, selective cross-entropy) run on the small CNN (`slow`:
 power-sqrt on a ResNet with BatchNorm too); EWC and LwF are
 `test_cross_backend_regimes.py`'s. The same JAX subprocess runs the
-analyses on the small CNN (`cross_backend_analyses.py`). `SLOW` says
+analyses on the small CNN (`cross_backend_analyses.py`) and counts every
+family's FLOPs, which must equal the TF-graph counter's (the analytic
+counter runs there: the JAX side has no TF graph). `SLOW` says
 which families are `slow` and why.
 """
 
@@ -24,6 +26,7 @@ import pytest
 from keras_eexit.models import text_transformer
 from tests.backends import cross_backend_cases as cases
 from tests.backends.cross_backend_analyses import check_analyses
+from tests.conftest import shared_directory
 
 pytestmark = [
     pytest.mark.skipif(
@@ -68,30 +71,32 @@ def _available(families):
     return [f for f in families if f != "text_keras_hub"]
 
 
-def _run(tmp_path_factory, todo):
-    directory = tmp_path_factory.mktemp("cross_backend")
-    cases.prepare(directory, sorted({case[1] for case in todo}))
-    cases.run_on_both(directory, todo)
-    return directory
+def _run(tmp_path_factory, name, todo):
+    def compute(directory):
+        cases.prepare(directory, sorted({case[1] for case in todo}))
+        cases.run_on_both(directory, todo)
+    return shared_directory(tmp_path_factory, name, compute)
 
 
 @pytest.fixture(scope="module")
 def fast_runs(tmp_path_factory):
     todo = [["one_step", family, "cross_entropy"]
             for family in _available(FAST)]
+    todo += [["flops", family] for family in _available(FAST)]
     todo += [["one_step", family, objective]
              for family, objective in OBJECTIVES]
     todo += [["analyses", "small_cnn"]]
-    return _run(tmp_path_factory, todo)
+    return _run(tmp_path_factory, "cross_backend_jax_fast", todo)
 
 
 @pytest.fixture(scope="module")
 def slow_runs(tmp_path_factory):
     todo = [["one_step", family, "cross_entropy"]
             for family in _available(SLOW)]
+    todo += [["flops", family] for family in _available(SLOW)]
     todo += [["one_step", family, objective]
              for family, objective in SLOW_OBJECTIVES]
-    return _run(tmp_path_factory, todo)
+    return _run(tmp_path_factory, "cross_backend_jax_slow", todo)
 
 
 def _check_one_step(directory, family, objective):
@@ -137,6 +142,28 @@ def test_logits_loss_and_one_step_agree_on_large_families(slow_runs,
     if family not in _available(SLOW):
         pytest.skip("keras-hub is not installed")
     _check_one_step(slow_runs, family, "cross_entropy")
+
+
+def _check_flops(directory, family):
+    tf, other = cases.results(directory, "flops", family)
+    assert tf["tf_graph"] and not other["tf_graph"]
+    for convention in ("keras_eexit", "fvcore"):
+        np.testing.assert_array_equal(other[convention], tf[convention])
+        assert np.all(np.diff(tf[convention]) > 0)
+
+
+@pytest.mark.parametrize("family", FAST)
+def test_analytic_flops_equal_the_tf_graph_counts(fast_runs, family):
+    _check_flops(fast_runs, family)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", SLOW)
+def test_analytic_flops_equal_the_tf_graph_counts_on_large_families(
+        slow_runs, family):
+    if family not in _available(SLOW):
+        pytest.skip("keras-hub is not installed")
+    _check_flops(slow_runs, family)
 
 
 @pytest.mark.parametrize("family, objective", OBJECTIVES)

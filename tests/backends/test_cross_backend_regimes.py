@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.backends import cross_backend_cases as cases
+from tests.conftest import shared_directory
 
 pytestmark = [
     pytest.mark.skipif(
@@ -48,12 +49,13 @@ EXPECTED_MOVES = {
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cross_backend_regimes")
-    cases.prepare(directory, FISHER_FAMILIES + ["digits_cnn"])
-    cases.run_on_both(
-        directory, [["fisher", family] for family in FISHER_FAMILIES]
-        + [["sequential", regularizer] for regularizer in REGULARIZERS])
-    return directory
+    def compute(directory):
+        cases.prepare(directory, FISHER_FAMILIES + ["digits_cnn"])
+        cases.run_on_both(
+            directory, [["fisher", family] for family in FISHER_FAMILIES]
+            + [["sequential", regularizer] for regularizer in REGULARIZERS])
+    return shared_directory(tmp_path_factory, "cross_backend_jax_regimes",
+                            compute)
 
 
 @pytest.mark.parametrize("family", FISHER_FAMILIES)

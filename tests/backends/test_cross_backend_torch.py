@@ -10,10 +10,11 @@ the backend it compared). So for every zoo family the JAX test covers
 (1e-5), then one plain-SGD `fit` step over the whole batch, whose logs
 (the compiled loss, per exit and per term) and weight updates (BatchNorm's
 moving statistics included) agree to 1e-5, under every regime objective
-that needs no regime state; `empirical_fisher` per sample (PyTorch: one
-backward pass per sample) and per batch within 1e-6; `SequentialRegime`
-with EWC and with LwF moving the same stages epoch by epoch, with the
-same logs and final weights.
+that needs no regime state; the analytic FLOPs equal to the TF graph's;
+`empirical_fisher` per sample (PyTorch: one backward pass per sample)
+and per batch within 1e-6; `SequentialRegime` with EWC and with LwF
+moving the same stages epoch by epoch, with the same logs and final
+weights. One PyTorch subprocess runs all the fast cases.
 """
 
 import importlib.util
@@ -22,11 +23,16 @@ import keras
 import pytest
 
 from tests.backends import cross_backend_cases as cases
+from tests.conftest import shared_directory
 from tests.backends.test_cross_backend import FAST
 from tests.backends.test_cross_backend import OBJECTIVES
 from tests.backends.test_cross_backend import SLOW
 from tests.backends.test_cross_backend import SLOW_OBJECTIVES
 from tests.backends.test_cross_backend import _available
+from tests.backends.test_cross_backend import (
+    test_analytic_flops_equal_the_tf_graph_counts)
+from tests.backends.test_cross_backend import (
+    test_analytic_flops_equal_the_tf_graph_counts_on_large_families)
 from tests.backends.test_cross_backend import (
     test_logits_loss_and_one_step_agree)
 from tests.backends.test_cross_backend import (
@@ -50,7 +56,9 @@ pytestmark = [
         reason="the reference side runs on the TensorFlow backend"),
 ]
 
-COLLECTED = (test_logits_loss_and_one_step_agree,
+COLLECTED = (test_analytic_flops_equal_the_tf_graph_counts,
+             test_analytic_flops_equal_the_tf_graph_counts_on_large_families,
+             test_logits_loss_and_one_step_agree,
              test_logits_loss_and_one_step_agree_on_large_families,
              test_regime_objectives_agree,
              test_regime_objectives_agree_with_batch_norm,
@@ -59,36 +67,40 @@ COLLECTED = (test_logits_loss_and_one_step_agree,
 """The JAX modules' checks, collected here against PyTorch."""
 
 
-def _run(tmp_path_factory, todo):
-    directory = tmp_path_factory.mktemp("cross_backend_torch")
+def _run(tmp_path_factory, name, todo):
     families = {case[1] for case in todo if case[0] != "sequential"}
     if any(case[0] == "sequential" for case in todo):
         families.add("digits_cnn")
-    cases.prepare(directory, sorted(families))
-    cases.run_on_both(directory, todo, backend="torch")
-    return directory
+
+    def compute(directory):
+        cases.prepare(directory, sorted(families))
+        cases.run_on_both(directory, todo, backend="torch")
+    return shared_directory(tmp_path_factory, name, compute)
 
 
 @pytest.fixture(scope="module")
 def fast_runs(tmp_path_factory):
     todo = [["one_step", family, "cross_entropy"]
             for family in _available(FAST)]
+    todo += [["flops", family] for family in _available(FAST)]
     todo += [["one_step", family, objective]
              for family, objective in OBJECTIVES]
-    return _run(tmp_path_factory, todo)
+    todo += [["fisher", family] for family in FISHER_FAMILIES]
+    todo += [["sequential", r] for r in REGULARIZERS]
+    return _run(tmp_path_factory, "cross_backend_torch_fast", todo)
 
 
 @pytest.fixture(scope="module")
 def slow_runs(tmp_path_factory):
     todo = [["one_step", family, "cross_entropy"]
             for family in _available(SLOW)]
+    todo += [["flops", family] for family in _available(SLOW)]
     todo += [["one_step", family, objective]
              for family, objective in SLOW_OBJECTIVES]
-    return _run(tmp_path_factory, todo)
+    return _run(tmp_path_factory, "cross_backend_torch_slow", todo)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    return _run(tmp_path_factory,
-                [["fisher", family] for family in FISHER_FAMILIES]
-                + [["sequential", r] for r in REGULARIZERS])
+def runs(fast_runs):
+    """The Fisher and sequential cases' results (run with the others)."""
+    return fast_runs

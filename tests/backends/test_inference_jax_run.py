@@ -1,4 +1,4 @@
-"""Runs `test_inference_jax.py` on JAX, with TensorFlow made unimportable.
+"""Runs `test_inference_backends.py` on JAX, with TensorFlow unimportable.
 
 The backend is fixed when Keras is first imported, so the JAX checks run
 in a fresh Python (`KERAS_BACKEND=jax`) whose import system refuses
@@ -25,9 +25,9 @@ from keras_eexit.data import load_arrays
 from keras_eexit.evaluation import collect
 from keras_eexit.inference import predict_early_exit
 from keras_eexit.models import get_model
-from tests.backends.test_inference_jax import CRITERIA
-from tests.backends.test_inference_jax import REFERENCE_VARIABLE
-from tests.backends.test_inference_jax import policies_of
+from tests.backends.test_inference_backends import CRITERIA
+from tests.backends.test_inference_backends import REFERENCE_VARIABLE
+from tests.backends.test_inference_backends import policies_of
 from tests.inference.toy_criteria import LeastConfidence
 from tests.inference.toy_criteria import TopTwoMargin
 
@@ -62,12 +62,13 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *%r]))
 
 
 RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
-    "tests/backends/test_inference_jax.py")
+    "tests/backends/test_inference_backends.py")
 
 
-def _tensorflow_reference(directory):
+def tensorflow_reference(directory):
     """Saves a model, inputs, policies of every criterion and the exits
-    the TensorFlow graph takes under them, for the JAX run to compare."""
+    the TensorFlow graph takes under them, for the JAX (or PyTorch) run
+    to compare."""
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the reference exits come from the TensorFlow backend")
     keras.utils.set_random_seed(0)
@@ -93,7 +94,7 @@ def _tensorflow_reference(directory):
 
 def test_inference_evaluation_and_data_pass_on_jax_without_tensorflow(
         tmp_path):
-    exits = _tensorflow_reference(tmp_path)
+    exits = tensorflow_reference(tmp_path)
     assert {int(k) for e in exits for k in e} == {0, 1, 2}
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
            "TF_CPP_MIN_LOG_LEVEL": "2", REFERENCE_VARIABLE: str(tmp_path),

@@ -17,6 +17,8 @@ import textwrap
 
 import pytest
 
+from tests.conftest import shared_directory
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None,
     reason="JAX is not installed (`pip install -e .[test]` installs its CPU "
@@ -100,9 +102,15 @@ ZOO = [("small_cnn", {"input_shape": (8, 8, 1), "width": 8}),
 @pytest.fixture(scope="module")
 def without_tensorflow(tmp_path_factory):
     """Zoo models built, called, saved and loaded on JAX with TensorFlow
-    unimportable; `fit`/`evaluate`/TF tools tried there."""
-    out = tmp_path_factory.mktemp("jax")
-    return run_on_jax(BLOCK_TENSORFLOW + f"""
+    unimportable; `fit`/`evaluate`/TF tools tried there (once per session:
+    `shared_directory`)."""
+    directory = shared_directory(tmp_path_factory, "jax_without_tensorflow",
+                                 _zoo_without_tensorflow)
+    return json.loads((directory / "report.json").read_text())
+
+
+def _zoo_without_tensorflow(out):
+    report = run_on_jax(BLOCK_TENSORFLOW + f"""
 import json, os
 import numpy as np
 import keras
@@ -142,6 +150,7 @@ for what, call in [("fit", lambda: model.fit(x, y, epochs=1, verbose=0)),
         report[what] = [type(error).__name__, str(error)]
 print(json.dumps(report))
 """)
+    (out / "report.json").write_text(json.dumps(report))
 
 
 @pytest.mark.parametrize("name", [name for name, _ in ZOO])

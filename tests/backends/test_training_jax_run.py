@@ -1,4 +1,4 @@
-"""Runs `test_training_jax.py` and `test_analysis_jax.py` on JAX, with
+"""Runs `test_training_jax.py` and `test_analysis_backends.py` on JAX, with
 TensorFlow made unimportable.
 
 The backend is fixed when Keras is first imported, so the JAX training
@@ -30,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
     "tests/backends/test_training_jax.py",
-    "tests/backends/test_analysis_jax.py")
+    "tests/backends/test_analysis_backends.py")
 
 
 def test_training_on_jax_without_tensorflow():

@@ -1,9 +1,14 @@
-"""Runs `test_training_torch.py` on PyTorch, with TensorFlow unimportable.
+"""Runs `test_training_torch.py`, `test_analysis_backends.py` and
+`test_inference_backends.py` on PyTorch, with TensorFlow unimportable.
 
-The backend is fixed when Keras is first imported, so the PyTorch
-training checks run in a fresh Python (`KERAS_BACKEND=torch`) whose
-import system refuses `tensorflow`: every regime, EWC's Fisher pass,
-resume and failure handling must work there without it.
+The backend is fixed when Keras is first imported, so the PyTorch checks
+run in a fresh Python (`KERAS_BACKEND=torch`) whose import system refuses
+`tensorflow`: every regime, EWC's Fisher pass, resume and failure
+handling, the analyses, evaluation, calibration, the data sets and
+batched early exit must work there without it. This (TensorFlow)
+process first saves a model and the exits its TensorFlow early-exit
+graph takes under every criterion; the PyTorch run must take the same.
+One process for all: the later modules reuse the first's imports.
 
 Importing Keras' PyTorch backend imports `torch._dynamo`, which asks
 `importlib.util.find_spec` about third-party packages, TensorFlow among
@@ -20,6 +25,9 @@ import subprocess
 import sys
 
 import pytest
+
+from tests.backends.test_inference_backends import REFERENCE_VARIABLE
+from tests.backends.test_inference_jax_run import tensorflow_reference
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None,
@@ -51,13 +59,17 @@ class NoTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.insert(0, NoTensorFlow())
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider",
-                      "tests/backends/test_training_torch.py"]))
+                      "tests/backends/test_training_torch.py",
+                      "tests/backends/test_analysis_backends.py",
+                      "tests/backends/test_inference_backends.py"]))
 """
 
 
-def test_training_on_torch_without_tensorflow():
+def test_training_analyses_and_inference_on_torch_without_tensorflow(
+        tmp_path):
+    tensorflow_reference(tmp_path)
     env = {**os.environ, "KERAS_BACKEND": "torch",
-           "CUDA_VISIBLE_DEVICES": "",
+           "CUDA_VISIBLE_DEVICES": "", REFERENCE_VARIABLE: str(tmp_path),
            "PYTHONPATH": os.pathsep.join(
                [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     result = subprocess.run(

@@ -1,12 +1,15 @@
-"""Early exit, evaluation, calibration and data on the JAX backend.
+"""Early exit, evaluation, calibration and data on the JAX and PyTorch
+backends.
 
-Runs only under `KERAS_BACKEND=jax`: `test_inference_jax_subprocess.py`
-runs this module there with TensorFlow made unimportable, so everything
-here also shows that none of it needs TensorFlow. Batched early exit
-(`inference/compaction_jax.py`) must take the exits the sweep's rule
-gives on `collect`'s probabilities, for every criterion (the two toy
-criteria of `tests/inference/toy_criteria.py` included), with per-exit
-thresholds and temperatures, compiling each stage once per bucket size.
+Runs only under `KERAS_BACKEND=jax` or `torch`: `test_inference_jax_run.py`
+and `test_training_torch_run.py` run this module there with TensorFlow
+made unimportable, so everything here also shows that none of it needs
+TensorFlow. Batched early exit (`inference/compaction_host.py`) must take
+the exits the sweep's rule gives on `collect`'s probabilities, for every
+criterion (the two toy criteria of `tests/inference/toy_criteria.py`
+included), with per-exit thresholds and temperatures, and the exits
+TensorFlow's graph takes; on JAX each stage compiles once per bucket
+size, on PyTorch each runs on exactly the rows that reach it.
 """
 
 import importlib
@@ -36,25 +39,26 @@ from keras_eexit.inference import expected_calibration_error
 from keras_eexit.inference import export_saved_model
 from keras_eexit.inference import fit_temperatures
 from keras_eexit.inference import predict_early_exit
-from keras_eexit.inference.compaction_jax import bucket_size
-from keras_eexit.inference.predict import jax_early_exit
+from keras_eexit.inference.compaction_host import bucket_size
+from keras_eexit.inference.predict import host_early_exit
 from keras_eexit.models import get_model
 from keras_eexit.utils.batches import count_batches
 from tests.inference.toy_criteria import LeastConfidence
 from tests.inference.toy_criteria import TopTwoMargin
 
 pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="JAX backend checks (test_inference_jax_subprocess.py runs them "
-    "with KERAS_BACKEND=jax)")
+    keras.backend.backend() not in ("jax", "torch"),
+    reason="JAX and PyTorch backend checks (test_inference_jax_run.py and "
+    "test_training_torch_run.py run them there)")
 
 CRITERIA = ("max_softmax", "entropy", "patience", "static",
             TopTwoMargin.name, LeastConfidence.name)
 """Every built-in criterion and the two toy ones (registered by `toys`)."""
 
 REFERENCE_VARIABLE = "KERAS_EEXIT_TF_EARLY_EXIT_REFERENCE"
-"""Names a directory where `test_inference_jax_run.py` saved a model and
-the exits TensorFlow's early-exit graph takes (set in its JAX run)."""
+"""Names a directory where a runner's TensorFlow process saved a model
+and the exits TensorFlow's early-exit graph takes (set in the JAX and
+PyTorch runs)."""
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,14 @@ def test_decisions_equal_the_tensorflow_graphs(toys):
         np.testing.assert_array_equal(index, expected)
 
 
+def _stage_rows(index, batch=64):
+    """`(stage, rows)` of each stage call, batches of `batch` rows."""
+    for start in range(0, len(index), batch):
+        part = index[start:start + batch]
+        for k in range(int(part.max()) + 1):
+            yield k, int((part >= k).sum())
+
+
 def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
         model, digits, test_outputs):
     received = [0, 0, 0]
@@ -149,7 +161,7 @@ def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
     def observe(k, rows):
         received[k] += rows
 
-    runner = jax_early_exit(model, observe=observe)
+    runner = host_early_exit(model, observe=observe)
     policy = policies_of("max_softmax", test_outputs)[0]
     x = digits["x_test"][:150]
     index = []
@@ -162,6 +174,10 @@ def test_each_stage_compiles_once_per_bucket_and_skips_exited_rows(
         test_outputs.probs))
     assert received == [150, (index >= 1).sum(), (index >= 2).sum()]
     assert 0 < received[2] < received[1] < 150
+    if not runner.bucketed:  # PyTorch, eager: exactly the rows that reach
+        assert sorted(runner.traces.elements()) == sorted(
+            (k, n) for k, n in _stage_rows(index))
+        return
     assert set(runner.traces.values()) == {1}  # one trace per size
     for k in range(3):
         sizes = [size for stage, size in runner.traces if stage == k]
@@ -253,7 +269,7 @@ def test_evaluation_and_calibration_on_numpy_inputs(model, digits,
         _check_against_sweep(model, x, test_outputs, policy)
 
 
-def test_damping_heads_collect_and_report_on_jax(digits):
+def test_damping_heads_collect_and_report(digits):
     keras.utils.set_random_seed(0)
     model = get_model("small_cnn", num_classes=10, width=4, damping=True)
     x, y = digits["x_test"][:64], digits["y_test"][:64]

@@ -1,10 +1,12 @@
-"""The analyses on the JAX backend: gradient dominance, ranks, MI,
-landscapes, paths, the connectivity plane, the report and the CLI.
+"""The analyses on the JAX and PyTorch backends: gradient dominance,
+ranks, MI, landscapes, paths, the connectivity plane, the report and the
+CLI.
 
-Runs only under `KERAS_BACKEND=jax`: `test_training_jax_run.py` runs this
-module there with TensorFlow made unimportable, so it also shows that the
-analyses need no TensorFlow. That the numbers equal TensorFlow's on the
-same weights is `test_cross_backend.py`'s (`cross_backend_analyses.py`).
+Runs only under `KERAS_BACKEND=jax` or `torch`: `test_training_jax_run.py`
+and `test_training_torch_run.py` run this module there with TensorFlow
+made unimportable, so it also shows that the analyses need no
+TensorFlow. That the numbers equal TensorFlow's on the same weights is
+`test_cross_backend.py`'s (`cross_backend_analyses.py`, on JAX).
 """
 
 import argparse
@@ -26,8 +28,9 @@ from keras_eexit.models import load_model
 from tests.conftest import make_tiny_model
 
 pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="run under KERAS_BACKEND=jax by test_training_jax_run.py")
+    keras.backend.backend() not in ("jax", "torch"),
+    reason="run under KERAS_BACKEND=jax and torch by "
+    "test_training_jax_run.py and test_training_torch_run.py")
 
 
 def _batch(n=24, seed=0):
@@ -76,13 +79,13 @@ def _run_cli(argv):
 
 
 def _cross_entropy(logits, y):
-    logits = np.asarray(logits, np.float64)
+    logits = np.asarray(keras.ops.convert_to_numpy(logits), np.float64)
     top = logits.max(1, keepdims=True)
     log_z = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
     return float(np.mean(log_z - logits[np.arange(len(y)), y]))
 
 
-def test_analyze_cli_and_weight_space_analyses_on_jax(tmp_path):
+def test_analyze_cli_and_weight_space_analyses(tmp_path):
     saved = {}
     for seed, name in enumerate(("joint", "mixed", "disjoint")):
         keras.utils.set_random_seed(seed)
@@ -110,7 +113,7 @@ def test_analyze_cli_and_weight_space_analyses_on_jax(tmp_path):
     assert np.all(np.isfinite(plane["losses"]))
     # The landscape's centre and every point of a model's path to itself
     # are the model: its own loss on the training samples (the data set
-    # comes as a PyDataset on JAX).
+    # comes as a PyDataset off TensorFlow).
     x, y = as_arrays(load("digits", batch_size=256).train, samples)
     model = load_model(saved["mixed"])
     own = [_cross_entropy(logits, y)

@@ -1,30 +1,35 @@
-"""Batched early exit by compaction on JAX: static shapes in buckets.
+"""Batched early exit with decisions on the host: JAX and PyTorch.
 
-The JAX counterpart of `compaction.py` (the TensorFlow graph), chosen by
-`predict_early_exit` when `keras.backend.backend() == "jax"`. XLA compiles
-one program per input shape, so the rows that continue after a stage are
-gathered into a *bucket*: the next power of two at or above their number,
-the extra rows copies of the first continuing row whose results are
-dropped. Stage `k` (segment and head, `chain.run_stage`) is one `jax.jit`
-program per bucket size it meets, at most `log2(batch) + 1` of them; the
-gather of the state (every tensor of a tuple state, the exit memory of
-heads that read earlier exits) is another small program per pair of
-sizes.
+The counterpart of `compaction.py` (the TensorFlow graph), chosen by
+`predict_early_exit` on the JAX and PyTorch backends. Each stage
+(segment and head, `chain.run_stage`) runs on the rows still undecided;
+between stages the host decides which rows exit and gathers the state of
+the others (every tensor of a tuple state, the exit memory of heads that
+read earlier exits) down to them.
 
-Decisions are made on the host between stages (XLA needs the number of
-continuing rows to choose the next bucket anyway) with the criterion's
-NumPy form, the code `evaluation.threshold_sweep` and `ExitPolicy` run:
-`Criterion.scores` on the probabilities of the exits each row passed
-(temperatures applied as `ExitPolicy.probabilities` does, `softmax(log p /
-T)`), then `Criterion.accepts`. On the probabilities `evaluation.collect`
-computes, the exits are therefore the sweep's own, for every criterion,
-registered ones included (their `scores` must read exit `k` from exits
-`0..k` only, as any early-exit rule does).
+* JAX: XLA compiles one program per input shape, so the continuing rows
+  are gathered into a *bucket*: the next power of two at or above their
+  number, the extra rows copies of the first continuing row whose
+  results are dropped. Stage `k` is one `jax.jit` program per bucket
+  size it meets, at most `log2(batch) + 1` of them; the gather is
+  another small program per pair of sizes.
+* PyTorch: eager, so the state is gathered to exactly the continuing
+  rows (no padding) and each stage runs under `torch.no_grad`
+  (`utils.compiled.compile_layers_call`).
+
+Decisions use the criterion's NumPy form, the code
+`evaluation.threshold_sweep` and `ExitPolicy` run: `Criterion.scores` on
+the probabilities of the exits each row passed (temperatures applied as
+`ExitPolicy.probabilities` does, `softmax(log p / T)`), then
+`Criterion.accepts`. On the probabilities `evaluation.collect` computes,
+the exits are therefore the sweep's own, for every criterion, registered
+ones included (their `scores` must read exit `k` from exits `0..k` only,
+as any early-exit rule does).
 
 Example:
 
 ```python
-runner = JaxEarlyExit(model)
+runner = HostEarlyExit(model)
 out = runner(x_batch, "entropy", np.full(3, 0.2, "float32"))
 out["exit_index"]  # (batch,) int32
 ```
@@ -85,8 +90,11 @@ def _gather(structure, rows):
         lambda t: keras.ops.take(t, rows, axis=0), structure)
 
 
-class JaxEarlyExit:
-    """Stage-by-stage early exit of a batch on JAX, with bucketed compaction.
+class HostEarlyExit:
+    """Stage-by-stage early exit of a batch, compacted between stages.
+
+    Buckets (powers of two) on JAX, exact rows on PyTorch (see the
+    module's docstring).
 
     The compiled stages do not depend on the decision rule: one runner
     serves every criterion, threshold and temperature.
@@ -97,13 +105,14 @@ class JaxEarlyExit:
             with the number of real rows stage `index` receives.
 
     Attributes:
+        bucketed: whether rows are padded to buckets (JAX).
         traces: a `collections.Counter` of `(stage index, bucket size)`:
-            how often each stage was traced (compiled) at each size.
+            how often each stage was traced (compiled) at each size (on
+            PyTorch, eager: how often it ran at each size).
     """
 
     def __init__(self, model, observe=None):
-        import jax
-
+        self.bucketed = keras.backend.backend() == "jax"
         self._model = weakref.ref(model)
         self.observe = observe
         self.num_exits = model.num_exits
@@ -111,7 +120,14 @@ class JaxEarlyExit:
         self._stages = [
             compile_layers_call(model, self._stage_function(k))
             for k in range(self.num_exits)]
-        self._gather = jax.jit(_gather)
+        self._gather = _gather
+        if self.bucketed:
+            import jax
+
+            self._gather = jax.jit(_gather)
+
+    def _rows(self, rows):
+        return bucket_rows(rows) if self.bucketed else rows.astype(np.int32)
 
     def _stage_function(self, index):
         def stage(state):
@@ -141,14 +157,14 @@ class JaxEarlyExit:
         criterion = criteria_lib.get(criterion)
         batch = len(x)
         positions = np.arange(batch)
-        state = np.asarray(x)[bucket_rows(positions)]
+        state = np.asarray(x)[self._rows(positions)]
         seen = None  # (K, batch, C) probabilities of the exits passed
         probs_out = index_out = None
         for k in range(self.num_exits):
             if self.observe is not None:
                 self.observe(k, len(positions))
             state, logits = self._stages[k](state)
-            # The same softmax as `evaluation.collect`'s, then the bucket's
+            # The same softmax as `evaluation.collect`'s, then a bucket's
             # padding rows dropped.
             probs = keras.ops.convert_to_numpy(
                 keras.ops.softmax(logits))[:len(positions)]
@@ -171,6 +187,6 @@ class JaxEarlyExit:
             stay = np.flatnonzero(~accept)
             if not stay.size:
                 break
-            state = self._gather(state, bucket_rows(stay))
+            state = self._gather(state, self._rows(stay))
             positions = positions[stay]
         return {PROBABILITIES: probs_out, EXIT_INDEX: index_out}
