@@ -16,7 +16,7 @@ Usage:
         [--depth 56] [--backend jax] [--dtype-policy mixed_bfloat16]
 
 `--backend` sets `KERAS_BACKEND` before Keras is imported (the same script
-measures TensorFlow and JAX); `--dtype-policy` trains both models under a
+measures TensorFlow, JAX and PyTorch); `--dtype-policy` trains both models under a
 Keras dtype policy (mixed precision).
 
 Target: ours is no more than 5% slower (ratio <= 1.05).
@@ -31,7 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import backend_flag  # noqa: E402
 
-backend_flag.select_from_argv()
+BACKENDS = backend_flag.CHOICES + ("torch",)
+backend_flag.select_from_argv(choices=BACKENDS)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -68,7 +69,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--jit-compile", default="auto",
                         choices=("auto", "true", "false"))
-    parser.add_argument("--backend", choices=("tensorflow", "jax"),
+    parser.add_argument("--backend", choices=BACKENDS,
                         default=os.environ["KERAS_BACKEND"],
                         help="Keras backend (set before Keras is imported)")
     parser.add_argument("--depth", type=int, default=None,

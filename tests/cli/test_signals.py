@@ -45,7 +45,11 @@ def _wait_for(predicate, seconds, process):
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("number", [
+    # One handler serves both signals (`utils/interrupts.py`;
+    # tests/cli/test_interrupts.py sends each in-process): SIGINT end to
+    # end with `-m slow`.
+    pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_interrupted_train_prints_one_line_and_keeps_its_backup(
         tmp_path, number):
     out = tmp_path / "run"
@@ -108,7 +112,8 @@ def _children(pid):
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("number", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_multiworker_waiting_for_its_cluster_stops_on_a_signal(tmp_path,
                                                                number):
     out = tmp_path / "run"

@@ -49,10 +49,19 @@ def test_without_out_it_says_where_output_goes(tmp_path, monkeypatch,
         == ["metrics.json", "model.keras"]
 
 
+SLOW_REGIMES = {"branch_wise", "distillation", "joint_two_stage", "mixed",
+                "pretrained_branch", "sequential"}
+"""Regimes the CLI trains with `-m slow` only: the command's path is the
+same for every regime, and each of these trains in CI in
+`tests/regimes/test_regime_learning.py` or `test_release.py`."""
+
+
 def _every_regime():
     quick = {"joint", "two_stage"}
     return [name if name in quick else pytest.param(
-        name, marks=pytest.mark.large) for name in sorted(regimes.REGIMES)]
+        name, marks=[pytest.mark.large]
+        + [pytest.mark.slow] * (name in SLOW_REGIMES))
+        for name in sorted(regimes.REGIMES)]
 
 
 @pytest.mark.parametrize("name", _every_regime())

@@ -32,11 +32,17 @@ BFLOAT16_IN_CI = {"joint", "two_stage"}
 """bfloat16 differs from float16 in its dtype, not in the regime's code
 path (no loss scaling): the other regimes run it with `-m slow`."""
 
+FLOAT16_SLOW = {"sequential_lwf"}
+"""float16 with `-m slow` only: the sequential schedule runs in CI with
+EWC (its Fisher pass under loss scaling too), and a penalty against a
+teacher's outputs with distillation."""
+
 
 @pytest.mark.large
 @pytest.mark.parametrize("policy,name", [
     pytest.param(policy, name, marks=[pytest.mark.slow] * (
-        policy == "mixed_bfloat16" and name not in BFLOAT16_IN_CI))
+        (policy == "mixed_bfloat16" and name not in BFLOAT16_IN_CI)
+        or (policy == "mixed_float16" and name in FLOAT16_SLOW)))
     for name in sorted(REGIMES)
     for policy in ("mixed_float16", "mixed_bfloat16")])
 def test_mixed_precision(policy, name, digits):

@@ -97,8 +97,13 @@ def test_squared_gradient_sums_equal_per_sample_loop(kind, monkeypatch):
         assert fallbacks == []  # every variable in the one backward pass
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS
-                                  if k != "builtin_python_add"])
+@pytest.mark.parametrize("kind", [
+    # The ViT runs in CI; the text encoders' per-sample squares are checked
+    # above, their whole regime with `-m slow`.
+    k if k == "vit" else pytest.param(
+        *getattr(k, "values", (k,)),
+        marks=[pytest.mark.slow, *getattr(k, "marks", ())])
+    for k in KINDS if k != "builtin_python_add"])
 def test_sequential_ewc_runs(kind):
     model, x, y = _model_and_data(kind, n=8)
     regime = regimes.SequentialRegime(

@@ -30,6 +30,12 @@ FAMILIES = {
 }
 
 
+NAMES = [pytest.param(name, marks=[pytest.mark.slow] * (
+    name == "msdnet_imagenet")) for name in sorted(FAMILIES)]
+"""The ImageNet MSDNet with `-m slow` only: its damping units are the
+CIFAR MSDNet's (its stem and head widths differ)."""
+
+
 def _build(name, seed=0, **extra):
     builder, kwargs = FAMILIES[name]
     keras.utils.set_random_seed(seed)
@@ -43,7 +49,7 @@ def _images(name, n=4, seed=0):
     return x, rng.integers(0, N, size=n)
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("name", NAMES)
 def test_every_exit_gets_a_damping_unit(name):
     plain = _build(name)
     model = _build(name, damping=True)
@@ -72,7 +78,7 @@ def test_every_exit_gets_a_damping_unit(name):
         np.cumsum(filters))
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("name", NAMES)
 def test_damping_false_is_the_network_without_it(name):
     default = _build(name)
     model = _build(name, damping=False)

@@ -116,6 +116,15 @@ def test_two_stage(family):
     zoo_contract.check_two_stage(make(), *data(16))
 
 
+SLOW_LITERT = {"ranet", "text_keras_hub"}
+"""LiteRT exports run with `-m slow` only: RANet's tuple state exports as
+MSDNet's does (in CI), keras-hub's encoder as the built-in one."""
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param(name, marks=[pytest.mark.slow] * (
+        name in SLOW | SLOW_LITERT)) for name in sorted(FAMILIES)],
+    indirect=True)
 def test_litert(family, tmp_path):
     pytest.importorskip("ai_edge_litert")
     make, data = family

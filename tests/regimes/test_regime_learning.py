@@ -45,10 +45,16 @@ def digits():
     return keras_eexit.data.load_arrays("digits")
 
 
-SLOW = {"sequential", "pretrained_fixed_backbone", "joint_two_stage"}
-"""Variants whose siblings learn in CI: the plain sequential schedule
-(its EWC and LwF runs), the pretrained branch with a fixed backbone (the
-pretrained branch) and the joint + two-stage hybrid (joint + branch)."""
+SLOW = {"sequential", "pretrained_fixed_backbone", "joint_two_stage",
+        "joint_branch", "pretrained_branch", "separate", "sequential_lwf",
+        "distillation_shared_backbone", "distillation_joint"}
+"""Variants whose mechanisms learn in CI through a sibling: a phase that
+freezes stages (two-stage, branch-wise), a teacher (distillation), a
+penalty (sequential with EWC); the hybrids and the other distillation
+and sequential forms combine those. The named regimes among them still
+train in CI in `tests/cli/test_train.py` or `tests/regimes/test_release.py`,
+LwF and the distillation forms step by step in
+`tests/regimes/test_paper_procedures.py`; all learn here with `-m slow`."""
 
 
 @pytest.mark.large

@@ -59,7 +59,15 @@ def _assert_plain(model):
                                   np.ones(model.num_exits))
 
 
-@pytest.mark.parametrize("name", sorted(_named(3)))
+SLOW_RELEASES = {"joint_branch", "branch_wise"}
+"""Released with `-m slow` only: their phases (a joint phase, then
+frozen-backbone heads; heads one by one) release as `joint_two_stage`'s
+and `two_stage`'s do in CI."""
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=[pytest.mark.slow] * (name in SLOW_RELEASES))
+    for name in sorted(_named(3))])
 def test_plain_fit_after_a_named_regime_trains_every_exit(
         name, model_factory, tiny_data, tmp_path):
     x, y = tiny_data
