@@ -15,9 +15,9 @@ Usage:
     python benchmarks/joint_throughput.py [--model cifar_resnet] [--epochs 6]
         [--depth 56] [--backend jax] [--dtype-policy mixed_bfloat16]
 
-`--backend` sets `KERAS_BACKEND` before Keras is imported (the same script
-measures TensorFlow, JAX and PyTorch); `--dtype-policy` trains both models under a
-Keras dtype policy (mixed precision).
+`--backend` sets `KERAS_BACKEND` before Keras is imported (the same
+script measures TensorFlow, JAX and PyTorch); `--dtype-policy` trains
+both models under a Keras dtype policy (mixed precision).
 
 Target: ours is no more than 5% slower (ratio <= 1.05).
 """

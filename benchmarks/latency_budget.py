@@ -11,13 +11,17 @@ runtimes (`keras_eexit.inference.measure_costs`):
 then, for a grid of latency budgets (`--fractions` of the final exit's
 measured time per sample), picks `best_accuracy_policy(validation,
 budget, cost=profile)` on the VALIDATION split and serves the TEST split
-with it, timing the real mean latency per sample (Keras: the test split
-in batches of `--batch`; LiteRT: `--litert-samples` test samples one per
-call; the median of `--repeats` passes). It prints, per runtime and
-budget: the budget, the profile's prediction on the test split (the mean
-measured cost of the exits the test samples take), the measured mean
-latency, measured / budget, and the test accuracy. Target: measured
-within 10% of the budget on a quiet CPU.
+with it, timing the real mean latency per sample (Keras:
+`predict_early_exit` over the test split in batches of `--batch`; LiteRT:
+`--litert-samples` test samples one per call; the median of `--repeats`
+passes: `keras_eexit.inference.keras_serving` / `litert_serving`). It
+prints, per runtime and budget: the budget, the profile's prediction on
+the test split (the mean measured cost of the exits the test samples
+take), the measured mean latency, measured / budget, and the test
+accuracy. Then the same for the
+policy `calibrate_latency` picks by timing the serving call itself on
+VALIDATION inputs (closed loop, `--tolerance`), with its number of
+rounds. Target: measured within 10% of the budget on a quiet CPU.
 
     python benchmarks/latency_budget.py                  # a few minutes
     python benchmarks/latency_budget.py --dataset mnist1d
@@ -27,9 +31,7 @@ within 10% of the budget on a quiet CPU.
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,8 +44,10 @@ from keras_eexit.evaluation import threshold_sweep  # noqa: E402
 from keras_eexit.export import LiteRTRunner  # noqa: E402
 from keras_eexit.export import export_litert  # noqa: E402
 from keras_eexit.inference import best_accuracy_policy  # noqa: E402
+from keras_eexit.inference import calibrate_latency  # noqa: E402
+from keras_eexit.inference import keras_serving  # noqa: E402
+from keras_eexit.inference import litert_serving  # noqa: E402
 from keras_eexit.inference import measure_costs  # noqa: E402
-from keras_eexit.inference.predict import early_exit_function  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
 
 MODELS = {"digits": ("small_cnn", (8, 8, 1)), "mnist1d": ("cnn1d", (40, 1))}
@@ -61,41 +65,8 @@ def train(args):
     return model, arrays
 
 
-def keras_latency(model, x, policy, batch_size, repeats):
-    """Median over `repeats` of the test split's time per sample, served
-    in batches by `predict_early_exit`'s compiled graph."""
-    import tensorflow as tf
-
-    function = early_exit_function(model, policy.criterion)
-    t = tf.constant(policy.threshold_array())
-    temps = tf.constant(policy.temperature_array())
-    batches = [tf.constant(x[i:i + batch_size])
-               for i in range(0, len(x), batch_size)]
-    for batch in batches:  # warm-up: every batch shape traced
-        function(batch, t, temps)["exit_index"].numpy()
-    passes = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for batch in batches:
-            function(batch, t, temps)["exit_index"].numpy()
-        passes.append((time.perf_counter() - start) / len(x))
-    return statistics.median(passes)
-
-
-def litert_latency(runner, x, policy, repeats):
-    """Median over `repeats` of the time per sample, one sample a call."""
-    thresholds = policy.threshold_array()
-    runner.predict(x[:1], thresholds)
-    passes = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for row in x:
-            runner.predict(row[None], thresholds)
-        passes.append((time.perf_counter() - start) / len(x))
-    return statistics.median(passes)
-
-
-def report(runtime, profile, validation, test, fractions, serve):
+def report(runtime, profile, validation, test, fractions, serve,
+           serve_validation, tolerance):
     final = profile.seconds_per_sample[-1]
     print(f"{runtime}: {profile.describe()}; exits "
           + ", ".join(f"{n} {1e3 * s:.3f} ms" for n, s in zip(
@@ -103,7 +74,9 @@ def report(runtime, profile, validation, test, fractions, serve):
           + f" per sample ({profile.repeats} repeats, spread "
           f"{profile.spread:.1%})")
     print(f"  {'budget':>10}{'predicted':>11}{'measured':>10}"
-          f"{'measured/budget':>17}{'accuracy':>10}")
+          f"{'measured/budget':>17}{'accuracy':>10}   calibrated: "
+          f"{'rounds':>6}{'measured':>10}{'measured/budget':>17}"
+          f"{'accuracy':>10}")
     for fraction in fractions:
         budget = fraction * final
         if budget < profile.seconds_per_sample[0]:
@@ -114,9 +87,18 @@ def report(runtime, profile, validation, test, fractions, serve):
         point = threshold_sweep(test, cost=profile,
                                 thresholds=policy.threshold_array()[None])
         measured = serve(policy)
+        closed = calibrate_latency(validation, budget, profile,
+                                   serve_validation, tolerance=tolerance)
+        closed_point = threshold_sweep(
+            test, cost=profile,
+            thresholds=closed.policy.threshold_array()[None])
+        closed_measured = serve(closed.policy)
         print(f"  {1e3 * budget:>7.3f} ms{1e3 * point.mean_flops[0]:>8.3f} ms"
               f"{1e3 * measured:>7.3f} ms{measured / budget:>17.2f}"
-              f"{point.accuracy[0]:>10.4f}")
+              f"{point.accuracy[0]:>10.4f}   {'':>11}"
+              f"{len(closed.rounds):>6}{1e3 * closed_measured:>7.3f} ms"
+              f"{closed_measured / budget:>17.2f}"
+              f"{closed_point.accuracy[0]:>10.4f}")
 
 
 def main(argv=None):
@@ -134,6 +116,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="time cap of each profile's repeats")
+    parser.add_argument("--tolerance", type=float, default=0.05,
+                        help="calibrate_latency's stopping distance to the "
+                        "budget (relative)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -148,9 +133,11 @@ def main(argv=None):
     profile = measure_costs(model, runtime="keras", batch_size=args.batch,
                             data=arrays["x_train"],
                             max_seconds=args.max_seconds)
+    x_val = arrays["x_val"].astype("float32")
     report("keras (batched)", profile, validation, test, fractions,
-           lambda policy: keras_latency(model, x_test, policy, args.batch,
-                                        args.repeats))
+           keras_serving(model, x_test, args.batch, args.repeats),
+           keras_serving(model, x_val, args.batch, args.repeats),
+           args.tolerance)
     profile = measure_costs(model, runtime="litert", batch_size=1,
                             data=arrays["x_train"], num_threads=1,
                             max_seconds=args.max_seconds)
@@ -161,8 +148,10 @@ def main(argv=None):
         sub_test = collect(model, (subset,
                                    arrays["y_test"][:args.litert_samples]))
         report("litert (batch 1)", profile, validation, sub_test, fractions,
-               lambda policy: litert_latency(runner, subset, policy,
-                                             args.repeats))
+               litert_serving(runner, subset, args.repeats),
+               litert_serving(runner, x_val[:args.litert_samples],
+                              args.repeats),
+               args.tolerance)
 
 
 if __name__ == "__main__":

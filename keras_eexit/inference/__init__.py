@@ -17,6 +17,9 @@
 * `measure_costs` (`cost_profile.py`): each exit's measured cumulative
   cost on a runtime (Keras, SavedModel, LiteRT), a `CostProfile` that
   every policy, sweep and table takes as `cost=` (budgets in seconds).
+* `calibrate_latency` (`served_latency.py`): a policy chosen on the
+  profile, re-chosen until the serving call itself (`keras_serving`,
+  `litert_serving`), timed on validation inputs, meets the budget.
 """
 
 from keras_eexit.evaluation.cost import CostProfile
@@ -33,12 +36,17 @@ from keras_eexit.inference.cost_profile import measure_costs
 from keras_eexit.inference.policy import ExitPolicy
 from keras_eexit.inference.predict import predict_early_exit
 from keras_eexit.inference.saved_model import export_saved_model
+from keras_eexit.inference.served_latency import LatencyCalibration
+from keras_eexit.inference.served_latency import calibrate_latency
+from keras_eexit.inference.served_latency import keras_serving
+from keras_eexit.inference.served_latency import litert_serving
 from keras_eexit.inference.threshold_search import ThresholdSearch
 from keras_eexit.inference.threshold_search import search_thresholds
 
 __all__ = [
     "CostProfile",
     "ExitPolicy",
+    "LatencyCalibration",
     "ThresholdSearch",
     "accuracy_drop_policy",
     "best_accuracy_curve",
@@ -47,9 +55,12 @@ __all__ = [
     "budgeted_batch_plot",
     "budgeted_batch_policy",
     "budgeted_batch_thresholds",
+    "calibrate_latency",
     "expected_calibration_error",
     "export_saved_model",
     "fit_temperatures",
+    "keras_serving",
+    "litert_serving",
     "measure_costs",
     "predict_early_exit",
     "search_thresholds",
