@@ -81,17 +81,13 @@ from keras_eexit.inference.predict import early_exit_function  # noqa: E402
 from keras_eexit.inference.predict import host_early_exit  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
 from keras_eexit.utils.compiled import compile_layers_call  # noqa: E402
+from digits_as_cifar import to_cifar_shape  # noqa: E402
 
 SETTINGS = {
     # builder arguments, epochs argument
     "cifar_resnet": ({"depth": 20}, "epochs"),
     "msdnet_cifar": ({}, "msdnet_epochs"),
 }
-
-
-def to_cifar_shape(x):
-    x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)
-    return np.repeat(x, 3, axis=-1).astype("float32")
 
 
 def side_by_side(calls, repeats):

@@ -25,6 +25,7 @@ rounds. Target: measured within 10% of the budget on a quiet CPU.
 
     python benchmarks/latency_budget.py                  # a few minutes
     python benchmarks/latency_budget.py --dataset mnist1d
+    python benchmarks/latency_budget.py --model cifar_resnet --epochs 3
     python benchmarks/latency_budget.py --epochs 1 --batch 32 \\
         --litert-samples 20 --repeats 1 --max-seconds 2    # smoke run
 """
@@ -49,14 +50,26 @@ from keras_eexit.inference import keras_serving  # noqa: E402
 from keras_eexit.inference import litert_serving  # noqa: E402
 from keras_eexit.inference import measure_costs  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
+from digits_as_cifar import to_cifar_shape  # noqa: E402
 
 MODELS = {"digits": ("small_cnn", (8, 8, 1)), "mnist1d": ("cnn1d", (40, 1))}
+"""The default model of each data set and its input shape."""
+
+CIFAR_MODEL = "cifar_resnet"
+"""`--model cifar_resnet`: ResNet-20 on the digits at 32x32x3, whose
+stages take milliseconds at batch 1 (the small models' take µs)."""
 
 
 def train(args):
     arrays = load_arrays(args.dataset, validation_split=0.25,
                          seed=args.seed)
     name, shape = MODELS[args.dataset]
+    if args.model == CIFAR_MODEL:
+        if args.dataset != "digits":
+            raise SystemExit("--model cifar_resnet takes --dataset digits")
+        arrays = {k: to_cifar_shape(v) if k.startswith("x_") else v
+                  for k, v in arrays.items()}
+        name, shape = CIFAR_MODEL, (32, 32, 3)
     keras.utils.set_random_seed(args.seed)
     model = get_model(name, num_classes=10, input_shape=shape)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -105,6 +118,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=sorted(MODELS),
                         default="digits")
+    parser.add_argument("--model", choices=("default", CIFAR_MODEL),
+                        default="default",
+                        help="the data set's small model, or ResNet-20 on "
+                        "the digits at 32x32x3")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=256,
                         help="batch size of the Keras path (profile and "

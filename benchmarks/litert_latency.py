@@ -46,12 +46,7 @@ from keras_eexit.export import LiteRTRunner  # noqa: E402
 from keras_eexit import criteria  # noqa: E402
 from keras_eexit.export import export_litert  # noqa: E402
 from keras_eexit.models import cifar_resnet  # noqa: E402
-
-
-def to_cifar_shape(x):
-    """8x8x1 digits -> 32x32x3 (nearest-neighbour upsampling, grey to RGB)."""
-    x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)
-    return np.repeat(x, 3, axis=-1).astype("float32")
+from digits_as_cifar import to_cifar_shape  # noqa: E402
 
 
 def keras_probs(model, x, batch_size=256):

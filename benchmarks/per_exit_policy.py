@@ -44,6 +44,7 @@ from keras_eexit.evaluation import collect  # noqa: E402
 from keras_eexit.inference import best_accuracy_policy  # noqa: E402
 from keras_eexit.inference import budgeted_batch_policy  # noqa: E402
 from keras_eexit.models import get_model  # noqa: E402
+from digits_as_cifar import to_cifar_shape  # noqa: E402
 
 MODELS = {
     # data set, builder arguments, default epochs
@@ -51,12 +52,6 @@ MODELS = {
     "cifar_resnet": ("digits", {"depth": 20}, 5),
     "msdnet_cifar": ("digits", {"exits": 4, "channels": 12}, 1),
 }
-
-
-def to_cifar_shape(x):
-    """Digits (8x8x1) upsampled to 32x32x3."""
-    x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)
-    return np.repeat(x, 3, axis=-1).astype("float32")
 
 
 def load(dataset, seed):

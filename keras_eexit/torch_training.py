@@ -2,7 +2,7 @@
 
 Keras' PyTorch trainer calls `train_step(data)` eagerly, as TensorFlow's
 does, so the composed train step (`models/train_step.py`) runs unchanged
-but for three pieces, each the PyTorch form of a TensorFlow / JAX one:
+but for a few pieces, each the PyTorch form of a TensorFlow / JAX one:
 
 * `apply_gradients`: an update's gradient and optimizer step. Keras' own
   PyTorch step calls `loss.backward()`, which writes `.grad` of every
@@ -19,7 +19,10 @@ but for three pieces, each the PyTorch form of a TensorFlow / JAX one:
   support), so the samples are a loop; the result equals TensorFlow's
   one-pass rewrite within 1e-6;
 * `rescale_gradient`: gradient equilibrium's scaled identity as a
-  `torch.autograd.Function` (`tf.custom_gradient` / `jax.custom_vjp`).
+  `torch.autograd.Function` (`tf.custom_gradient` / `jax.custom_vjp`);
+* `variable_gradients`: a gradient for variables that are not
+  trainable (ZTW's ensemble phase; a `tf.GradientTape` watching them on
+  TensorFlow).
 
 Only public `torch` and Keras APIs are used here (`keras.StatelessScope`,
 `optimizer.apply`); the one private Keras name, the loss tracker, goes
@@ -65,7 +68,7 @@ def apply_gradients(model, loss_fn, x):
     import torch
 
     loss, y_pred = loss_fn()
-    update_loss_tracker(model, loss, _batch_size(x))
+    update_loss_tracker(model, loss, batch_size(x))
     variables = list(model.trainable_variables)
     if not variables:
         warnings.warn("The model does not have any trainable weights.",
@@ -204,5 +207,48 @@ def _rescale_function():
     return RescaleGradient
 
 
-def _batch_size(x):
+def variable_gradients(forward, loss_of, variables):
+    """A loss and its gradient for any variables, trainable or not
+    (PyTorch).
+
+    Keras' PyTorch variables that are not trainable do not require a
+    gradient; a step that learns such variables (ZTW's ensemble
+    parameters) differentiates leaf copies of their values instead: the
+    forward pass reads the copies (`keras.StatelessScope`), the loss is
+    computed outside the scope (so the metrics it updates are real
+    updates), and the optimizer applies the gradients to the variables.
+
+    Args:
+        forward: `() -> y_pred`, the forward pass.
+        loss_of: `y_pred -> loss`, a scalar.
+        variables: the Keras variables to differentiate.
+
+    Returns:
+        `(loss, y_pred, gradients)`, one gradient per variable (zeros
+        where the loss does not read it), detached.
+
+    Example:
+
+    ```python
+    loss, y_pred, grads = variable_gradients(
+        lambda: model(x, training=False),
+        lambda y_pred: model.compute_loss(x, y, y_pred), variables)
+    optimizer.apply(grads, variables)
+    ```
+    """
+    import torch
+
+    leaves = [v.value.detach().clone().requires_grad_(True)
+              for v in variables]
+    with keras.StatelessScope(state_mapping=list(zip(variables, leaves))):
+        y_pred = forward()
+    loss = loss_of(y_pred)
+    gradients = torch.autograd.grad(loss, leaves, allow_unused=True)
+    gradients = [torch.zeros_like(leaf) if g is None else g.detach()
+                 for g, leaf in zip(gradients, leaves)]
+    return loss.detach(), y_pred, gradients
+
+
+def batch_size(x):
+    """The batch size of `x` (a tensor or a structure of them)."""
     return int(keras.ops.shape(keras.tree.flatten(x)[0])[0])

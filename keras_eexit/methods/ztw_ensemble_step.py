@@ -1,7 +1,10 @@
 """`ZTWEnsembleStep`: the train step of Zero Time Waste's ensemble phase."""
 
+import contextlib
+
 import keras
 
+from keras_eexit.compat import model_strategy
 from keras_eexit.compat import update_loss_tracker
 from keras_eexit.models.train_step import StepContributor
 from keras_eexit.utils.lazy_import import tf
@@ -30,7 +33,10 @@ class ZTWEnsembleStep(StepContributor):
     refused. Its Adam state lives in this object:
     a run resumed inside the phase restarts the moments. Its optimizer is
     created in the model's distribution scope, but the phase has been
-    tested on one device only.
+    tested on one device only. On PyTorch the gradient of the ensemble
+    parameters is `torch_training.variable_gradients`'s; JAX is refused
+    in one line (its stateless step has no place for this optimizer's
+    state).
 
     Args:
         model: a `MultiExitModel` with `ZTWHead` ensembles.
@@ -47,6 +53,7 @@ class ZTWEnsembleStep(StepContributor):
     roles = ("step",)
     replaces = ("step", "loss", "gradients")
     incompatible = ("batch",)
+    backends = ("tensorflow", "torch")
 
     def __init__(self, model, learning_rate=1e-2):
         from keras_eexit.methods.ztw import ensemble_heads
@@ -58,7 +65,9 @@ class ZTWEnsembleStep(StepContributor):
                 "ZTW's ensemble phase needs a model with ZTW ensembles: "
                 "build it with keras_eexit.methods.ztw(model).")
         self.variables = [v for h in heads for v in h.ensemble_variables()]
-        with model.distribute_strategy.scope():
+        strategy = model_strategy(model)
+        with (contextlib.nullcontext() if strategy is None
+              else strategy.scope()):
             self.optimizer = keras.optimizers.Adam(learning_rate)
             self.optimizer.build(self.variables)
         for head in heads:
@@ -79,6 +88,22 @@ class ZTWEnsembleStep(StepContributor):
         Its own update: the model's (`update`) is never called.
         """
         x, y, sample_weight = batch
+        if keras.backend.backend() == "torch":
+            from keras_eexit import torch_training
+
+            def forward():
+                return model(x, training=False)
+
+            def loss_of(y_pred):
+                return model.compute_loss(x=x, y=y, y_pred=y_pred,
+                                          sample_weight=sample_weight,
+                                          training=True)
+
+            loss, y_pred, gradients = torch_training.variable_gradients(
+                forward, loss_of, self.variables)
+            self.optimizer.apply(gradients, self.variables)
+            update_loss_tracker(model, loss, torch_training.batch_size(x))
+            return model.compute_metrics(x, y, y_pred, sample_weight)
         watched = [v.value for v in self.variables]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)

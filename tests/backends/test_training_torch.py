@@ -21,6 +21,7 @@ from keras_eexit.models import get_model
 from keras_eexit.regimes.registry import REGIMES
 from keras_eexit.regimes.registry import regime_for_budget
 from keras_eexit.utils.variables import to_numpy
+from tests.backends.test_training_jax import HYBRIDS
 from tests.backends.test_training_jax import _data
 from tests.backends.test_training_jax import _expected
 from tests.backends.test_training_jax import _model
@@ -60,8 +61,9 @@ class SlotRecorder(keras.callbacks.Callback):
             for before, now in zip(self._before, after)))
 
 
-@pytest.mark.parametrize(
-    "name", sorted(set(REGIMES) - {"disjoint"}))  # `two_stage`'s class
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=[pytest.mark.slow] * (name in HYBRIDS))
+    for name in sorted(set(REGIMES) - {"disjoint"})])
 def test_every_regime_trains_exactly_what_each_phase_names(name):
     x, y = _data(32)
     model = make_tiny_model()
@@ -306,7 +308,15 @@ def test_feature_cache_falls_back_to_recomputing_in_one_line():
         set(), set()]
 
 
-@pytest.mark.parametrize("name", ["l2w", "ztw"])
+def test_ztw_ensembles_train_only_in_their_phase(tiny_data):
+    # The TensorFlow check of ZTW's ensemble phase, on PyTorch.
+    from tests.methods.test_ztw_training import (
+        test_ensembles_train_only_in_their_phase as check)
+
+    check(tiny_data)
+
+
+@pytest.mark.parametrize("name", ["l2w"])
 def test_tensorflow_only_methods_refuse_torch_in_one_line(name):
     from keras_eexit.methods.registry import get_method
 
@@ -315,7 +325,7 @@ def test_tensorflow_only_methods_refuse_torch_in_one_line(name):
     plain = make_tiny_model()
     with pytest.raises(NotImplementedError,
                        match="tensorflow backend only.*KERAS_BACKEND='torch'"):
-        # L2W refuses when it attaches; ZTW when its ensemble phase starts.
+        # L2W refuses when it attaches.
         model = method.build(plain)
         model.compile(optimizer="sgd")
         regime = method.adapt(regime_for_budget("joint_two_stage", 2,

@@ -416,6 +416,7 @@ def test_int8_loses_at_most_one_point_on_digits(digits, tmp_path):
     assert size < 0.5 * sum(4 * int(np.prod(w.shape)) for w in model.weights)
 
 
+@pytest.mark.slow  # the digits' twin above runs in CI
 def test_int8_loses_at_most_one_point_on_mnist1d(tmp_path):
     keras.utils.set_random_seed(0)
     arrays = load_arrays("mnist1d")

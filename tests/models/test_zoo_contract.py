@@ -106,6 +106,17 @@ def test_save_load(family, tmp_path):
     zoo_contract.check_save_load(make(), x, tmp_path / "model.keras")
 
 
+SLOW_JOINT_STEP = {"msdnet", "ranet", "vit", "text_builtin",
+                   "text_keras_hub"}
+"""A joint step with `-m slow` only for these: `test_two_stage`'s first
+phase moves every segment of them in CI (and its second every internal
+head)."""
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param(name, marks=[pytest.mark.slow] * (
+        name in SLOW | SLOW_JOINT_STEP)) for name in sorted(FAMILIES)],
+    indirect=True)
 def test_joint_step(family):
     make, data = family
     zoo_contract.check_joint_step(make(), *data(16))
