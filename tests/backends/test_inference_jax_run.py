@@ -39,11 +39,19 @@ pytestmark = pytest.mark.skipif(
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+INNER_MARKS = "KERAS_EEXIT_INNER_MARKS"
+"""The marker expression a runner's inner pytest selects with (default
+`"not slow"`): a runner's `slow` sibling sets it to `"slow"`, so that
+`./scripts/test -m slow` reaches the `slow` variants inside too."""
+
+
 def script_without_tensorflow(*modules):
     """A Python script that runs pytest on `modules` with TensorFlow made
-    unimportable (for a fresh `KERAS_BACKEND=jax` process)."""
+    unimportable (for a fresh `KERAS_BACKEND=jax` process), selecting
+    with `INNER_MARKS`."""
     return """
 import importlib.abc
+import os
 import sys
 
 import pytest
@@ -57,8 +65,9 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTensorFlow())
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *%r]))
-""" % (list(modules),)
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-m",
+                      os.environ.get(%r, "not slow"), *%r]))
+""" % (INNER_MARKS, list(modules))
 
 
 RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from tests.backends.test_inference_jax_run import INNER_MARKS
 from tests.backends.test_inference_jax_run import (
     script_without_tensorflow)
 
@@ -33,8 +34,11 @@ RUN_WITHOUT_TENSORFLOW = script_without_tensorflow(
     "tests/backends/test_analysis_backends.py")
 
 
-def test_training_on_jax_without_tensorflow():
+@pytest.mark.parametrize("inner", [
+    "not slow", pytest.param("slow", marks=pytest.mark.slow)])
+def test_training_on_jax_without_tensorflow(inner):
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           INNER_MARKS: inner,
            "PYTHONPATH": os.pathsep.join(
                [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     result = subprocess.run(

@@ -27,6 +27,7 @@ import sys
 import pytest
 
 from tests.backends.test_inference_backends import REFERENCE_VARIABLE
+from tests.backends.test_inference_jax_run import INNER_MARKS
 from tests.backends.test_inference_jax_run import tensorflow_reference
 
 pytestmark = pytest.mark.skipif(
@@ -39,6 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN_WITHOUT_TENSORFLOW = """
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 
 import pytest
@@ -58,17 +60,20 @@ class NoTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.insert(0, NoTensorFlow())
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider",
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-m",
+                      os.environ.get("%s", "not slow"),
                       "tests/backends/test_training_torch.py",
                       "tests/backends/test_analysis_backends.py",
                       "tests/backends/test_inference_backends.py"]))
-"""
+""" % INNER_MARKS
 
 
+@pytest.mark.parametrize("inner", [
+    "not slow", pytest.param("slow", marks=pytest.mark.slow)])
 def test_training_analyses_and_inference_on_torch_without_tensorflow(
-        tmp_path):
+        tmp_path, inner):
     tensorflow_reference(tmp_path)
-    env = {**os.environ, "KERAS_BACKEND": "torch",
+    env = {**os.environ, "KERAS_BACKEND": "torch", INNER_MARKS: inner,
            "CUDA_VISIBLE_DEVICES": "", REFERENCE_VARIABLE: str(tmp_path),
            "PYTHONPATH": os.pathsep.join(
                [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
