@@ -14,7 +14,12 @@ dominance) write the function once with `keras.ops` and
   forward pass, the graph kept for every loss);
 * any other backend is refused in one line.
 
-This is the only place where the analyses name a backend's autodiff.
+`differentiable_gradient` is the other primitive: the gradient of one
+scalar as a differentiable function of the values (L2W's look-ahead,
+whose meta-gradient is second order).
+
+This is the only place where the analyses and L2W name a backend's
+autodiff.
 
 Example:
 
@@ -71,6 +76,61 @@ def value_and_grad(function, values):
         return _jax(function, values)
     if backend == "torch":
         return _torch(function, values)
+    raise ValueError(
+        f"Invalid Keras backend for gradients. Expected one of {BACKENDS}. "
+        f"Received: backend={backend}")
+
+
+def differentiable_gradient(function, values):
+    """The gradient of a scalar function, itself differentiable.
+
+    For a second-order gradient (L2W's meta-gradient differentiates
+    through a look-ahead step that uses this gradient): the result keeps
+    its dependence on `values` and on whatever `function` closes over.
+
+    * TensorFlow: a `tf.GradientTape` (an enclosing tape records it);
+    * JAX: `jax.grad` (inside an enclosing `jax.grad`/`jax.vjp`);
+    * PyTorch: `torch.autograd.grad(..., create_graph=True)`; `values`
+      must require a gradient (a trainable variable's value does).
+
+    Args:
+        function: a function of a list of tensors returning a scalar.
+        values: the tensors to differentiate with respect to.
+
+    Returns:
+        A list parallel to `values`: each gradient, or `None` where the
+        scalar does not depend on it (TensorFlow, PyTorch; JAX gives
+        zeros, as its trainer's own gradients).
+
+    Raises:
+        ValueError: on a backend other than `BACKENDS`.
+
+    Example:
+
+    ```python
+    grads = differentiable_gradient(
+        lambda theta: keras.ops.sum(theta[0] ** 3), [x])  # 3 x²
+    ```
+    """
+    backend = keras.backend.backend()
+    values = list(values)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            value = function(values)
+        return list(tape.gradient(value, values))
+    if backend == "jax":
+        import jax
+
+        return list(jax.grad(function)(values))
+    if backend == "torch":
+        import torch
+
+        return list(torch.autograd.grad(function(values), values,
+                                        create_graph=True,
+                                        allow_unused=True))
     raise ValueError(
         f"Invalid Keras backend for gradients. Expected one of {BACKENDS}. "
         f"Received: backend={backend}")

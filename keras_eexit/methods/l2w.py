@@ -6,6 +6,8 @@ from keras import ops
 
 from keras_eexit import chain
 from keras_eexit.api import register
+from keras_eexit.compat import model_strategy
+from keras_eexit.compat_gradients import differentiable_gradient
 from keras_eexit.losses.exit_cross_entropy import per_sample_crossentropy
 from keras_eexit.losses.exit_term import ExitTerm
 from keras_eexit.losses.objective import Objective
@@ -16,7 +18,6 @@ from keras_eexit.methods.weight_prediction_network import INITIALIZERS
 from keras_eexit.methods.weight_prediction_network import (
     WeightPredictionNetwork)
 from keras_eexit.methods.weight_prediction_network import centred_weights
-from keras_eexit.models.flops import count_flops
 from keras_eexit.models.train_step import Batch
 from keras_eexit.models.train_step import StepContributor
 from keras_eexit.models.train_step import stateless_forward
@@ -64,7 +65,9 @@ def allocate_samples(confidences, probabilities):
     exit 2 the `floor(n · p_2)` most confident among the rest; ...; the
     last exit takes every sample left (the "dynamic" meta objective of Han
     et al., their Fig. 3 and `main_cifar_DDP.py`). Ties go to the lower
-    sample index.
+    sample index. Written with `keras.ops` (a sample's rank is the number
+    of samples ahead of it, from pairwise comparisons: `(n, n)` booleans
+    for the `n` samples of a meta half), so it runs on every backend.
 
     Args:
         confidences: tensor `(n, K)`, each exit's max-softmax confidence.
@@ -72,24 +75,35 @@ def allocate_samples(confidences, probabilities):
 
     Returns:
         A float32 tensor `(n, K)` with one 1 per row.
-    """
-    import tensorflow as tf
 
-    confidences = tf.stop_gradient(tf.cast(confidences, tf.float32))
-    n = tf.shape(confidences)[0]
-    size = tf.cast(n, tf.float32)
-    assigned = tf.zeros((n,), tf.bool)
+    Example:
+
+    >>> masks = allocate_samples([[0.9, 0.5], [0.6, 0.7]], [0.5, 0.5])
+    >>> keras.ops.convert_to_numpy(masks).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    confidences = ops.stop_gradient(ops.cast(
+        ops.convert_to_tensor(confidences), "float32"))
+    n = ops.shape(confidences)[0]
+    index = ops.arange(n)
+    # `earlier[i, j]`: sample j comes before sample i in a tie.
+    earlier = ops.less(index[None, :], index[:, None])
+    assigned = ops.zeros((n,), "bool")
     masks = []
     for k, p in enumerate(probabilities[:-1]):
-        quota = tf.cast(tf.floor(size * float(p)), tf.int32)
-        score = tf.where(assigned, -np.inf, confidences[:, k])
-        order = tf.argsort(score, direction="DESCENDING", stable=True)
-        rank = tf.scatter_nd(order[:, None], tf.range(n), (n,))
-        take = tf.logical_and(rank < quota, tf.logical_not(assigned))
+        quota = ops.floor(ops.cast(n, "float32") * float(p))
+        score = ops.where(assigned, -np.inf, confidences[:, k])
+        ahead = ops.logical_or(
+            ops.greater(score[None, :], score[:, None]),
+            ops.logical_and(ops.equal(score[None, :], score[:, None]),
+                            earlier))
+        rank = ops.sum(ops.cast(ahead, "float32"), axis=1)
+        take = ops.logical_and(ops.less(rank, quota),
+                               ops.logical_not(assigned))
         masks.append(take)
-        assigned = tf.logical_or(assigned, take)
-    masks.append(tf.logical_not(assigned))
-    return tf.cast(tf.stack(masks, axis=1), tf.float32)
+        assigned = ops.logical_or(assigned, take)
+    masks.append(ops.logical_not(assigned))
+    return ops.cast(ops.stack(masks, axis=1), "float32")
 
 
 def meta_objective(model, outputs, labels, probabilities):
@@ -194,7 +208,8 @@ class L2W(keras.layers.Layer, StepContributor):
     learning-rate schedule advances twice per batch; `meta_interval` counts
     steps over the whole run (not per epoch). Mixed precision: the meta
     step is not loss-scaled. Distribution strategies with several replicas
-    are not supported.
+    are not supported. Backends: TensorFlow (a traced step), JAX and
+    PyTorch (`methods/l2w_steps.py`), equal within 1e-5.
 
     Args:
         epsilon: ε > 0, the weights' spread (0.8 CIFAR, 0.3 ImageNet).
@@ -239,6 +254,8 @@ class L2W(keras.layers.Layer, StepContributor):
     """
 
     roles = ("step", "loss")
+    backends = ("tensorflow", "jax", "torch")
+    eager_on_jax = True  # it writes the network, outside the trainer state
 
     def __init__(self, epsilon=0.8, centering="exits", target_ratio=0.75,
                  hidden_units=500, num_layers=1, meta_learning_rate=1e-4,
@@ -299,7 +316,8 @@ class L2W(keras.layers.Layer, StepContributor):
             raise invalid_value("model", "a keras_eexit.MultiExitModel",
                                 model)
         self.check_backend()
-        if model.distribute_strategy.num_replicas_in_sync > 1:
+        strategy = model_strategy(model)
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
             raise ValueError(
                 "L2W does not support distribution strategies with several "
                 "replicas yet: train it on one device.")
@@ -358,12 +376,14 @@ class L2W(keras.layers.Layer, StepContributor):
         Returns:
             An int.
         """
-        import tensorflow as tf
+        from keras_eexit.models.costs import flops_counter
 
         if self.network is None:
             raise ValueError("Attach L2W to a model first.")
-        return count_flops(self.network, tf.TensorSpec(
-            (1, self.network.num_exits), tf.float32))
+        count = flops_counter()
+        return count(self.network, keras.KerasTensor(
+            (1, self.network.num_exits), "float32"),
+            convention="keras_eexit")
 
     # ------------------------------------------------------------ maths
     def sample_weights(self, losses):
@@ -397,11 +417,12 @@ class L2W(keras.layers.Layer, StepContributor):
             if term is _weighted_term(model) else term
             for term in model.objective.terms])
 
-    def meta_loss(self, model, train, meta, alpha=None):
+    def meta_loss(self, model, train, meta, alpha=None, values=None):
         """The meta loss after one look-ahead step, as a function of φ.
 
-        Differentiable with respect to the network's variables (call it
-        under a `tf.GradientTape` to get the meta-gradient).
+        Differentiable with respect to the network's variables
+        (`meta_gradients` differentiates it), on every backend: the
+        look-ahead's gradient is `compat_gradients.differentiable_gradient`.
 
         Args:
             model: the `MultiExitModel`.
@@ -410,12 +431,13 @@ class L2W(keras.layers.Layer, StepContributor):
             meta: `(x, y)` of the meta half.
             alpha: the look-ahead's learning rate (default:
                 `lookahead_learning_rate`, else the model optimizer's).
+            values: `(trainable, non_trainable)` values of the model's
+                variables to start the look-ahead from (default: their
+                current values; JAX's stateless step passes its state's).
 
         Returns:
             A float32 scalar.
         """
-        import tensorflow as tf
-
         x, y, sample_weight = train
         meta_x, meta_y = meta
         if alpha is None:
@@ -425,17 +447,20 @@ class L2W(keras.layers.Layer, StepContributor):
             # The look-ahead reads the optimizer's state: build it as the
             # first `apply_gradients` would (Keras builds lazily).
             model.optimizer.build(trainable)
-        theta = [tf.convert_to_tensor(v) for v in trainable]
-        frozen = [tf.convert_to_tensor(v)
-                  for v in model.non_trainable_variables]
-        with tf.GradientTape() as tape:
-            tape.watch(theta)
+        if values is None:
+            values = ([ops.convert_to_tensor(v.value) for v in trainable],
+                      [ops.convert_to_tensor(v.value)
+                       for v in model.non_trainable_variables])
+        theta, frozen = values
+
+        def pseudo_loss(theta):
             outputs, _ = stateless_forward(model, theta, frozen, x,
                                            training=True)
             objective = self.weighted_objective(
                 model, exit_losses(model, x, y, outputs))
-            pseudo, _, _ = objective(model, x, y, outputs, sample_weight)
-        grads = tape.gradient(pseudo, theta)
+            return objective(model, x, y, outputs, sample_weight)[0]
+
+        grads = differentiable_gradient(pseudo_loss, theta)
         ahead = lookahead_step(model.optimizer, trainable, theta, grads,
                                learning_rate=alpha, mode=self.lookahead)
         outputs, _ = stateless_forward(model, ahead, frozen, meta_x,
@@ -444,12 +469,34 @@ class L2W(keras.layers.Layer, StepContributor):
         return meta_objective(model, outputs, labels, self.probabilities)
 
     def meta_gradients(self, model, train, meta, alpha=None):
-        """`(∇φ meta loss, meta loss)`: the exact bi-level gradient."""
+        """`(∇φ meta loss, meta loss)`: the exact bi-level gradient.
+
+        Args:
+            model, train, meta, alpha: as `meta_loss`.
+
+        Returns:
+            `(gradients, loss)`: one gradient per variable of
+            `self.network.trainable_variables`, and the meta loss.
+        """
+        variables = self.network.trainable_variables
+        backend = keras.backend.backend()
+        if backend == "jax":
+            from keras_eexit.methods import l2w_steps
+
+            return l2w_steps.jax_meta_gradients(self, model, train, meta,
+                                                alpha)
+        if backend == "torch":
+            import torch
+
+            loss = self.meta_loss(model, train, meta, alpha)
+            targets = [v.value for v in variables]
+            grads = torch.autograd.grad(loss, targets, allow_unused=True)
+            return ([torch.zeros_like(t) if g is None else g
+                     for g, t in zip(grads, targets)], loss.detach())
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
             loss = self.meta_loss(model, train, meta, alpha)
-        variables = self.network.trainable_variables
         return tape.gradient(loss, variables), loss
 
     # ------------------------------------------------------- train step
@@ -476,7 +523,9 @@ class L2W(keras.layers.Layer, StepContributor):
             model, exit_losses(model, batch.x, batch.y, y_pred))
 
     def run(self, model, batch, update):
-        """The `"step"` contribution: one L2W step on a batch (traced).
+        """The `"step"` contribution: one L2W step on a batch.
+
+        Traced on TensorFlow; eager on PyTorch (`l2w_steps.torch_run`).
 
         Args:
             model: the `MultiExitModel`.
@@ -487,6 +536,10 @@ class L2W(keras.layers.Layer, StepContributor):
         Returns:
             The logs of the last update, with `l2w_meta_loss`.
         """
+        if keras.backend.backend() == "torch":
+            from keras_eexit.methods import l2w_steps
+
+            return l2w_steps.torch_run(self, model, batch, update)
         import tensorflow as tf
 
         x, y, sample_weight = batch
@@ -533,6 +586,22 @@ class L2W(keras.layers.Layer, StepContributor):
         logs = dict(logs)
         logs["l2w_meta_loss"] = self.meta_loss_tracker.result()
         return logs
+
+    def run_stateless(self, model, state, batch):
+        """The `"step"` contribution on JAX (`l2w_steps.jax_run`).
+
+        Args:
+            model: the `MultiExitModel`.
+            state: the trainer's `(trainable, non_trainable, optimizer,
+                metrics)` values.
+            batch: the step's `Batch`.
+
+        Returns:
+            `(logs, new_state)`.
+        """
+        from keras_eexit.methods import l2w_steps
+
+        return l2w_steps.jax_run(self, model, state, batch)
 
     # ---------------------------------------------------------- config
     def get_config(self):

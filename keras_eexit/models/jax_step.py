@@ -19,9 +19,12 @@ sync the state back to the variables first (`Callback.model` calls
 `jax_state_sync`), and the next batch reads the new trainable list; JAX
 traces the step again for the new structure.
 
-The composable train step (`models/train_step.py`) runs on JAX when no
-contributor is active; the contributors that are TensorFlow code refuse
-the JAX backend when they are installed.
+The composable train step (`models/train_step.py`) runs on JAX too: a
+`"step"` contributor gives its stateless step (`run_stateless`: a Fisher
+pass, L2W, ZTW's ensemble phase), a `"loss"` contributor its objective
+(`train_step` below), a `"gradients"` contributor wraps the stage calls
+of the forward pass; a contributor that is TensorFlow code refuses the
+JAX backend when it is installed.
 """
 
 import keras
@@ -29,13 +32,20 @@ import keras
 from keras_eexit.compat import jax_update_metrics
 
 
-def train_step(model, state, data):
+def train_step(model, state, data, extra_state=()):
     """One stateless update; `state` and the result as Keras' JAX step.
+
+    Keras' own loss (`model.compute_loss_and_updates`) unless a `"loss"`
+    contributor of the train step is active (L2W's sample weights): then
+    the contributors' objective, as `TrainStep.update` on TensorFlow.
 
     Args:
         model: a compiled `MultiExitModel`.
         state: `(trainable, non_trainable, optimizer, metrics)` values.
         data: a batch `(x, y[, sample_weight])`, labels per exit.
+        extra_state: `(variable, value)` pairs of variables outside the
+            model that the loss contributors read (L2W's network), so that
+            a traced step reads the given values, not constants.
 
     Returns:
         `(logs, new_state)`.
@@ -44,8 +54,14 @@ def train_step(model, state, data):
 
     trainable, non_trainable, optimizer_values, metrics_values = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    grad_fn = jax.value_and_grad(model.compute_loss_and_updates,
-                                 has_aux=True)
+    losses = model.train_pipeline.active("loss")
+    if losses:
+        def loss_and_updates(*args, **kwargs):
+            return _contributed_loss(model, losses, list(extra_state),
+                                     *args, **kwargs)
+    else:
+        loss_and_updates = model.compute_loss_and_updates
+    grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
     (_, aux), grads = grad_fn(
         trainable, non_trainable, metrics_values, x, y, sample_weight,
         training=True, optimizer_variables=optimizer_values)
@@ -57,6 +73,47 @@ def train_step(model, state, data):
         model, metrics_values, loss, x, y, y_pred, sample_weight)
     return logs, (trainable, non_trainable, optimizer_values,
                   metrics_values)
+
+
+def _contributed_loss(model, contributors, extra_state, trainable,
+                      non_trainable, metrics_values, x, y, sample_weight,
+                      training=True, optimizer_variables=None):
+    """`compute_loss_and_updates` with the loss contributors' objective.
+
+    The forward pass, the objective and the trackers it updates run in one
+    `keras.StatelessScope` over the model's, the metrics' and
+    `extra_state`'s variables; the loss is scaled for mixed precision as
+    Keras' own.
+    """
+    from keras_eexit.models.train_step import Batch
+    from keras_eexit.models.train_step import forward
+
+    mapping = (list(zip(model.trainable_variables, trainable))
+               + list(zip(model.non_trainable_variables, non_trainable))
+               + list(zip(model.metrics_variables, metrics_values))
+               + extra_state)
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        y_pred = forward(model, x, training=training)
+        batch = Batch(x, y, sample_weight)
+        objective = model.objective
+        for contributor in contributors:
+            objective = contributor.objective(model, batch, y_pred,
+                                              objective)
+        loss = model.objective_loss(objective, x, y, y_pred, sample_weight)
+
+    def current(variables, values):
+        return [value if scope.get_current_value(v) is None
+                else scope.get_current_value(v)
+                for v, value in zip(variables, values)]
+
+    non_trainable = current(model.non_trainable_variables, non_trainable)
+    metrics_values = current(model.metrics_variables, metrics_values)
+    scaled = loss
+    if training and model.optimizer is not None:
+        with keras.StatelessScope(state_mapping=list(zip(
+                model.optimizer.variables, optimizer_variables))):
+            scaled = model.optimizer.scale_loss(loss)
+    return scaled, (loss, y_pred, non_trainable, metrics_values)
 
 
 def apply_to_trainable(optimizer, optimizer_values, grads, variables,

@@ -23,7 +23,12 @@ Cases:
   analytic counter elsewhere);
 * `fisher`: `empirical_fisher` of every exit, per sample and per batch;
 * `sequential`: a `SequentialRegime` with EWC or LwF on digits: which
-  segments and heads each epoch changed, the epoch logs, final weights.
+  segments and heads each epoch changed, the epoch logs, final weights;
+* `method`: the methods with their own train step. L2W: the bi-level
+  meta-gradient at the saved weights, then two epochs of `fit` under
+  `Joint` (SGD with momentum, which the look-ahead replays); ZTW: a
+  `Joint` epoch, then its ensemble phase. The logs, the model's weights
+  (and L2W's network's) after.
 """
 
 import json
@@ -102,7 +107,12 @@ Fisher store or reference exits: `sequential` runs them)."""
 
 
 def build(family, seed=0):
-    """A new zoo model of `family`, initialised from `seed`."""
+    """A new zoo model of `family`, initialised from `seed` (`<family>_ztw`:
+    the family's model made a ZTW network)."""
+    if family.endswith("_ztw"):
+        from keras_eexit.methods import ztw
+
+        return ztw(build(family[:-len("_ztw")], seed))
     name, kwargs = FAMILIES[family]
     keras.utils.set_random_seed(seed)
     return get_model(name, **{"num_classes": CLASSES, **kwargs})
@@ -126,7 +136,7 @@ def batch(family, size=BATCH, seed=0):
 
 def build_shape(family):
     """The input shape (without batch) of `family`'s models."""
-    _, kwargs = FAMILIES[family]
+    _, kwargs = FAMILIES[family.removesuffix("_ztw")]
     if "image_size" in kwargs:
         return (kwargs["image_size"],) * 2 + (3,)
     return kwargs["input_shape"]
@@ -244,6 +254,56 @@ def sequential(directory, regularizer):
     return result
 
 
+METHOD_FAMILIES = {"l2w": "small_cnn", "ztw": "small_cnn_ztw"}
+"""The model each `method` case trains."""
+
+
+def method(directory, name):
+    """The `method` case of `name` (`"l2w"` or `"ztw"`): see the module
+    docstring."""
+    from keras_eexit import regimes
+    from keras_eexit.methods import L2W
+    from keras_eexit.methods import ztw_regime
+
+    model, x, y = _load(directory, METHOD_FAMILIES[name])
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE,
+                                                 momentum=0.9))
+    half = len(x) // 2
+    result = {}
+    if name == "l2w":
+        l2w = L2W(hidden_units=8, meta_learning_rate=1e-2).attach(model)
+        rng = np.random.default_rng(0)
+        for variable in l2w.network.weights:  # the same start everywhere
+            variable.assign(rng.uniform(-0.3, 0.3, variable.shape)
+                            .astype("float32"))
+        model.optimizer.build(model.trainable_variables)
+
+        def by_exit(labels):
+            return {n: labels for n in model.exit_names}
+
+        grads, loss = l2w.meta_gradients(
+            model, (x[:half], by_exit(y[:half]), None),
+            (x[half:], by_exit(y[half:])))
+        result["meta_loss"] = keras.ops.convert_to_numpy(loss)
+        result.update({f"meta_gradient_{i:03d}":
+                       keras.ops.convert_to_numpy(g)
+                       for i, g in enumerate(grads)})
+        regime, epochs = regimes.Joint(verbose=False), 2
+    else:
+        regime = ztw_regime(regimes.Joint(verbose=False), epochs=1,
+                            ensemble_epochs=1, learning_rate=0.05)
+        epochs = None
+    history = model.fit(x, y, batch_size=half, epochs=epochs, shuffle=False,
+                        verbose=0, callbacks=[regime])
+    result.update({f"log_{key}": np.asarray(values, "float64")
+                   for key, values in history.history.items()})
+    result.update(_weights(model))
+    if name == "l2w":
+        result.update({f"network_{i:03d}": keras.ops.convert_to_numpy(v)
+                       for i, v in enumerate(l2w.network.weights)})
+    return result
+
+
 def run_on_both(directory, cases, timeout=900, backend="jax"):
     """Runs `cases` in one subprocess on `backend` (`"jax"` or
     `"torch"`, on CPU) and in this (TensorFlow) process at the same time;
@@ -293,7 +353,8 @@ def run_cases(directory, cases):
     out = pathlib.Path(directory) / keras.backend.backend()
     out.mkdir(exist_ok=True)
     functions = {"one_step": one_step, "flops": flops, "fisher": fisher,
-                 "sequential": sequential, "analyses": analyses}
+                 "sequential": sequential, "analyses": analyses,
+                 "method": method}
     for kind, *args in cases:
         result = functions[kind](directory, *args)
         np.savez(out / f"{case_name(kind, *args)}.npz", **result)

@@ -11,7 +11,12 @@ by one JAX subprocess; `cross_backend_cases.py`):
   64 samples) and with LwF, trained by plain SGD over fixed batches,
   moves the same segments and heads in every epoch, logs the same losses
   (its penalty terms included) and ends at the same weights (1e-4: six
-  epochs of updates, each through a chain of convolutions).
+  epochs of updates, each through a chain of convolutions);
+* the methods with their own train step: L2W's second-order
+  meta-gradient agrees within 1e-5, and two epochs of L2W training (the
+  halves, the look-ahead replaying SGD's momentum, the network's Adam)
+  end at the same model and network weights; ZTW's ensemble phase after
+  a `Joint` epoch ends at the same weights, its ensembles included.
 """
 
 import importlib.util
@@ -34,6 +39,7 @@ pytestmark = [
 
 FISHER_FAMILIES = ["small_cnn", "cnn1d"]
 REGULARIZERS = ["ewc", "lwf"]
+METHODS = ["l2w", "ztw"]
 
 # Segments then heads moved by each epoch (1 = moved): the warm-up
 # trains the backbone and the final exit; stage μ trains segments 1..μ
@@ -50,10 +56,12 @@ EXPECTED_MOVES = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     def compute(directory):
-        cases.prepare(directory, FISHER_FAMILIES + ["digits_cnn"])
+        cases.prepare(directory, FISHER_FAMILIES + ["digits_cnn"] + [
+            cases.METHOD_FAMILIES[name] for name in METHODS])
         cases.run_on_both(
             directory, [["fisher", family] for family in FISHER_FAMILIES]
-            + [["sequential", regularizer] for regularizer in REGULARIZERS])
+            + [["sequential", regularizer] for regularizer in REGULARIZERS]
+            + [["method", name] for name in METHODS])
     return shared_directory(tmp_path_factory, "cross_backend_jax_regimes",
                             compute)
 
@@ -95,3 +103,24 @@ def test_sequential_regime_agrees_phase_by_phase(runs, regularizer):
     for key in [key for key in tf if key.startswith("weight_")]:
         np.testing.assert_allclose(jax[key], tf[key], rtol=0.0, atol=1e-4,
                                    err_msg=key)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_methods_with_their_own_step_agree(runs, name):
+    tf, other = cases.results(runs, "method", name)
+    assert sorted(tf) == sorted(other)
+    if name == "l2w":
+        grads = [key for key in tf if key.startswith("meta_gradient_")]
+        assert grads and max(np.abs(tf[k]).max() for k in grads) > 1e-4
+        for key in grads + ["meta_loss"]:
+            np.testing.assert_allclose(other[key], tf[key], rtol=1e-5,
+                                       atol=1e-6, err_msg=key)
+        assert np.isfinite(tf["log_l2w_meta_loss"]).all()
+    else:  # one Joint epoch, then the ensemble phase
+        np.testing.assert_array_equal(tf["log_phase"], [0, 1])
+    for key in [k for k in tf if k.startswith("log_")]:
+        np.testing.assert_allclose(other[key], tf[key], rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
+    for key in [k for k in tf if k.startswith(("weight_", "network_"))]:
+        np.testing.assert_allclose(other[key], tf[key], rtol=0.0,
+                                   atol=1e-5, err_msg=key)

@@ -42,9 +42,12 @@ from tests.backends.test_cross_backend import test_regime_objectives_agree
 from tests.backends.test_cross_backend import (
     test_regime_objectives_agree_with_batch_norm)
 from tests.backends.test_cross_backend_regimes import FISHER_FAMILIES
+from tests.backends.test_cross_backend_regimes import METHODS
 from tests.backends.test_cross_backend_regimes import REGULARIZERS
 from tests.backends.test_cross_backend_regimes import (
     test_empirical_fisher_agrees)
+from tests.backends.test_cross_backend_regimes import (
+    test_methods_with_their_own_step_agree)
 from tests.backends.test_cross_backend_regimes import (
     test_sequential_regime_agrees_phase_by_phase)
 
@@ -64,14 +67,18 @@ COLLECTED = (test_analytic_flops_equal_the_tf_graph_counts,
              test_regime_objectives_agree,
              test_regime_objectives_agree_with_batch_norm,
              test_empirical_fisher_agrees,
-             test_sequential_regime_agrees_phase_by_phase)
+             test_sequential_regime_agrees_phase_by_phase,
+             test_methods_with_their_own_step_agree)
 """The JAX modules' checks, collected here against PyTorch."""
 
 
 def _run(tmp_path_factory, name, todo):
-    families = {case[1] for case in todo if case[0] != "sequential"}
+    families = {case[1] for case in todo
+                if case[0] not in ("sequential", "method")}
     if any(case[0] == "sequential" for case in todo):
         families.add("digits_cnn")
+    families |= {cases.METHOD_FAMILIES[case[1]] for case in todo
+                 if case[0] == "method"}
 
     def compute(directory):
         cases.prepare(directory, sorted(families))
@@ -88,6 +95,7 @@ def fast_runs(tmp_path_factory):
              for family, objective in OBJECTIVES]
     todo += [["fisher", family] for family in FISHER_FAMILIES]
     todo += [["sequential", r] for r in REGULARIZERS]
+    todo += [["method", name] for name in METHODS]
     return _run(tmp_path_factory, "cross_backend_torch_fast", todo)
 
 

@@ -241,23 +241,52 @@ def test_gradient_equilibrium_averages_exit_gradients_on_jax():
     model.gradient_equilibrium = False
 
 
-@pytest.mark.parametrize("name", ["l2w", "ztw"])
-def test_tensorflow_only_methods_refuse_jax_in_one_line(name):
-    from keras_eexit.methods.registry import get_method
-    from keras_eexit.regimes.registry import regime_for_budget as budget
+def test_l2w_trains_model_and_network_and_keeps_frozen_stages():
+    # Under TwoStage's head phase L2W's look-ahead and updates move the
+    # heads only; the network learns in both phases; two model updates
+    # per batch (one per half), as the authors'.
+    from keras_eexit.methods import L2W
 
-    x, y = _data(16)
-    method = get_method(name)
-    plain = make_tiny_model()
-    with pytest.raises(NotImplementedError,
-                       match="backend only.*KERAS_BACKEND='jax'"):
-        # L2W refuses when it attaches; ZTW when its ensemble phase starts.
-        model = method.build(plain)
-        model.compile(optimizer="sgd")
-        regime = method.adapt(budget("joint_two_stage", 2,
-                                     model.num_exits), epochs=2)
-        model.fit(x, y, batch_size=16, epochs=None
-                  if regime.epochs_for(model) else 2, verbose=0,
-                  callbacks=[regime])
-    # Refused without leaving anything frozen.
-    assert all(layer.trainable for layer in plain.segments + plain.heads)
+    x, y = _data(32)
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9))
+    l2w = L2W(hidden_units=8, meta_learning_rate=1e-2).attach(model)
+    network = [keras.ops.convert_to_numpy(v) for v in l2w.network.weights]
+    recorder = WeightRecorder()
+    regime = regimes.TwoStage(1, 1, verbose=False)
+    history = model.fit(x, y, batch_size=16, verbose=0, shuffle=False,
+                        callbacks=[regime, recorder])
+    assert np.isfinite(history.history["l2w_meta_loss"]).all()
+    assert recorder.changed == _expected(regime, model.num_exits, [0, 1])
+    assert recorder.changed[1][0] == set()
+    assert any(not np.array_equal(before, keras.ops.convert_to_numpy(v))
+               for before, v in zip(network, l2w.network.weights))
+    # The head phase's updates (a phase restarts the optimizer's state).
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == (
+        2 * 2)
+    assert int(keras.ops.convert_to_numpy(l2w.steps)) == 2 * 2
+    assert model.train_step_plan() == ["1. step: L2W", "2. loss: L2W"]
+
+
+def test_ztw_ensembles_train_only_in_their_phase(tiny_data):
+    # The TensorFlow check of ZTW's ensemble phase.
+    from tests.methods.test_ztw_training import (
+        test_ensembles_train_only_in_their_phase as check)
+
+    check(tiny_data)
+
+
+def test_a_contributor_for_tensorflow_only_is_refused_in_one_line():
+    # A contributor declares its backends; the default is TensorFlow's
+    # traced step only.
+    from keras_eexit.models.train_step import StepContributor
+
+    class CountBatches(StepContributor):
+        roles = ("step",)
+
+    model = _model()
+    backend = keras.backend.backend()
+    with pytest.raises(NotImplementedError, match=(
+            f"CountBatches runs on the tensorflow backend only for now. "
+            f"Received: KERAS_BACKEND='{backend}'")):
+        model.train_pipeline.install(CountBatches())
+    assert model.train_step_plan() == []

@@ -308,29 +308,14 @@ def test_feature_cache_falls_back_to_recomputing_in_one_line():
         set(), set()]
 
 
-def test_ztw_ensembles_train_only_in_their_phase(tiny_data):
-    # The TensorFlow check of ZTW's ensemble phase, on PyTorch.
-    from tests.methods.test_ztw_training import (
-        test_ensembles_train_only_in_their_phase as check)
+from tests.backends.test_training_jax import (  # noqa: E402
+    test_l2w_trains_model_and_network_and_keeps_frozen_stages)
+from tests.backends.test_training_jax import (  # noqa: E402
+    test_a_contributor_for_tensorflow_only_is_refused_in_one_line)
+from tests.backends.test_training_jax import (  # noqa: E402
+    test_ztw_ensembles_train_only_in_their_phase)
 
-    check(tiny_data)
-
-
-@pytest.mark.parametrize("name", ["l2w"])
-def test_tensorflow_only_methods_refuse_torch_in_one_line(name):
-    from keras_eexit.methods.registry import get_method
-
-    x, y = _data(16)
-    method = get_method(name)
-    plain = make_tiny_model()
-    with pytest.raises(NotImplementedError,
-                       match="tensorflow backend only.*KERAS_BACKEND='torch'"):
-        # L2W refuses when it attaches.
-        model = method.build(plain)
-        model.compile(optimizer="sgd")
-        regime = method.adapt(regime_for_budget("joint_two_stage", 2,
-                                                model.num_exits), epochs=2)
-        model.fit(x, y, batch_size=16, epochs=None
-                  if regime.epochs_for(model) else 2, verbose=0,
-                  callbacks=[regime])
-    assert all(layer.trainable for layer in plain.segments + plain.heads)
+SHARED = (test_l2w_trains_model_and_network_and_keeps_frozen_stages,
+          test_ztw_ensembles_train_only_in_their_phase,
+          test_a_contributor_for_tensorflow_only_is_refused_in_one_line)
+"""The JAX module's checks of the methods' own steps, collected here."""
