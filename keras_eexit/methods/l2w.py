@@ -337,7 +337,7 @@ class L2W(keras.layers.Layer, StepContributor):
                 or None)
             self.optimizer.build(self.network.trainable_variables)
             self.steps = self.add_weight(
-                shape=(), dtype="int64", initializer="zeros",
+                shape=(), dtype="int32", initializer="zeros",
                 trainable=False, name="steps")
             self.probabilities = target_probabilities(num_exits,
                                                       self.target_ratio)
