@@ -20,6 +20,7 @@ methods add no inference work).
 Usage:
     python benchmarks/methods_training_cost.py [--model cnn1d]
         [--samples 4000] [--batch-size 64] [--epochs 3]
+        [--backend {tensorflow,jax,torch}]
 """
 
 import argparse
@@ -28,6 +29,11 @@ import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import backend_flag  # noqa: E402
+
+BACKENDS = backend_flag.CHOICES + ("torch",)
+backend_flag.select_from_argv(choices=BACKENDS)
 
 import keras  # noqa: E402
 
@@ -60,6 +66,8 @@ def main():
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--backend", choices=BACKENDS,
+                        default=keras.backend.backend())
     args = parser.parse_args()
 
     data = load_arrays(DATA[args.model], **(
@@ -85,7 +93,8 @@ def main():
 
     print(f"{args.model} on {DATA[args.model]}: {len(x)} training samples, "
           f"batch {args.batch_size}, {args.epochs} timed epochs "
-          f"(median), Joint regime, Adam 3e-3")
+          f"(median), Joint regime, Adam 3e-3, Keras backend "
+          f"{keras.backend.backend()}")
     print(f"{'variant':8} {'first epoch s':>14} {'epoch s':>9} "
           f"{'x plain':>8}  inference FLOPs per exit")
     for v in variants:

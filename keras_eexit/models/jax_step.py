@@ -141,6 +141,9 @@ def apply_to_trainable(optimizer, optimizer_values, grads, variables,
                                        model.trainable_variables, values)
     ```
     """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return _apply_loss_scaled(optimizer, optimizer_values, grads,
+                                  variables, values)
     mapping = (list(zip(variables, values))
                + list(zip(optimizer.variables, optimizer_values)))
     with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -153,3 +156,42 @@ def apply_to_trainable(optimizer, optimizer_values, grads, variables,
     return ([current(v, x) for v, x in zip(variables, values)],
             [current(v, x) for v, x in zip(optimizer.variables,
                                            optimizer_values)])
+
+
+def _apply_loss_scaled(optimizer, optimizer_values, grads, variables,
+                       values):
+    """`apply_to_trainable` for a `LossScaleOptimizer` (mixed precision).
+
+    Its own `apply` branches with `ops.cond` on whether the gradients are
+    finite and assigns its scale inside the branches, which a traced JAX
+    step cannot hold (the assigned values leak out of the branch). The same
+    rule without branches: the inner optimizer's update of the unscaled
+    gradients is computed and kept where every gradient is finite (the
+    scale doubles after `dynamic_growth_steps` finite steps in a row),
+    else the variables and the inner optimizer's state keep their values
+    and the scale halves.
+    """
+    from keras import ops
+
+    inner = optimizer.inner_optimizer
+    current = {id(v): value for v, value in zip(optimizer.variables,
+                                                optimizer_values)}
+    scale = current[id(optimizer.dynamic_scale)]
+    counter = current[id(optimizer.step_counter)]
+    finite = optimizer.check_finite(grads)
+    unscaled = [None if g is None else ops.divide(g, scale) for g in grads]
+    inner_values = [current[id(v)] for v in inner.variables]
+    stepped, inner_stepped = apply_to_trainable(inner, inner_values,
+                                                unscaled, variables, values)
+    new = {id(v): ops.where(finite, after, before) for v, before, after in
+           zip(inner.variables, inner_values, inner_stepped)}
+    grow = ops.equal(counter, optimizer.dynamic_growth_steps - 1)
+    new[id(optimizer.step_counter)] = ops.where(
+        finite, ops.where(grow, ops.zeros_like(counter), counter + 1),
+        ops.zeros_like(counter))
+    new[id(optimizer.dynamic_scale)] = ops.where(
+        finite, ops.where(grow, scale * 2.0, scale), scale * 0.5)
+    return ([ops.where(finite, after, before)
+             for before, after in zip(values, stepped)],
+            [new.get(id(v), value) for v, value in zip(optimizer.variables,
+                                                       optimizer_values)])

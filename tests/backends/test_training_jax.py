@@ -290,3 +290,48 @@ def test_a_contributor_for_tensorflow_only_is_refused_in_one_line():
             f"Received: KERAS_BACKEND='{backend}'")):
         model.train_pipeline.install(CountBatches())
     assert model.train_step_plan() == []
+
+
+@pytest.mark.parametrize("case", ["finite", "growth", "non_finite"])
+def test_mixed_precision_updates_equal_keras_own_stateless_apply(case):
+    # Keras' LossScaleOptimizer.apply cannot run in a traced JAX step (it
+    # assigns inside `ops.cond`); the branch-free rule of
+    # `apply_to_trainable` gives its `stateless_apply`'s values exactly,
+    # scale and counter included.
+    from keras_eexit.models.jax_step import apply_to_trainable
+
+    variables = [keras.Variable(np.full((3,), k, "float32"))
+                 for k in (1.0, 2.0)]
+    optimizer = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(0.1, momentum=0.9), dynamic_growth_steps=3)
+    optimizer.build(variables)
+    if case == "growth":  # the step that completes the finite run
+        optimizer.step_counter.assign(2)
+    grads = [np.array([1.0, 2.0, 3.0], "float32") * 64.0,
+             np.array([4.0, 5.0, 6.0], "float32") * 64.0]
+    if case == "non_finite":
+        grads[1][0] = np.inf
+    values = [v.value for v in variables]
+    slots = [v.value for v in optimizer.variables]
+    expected = optimizer.stateless_apply(slots, grads, values)
+    got = apply_to_trainable(optimizer, slots, grads, variables, values)
+    for want, have in zip(expected, got):
+        for a, b in zip(want, have):
+            np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+    scale = float(np.asarray(got[1][[id(v) for v in optimizer.variables]
+                                    .index(id(optimizer.dynamic_scale))]))
+    initial = float(optimizer.initial_scale)
+    assert scale == {"finite": initial, "growth": 2 * initial,
+                     "non_finite": initial / 2}[case]
+    # A frozen variable (not handed over) keeps its slots (a momentum an
+    # update with a zero gradient would decay).
+    untouched = optimizer_slots(optimizer.inner_optimizer, variables[1])
+    for slot in untouched.values():
+        slot.assign(np.ones(slot.shape, "float32"))
+    values, slots = apply_to_trainable(
+        optimizer, [v.value for v in optimizer.variables], grads[:1],
+        variables[:1], [variables[0].value])
+    for slot in untouched.values():
+        index = [id(v) for v in optimizer.variables].index(id(slot))
+        np.testing.assert_array_equal(np.asarray(slots[index]),
+                                      np.asarray(slot.value))
