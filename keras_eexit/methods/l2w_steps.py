@@ -157,24 +157,24 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 def _compiled(l2w, model):
     """The compiled bi-level step and model update for the model's current
-    trainable set, objective and train-step plan."""
+    trainable set, objective and train-step plan (`jax_step.step_key`)."""
     import jax
 
     from keras_eexit.models import jax_step
     from keras_eexit.models.jax_step import apply_to_trainable
 
-    key = (tuple(id(v) for v in model.trainable_variables),
-           id(model.objective), id(model.optimizer),
-           model.train_pipeline.trace_key())
-    cache = _COMPILED.setdefault(l2w, {})
-    if key in cache:
-        return cache[key]
-    network = l2w.network.trainable_variables
+    key = jax_step.step_key(model)
+    cached = _COMPILED.get(l2w)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    # Weak references: the cache must not keep the model or L2W alive.
+    owner, method = weakref.ref(model), weakref.ref(l2w)
 
     def meta_step(phi, slots, state, train, held_out):
+        l2w, model = method(), owner()
+        network = l2w.network.trainable_variables
         trainable, non_trainable, optimizer_values, _ = state
-        mapping = list(zip(network, phi))
-        with keras.StatelessScope(state_mapping=mapping):
+        with keras.StatelessScope(state_mapping=list(zip(network, phi))):
             grads, loss = jax_meta_gradients(
                 l2w, model, train, held_out,
                 values=(trainable, non_trainable),
@@ -184,12 +184,12 @@ def _compiled(l2w, model):
         return phi, slots, loss
 
     def update(phi, state, batch):
-        return jax_step.train_step(model, state, tuple(batch),
+        network = method().network.trainable_variables
+        return jax_step.train_step(owner(), state, tuple(batch),
                                    extra_state=list(zip(network, phi)))
 
-    cache.clear()  # one plan at a time: a new phase replaces the old
-    cache[key] = (jax.jit(meta_step), jax.jit(update))
-    return cache[key]
+    _COMPILED[l2w] = (key, (jax.jit(meta_step), jax.jit(update)))
+    return _COMPILED[l2w][1]
 
 
 def jax_run(l2w, model, state, batch):

@@ -27,9 +27,12 @@ of the forward pass; a contributor that is TensorFlow code refuses the
 JAX backend when it is installed.
 """
 
+import weakref
+
 import keras
 
 from keras_eexit.compat import jax_update_metrics
+from keras_eexit.models.train_step import HeadInputs
 
 
 def train_step(model, state, data, extra_state=()):
@@ -55,7 +58,7 @@ def train_step(model, state, data, extra_state=()):
     trainable, non_trainable, optimizer_values, metrics_values = state
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     losses = model.train_pipeline.active("loss")
-    if losses:
+    if losses or isinstance(x, HeadInputs):
         def loss_and_updates(*args, **kwargs):
             return _contributed_loss(model, losses, list(extra_state),
                                      *args, **kwargs)
@@ -73,6 +76,41 @@ def train_step(model, state, data, extra_state=()):
         model, metrics_values, loss, x, y, y_pred, sample_weight)
     return logs, (trainable, non_trainable, optimizer_values,
                   metrics_values)
+
+
+def step_key(model):
+    """What a compiled JAX step of `model` depends on besides its
+    arguments: the trainable set, the objective, the optimizer and the
+    train step's plan (`TrainStep.trace_key`)."""
+    return (tuple(id(v) for v in model.trainable_variables),
+            id(model.objective), id(model.optimizer),
+            model.train_pipeline.trace_key())
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled_train_step(model):
+    """`train_step(model, state, data)` compiled with `jax.jit`, for a step
+    that runs eagerly around it (a feature cache's): compiled again when
+    `step_key(model)` changes.
+
+    Args:
+        model: a compiled `MultiExitModel`.
+
+    Returns:
+        A function `(state, data) -> (logs, new_state)`.
+    """
+    import jax
+
+    key = step_key(model)
+    cached = _COMPILED.get(model)
+    if cached is None or cached[0] != key:
+        owner = weakref.ref(model)  # the cache must not keep it alive
+        cached = (key, jax.jit(lambda state, data: train_step(
+            owner(), state, data)))
+        _COMPILED[model] = cached
+    return cached[1]
 
 
 def _contributed_loss(model, contributors, extra_state, trainable,

@@ -155,6 +155,11 @@ class StepContributor:
         """`"step"`: runs the step; `update(batch)` is one model update."""
         return update(batch)
 
+    def batch_stateless(self, model, state, batch):
+        """`"batch"` on JAX, where the variables hold no values during
+        `fit`: the trainer's `state` has them (default: `batch`)."""
+        return self.batch(model, batch)
+
     def run_stateless(self, model, state, batch):
         """`"step"` on JAX: `(logs, new_state)` from the trainer's state
         `(trainable, non_trainable, optimizer, metrics)` values."""
@@ -297,11 +302,15 @@ class TrainStep:
         JAX trainer; models/jax_step.py). Returns `(logs, new_state)`."""
         from keras_eexit.models import jax_step
 
+        batch = Batch(*keras.utils.unpack_x_y_sample_weight(data))
+        for c in self.active("batch"):  # an eager step (`eager_on_jax`)
+            batch = c.batch_stateless(model, state, batch)
         drivers = self.active("step")
         if drivers:
-            return drivers[0].run_stateless(model, state, Batch(
-                *keras.utils.unpack_x_y_sample_weight(data)))
-        return jax_step.train_step(model, state, data)
+            return drivers[0].run_stateless(model, state, batch)
+        if self.runs_eagerly():
+            return jax_step.compiled_train_step(model)(state, tuple(batch))
+        return jax_step.train_step(model, state, tuple(batch))
 
     def runs_eagerly(self):
         """Whether an active contributor needs an untraced step (JAX)."""

@@ -267,6 +267,23 @@ def test_l2w_trains_model_and_network_and_keeps_frozen_stages():
     assert model.train_step_plan() == ["1. step: L2W", "2. loss: L2W"]
 
 
+def test_feature_cache_matches_recomputation(tiny_data):
+    # The TensorFlow checks of the feature cache: the fill epoch trains
+    # the heads exactly as recomputing does; the replay epochs hold the
+    # cache (its size in bytes), ignore the batches' content and learn.
+    from tests.regimes.test_named_regimes import (
+        test_feature_cache_matches_recomputation as check)
+
+    check(make_tiny_model, tiny_data)
+
+
+def test_feature_cache_replays_and_learns(tiny_data):
+    from tests.regimes.test_named_regimes import (
+        test_feature_cache_replays_and_learns as check)
+
+    check(make_tiny_model, tiny_data)
+
+
 def test_ztw_ensembles_train_only_in_their_phase(tiny_data):
     # The TensorFlow check of ZTW's ensemble phase.
     from tests.methods.test_ztw_training import (

@@ -295,27 +295,21 @@ def test_methods_train_on_torch(name):
                for b, w in zip(before, model.weights))
 
 
-def test_feature_cache_falls_back_to_recomputing_in_one_line():
-    x, y = _data(32)
-    model = _model()
-    recorder = WeightRecorder()
-    with pytest.warns(UserWarning, match="cache_features runs on the "
-                      "TensorFlow backend only; on 'torch' the frozen"):
-        model.fit(x, y, batch_size=16, verbose=0, shuffle=False,
-                  callbacks=[regimes.TwoStage(1, 2, verbose=False),
-                             recorder])
-    assert [segments for segments, _ in recorder.changed[1:]] == [
-        set(), set()]
-
-
 from tests.backends.test_training_jax import (  # noqa: E402
     test_l2w_trains_model_and_network_and_keeps_frozen_stages)
 from tests.backends.test_training_jax import (  # noqa: E402
     test_a_contributor_for_tensorflow_only_is_refused_in_one_line)
 from tests.backends.test_training_jax import (  # noqa: E402
+    test_feature_cache_matches_recomputation)
+from tests.backends.test_training_jax import (  # noqa: E402
+    test_feature_cache_replays_and_learns)
+from tests.backends.test_training_jax import (  # noqa: E402
     test_ztw_ensembles_train_only_in_their_phase)
 
 SHARED = (test_l2w_trains_model_and_network_and_keeps_frozen_stages,
           test_ztw_ensembles_train_only_in_their_phase,
-          test_a_contributor_for_tensorflow_only_is_refused_in_one_line)
-"""The JAX module's checks of the methods' own steps, collected here."""
+          test_a_contributor_for_tensorflow_only_is_refused_in_one_line,
+          test_feature_cache_matches_recomputation,
+          test_feature_cache_replays_and_learns)
+"""The JAX module's checks of the methods' own steps and the feature
+cache, collected here."""

@@ -48,7 +48,7 @@ def _train(cache, l2w):
         if cache and epoch:
             model.train_pipeline.next_epoch()
             if epoch == 2:
-                feature_cache.order.assign(np.arange(32))
+                feature_cache.store.order.assign(np.arange(32))
             model.refresh_train_function()
         inputs, labels = (x, y) if not (cache and epoch == 2) else (
             np.zeros_like(x), (y + 1) % 3)
