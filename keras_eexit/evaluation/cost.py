@@ -291,9 +291,8 @@ class CostProfile:
     def row_array(self):
         """Cumulative seconds per row, float64 `(num_exits,)`: the part of
         each exit's cost that scales with the rows, per row
-        (`seconds_per_sample` without `seconds_per_call`)."""
-        per_batch = np.asarray(self.seconds_per_batch, dtype=np.float64)
-        return (per_batch - self.call_array()) / self.batch_size
+        (`seconds_per_sample` less `seconds_per_call` over `batch_size`)."""
+        return self.cost_array() - self.call_array() / self.batch_size
 
     def stage_call_array(self):
         """Each stage's own fixed seconds per call, `(num_exits,)` (the
