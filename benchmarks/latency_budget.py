@@ -16,7 +16,8 @@ with it, timing the real mean latency per sample (Keras:
 to whole batches by default (`--serve full`: the profile's regime, every
 call `--batch` rows; `--serve split` serves the split as it is, its last
 batch partial, whose fixed costs per call are then shared by fewer rows
-than the profile assumes); LiteRT:
+than the profile assumes, unless `--plan-fill` plans the policies for
+the mean rows per call: `CostProfile.at_batch_size`); LiteRT:
 `--litert-samples` test samples one per call; the median of `--repeats`
 passes: `keras_eexit.inference.keras_serving` / `litert_serving`). It
 prints, per runtime and budget: the budget, the profile's prediction on
@@ -32,6 +33,7 @@ rounds. Target: measured within 10% of the budget on a quiet CPU.
     python benchmarks/latency_budget.py --dataset mnist1d
     python benchmarks/latency_budget.py --model cifar_resnet
     python benchmarks/latency_budget.py --additive       # no fixed costs
+    python benchmarks/latency_budget.py --serve split --plan-fill
     python benchmarks/latency_budget.py --epochs 1 --batch 32 \\
         --litert-samples 20 --repeats 1 --max-seconds 2    # smoke run
 """
@@ -170,6 +172,10 @@ def main(argv=None):
                         help="Keras: serve the test (and validation) split "
                         "cycled to whole batches of --batch, or as it is "
                         "(its last batch partial)")
+    parser.add_argument("--plan-fill", action="store_true",
+                        help="with --serve split: choose the policies on the "
+                        "profile re-planned for the mean rows per call "
+                        "(CostProfile.at_batch_size)")
     parser.add_argument("--additive", action="store_true",
                         help="profile without fixed costs per call "
                         "(measure_costs(call_batch_size=None)): every cost "
@@ -197,6 +203,15 @@ def main(argv=None):
                                                            args.batch)]
         print(f"Keras serves {len(x_test)} rows: the test split cycled to "
               f"whole batches of {args.batch} (--serve full)")
+    elif args.plan_fill:
+        if args.additive:
+            raise SystemExit("--plan-fill needs the fixed costs per call "
+                             "(drop --additive)")
+        fill = round(len(x_test) / -(-len(x_test) // args.batch))
+        profile = profile.at_batch_size(fill)
+        print(f"Keras serves the {len(x_test)} test rows as they are; "
+              f"policies planned for calls of {fill} rows on average "
+              "(--plan-fill: CostProfile.at_batch_size)")
     report("keras (batched)", profile, validation, test, fractions,
            keras_serving(model, x_test, args.batch, args.repeats),
            keras_serving(model, x_val, args.batch, args.repeats),

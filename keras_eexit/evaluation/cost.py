@@ -299,6 +299,59 @@ class CostProfile:
         differences of `seconds_per_call`)."""
         return np.diff(self.call_array(), prepend=0.0)
 
+    def at_batch_size(self, batch_size):
+        """The profile of calls of `batch_size` rows, from the fitted parts.
+
+        Each exit's call is taken as its fixed part per call plus
+        `batch_size` times its part per row (`seconds_per_call`,
+        `row_array`): plan for the rows a call will carry (a batcher that
+        fills calls to 180 rows on average, a last batch that is
+        partial) from one measurement. The fit is linear between the two
+        measured batch sizes (`call_batch_size` and `batch_size`); far
+        outside them it is an extrapolation: measure at the batch size
+        you serve where you can. Cumulative costs are kept
+        non-decreasing.
+
+        Args:
+            batch_size: rows per call (an integer >= 1).
+
+        Returns:
+            A `CostProfile` with that `batch_size` (the same fixed costs
+            per call, the device and the rest as measured).
+
+        Raises:
+            ValueError: for a profile without `seconds_per_call` (measure
+                it with `measure_costs(..., call_batch_size="auto")`) or a
+                bad `batch_size`.
+
+        Example:
+
+        >>> profile = CostProfile((0.5, 1.0), (1.0, 2.0), "keras", 2,
+        ...                       "0" * 16, ("a", "b"),
+        ...                       seconds_per_call=(0.5, 1.0))
+        >>> profile.at_batch_size(4).seconds_per_sample  # 0.5/4 + 0.25
+        (0.375, 0.75)
+        """
+        if self.seconds_per_call is None:
+            raise ValueError(
+                "CostProfile.at_batch_size needs the fixed costs per call "
+                f"(seconds_per_call); this profile ({self.describe()}) has "
+                "none: measure it with measure_costs(..., "
+                "call_batch_size='auto') at a batch size of 3 or more.")
+        if (isinstance(batch_size, bool) or not isinstance(
+                batch_size, numbers.Integral) or batch_size < 1):
+            raise invalid_value("batch_size", "an integer >= 1", batch_size)
+        batch_size = int(batch_size)
+        calls = self.call_array()
+        per_batch = np.maximum.accumulate(
+            calls + batch_size * np.maximum(self.row_array(), 0.0))
+        fitted = self.call_batch_size
+        return dataclasses.replace(
+            self, seconds_per_sample=tuple(per_batch / batch_size),
+            seconds_per_batch=tuple(per_batch), batch_size=batch_size,
+            call_batch_size=fitted if fitted is not None
+            and fitted < batch_size else None)
+
     def mean_cost(self, exit_index):
         """Expected seconds per sample of serving samples that leave at
         `exit_index`, in batches of `batch_size`.

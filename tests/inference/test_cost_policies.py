@@ -242,3 +242,23 @@ def test_profiles_with_and_without_fixed_costs_round_trip(tmp_path):
 def test_bad_fixed_costs_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(fixed_profile(outputs()), **change)
+
+
+def test_a_profile_is_replanned_for_another_batch_size():
+    out = outputs()
+    profile = fixed_profile(out)
+    half = profile.at_batch_size(2)
+    assert half.batch_size == 2 and half.seconds_per_call == (
+        profile.seconds_per_call)
+    np.testing.assert_allclose(half.seconds_per_sample, ROWS + CALLS / 2)
+    np.testing.assert_allclose(half.row_array(), ROWS)
+    back = profile.at_batch_size(16).at_batch_size(4)
+    np.testing.assert_allclose(back.seconds_per_sample,
+                               profile.seconds_per_sample)
+    # Fuller calls share the fixed costs over more rows: cheaper samples.
+    assert np.all(np.diff([profile.at_batch_size(b).mean_cost([0, 1, 2])
+                           for b in (1, 2, 4, 8, 64)]) < 0)
+    with pytest.raises(ValueError, match="argument `batch_size`"):
+        profile.at_batch_size(0)
+    with pytest.raises(ValueError, match="needs the fixed costs per call"):
+        profile_of(out).at_batch_size(2)
