@@ -12,20 +12,28 @@ then, for a grid of latency budgets (`--fractions` of the final exit's
 measured time per sample), picks `best_accuracy_policy(validation,
 budget, cost=profile)` on the VALIDATION split and serves the TEST split
 with it, timing the real mean latency per sample (Keras:
-`predict_early_exit` over the test split in batches of `--batch`; LiteRT:
+`predict_early_exit` over the test split in batches of `--batch`, cycled
+to whole batches by default (`--serve full`: the profile's regime, every
+call `--batch` rows; `--serve split` serves the split as it is, its last
+batch partial, whose fixed costs per call are then shared by fewer rows
+than the profile assumes, unless `--plan-fill` plans the policies for
+the mean rows per call: `CostProfile.at_batch_size`); LiteRT:
 `--litert-samples` test samples one per call; the median of `--repeats`
 passes: `keras_eexit.inference.keras_serving` / `litert_serving`). It
 prints, per runtime and budget: the budget, the profile's prediction on
 the test split (the mean measured cost of the exits the test samples
-take), the measured mean latency, measured / budget, and the test
-accuracy. Then the same for the
-policy `calibrate_latency` picks by timing the serving call itself on
+take, each stage's fixed cost per call charged to the batches that run
+it: `CostProfile.mean_cost`), the measured mean latency, measured /
+budget, and the test accuracy. Then the same for the policy
+`calibrate_latency` picks by timing the serving call itself on
 VALIDATION inputs (closed loop, `--tolerance`), with its number of
 rounds. Target: measured within 10% of the budget on a quiet CPU.
 
     python benchmarks/latency_budget.py                  # a few minutes
     python benchmarks/latency_budget.py --dataset mnist1d
     python benchmarks/latency_budget.py --model cifar_resnet
+    python benchmarks/latency_budget.py --additive       # no fixed costs
+    python benchmarks/latency_budget.py --serve split --plan-fill
     python benchmarks/latency_budget.py --epochs 1 --batch 32 \\
         --litert-samples 20 --repeats 1 --max-seconds 2    # smoke run
 """
@@ -82,14 +90,29 @@ def train(args):
     return model, arrays
 
 
+def full_batches(x, batch):
+    """Indices of `x`'s rows cycled to a whole number of batches."""
+    return np.arange(-(-len(x) // batch) * batch) % len(x)
+
+
 def report(runtime, profile, validation, test, fractions, serve,
-           serve_validation, tolerance):
+           serve_validation, tolerance, served=None):
     final = profile.seconds_per_sample[-1]
     print(f"{runtime}: {profile.describe()}; exits "
           + ", ".join(f"{n} {1e3 * s:.3f} ms" for n, s in zip(
               profile.exit_names, profile.seconds_per_sample))
           + f" per sample ({profile.repeats} repeats, spread "
           f"{profile.spread:.1%})")
+    if profile.seconds_per_call is not None:
+        print("  fixed per call (fitted with batch "
+              f"{profile.call_batch_size}): " + ", ".join(
+                  f"{n} {1e3 * s:.3f} ms" for n, s in zip(
+                      profile.exit_names, profile.seconds_per_call))
+              + " cumulative, i.e. "
+              + ", ".join(f"{share:.0%}" for share in np.asarray(
+                  profile.seconds_per_call) / np.asarray(
+                  profile.seconds_per_batch))
+              + " of each exit's batch")
     print(f"  {'budget':>10}{'predicted':>11}{'measured':>10}"
           f"{'measured/budget':>17}{'accuracy':>10}   calibrated: "
           f"{'rounds':>6}{'measured':>10}{'measured/budget':>17}"
@@ -103,6 +126,10 @@ def report(runtime, profile, validation, test, fractions, serve,
         policy = best_accuracy_policy(validation, budget, cost=profile)
         point = threshold_sweep(test, cost=profile,
                                 thresholds=policy.threshold_array()[None])
+        predicted = point.mean_flops[0]
+        if served is not None:  # the rows served: the split cycled
+            predicted = profile.mean_cost(
+                policy.exit_indices(test.probs)[served])
         measured = serve(policy)
         closed = calibrate_latency(validation, budget, profile,
                                    serve_validation, tolerance=tolerance)
@@ -110,7 +137,7 @@ def report(runtime, profile, validation, test, fractions, serve,
             test, cost=profile,
             thresholds=closed.policy.threshold_array()[None])
         closed_measured = serve(closed.policy)
-        print(f"  {1e3 * budget:>7.3f} ms{1e3 * point.mean_flops[0]:>8.3f} ms"
+        print(f"  {1e3 * budget:>7.3f} ms{1e3 * predicted:>8.3f} ms"
               f"{1e3 * measured:>7.3f} ms{measured / budget:>17.2f}"
               f"{point.accuracy[0]:>10.4f}   {'':>11}"
               f"{len(closed.rounds):>6}{1e3 * closed_measured:>7.3f} ms"
@@ -140,6 +167,19 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="calibrate_latency's stopping distance to the "
                         "budget (relative)")
+    parser.add_argument("--serve", choices=("full", "split"),
+                        default="full",
+                        help="Keras: serve the test (and validation) split "
+                        "cycled to whole batches of --batch, or as it is "
+                        "(its last batch partial)")
+    parser.add_argument("--plan-fill", action="store_true",
+                        help="with --serve split: choose the policies on the "
+                        "profile re-planned for the mean rows per call "
+                        "(CostProfile.at_batch_size)")
+    parser.add_argument("--additive", action="store_true",
+                        help="profile without fixed costs per call "
+                        "(measure_costs(call_batch_size=None)): every cost "
+                        "scales with the rows")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -151,14 +191,33 @@ def main(argv=None):
           f"accuracy per exit {np.round(test.accuracy(), 4).tolist()}; "
           f"validation {len(validation.labels)}, test {len(test.labels)} "
           "samples")
-    profile = measure_costs(model, runtime="keras", batch_size=args.batch,
-                            data=arrays["x_train"],
-                            max_seconds=args.max_seconds)
+    profile = measure_costs(
+        model, runtime="keras", batch_size=args.batch,
+        data=arrays["x_train"], max_seconds=args.max_seconds,
+        call_batch_size=None if args.additive else "auto")
     x_val = arrays["x_val"].astype("float32")
+    served = None
+    if args.serve == "full":
+        served = full_batches(x_test, args.batch)
+        x_test, x_val = x_test[served], x_val[full_batches(x_val,
+                                                           args.batch)]
+        print(f"Keras serves {len(x_test)} rows: the test split cycled to "
+              f"whole batches of {args.batch} (--serve full)")
+    elif args.plan_fill:
+        if args.additive:
+            raise SystemExit("--plan-fill needs the fixed costs per call "
+                             "(drop --additive)")
+        fill = round(len(x_test) / -(-len(x_test) // args.batch))
+        profile = profile.at_batch_size(fill)
+        print(f"Keras serves the {len(x_test)} test rows as they are; "
+              f"policies planned for calls of {fill} rows on average "
+              "(--plan-fill: CostProfile.at_batch_size)")
     report("keras (batched)", profile, validation, test, fractions,
            keras_serving(model, x_test, args.batch, args.repeats),
            keras_serving(model, x_val, args.batch, args.repeats),
-           args.tolerance)
+           args.tolerance, served)
+    x_test = arrays["x_test"].astype("float32")
+    x_val = arrays["x_val"].astype("float32")
     profile = measure_costs(model, runtime="litert", batch_size=1,
                             data=arrays["x_train"], num_threads=1,
                             max_seconds=args.max_seconds)

@@ -84,10 +84,13 @@ def run(args):
     profile.save(args.out)
     print(f"{model.name} ({profile.describe()}; {profile.repeats} repeats, "
           f"spread {profile.spread:.1%}):")
-    for name, seconds, batch in zip(profile.exit_names,
-                                    profile.seconds_per_sample,
-                                    profile.seconds_per_batch):
+    calls = profile.seconds_per_call or (None,) * profile.num_exits
+    for name, seconds, batch, call in zip(profile.exit_names,
+                                          profile.seconds_per_sample,
+                                          profile.seconds_per_batch, calls):
+        fixed = "" if call is None else (
+            f"{format_cost(call, 's'):>14} fixed per call")
         print(f"  {name:<10}{format_cost(seconds, 's'):>14} per sample"
-              f"{format_cost(batch, 's'):>14} per batch")
+              f"{format_cost(batch, 's'):>14} per batch{fixed}")
     print(f"Wrote {args.out}")
     return 0

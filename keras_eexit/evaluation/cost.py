@@ -122,6 +122,48 @@ def _positive_costs(argument, values, count=None):
     return tuple(float(v) for v in array)
 
 
+def _call_costs(values, per_batch):
+    """Per-call costs: finite, non-negative, non-decreasing, at most the
+    batch's, one per exit, as a float tuple."""
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        array = np.array([np.nan])
+    per_batch = np.asarray(per_batch, np.float64)
+    if (array.size != per_batch.size or not np.all(np.isfinite(array))
+            or np.any(array < 0) or np.any(np.diff(array) < 0)
+            or np.any(array > per_batch * (1 + 1e-9))):
+        raise invalid_value(
+            "seconds_per_call", "None, or finite, non-negative, "
+            f"non-decreasing seconds, one per exit ({per_batch.size}), each "
+            "at most that exit's seconds_per_batch", values)
+    return tuple(float(v) for v in array)
+
+
+def reach_probability(fractions, batch_size):
+    """Chance that a batch runs a stage some of its rows need.
+
+    A batch of `batch_size` rows drawn independently from samples of
+    which a fraction `f` reach a stage runs that stage unless no row
+    reaches it: `1 - (1 - f) ** batch_size`.
+
+    Args:
+        fractions: the fractions of samples reaching each stage (any
+            shape, values in [0, 1]).
+        batch_size: rows per call.
+
+    Returns:
+        An array of the shape of `fractions`.
+
+    Example:
+
+    >>> reach_probability([1.0, 0.5, 0.0], 2).tolist()
+    [1.0, 0.75, 0.0]
+    """
+    fractions = np.clip(np.asarray(fractions, np.float64), 0.0, 1.0)
+    return 1.0 - np.power(1.0 - fractions, int(batch_size))
+
+
 @dataclasses.dataclass(frozen=True)
 class CostProfile:
     """Measured cumulative cost of each exit on one runtime and device.
@@ -132,6 +174,17 @@ class CostProfile:
     that all leave at exit `k`. Pass it as `cost=` to sweeps, budget
     tables, policies, `predict_early_exit` and plots: budgets are then
     seconds per sample and axes read milliseconds.
+
+    `seconds_per_call[k]` (optional) is the part of `seconds_per_batch[k]`
+    paid once per call whatever the number of rows (launching each stage,
+    Python, the gathers between stages); the rest scales with the rows.
+    A batch that mixes exits runs stage `j` once if any of its rows
+    reaches it, so it pays that stage's fixed cost for fewer rows than a
+    batch that all leave after `j`: `mean_cost` charges it, per sample,
+    with the chance that a batch of `batch_size` rows runs the stage
+    (`reach_probability`). Without it (None: profiles measured at batch
+    1, older or hand-made ones) every cost scales with the rows, and
+    `mean_cost` is the mean of `seconds_per_sample` at the exits taken.
 
     Made by `keras_eexit.inference.measure_costs` (or by hand, e.g. to
     plan with another device's figures). `save`/`load` keep it as JSON.
@@ -151,6 +204,10 @@ class CostProfile:
         repeats: timed repeats per exit.
         spread: the largest relative spread (interquartile range over
             median) of the repeats, over exits.
+        seconds_per_call: cumulative fixed seconds per call, one per exit
+            (at most `seconds_per_batch`), or None.
+        call_batch_size: the second batch size `seconds_per_call` was
+            fitted with (`measure_costs`), or None.
 
     Example:
 
@@ -173,6 +230,8 @@ class CostProfile:
     versions: dict = None
     repeats: int = None
     spread: float = None
+    seconds_per_call: tuple = None
+    call_batch_size: int = None
 
     def __post_init__(self):
         names = tuple(str(n) for n in self.exit_names)
@@ -199,6 +258,19 @@ class CostProfile:
         object.__setattr__(self, "seconds_per_batch", per_batch)
         object.__setattr__(self, "batch_size", int(self.batch_size))
         object.__setattr__(self, "versions", dict(self.versions or {}))
+        if self.seconds_per_call is not None:
+            object.__setattr__(self, "seconds_per_call", _call_costs(
+                self.seconds_per_call, per_batch))
+        if self.call_batch_size is not None:
+            if (isinstance(self.call_batch_size, bool) or not isinstance(
+                    self.call_batch_size, numbers.Integral)
+                    or not 1 <= self.call_batch_size < self.batch_size):
+                raise invalid_value(
+                    "call_batch_size", "None or an integer in [1, "
+                    f"batch_size) ([1, {self.batch_size}))",
+                    self.call_batch_size)
+            object.__setattr__(self, "call_batch_size",
+                               int(self.call_batch_size))
 
     @property
     def num_exits(self):
@@ -208,6 +280,128 @@ class CostProfile:
     def cost_array(self):
         """Seconds per sample as float64 `(num_exits,)`."""
         return np.asarray(self.seconds_per_sample, dtype=np.float64)
+
+    def call_array(self):
+        """Cumulative fixed seconds per call, float64 `(num_exits,)`
+        (zeros without `seconds_per_call`)."""
+        if self.seconds_per_call is None:
+            return np.zeros(self.num_exits)
+        return np.asarray(self.seconds_per_call, dtype=np.float64)
+
+    def row_array(self):
+        """Cumulative seconds per row, float64 `(num_exits,)`: the part of
+        each exit's cost that scales with the rows, per row
+        (`seconds_per_sample` less `seconds_per_call` over `batch_size`)."""
+        return self.cost_array() - self.call_array() / self.batch_size
+
+    def stage_call_array(self):
+        """Each stage's own fixed seconds per call, `(num_exits,)` (the
+        differences of `seconds_per_call`)."""
+        return np.diff(self.call_array(), prepend=0.0)
+
+    def at_batch_size(self, batch_size):
+        """The profile of calls of `batch_size` rows, from the fitted parts.
+
+        Each exit's call is taken as its fixed part per call plus
+        `batch_size` times its part per row (`seconds_per_call`,
+        `row_array`): plan for the rows a call will carry (a batcher that
+        fills calls to 180 rows on average, a last batch that is
+        partial) from one measurement. The fit is linear between the two
+        measured batch sizes (`call_batch_size` and `batch_size`); far
+        outside them it is an extrapolation: measure at the batch size
+        you serve where you can. Cumulative costs are kept
+        non-decreasing.
+
+        Args:
+            batch_size: rows per call (an integer >= 1).
+
+        Returns:
+            A `CostProfile` with that `batch_size` (the same fixed costs
+            per call, the device and the rest as measured).
+
+        Raises:
+            ValueError: for a profile without `seconds_per_call` (measure
+                it with `measure_costs(..., call_batch_size="auto")`) or a
+                bad `batch_size`.
+
+        Example:
+
+        >>> profile = CostProfile((0.5, 1.0), (1.0, 2.0), "keras", 2,
+        ...                       "0" * 16, ("a", "b"),
+        ...                       seconds_per_call=(0.5, 1.0))
+        >>> profile.at_batch_size(4).seconds_per_sample  # 0.5/4 + 0.25
+        (0.375, 0.75)
+        """
+        if self.seconds_per_call is None:
+            raise ValueError(
+                "CostProfile.at_batch_size needs the fixed costs per call "
+                f"(seconds_per_call); this profile ({self.describe()}) has "
+                "none: measure it with measure_costs(..., "
+                "call_batch_size='auto') at a batch size of 3 or more.")
+        if (isinstance(batch_size, bool) or not isinstance(
+                batch_size, numbers.Integral) or batch_size < 1):
+            raise invalid_value("batch_size", "an integer >= 1", batch_size)
+        batch_size = int(batch_size)
+        calls = self.call_array()
+        per_batch = np.maximum.accumulate(
+            calls + batch_size * np.maximum(self.row_array(), 0.0))
+        fitted = self.call_batch_size
+        return dataclasses.replace(
+            self, seconds_per_sample=tuple(per_batch / batch_size),
+            seconds_per_batch=tuple(per_batch), batch_size=batch_size,
+            call_batch_size=fitted if fitted is not None
+            and fitted < batch_size else None)
+
+    def mean_cost(self, exit_index):
+        """Expected seconds per sample of serving samples that leave at
+        `exit_index`, in batches of `batch_size`.
+
+        Each sample pays the per-row part of its exit's cost
+        (`row_array`); each stage's fixed cost per call (`seconds_per_call`)
+        is paid once per batch that runs it, i.e. whenever a row of the
+        batch reaches it: per sample, that cost over `batch_size` times
+        the chance that a batch of `batch_size` rows drawn from these
+        samples reaches the stage (`reach_probability`). When every
+        sample leaves at exit `k` this is `seconds_per_sample[k]`; without
+        `seconds_per_call`, or at batch 1, it is the mean of
+        `seconds_per_sample` at the exits.
+
+        Args:
+            exit_index: 0-based exits, `(N,)` (one decision rule) or
+                `(T, N)` (one row per rule).
+
+        Returns:
+            A float, or a `(T,)` array.
+
+        Example:
+
+        Batches of 2 rows; half of each exit's batch time is fixed. One
+        sample of two leaves at exit 1: rows 0.375 s, fixed 0.5 s / 2 for
+        stage 1 and 0.5 s / 2 for stage 2 in 3 batches of 4 (0.75).
+
+        >>> profile = CostProfile((0.5, 1.0), (1.0, 2.0), "keras", 2,
+        ...                       "0" * 16, ("a", "b"),
+        ...                       seconds_per_call=(0.5, 1.0))
+        >>> profile.mean_cost([0, 1])  # additive: mean(0.5, 1.0) = 0.75
+        0.8125
+        >>> profile.mean_cost([[1, 1], [0, 0]]).tolist()
+        [1.0, 0.5]
+        """
+        index = np.asarray(exit_index)
+        if index.ndim not in (1, 2) or index.shape[-1] == 0 or (
+                index.dtype.kind not in "iu") or index.min() < 0 or (
+                index.max() >= self.num_exits):
+            raise invalid_value(
+                "exit_index", f"0-based exits in [0, {self.num_exits - 1}], "
+                "an (N,) or (T, N) integer array", exit_index)
+        result = self.row_array()[index].mean(-1)
+        if self.seconds_per_call is not None:
+            reach = np.stack([(index >= k).mean(-1)
+                              for k in range(self.num_exits)], -1)
+            result = result + reach_probability(
+                reach, self.batch_size) @ self.stage_call_array() / (
+                self.batch_size)
+        return float(result) if result.ndim == 0 else result
 
     def describe(self):
         """One line: runtime, batch size, device (axis labels, reports)."""
@@ -245,7 +439,9 @@ class CostProfile:
                    for f in dataclasses.fields(self)},
                 "exit_names": list(self.exit_names),
                 "seconds_per_sample": list(self.seconds_per_sample),
-                "seconds_per_batch": list(self.seconds_per_batch)}
+                "seconds_per_batch": list(self.seconds_per_batch),
+                "seconds_per_call": (None if self.seconds_per_call is None
+                                     else list(self.seconds_per_call))}
 
     @classmethod
     def from_dict(cls, data):
@@ -267,7 +463,10 @@ class CostProfile:
             raise ValueError(
                 f"The cost profile lacks the key(s) {missing}; a profile "
                 f"holds {list(_REQUIRED_KEYS)}.")
-        for key in ("seconds_per_sample", "seconds_per_batch", "exit_names"):
+        for key in ("seconds_per_sample", "seconds_per_batch", "exit_names",
+                    "seconds_per_call"):
+            if key == "seconds_per_call" and data.get(key) is None:
+                continue
             if not isinstance(data[key], list):
                 raise ValueError(
                     f"The cost profile's \"{key}\" must be a list (one "
@@ -393,6 +592,28 @@ def resolve_cost_vector(flops, num_exits, cost=None):
             f"profile of {num_exits} exits. Received: a profile of "
             f"{profile.num_exits} exits ({profile.model_name!r})")
     return profile.cost_array(), SECONDS
+
+
+def mean_costs(costs, exit_index, cost=None):
+    """Mean cost per sample of each decision rule's exits.
+
+    The mean of `costs` at the exits taken; with a `CostProfile` that
+    has `seconds_per_call`, its `mean_cost` (each stage's fixed cost per
+    call charged to the batches that run it).
+
+    Args:
+        costs: `(K,)` cumulative costs per exit (FLOPs or seconds).
+        exit_index: `(T, N)` 0-based exits (one row per rule) or `(N,)`.
+        cost: None, or the `CostProfile` `costs` came from.
+
+    Returns:
+        A `(T,)` float64 array (a float for `(N,)` exits).
+    """
+    profile = check_cost(cost)
+    if profile is not None and profile.seconds_per_call is not None:
+        return profile.mean_cost(exit_index)
+    result = np.asarray(costs, np.float64)[np.asarray(exit_index)].mean(-1)
+    return float(result) if result.ndim == 0 else result
 
 
 def check_budget_value(budget, costs, unit=FLOPS):

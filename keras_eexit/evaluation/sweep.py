@@ -4,6 +4,8 @@ import dataclasses
 import numpy as np
 
 from keras_eexit import criteria as criteria_lib
+from keras_eexit.evaluation.cost import check_cost
+from keras_eexit.evaluation.cost import mean_costs
 from keras_eexit.evaluation.cost import resolve_cost
 from keras_eexit.evaluation.cost import resolve_cost_vector
 from keras_eexit.utils.deprecation import deprecated_aliases
@@ -179,7 +181,9 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
             as the papers) or a measured `CostProfile` (seconds per
             sample; `keras_eexit.inference.measure_costs`), which replaces
             `flops` (a profile of another model is refused). The sweep's
-            `cost_unit` says which.
+            `cost_unit` says which. A profile with `seconds_per_call`
+            charges each stage's fixed cost per call to the batches that
+            run it (`CostProfile.mean_cost`).
 
     Returns:
         A `Sweep`.
@@ -214,7 +218,7 @@ def threshold_sweep(probs, labels=None, flops=None, criterion="max_softmax",
     correct = probs.argmax(-1) == labels[None, :]  # (K, N)
     samples = np.arange(probs.shape[1])[None, :]
     accuracy = correct[exits, samples].mean(axis=1)
-    mean_flops = flops[exits].mean(axis=1)
+    mean_flops = mean_costs(flops, exits, check_cost(cost))
     counts = np.stack([(exits == k).mean(axis=1) for k in range(num_exits)],
                       axis=1)
     return Sweep(criterion.name, thresholds, accuracy, mean_flops, counts,

@@ -236,8 +236,9 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
-    validation, _ = resolve_cost(validation, cost)
-    test, _ = resolve_cost(test, cost)
+    profile = check_cost(cost)
+    validation, _ = resolve_cost(validation, profile)
+    test, _ = resolve_cost(test, profile)
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
     _consistent(validation, test)
@@ -247,11 +248,21 @@ def budgeted_batch_curve(validation, test, criterion="max_softmax",
         for p in p_values])
     probs = scale_probabilities(test.probs, temperatures)
     return sweep(probs, test.labels, test.flops, criterion=criterion,
-                 thresholds=rows)
+                 thresholds=rows, cost=profile)
 
 
 def _check_budget(budget, flops, unit=FLOPS):
     return check_budget_value(budget, flops, unit)
+
+
+def _evaluate(policy, outputs, profile):
+    """`policy.evaluate` on outputs whose cost is resolved already, the
+    profile's fixed costs per call charged (`CostProfile.mean_cost`)."""
+    from keras_eexit.evaluation import threshold_sweep as sweep
+
+    return sweep(policy.probabilities(outputs.probs), outputs.labels,
+                 outputs.flops, criterion=policy.criterion,
+                 thresholds=policy.threshold_array()[None], cost=profile)
 
 
 @_cost_aware
@@ -280,7 +291,8 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
         An `ExitPolicy` (its metadata holds q, the validation accuracy and
         mean FLOPs).
     """
-    validation, unit = resolve_cost(validation, cost)
+    profile = check_cost(cost)
+    validation, unit = resolve_cost(validation, profile)
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
     _check_budget(budget, flops, unit)
@@ -288,7 +300,7 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
     for q in np.geomspace(0.01, 4.0, num_q):
         policy = budgeted_batch_thresholds(validation, float(q), criterion,
                                            temperatures)
-        result = policy.evaluate(validation)
+        result = _evaluate(policy, validation, profile)
         cost = float(result.mean_flops[0])
         if cost <= budget * (1 + 1e-12) and (best is None
                                               or cost > best[0]):
@@ -297,7 +309,7 @@ def budgeted_batch_policy(validation, budget, criterion="max_softmax",
         policy = ExitPolicy(criterion, _eager(criteria_lib.get(criterion),
                                               flops.size),
                             num_exits=flops.size, temperatures=temperatures)
-        result = policy.evaluate(validation)
+        result = _evaluate(policy, validation, profile)
         best = (float(result.mean_flops[0]), float(result.accuracy[0]),
                 policy)
     cost, accuracy, policy = best
@@ -350,7 +362,8 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     """
     from keras_eexit.evaluation import threshold_sweep as sweep
 
-    validation, _ = resolve_cost(validation, cost)
+    profile = check_cost(cost)
+    validation, _ = resolve_cost(validation, profile)
     validation = _check_outputs(validation, "validation")
     if isinstance(max_drop, bool) or not isinstance(
             max_drop, (int, float, np.floating)) or not 0 <= max_drop <= 1:
@@ -362,7 +375,8 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
     num_exits = probs.shape[0]
     target = (probs[-1].argmax(-1) == labels).mean() - max_drop - 1e-12
     candidates = crit.sweep_values(grid, num_exits)
-    overall = sweep(probs, labels, flops, crit.name, candidates)
+    overall = sweep(probs, labels, flops, crit.name, candidates,
+                    cost=profile)
     ok = overall.accuracy >= target
     start = int(np.argmin(np.where(ok, overall.mean_flops, np.inf)))
     current = np.full(num_exits, candidates[start], np.float32)
@@ -373,7 +387,8 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
         for k in range(num_exits - 1):
             rows = np.repeat(current[None], len(per_exit[k]), 0)
             rows[:, k] = per_exit[k]
-            result = sweep(probs, labels, flops, crit.name, rows)
+            result = sweep(probs, labels, flops, crit.name, rows,
+                           cost=profile)
             fits = result.accuracy >= target
             costs = np.where(fits, result.mean_flops, np.inf)
             j = int(np.argmin(costs))
@@ -381,7 +396,8 @@ def accuracy_drop_policy(validation, max_drop=0.01, criterion="max_softmax",
                 current, cost, improved = rows[j], costs[j], True
         if not improved:
             break
-    final = sweep(probs, labels, flops, crit.name, current[None])
+    final = sweep(probs, labels, flops, crit.name, current[None],
+                  cost=profile)
     return ExitPolicy(crit.name, current, temperatures=temperatures,
                       metadata={"method": "accuracy_drop",
                                 "max_drop": float(max_drop),
@@ -459,7 +475,8 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     from keras_eexit.evaluation import threshold_sweep as sweep
 
     _warn_search_arguments(grid=grid, passes=passes)
-    validation, unit = resolve_cost(validation, cost)
+    profile = check_cost(cost)
+    validation, unit = resolve_cost(validation, profile)
     budget = check_budget_value(budget, validation.flops, unit)
     validation = _check_outputs(validation, "validation")
     flops = np.asarray(validation.flops, dtype=np.float64)
@@ -467,10 +484,13 @@ def best_accuracy_policy(validation, budget, criterion="max_softmax",
     crit = _continuous(criterion)
     probs = scale_probabilities(validation.probs, temperatures)
     labels = np.asarray(validation.labels).reshape(-1)
-    found = search_thresholds(crit.scores(probs),
-                              probs.argmax(-1) == labels[None], flops,
-                              budget, crit, search=search)
-    result = sweep(probs, labels, flops, crit.name, found.thresholds[None])
+    calls = None if profile is None else profile.seconds_per_call
+    found = search_thresholds(
+        crit.scores(probs), probs.argmax(-1) == labels[None], flops, budget,
+        crit, search=search, call_costs=calls,
+        batch_size=None if calls is None else profile.batch_size)
+    result = sweep(probs, labels, flops, crit.name, found.thresholds[None],
+                   cost=profile)
     return ExitPolicy(crit.name, found.thresholds, temperatures=temperatures,
                       metadata={"method": "best_accuracy",
                                 "search": search,
@@ -518,8 +538,10 @@ def best_accuracy_curve(validation, test, budgets=None,
     from keras_eexit.evaluation import threshold_sweep as sweep
 
     _warn_search_arguments(grid=grid)
-    validation, _ = resolve_cost(validation, cost)
-    test, _ = resolve_cost(test, cost)
+    profile = check_cost(cost)
+    given = validation
+    validation, _ = resolve_cost(validation, profile)
+    test, _ = resolve_cost(test, profile)
     validation = _check_outputs(validation, "validation")
     test = _check_outputs(test, "test")
     _consistent(validation, test)
@@ -527,12 +549,12 @@ def best_accuracy_curve(validation, test, budgets=None,
     if budgets is None:
         budgets = np.linspace(flops[0], flops[-1], len(MSDNET_P))
     rows = np.stack([
-        best_accuracy_policy(validation, float(b), criterion, temperatures,
-                             search).threshold_array()
+        best_accuracy_policy(given, float(b), criterion, temperatures,
+                             search, cost=profile).threshold_array()
         for b in np.asarray(budgets, dtype=np.float64).reshape(-1)])
     probs = scale_probabilities(test.probs, temperatures)
     return sweep(probs, test.labels, test.flops, criterion=criterion,
-                 thresholds=rows)
+                 thresholds=rows, cost=profile)
 
 
 def expected_calibration_error(probs, labels, bins=15):

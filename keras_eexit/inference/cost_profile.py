@@ -188,6 +188,58 @@ def _input_batch(model, data, batch_size, seed):
         model.input_dtype)
 
 
+def call_batch_size_for(batch_size):
+    """The second batch size `measure_costs` fits fixed costs with.
+
+    `batch_size // 16`, at least 2 (one row would time LiteRT's `one_row`
+    signature, not the batched one); None below batch 3 (at batch 1 the
+    fixed cost is part of every sample's; there is no fit to make).
+
+    Example:
+
+    >>> call_batch_size_for(256), call_batch_size_for(8), call_batch_size_for(1)
+    (16, 2, None)
+    """
+    return None if batch_size < 3 else max(2, batch_size // 16)
+
+
+def fit_call_costs(per_batch, per_small_batch, batch_size, call_batch_size):
+    """Cumulative fixed seconds per call from two batch sizes' timings.
+
+    Per exit, the call's time is taken as linear in its rows, `T(n) =
+    C + n R`, through the two points: `R = (T(B) - T(b)) / (B - b)`,
+    `C = T(B) - B R`. Timing noise can make a slope negative or a fixed
+    part negative or above the whole call: `R` is clamped to at least 0
+    (then `C = T(B)`) and `C` to `[0, T(B)]`. Costs are cumulative (a
+    later exit runs every earlier stage), so `C` is then made
+    non-decreasing over exits (a running maximum; each stays at most its
+    `T(B)`, which is non-decreasing).
+
+    Args:
+        per_batch: `(K,)` cumulative seconds of a call of `batch_size`
+            rows, non-decreasing.
+        per_small_batch: `(K,)` the same at `call_batch_size` rows.
+        batch_size: B.
+        call_batch_size: b, in [1, B).
+
+    Returns:
+        `(K,)` float64 cumulative fixed seconds per call.
+
+    Example:
+
+    Exits 1 and 2: 1 s per call, then 0.5 and 1 s per row; exit 3's
+    small batch timed slower than its big one (noise): all fixed.
+
+    >>> fit_call_costs([3.0, 5.0, 6.0], [1.5, 2.0, 6.5], 4, 1).tolist()
+    [1.0, 1.0, 6.0]
+    """
+    big = np.asarray(per_batch, np.float64)
+    small = np.maximum.accumulate(np.asarray(per_small_batch, np.float64))
+    slope = np.maximum((big - small) / (batch_size - call_batch_size), 0.0)
+    fixed = np.clip(big - batch_size * slope, 0.0, big)
+    return np.minimum(np.maximum.accumulate(fixed), big)
+
+
 def _spread(values):
     """Interquartile range over median."""
     low, median, high = np.percentile(values, [25, 50, 75])
@@ -243,7 +295,8 @@ def time_calls(calls, min_repeats=5, max_repeats=50, rtol=0.05,
 
 def measure_costs(model, runtime="keras", batch_size=None, data=None,
                   criterion="max_softmax", min_repeats=5, max_repeats=50,
-                  rtol=0.05, max_seconds=60.0, seed=0, **options):
+                  rtol=0.05, max_seconds=60.0, seed=0,
+                  call_batch_size="auto", **options):
     """Measures each exit's cumulative cost on a runtime: a `CostProfile`.
 
     Exit `k`'s cost is the time of the runtime's own early-exit call on a
@@ -257,6 +310,16 @@ def measure_costs(model, runtime="keras", batch_size=None, data=None,
     `max_seconds`). A later exit runs everything an earlier one does, so
     a cumulative time measured below the previous exit's (noise, within
     the spread) is raised to it: the costs never decrease.
+
+    A batch that mixes exits runs each stage once for the rows that reach
+    it, so a stage's fixed cost per call (launching it, Python, the
+    gathers between stages) is paid for fewer rows than in a batch that
+    all go past it. To charge it, the same calls are also timed, in the
+    same rounds, on the first `call_batch_size` rows, and each exit's
+    time is split into a fixed part per call and a part per row
+    (`fit_call_costs`): the profile's `seconds_per_call`, which
+    `CostProfile.mean_cost` (sweeps, policies, `predict_early_exit`)
+    charges to the batches that run each stage.
 
     Runtimes: `"keras"` (`predict_early_exit`'s compiled graph, on the
     Keras backend's device), `"saved_model"` (`export_saved_model`, its
@@ -279,12 +342,17 @@ def measure_costs(model, runtime="keras", batch_size=None, data=None,
         min_repeats, max_repeats, rtol, max_seconds: the stopping rule
             (see `time_calls`).
         seed: seed of the generated inputs.
+        call_batch_size: the second batch size of the fixed costs per
+            call: `"auto"` (`batch_size // 16`, at least 2; none below
+            batch 3: `call_batch_size_for`), an integer in `[1,
+            batch_size)`, or None (not measured: `seconds_per_call` is
+            None and every cost scales with the rows).
         **options: runtime options (`"litert"`: `num_threads`).
 
     Returns:
-        A `CostProfile` (per-exit cumulative seconds per sample and per
-        batch, runtime, batch size, device, library versions, the model's
-        name and signature).
+        A `CostProfile` (per-exit cumulative seconds per sample, per
+        batch and, with `call_batch_size`, fixed per call; runtime, batch
+        size, device, library versions, the model's name and signature).
 
     Example:
 
@@ -300,15 +368,38 @@ def measure_costs(model, runtime="keras", batch_size=None, data=None,
     if (isinstance(batch_size, bool) or not isinstance(
             batch_size, (int, np.integer)) or batch_size < 1):
         raise invalid_value("batch_size", "an integer >= 1", batch_size)
-    batch = _input_batch(model, data, int(batch_size), seed)
-    with _RUNTIMES[runtime](model, batch, criterion, **options) as (
-            calls, device, versions):
+    batch_size = int(batch_size)
+    if isinstance(call_batch_size, str) and call_batch_size == "auto":
+        call_batch_size = call_batch_size_for(batch_size)
+    elif call_batch_size is not None and (
+            isinstance(call_batch_size, bool)
+            or not isinstance(call_batch_size, (int, np.integer))
+            or not 1 <= call_batch_size < batch_size):
+        raise invalid_value(
+            "call_batch_size", "'auto', None or an integer in [1, "
+            f"batch_size) ([1, {batch_size}))", call_batch_size)
+    batch = _input_batch(model, data, batch_size, seed)
+    with contextlib.ExitStack() as stack:
+        calls, device, versions = stack.enter_context(
+            _RUNTIMES[runtime](model, batch, criterion, **options))
+        if call_batch_size is not None:
+            small, _, _ = stack.enter_context(_RUNTIMES[runtime](
+                model, batch[:call_batch_size], criterion, **options))
+            calls = [*calls, *small]
         medians, rounds, spread = time_calls(
             calls, min_repeats, max_repeats, rtol, max_seconds)
-    per_batch = np.maximum.accumulate(np.asarray(medians, np.float64))
+    medians = np.asarray(medians, np.float64)
+    per_batch = np.maximum.accumulate(medians[:model.num_exits])
+    per_call = None
+    if call_batch_size is not None:
+        per_call = tuple(fit_call_costs(
+            per_batch, medians[model.num_exits:], batch_size,
+            int(call_batch_size)))
+        call_batch_size = int(call_batch_size)
     return CostProfile(
         seconds_per_sample=tuple(per_batch / batch_size),
         seconds_per_batch=tuple(per_batch), runtime=runtime,
         batch_size=int(batch_size), model_signature=model_signature(model),
         exit_names=tuple(model.exit_names), model_name=model.name,
-        device=device, versions=versions, repeats=rounds, spread=spread)
+        device=device, versions=versions, repeats=rounds, spread=spread,
+        seconds_per_call=per_call, call_batch_size=call_batch_size)

@@ -177,7 +177,8 @@ class ExitPolicy:
         probs = self.probabilities(outputs.probs)
         result = threshold_sweep(probs, outputs.labels, outputs.flops,
                                  criterion=self.criterion,
-                                 thresholds=self.threshold_array()[None])
+                                 thresholds=self.threshold_array()[None],
+                                 cost=cost)
         return dataclasses.replace(result, cost_unit=unit)
 
     def _check_exits(self, probs):

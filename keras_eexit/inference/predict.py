@@ -149,6 +149,17 @@ def _batch_runner(model, policy):
                         "for predict_early_exit", backend)
 
 
+def _batch_seconds(profile, index):
+    """Seconds per sample of one served batch on a `CostProfile`: its
+    exit's cost, plus, with `seconds_per_call`, the fixed cost per call of
+    every stage the batch ran, shared over the batch's rows."""
+    index = index.astype(np.int64)
+    if profile.seconds_per_call is None:
+        return profile.cost_array()[index]
+    ran = profile.call_array()[index.max()]
+    return profile.row_array()[index] + ran / len(index)
+
+
 def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
                        temperatures=None, policy=None, batch_size=256,
                        cost=None):
@@ -183,7 +194,10 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
         batch_size: batch size for array inputs (an integer >= 1).
         cost: how the third output counts: `None`/`"flops"` (FLOPs) or a
             `CostProfile` of this model (measured seconds per sample; a
-            profile of another model is refused).
+            profile of another model is refused). With the profile's
+            `seconds_per_call`, each sample pays its exit's cost per row
+            and a share of the fixed cost per call of every stage its
+            batch ran (the stage's fixed seconds over the batch's rows).
 
     Returns:
         A tuple `(probabilities, exit_index, cost)` of NumPy arrays:
@@ -206,15 +220,17 @@ def predict_early_exit(model, x, thresholds=None, criterion="max_softmax",
         profile.check_model(model)
     x = _check_inputs(model, x, batch_size)
     run = _batch_runner(model, policy)
-    probs, index = [], []
+    probs, index, charged = [], [], []
     for batch in _batches(model, x, batch_size):
         batch_probs, batch_index = run(batch)
         probs.append(batch_probs)
         index.append(batch_index)
+        if profile is not None:
+            charged.append(_batch_seconds(profile, np.asarray(batch_index)))
     if not probs:
         raise ValueError("predict_early_exit received no samples.")
     index = np.concatenate(index).astype(np.int64)
     if profile is not None:
-        return np.concatenate(probs), index, profile.cost_array()[index]
+        return np.concatenate(probs), index, np.concatenate(charged)
     flops = np.asarray(model.flops_per_exit(), dtype=np.int64)[index]
     return np.concatenate(probs), index, flops

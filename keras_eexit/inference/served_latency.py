@@ -3,10 +3,11 @@
 A `CostProfile` (`measure_costs`) times each exit with every row forced
 out there. A served batch mixes exits: later stages run on fewer rows
 (their fixed cost per call is paid for a few rows), the rows that go on
-are gathered between stages, and a call has overhead of its own. On
-small models these costs are as large as a stage, so a policy chosen on
-the profile alone serves above its budget (measured on this CPU: 6-81%,
-docs/serving.md). `calibrate_latency` closes the loop: it picks a policy
+are gathered between stages, and a call has overhead of its own. The
+profile's `seconds_per_call` (fitted from two batch sizes) charges each
+stage's fixed cost to the batches that run it (`CostProfile.mean_cost`);
+what it cannot know (a serving loop's own overhead, partial batches,
+load) remains. `calibrate_latency` closes the loop: it picks a policy
 on the profile, times the serving call itself on validation inputs
 (`keras_serving`, `litert_serving`, or any `serve(policy) -> seconds per
 sample`), scales the budget it hands to the policy by budget / measured,

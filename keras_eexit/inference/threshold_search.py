@@ -113,11 +113,21 @@ class _Rules:
     for non-strict comparisons, accepts it).
     """
 
-    def __init__(self, criterion, scores, correct, costs):
+    def __init__(self, criterion, scores, correct, costs, call_costs=None,
+                 batch_size=1):
         self.criterion = criterion
         self.num_exits, self.num_samples = correct.shape
         self.correct = correct.astype(np.float64)
-        self.costs = costs
+        self.sample_costs = costs
+        # Costs per row, and each stage's fixed cost per call over the
+        # batch size (charged with the chance that a batch runs it).
+        self.batch_size = int(batch_size)
+        if call_costs is None or self.batch_size == 1:
+            self.costs, self.stage_calls = costs, None
+        else:
+            self.costs = costs - call_costs / self.batch_size
+            self.stage_calls = np.diff(call_costs, prepend=0.0) / (
+                self.batch_size)
         self.sign = np.float32(1 if criterion.higher_is_confident else -1)
         self.side = "left" if criterion.comparison == ">" else "right"
         low, high = criterion.threshold_range(self.num_exits)
@@ -154,12 +164,24 @@ class _Rules:
     def exits(self, theta):
         return self.decisions(theta)[0]
 
+    def fixed(self, reach):
+        """The fixed costs per call of rules, summed over the samples:
+        `reach[..., j]` samples reach stage `j`."""
+        if self.stage_calls is None:
+            return 0.0
+        from keras_eexit.evaluation.cost import reach_probability
+
+        chance = reach_probability(np.asarray(reach) / self.num_samples,
+                                   self.batch_size)
+        return self.num_samples * (chance @ self.stage_calls)
+
     def totals(self, theta):
         """`(correct count, cost sum)` of a rule."""
         exits = self.exits(theta)
         samples = np.arange(self.num_samples)
+        reach = [np.count_nonzero(exits >= j) for j in range(self.num_exits)]
         return (float(self.correct[exits, samples].sum()),
-                float(self.costs[exits].sum()))
+                float(self.costs[exits].sum() + self.fixed(reach)))
 
     def line(self, decisions, k):
         """Correct counts and cost sums of every candidate at exit `k`,
@@ -172,17 +194,33 @@ class _Rules:
         samples = np.arange(self.num_samples)
         base_correct = self.correct[otherwise, samples].sum()
         base_cost = self.costs[otherwise].sum()
-        reach = np.flatnonzero(~before)
-        bins = self.bound[k, reach]
+        reach_rows = np.flatnonzero(~before)
+        bins = self.bound[k, reach_rows]
         size = len(self.candidates[k]) + 1
-        gain = np.bincount(bins, self.correct[k, reach]
-                           - self.correct[later[reach], reach], size)
-        extra = np.bincount(bins, self.costs[k] - self.costs[later[reach]],
-                            size)
+        gain = np.bincount(bins, self.correct[k, reach_rows]
+                           - self.correct[later[reach_rows], reach_rows],
+                           size)
+        extra = np.bincount(bins, self.costs[k]
+                            - self.costs[later[reach_rows]], size)
         # Candidate m accepts the reaching samples whose bound exceeds m.
         gain = np.cumsum(gain[::-1])[::-1][1:]
         extra = np.cumsum(extra[::-1])[::-1][1:]
-        return np.rint(base_correct + gain), base_cost + extra
+        cost = base_cost + extra
+        if self.stage_calls is not None:
+            # Stages up to k: reached by the same samples at every
+            # candidate; after k: by those candidate m lets pass (bound
+            # at most m) and whose later exit is at or past the stage.
+            reach = np.empty((size - 1, self.num_exits))
+            for j in range(self.num_exits):
+                if j <= k:
+                    reach[:, j] = np.count_nonzero(before & (first >= j)) \
+                        + len(bins)
+                else:
+                    passing = np.bincount(
+                        bins, (later[reach_rows] >= j).astype(np.float64), size)
+                    reach[:, j] = np.cumsum(passing)[:-1]
+            cost = cost + self.fixed(reach)
+        return np.rint(base_correct + gain), cost
 
     def global_totals(self):
         """Every distinct global threshold (confidence form, ascending)
@@ -202,8 +240,13 @@ class _Rules:
                 hi.ravel(), weights, size)
             return np.cumsum(diff)[:-1]
 
-        return (values, np.rint(spread(self.correct)),
-                spread(self.costs[:, None]))
+        cost = spread(self.costs[:, None])
+        if self.stage_calls is not None:  # samples whose exit is >= j
+            stages = np.arange(self.num_exits)[:, None]
+            reach = np.stack([spread((stages >= j).astype(np.float64))
+                              for j in range(self.num_exits)], -1)
+            cost = cost + self.fixed(np.rint(reach))
+        return values, np.rint(spread(self.correct)), cost
 
     def global_theta(self, value):
         """Per-exit candidate indices deciding as the global `value`."""
@@ -258,7 +301,8 @@ def _proposals(rules, values, right, spent, limit):
     `LAGRANGE_MULTIPLIERS`, then `BISECTIONS` halvings of the interval
     between the smallest multiplier that fits and the one before it
     (where the budget is spent)."""
-    scale = max(rules.costs[-1] - rules.costs[0], np.finfo(np.float64).tiny)
+    scale = max(rules.sample_costs[-1] - rules.sample_costs[0],
+                np.finfo(np.float64).tiny)
 
     def optimum(multiplier):
         price = multiplier / scale
@@ -332,7 +376,7 @@ def _pair_moves(rules, theta, limit):
     return theta
 
 
-def _check(scores, correct, costs, budget):
+def _check(scores, correct, costs, budget, call_costs, batch_size):
     scores = np.asarray(scores)
     correct = np.asarray(correct, bool)
     costs = np.asarray(costs, np.float64).reshape(-1)
@@ -354,11 +398,32 @@ def _check(scores, correct, costs, budget):
         raise invalid_value(
             "budget", "a mean cost per sample of at least the first exit's "
             f"cost ({costs[0]:.6g})", budget)
-    return scores, correct, costs, float(budget)
+    if call_costs is None:
+        if batch_size is not None:
+            raise invalid_value("call_costs", "the fixed costs per call that "
+                                "`batch_size` divides", call_costs)
+        return scores, correct, costs, float(budget), None, 1
+    if (isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)) or batch_size < 1):
+        raise invalid_value("batch_size", "an integer >= 1 (the batch size "
+                            "`call_costs` are paid per)", batch_size)
+    try:
+        calls = np.asarray(call_costs, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        calls = np.array([np.nan])
+    if calls.shape != costs.shape or not np.all(np.isfinite(calls)) or (
+            np.any(calls < 0) or np.any(np.diff(calls) < 0)
+            or np.any(calls > costs * batch_size * (1 + 1e-9))):
+        raise invalid_value(
+            "call_costs", f"None or {costs.size} finite, non-negative, "
+            "non-decreasing cumulative fixed costs per call (one per exit, "
+            "each at most `costs * batch_size`)", call_costs)
+    return scores, correct, costs, float(budget), calls, int(batch_size)
 
 
 def search_thresholds(scores, correct, costs, budget,
-                      criterion="max_softmax", search="per_exit"):
+                      criterion="max_softmax", search="per_exit",
+                      call_costs=None, batch_size=None):
     """The thresholds of highest accuracy whose mean cost fits `budget`.
 
     Starts from the exact best global threshold (every distinct score
@@ -386,6 +451,14 @@ def search_thresholds(scores, correct, costs, budget,
             `Criterion`).
         search: `"per_exit"` (the full search) or `"global"` (stop at the
             best single threshold).
+        call_costs: optional `(K,)` cumulative fixed cost per call of
+            reaching each exit (`CostProfile.seconds_per_call`), part of
+            `costs * batch_size`: a rule's mean cost then charges each
+            stage's fixed cost over `batch_size` with the chance that a
+            batch of `batch_size` samples reaches it
+            (`CostProfile.mean_cost`), not for every sample.
+        batch_size: the rows per call `call_costs` are paid for (with
+            `call_costs` only).
 
     Returns:
         A `ThresholdSearch`.
@@ -413,8 +486,9 @@ def search_thresholds(scores, correct, costs, budget,
     """
     criterion = criteria_lib.get(criterion)
     check_choice("search", search, SEARCHES)
-    scores, correct, costs, budget = _check(scores, correct, costs, budget)
-    rules = _Rules(criterion, scores, correct, costs)
+    scores, correct, costs, budget, call_costs, batch_size = _check(
+        scores, correct, costs, budget, call_costs, batch_size)
+    rules = _Rules(criterion, scores, correct, costs, call_costs, batch_size)
     num_samples = rules.num_samples
     if rules.num_exits == 1:
         total = float(correct[0].mean())
