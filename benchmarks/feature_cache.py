@@ -7,6 +7,7 @@ fill the cache; its later epochs replay it).
 
 Usage:
     python benchmarks/feature_cache.py [--samples 2048] [--heads-epochs 6]
+        [--backend {tensorflow,jax,torch}]
 
 Target: cached head epochs at least 3x faster than recomputing.
 """
@@ -17,6 +18,11 @@ import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import backend_flag  # noqa: E402
+
+BACKENDS = backend_flag.CHOICES + ("torch",)
+backend_flag.select_from_argv(choices=BACKENDS)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,6 +60,8 @@ def main():
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--heads-epochs", type=int, default=6)
+    parser.add_argument("--backend", choices=BACKENDS,
+                        default=keras.backend.backend())
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.samples, 32, 32, 3)).astype("float32")
@@ -68,7 +76,7 @@ def main():
     features = (32 * 32 * 16 + 16 * 16 * 32 + 8 * 8 * 64) * 4
     print(f"cifar_resnet(20), {args.samples} samples, batch "
           f"{args.batch_size}; cache ~{features * args.samples / 2**20:.0f} "
-          "MiB of features")
+          f"MiB of features; Keras backend {keras.backend.backend()}")
     print(f"head epoch, recomputing the frozen backbone: {recompute:.3f} s")
     print(f"head epoch, replaying cached features:       {replay:.3f} s")
     print(f"(count epoch {cached[0]:.3f} s, fill epoch {cached[1]:.3f} s)")
