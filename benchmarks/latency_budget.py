@@ -24,10 +24,12 @@ prints, per runtime and budget: the budget, the profile's prediction on
 the test split (the mean measured cost of the exits the test samples
 take, each stage's fixed cost per call charged to the batches that run
 it: `CostProfile.mean_cost`), the measured mean latency, measured /
-budget, and the test accuracy. Then the same for the policy
-`calibrate_latency` picks by timing the serving call itself on
-VALIDATION inputs (closed loop, `--tolerance`), with its number of
-rounds. Target: measured within 10% of the budget on a quiet CPU.
+budget, predicted / budget (how far the test split's exits cost from the
+validation split's, for which the policy was chosen), measured /
+predicted (the profile's own error) and the test accuracy. Then the
+same for the policy `calibrate_latency` picks by timing the serving call
+itself on VALIDATION inputs (closed loop, `--tolerance`), with its
+number of rounds. Target: measured within 10% of the budget on a quiet CPU.
 
     python benchmarks/latency_budget.py                  # a few minutes
     python benchmarks/latency_budget.py --dataset mnist1d
@@ -114,7 +116,8 @@ def report(runtime, profile, validation, test, fractions, serve,
                   profile.seconds_per_batch))
               + " of each exit's batch")
     print(f"  {'budget':>10}{'predicted':>11}{'measured':>10}"
-          f"{'measured/budget':>17}{'accuracy':>10}   calibrated: "
+          f"{'measured/budget':>17}{'predicted/budget':>18}"
+          f"{'measured/predicted':>20}{'accuracy':>10}   calibrated: "
           f"{'rounds':>6}{'measured':>10}{'measured/budget':>17}"
           f"{'accuracy':>10}")
     for fraction in fractions:
@@ -139,6 +142,7 @@ def report(runtime, profile, validation, test, fractions, serve,
         closed_measured = serve(closed.policy)
         print(f"  {1e3 * budget:>7.3f} ms{1e3 * predicted:>8.3f} ms"
               f"{1e3 * measured:>7.3f} ms{measured / budget:>17.2f}"
+              f"{predicted / budget:>18.2f}{measured / predicted:>20.2f}"
               f"{point.accuracy[0]:>10.4f}   {'':>11}"
               f"{len(closed.rounds):>6}{1e3 * closed_measured:>7.3f} ms"
               f"{closed_measured / budget:>17.2f}"
