@@ -28,6 +28,7 @@ not time.
 
     python benchmarks/split_cost.py --seed 1
     python benchmarks/split_cost.py --model cifar_resnet --seed 1
+    python benchmarks/split_cost.py --epochs 1 --batch 32 --max-seconds 2
 """
 
 import argparse
